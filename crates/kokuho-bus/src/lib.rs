@@ -1,0 +1,497 @@
+//! The kokuho event log on NATS JetStream. Every service appends and reads the log through this
+//! crate; no other crate imports `async_nats` (docs/architecture.md, "Architecture invariants").
+//!
+//! What it owns:
+//! - streams declared in code ([`StreamDef`]) and created idempotently, file storage, deletes
+//!   and purges denied (the log is append-only), atomic batches allowed;
+//! - [`Bus::append`]: one message with a `Nats-Msg-Id` (deduplicated by the server), optional
+//!   expected-last-subject-sequence for optimistic concurrency, retried after a timeout with the
+//!   same message id;
+//! - [`Bus::append_atomic`]: up to [`MAX_BATCH`] messages that become visible together or not
+//!   at all (ADR-50 atomic batch publish, nats-server ≥ 2.12);
+//! - durable pull consumers ([`Bus::consume`]) with an explicit `max_deliver`, started at a
+//!   sequence the caller trusts, and the dead-letter stream ([`Bus::dead_letter`]);
+//! - W3C trace context in message headers ([`trace`]).
+//!
+//! Durability: the server must run with `jetstream { sync_interval: always }` (see
+//! [`server_config`]); the 2025 Jepsen analysis showed acknowledged writes lost with the
+//! default two-minute fsync.
+
+mod error;
+mod server;
+pub mod trace;
+
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, consumer, stream};
+use bytes::Bytes;
+use futures::StreamExt as _;
+
+pub use error::{BusError, BusErrorKind};
+pub use server::server_config;
+
+/// The most messages one atomic batch may hold (server limit, error 10199).
+pub const MAX_BATCH: usize = 1_000;
+
+/// The dead-letter stream: messages a consumer gave up on, with the reason in headers.
+pub const DEAD_LETTER: StreamDef = StreamDef {
+    name: "KOKUHO_DLQ",
+    subjects: &["kokuho.dlq.>"],
+    description: "Messages a consumer could not process, kept for the operator",
+};
+
+const HDR_ORIGIN_STREAM: &str = "Kokuho-Origin-Stream";
+const HDR_ORIGIN_SEQ: &str = "Kokuho-Origin-Sequence";
+const HDR_ORIGIN_SUBJECT: &str = "Kokuho-Origin-Subject";
+const HDR_CONSUMER: &str = "Kokuho-Consumer";
+const HDR_REASON: &str = "Kokuho-Reason";
+
+/// A stream of the log, declared in code.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamDef {
+    pub name: &'static str,
+    pub subjects: &'static [&'static str],
+    pub description: &'static str,
+}
+
+/// One message to append.
+#[derive(Debug, Clone)]
+pub struct Append {
+    pub subject: String,
+    pub payload: Bytes,
+    /// Deduplication id (`Nats-Msg-Id`): the same id appended twice within the stream's
+    /// duplicate window is stored once.
+    pub msg_id: String,
+    /// Optimistic concurrency: the append fails with [`BusErrorKind::WrongLastSequence`] unless
+    /// the last message on `subject` has this stream sequence (0: no message yet).
+    pub expected_last_subject_seq: Option<u64>,
+}
+
+impl Append {
+    pub fn new(subject: impl Into<String>, payload: impl Into<Bytes>, msg_id: impl Into<String>) -> Self {
+        Self {
+            subject: subject.into(),
+            payload: payload.into(),
+            msg_id: msg_id.into(),
+            expected_last_subject_seq: None,
+        }
+    }
+
+    pub fn expect_last_subject_seq(mut self, seq: u64) -> Self {
+        self.expected_last_subject_seq = Some(seq);
+        self
+    }
+
+    fn headers(&self, with_msg_id: bool) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        if with_msg_id {
+            h.insert(async_nats::header::NATS_MESSAGE_ID, self.msg_id.as_str());
+        }
+        if let Some(seq) = self.expected_last_subject_seq {
+            h.insert(async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, seq.to_string().as_str());
+        }
+        trace::inject(&mut h);
+        h
+    }
+}
+
+/// Where an append landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// Stream sequence of the (last) message.
+    pub seq: u64,
+    /// The server had the message id already and stored nothing new.
+    pub duplicate: bool,
+}
+
+/// A message read from the log.
+#[derive(Debug)]
+pub struct Delivered {
+    pub stream_seq: u64,
+    pub subject: String,
+    pub payload: Bytes,
+    pub headers: Option<HeaderMap>,
+    /// How many times the server has delivered this message to the consumer.
+    pub delivered: i64,
+    message: jetstream::Message,
+}
+
+impl Delivered {
+    /// Acknowledges this message and, under the consumers' ack-all policy, every earlier one.
+    pub async fn ack(&self) -> Result<(), BusError> {
+        self.message.ack().await.map_err(|e| BusError::new(BusErrorKind::Unavailable, "ack", e))
+    }
+}
+
+/// How a durable consumer starts.
+#[derive(Debug, Clone)]
+pub struct ConsumerDef {
+    /// Durable name, stable: `<service>-<projection>`.
+    pub name: String,
+    pub stream: &'static str,
+    /// Deliveries of one message before the server stops redelivering it.
+    pub max_deliver: i64,
+    /// Optional subject filter within the stream.
+    pub filter_subject: Option<String>,
+}
+
+/// Progress of one durable consumer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerProgress {
+    pub stream: String,
+    pub consumer: String,
+    /// Messages not yet delivered.
+    pub pending: u64,
+    /// Messages delivered and not yet acknowledged.
+    pub ack_pending: u64,
+    /// Highest stream sequence acknowledged (with all before it).
+    pub ack_floor: u64,
+}
+
+/// A connection to the log.
+#[derive(Clone)]
+pub struct Bus {
+    client: async_nats::Client,
+    js: jetstream::Context,
+}
+
+impl std::fmt::Debug for Bus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bus").finish_non_exhaustive()
+    }
+}
+
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+const APPEND_ATTEMPTS: usize = 5;
+
+impl Bus {
+    /// Connects to the server at `url` as `name` (shown in the server's connection list).
+    pub async fn connect(url: &str, name: &str) -> Result<Self, BusError> {
+        let client = async_nats::ConnectOptions::new()
+            .name(name)
+            .retry_on_initial_connect()
+            .connection_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await
+            .map_err(|e| BusError::new(BusErrorKind::Unavailable, "connect to NATS", e))?;
+        // Set explicitly: the documented default and the code's default differ (stack.md).
+        let js = jetstream::ContextBuilder::new()
+            .timeout(REQUEST_TIMEOUT)
+            .max_ack_inflight(4_096)
+            .backpressure_on_inflight(true)
+            .build(client.clone());
+        Ok(Self { client, js })
+    }
+
+    /// Creates the stream if it does not exist, or brings its configuration up to date.
+    pub async fn ensure_stream(&self, def: &StreamDef) -> Result<(), BusError> {
+        let config = stream::Config {
+            name: def.name.to_string(),
+            description: Some(def.description.to_string()),
+            subjects: def.subjects.iter().map(|s| s.to_string()).collect(),
+            storage: stream::StorageType::File,
+            retention: stream::RetentionPolicy::Limits,
+            num_replicas: 1,
+            deny_delete: true,
+            deny_purge: true,
+            allow_atomic_publish: true,
+            duplicate_window: Duration::from_secs(120),
+            ..Default::default()
+        };
+        match self.js.get_stream_no_info(def.name).await {
+            Ok(_) => {
+                self.js
+                    .update_stream(config)
+                    .await
+                    .map_err(|e| BusError::new(BusErrorKind::Config, "update stream", e))?;
+            }
+            Err(_) => {
+                self.js
+                    .create_stream(config)
+                    .await
+                    .map_err(|e| BusError::new(BusErrorKind::Config, "create stream", e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends one message. A timeout is retried with the same message id, so the message is
+    /// stored once however often the retry happens.
+    pub async fn append(&self, append: Append) -> Result<Appended, BusError> {
+        let mut last_error = None;
+        for attempt in 0..APPEND_ATTEMPTS {
+            let publish = jetstream::message::PublishMessage::build()
+                .headers(append.headers(true))
+                .payload(append.payload.clone());
+            let result = match self.js.send_publish(append.subject.clone(), publish).await {
+                Ok(ack) => ack.await.map_err(BusError::from_publish),
+                Err(e) => Err(BusError::from_publish(e)),
+            };
+            match result {
+                Ok(ack) => return Ok(Appended { seq: ack.sequence, duplicate: ack.duplicate }),
+                Err(e) if e.is_retryable() => {
+                    tracing::warn!(attempt, error = %e, "Append timed out; retrying with the same message id");
+                    tokio::time::sleep(Duration::from_millis(50 << attempt.min(5))).await;
+                    last_error = Some(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| BusError::msg(BusErrorKind::Unavailable, "append failed")))
+    }
+
+    /// Appends up to [`MAX_BATCH`] messages as one atomic batch: all of them are stored, in
+    /// order, or none. Expected-sequence headers are allowed on the messages (the first one is
+    /// the usual place). Returns the sequence of the last message.
+    pub async fn append_atomic(&self, batch: Vec<Append>) -> Result<Appended, BusError> {
+        if batch.is_empty() {
+            return Err(BusError::msg(BusErrorKind::Invalid, "empty atomic batch"));
+        }
+        if batch.len() > MAX_BATCH {
+            return Err(BusError::msg(BusErrorKind::Invalid, "atomic batch holds more than 1,000 messages"));
+        }
+        if batch.len() == 1 {
+            return self.append(batch.into_iter().next().expect("one message")).await;
+        }
+        let batch_id = uuid::Uuid::now_v7().simple().to_string();
+        let last = batch.len();
+        for (i, append) in batch.into_iter().enumerate() {
+            let mut headers = append.headers(true);
+            headers.insert(async_nats::header::NATS_BATCH_ID, batch_id.as_str());
+            headers.insert(async_nats::header::NATS_BATCH_SEQUENCE, (i + 1).to_string().as_str());
+            if i + 1 < last {
+                self.client
+                    .publish_with_headers(append.subject, headers, append.payload)
+                    .await
+                    .map_err(|e| BusError::new(BusErrorKind::Unavailable, "publish batch message", e))?;
+            } else {
+                headers.insert(async_nats::header::NATS_BATCH_COMMIT, async_nats::header::NATS_BATCH_COMMIT_FINAL);
+                let publish = jetstream::message::PublishMessage::build().headers(headers).payload(append.payload);
+                let ack = self
+                    .js
+                    .send_publish(append.subject, publish)
+                    .await
+                    .map_err(BusError::from_publish)?
+                    .await
+                    .map_err(BusError::from_publish)?;
+                return Ok(Appended { seq: ack.sequence, duplicate: ack.duplicate });
+            }
+        }
+        unreachable!("the loop returns at the last message")
+    }
+
+    /// Sequence of the stream's last message (0 if empty).
+    pub async fn last_seq(&self, stream: &str) -> Result<u64, BusError> {
+        let mut s = self
+            .js
+            .get_stream(stream)
+            .await
+            .map_err(|e| BusError::new(BusErrorKind::Unavailable, "get stream", e))?;
+        let info = s.info().await.map_err(|e| BusError::new(BusErrorKind::Unavailable, "stream info", e))?;
+        Ok(info.state.last_sequence)
+    }
+
+    /// Creation time of the stream, in nanoseconds: a projection stores it to notice a stream
+    /// that was deleted and created again (and must then rebuild).
+    pub async fn stream_epoch(&self, stream: &str) -> Result<i128, BusError> {
+        let mut s = self
+            .js
+            .get_stream(stream)
+            .await
+            .map_err(|e| BusError::new(BusErrorKind::Unavailable, "get stream", e))?;
+        let info = s.info().await.map_err(|e| BusError::new(BusErrorKind::Unavailable, "stream info", e))?;
+        Ok(info.created.unix_timestamp_nanos())
+    }
+
+    /// Stream sequence of the last message on `subject`, or 0 if there is none.
+    pub async fn last_subject_seq(&self, stream: &str, subject: &str) -> Result<u64, BusError> {
+        let s = self
+            .js
+            .get_stream_no_info(stream)
+            .await
+            .map_err(|e| BusError::new(BusErrorKind::Unavailable, "get stream", e))?;
+        match s.get_last_raw_message_by_subject(subject).await {
+            Ok(m) => Ok(m.sequence),
+            Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => Ok(0),
+            Err(e) => Err(BusError::new(BusErrorKind::Unavailable, "last message by subject", e)),
+        }
+    }
+
+    /// Reads one message by stream sequence.
+    pub async fn get(&self, stream: &str, seq: u64) -> Result<(String, Bytes), BusError> {
+        let s = self
+            .js
+            .get_stream_no_info(stream)
+            .await
+            .map_err(|e| BusError::new(BusErrorKind::Unavailable, "get stream", e))?;
+        let m = s
+            .get_raw_message(seq)
+            .await
+            .map_err(|e| BusError::new(BusErrorKind::Unavailable, "get message", e))?;
+        Ok((m.subject.to_string(), m.payload))
+    }
+
+    /// (Re)creates the durable consumer so that it delivers from `start_seq` on, and returns
+    /// its message stream. The caller's stored position decides where reading starts, never
+    /// the consumer's ack floor: a consumer left from an earlier run is replaced.
+    pub async fn consume(&self, def: &ConsumerDef, start_seq: u64) -> Result<Consumer, BusError> {
+        let s = self
+            .js
+            .get_stream_no_info(def.stream)
+            .await
+            .map_err(|e| BusError::new(BusErrorKind::Unavailable, "get stream", e))?;
+        // Deleting a consumer that does not exist is not an error worth reporting.
+        let _ = s.delete_consumer(&def.name).await;
+        let config = consumer::pull::Config {
+            durable_name: Some(def.name.clone()),
+            deliver_policy: consumer::DeliverPolicy::ByStartSequence { start_sequence: start_seq.max(1) },
+            ack_policy: consumer::AckPolicy::All,
+            ack_wait: Duration::from_secs(60),
+            max_deliver: def.max_deliver,
+            max_ack_pending: 20_000,
+            filter_subject: def.filter_subject.clone().unwrap_or_default(),
+            ..Default::default()
+        };
+        let c = s
+            .create_consumer(config)
+            .await
+            .map_err(|e| BusError::new(BusErrorKind::Unavailable, "create consumer", e))?;
+        let messages = c
+            .stream()
+            .max_messages_per_batch(1_000)
+            .heartbeat(Duration::from_secs(5))
+            .expires(Duration::from_secs(30))
+            .messages()
+            .await
+            .map_err(|e| BusError::new(BusErrorKind::Unavailable, "consume", e))?;
+        Ok(Consumer { messages })
+    }
+
+    /// Progress of every durable consumer on every stream whose name starts with `KOKUHO_`.
+    pub async fn progress(&self) -> Result<Vec<ConsumerProgress>, BusError> {
+        let mut out = Vec::new();
+        let mut names = self.js.stream_names();
+        let mut streams = Vec::new();
+        while let Some(name) = names.next().await {
+            let name = name.map_err(|e| BusError::new(BusErrorKind::Unavailable, "list streams", e))?;
+            if name.starts_with("KOKUHO_") && name != DEAD_LETTER.name {
+                streams.push(name);
+            }
+        }
+        streams.sort();
+        for name in streams {
+            let s = self
+                .js
+                .get_stream_no_info(&name)
+                .await
+                .map_err(|e| BusError::new(BusErrorKind::Unavailable, "get stream", e))?;
+            let mut consumers = s.consumers();
+            while let Some(info) = consumers.next().await {
+                let info = info.map_err(|e| BusError::new(BusErrorKind::Unavailable, "list consumers", e))?;
+                out.push(ConsumerProgress {
+                    stream: name.clone(),
+                    consumer: info.name.clone(),
+                    pending: info.num_pending,
+                    ack_pending: info.num_ack_pending as u64,
+                    ack_floor: info.ack_floor.stream_sequence,
+                });
+            }
+        }
+        out.sort_by(|a, b| (&a.stream, &a.consumer).cmp(&(&b.stream, &b.consumer)));
+        Ok(out)
+    }
+
+    /// Stores a message a consumer gave up on in the dead-letter stream, with why.
+    pub async fn dead_letter(
+        &self,
+        consumer: &str,
+        stream: &str,
+        delivered: &Delivered,
+        reason: &str,
+    ) -> Result<(), BusError> {
+        let mut headers = HeaderMap::new();
+        let msg_id = format!("dlq:{consumer}:{stream}:{}", delivered.stream_seq);
+        headers.insert(async_nats::header::NATS_MESSAGE_ID, msg_id.as_str());
+        headers.insert(HDR_ORIGIN_STREAM, stream);
+        headers.insert(HDR_ORIGIN_SEQ, delivered.stream_seq.to_string().as_str());
+        headers.insert(HDR_ORIGIN_SUBJECT, delivered.subject.as_str());
+        headers.insert(HDR_CONSUMER, consumer);
+        headers.insert(HDR_REASON, reason);
+        let publish =
+            jetstream::message::PublishMessage::build().headers(headers).payload(delivered.payload.clone());
+        self.js
+            .send_publish(format!("kokuho.dlq.{consumer}"), publish)
+            .await
+            .map_err(BusError::from_publish)?
+            .await
+            .map_err(BusError::from_publish)?;
+        Ok(())
+    }
+
+    /// Number of messages in the dead-letter stream for `consumer`.
+    pub async fn dead_letters(&self, consumer: &str) -> Result<u64, BusError> {
+        let s = match self.js.get_stream(DEAD_LETTER.name).await {
+            Ok(s) => s,
+            Err(_) => return Ok(0),
+        };
+        let subject = format!("kokuho.dlq.{consumer}");
+        let info = s
+            .info_with_subjects(&subject)
+            .await
+            .map_err(|e| BusError::new(BusErrorKind::Unavailable, "dead letters", e))?;
+        let mut total = 0;
+        let mut subjects = info;
+        while let Some(entry) = subjects.next().await {
+            let (_, count) = entry.map_err(|e| BusError::new(BusErrorKind::Unavailable, "dead letters", e))?;
+            total += count as u64;
+        }
+        Ok(total)
+    }
+
+    /// Waits until the server has processed everything this connection sent.
+    pub async fn flush(&self) -> Result<(), BusError> {
+        self.client.flush().await.map_err(|e| BusError::new(BusErrorKind::Unavailable, "flush", e))
+    }
+}
+
+/// The message stream of a durable consumer.
+pub struct Consumer {
+    messages: consumer::pull::Stream,
+}
+
+impl Consumer {
+    /// Waits for the next message, then takes whatever else is already there, up to `max`:
+    /// the group a projection commits in one store transaction (group commit).
+    pub async fn next_group(&mut self, max: usize, linger: Duration) -> Result<Vec<Delivered>, BusError> {
+        let mut group = Vec::new();
+        match self.messages.next().await {
+            Some(m) => group.push(delivered(m)?),
+            None => return Err(BusError::msg(BusErrorKind::Unavailable, "consumer stream ended")),
+        }
+        while group.len() < max {
+            match tokio::time::timeout(linger, self.messages.next()).await {
+                Ok(Some(m)) => group.push(delivered(m)?),
+                Ok(None) => return Err(BusError::msg(BusErrorKind::Unavailable, "consumer stream ended")),
+                Err(_) => break,
+            }
+        }
+        Ok(group)
+    }
+}
+
+fn delivered(
+    m: Result<jetstream::Message, consumer::pull::MessagesError>,
+) -> Result<Delivered, BusError> {
+    let message = m.map_err(|e| BusError::new(BusErrorKind::Unavailable, "receive", e))?;
+    let info = message.info().map_err(|e| BusError::new(BusErrorKind::Invalid, "message info", e))?;
+    let (stream_seq, delivered) = (info.stream_sequence, info.delivered);
+    Ok(Delivered {
+        stream_seq,
+        subject: message.subject.to_string(),
+        payload: message.payload.clone(),
+        headers: message.headers.clone(),
+        delivered,
+        message,
+    })
+}

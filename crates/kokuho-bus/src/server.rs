@@ -1,0 +1,26 @@
+//! The nats-server configuration kokuho runs with (the embedded default and the test harness).
+
+use std::path::Path;
+
+/// A nats-server configuration for a single local server: JetStream in `store_dir`, loopback
+/// only, and `sync_interval: always` so that every acknowledged write has been fsynced.
+pub fn server_config(port: u16, store_dir: &Path) -> String {
+    format!(
+        "# Written by kokuho. sync_interval: always fsyncs every write before it is acknowledged\n\
+         # (the default fsyncs every two minutes; see docs/architecture.md, Durability).\n\
+         listen: 127.0.0.1:{port}\n\
+         max_payload: 8MB\n\
+         jetstream {{\n  store_dir: \"{}\"\n  sync_interval: always\n}}\n",
+        store_dir.display()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn fsync_always() {
+        let c = super::server_config(4222, std::path::Path::new("/tmp/x"));
+        assert!(c.contains("sync_interval: always"));
+        assert!(c.contains("listen: 127.0.0.1:4222"));
+    }
+}
