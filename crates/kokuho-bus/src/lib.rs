@@ -78,6 +78,11 @@ impl Append {
         }
     }
 
+    pub fn subject_to(mut self, subject: impl Into<String>) -> Self {
+        self.subject = subject.into();
+        self
+    }
+
     pub fn expect_last_subject_seq(mut self, seq: u64) -> Self {
         self.expected_last_subject_seq = Some(seq);
         self
@@ -199,7 +204,7 @@ impl Bus {
             duplicate_window: Duration::from_secs(120),
             ..Default::default()
         };
-        match self.js.get_stream_no_info(def.name).await {
+        match self.js.get_stream(def.name).await {
             Ok(_) => {
                 self.js
                     .update_stream(config)

@@ -1,0 +1,80 @@
+//! The event log against a real nats-server.
+
+use kokuho_bus::{Append, Bus, BusErrorKind, ConsumerDef, StreamDef};
+use kokuho_testkit::TestNats;
+
+const TEST: StreamDef = StreamDef { name: "KOKUHO_TEST", subjects: &["kokuho.test.>"], description: "test" };
+
+async fn setup() -> (TestNats, Bus) {
+    let nats = TestNats::start().await;
+    let bus = nats.bus().await;
+    bus.ensure_stream(&TEST).await.unwrap();
+    bus.ensure_stream(&TEST).await.expect("idempotent");
+    (nats, bus)
+}
+
+#[tokio::test]
+async fn same_message_id_is_stored_once() {
+    let (_nats, bus) = setup().await;
+    let a = bus.append(Append::new("kokuho.test.a", "one", "id-1")).await.unwrap();
+    let b = bus.append(Append::new("kokuho.test.a", "one", "id-1")).await.unwrap();
+    assert!(!a.duplicate);
+    assert!(b.duplicate);
+    assert_eq!(a.seq, b.seq);
+    assert_eq!(bus.last_seq("KOKUHO_TEST").await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn expected_last_subject_sequence_guards_concurrent_writers() {
+    let (_nats, bus) = setup().await;
+    let first = bus.append(Append::new("kokuho.test.m", "1", "a").expect_last_subject_seq(0)).await.unwrap();
+    assert_eq!(bus.last_subject_seq("KOKUHO_TEST", "kokuho.test.m").await.unwrap(), first.seq);
+    let stale = bus.append(Append::new("kokuho.test.m", "2", "b").expect_last_subject_seq(0)).await.unwrap_err();
+    assert_eq!(stale.kind(), BusErrorKind::WrongLastSequence);
+    bus.append(Append::new("kokuho.test.m", "2", "c").expect_last_subject_seq(first.seq)).await.unwrap();
+}
+
+#[tokio::test]
+async fn atomic_batch_is_all_or_nothing() {
+    let (_nats, bus) = setup().await;
+    let head = bus.append(Append::new("kokuho.test.head", "h", "h0")).await.unwrap();
+    let batch: Vec<Append> = (0..500)
+        .map(|i| {
+            let a = Append::new(format!("kokuho.test.rec.{}", i % 3), format!("r{i}"), format!("r{i}"));
+            if i == 0 { a.expect_last_subject_seq(0).subject_to("kokuho.test.head") } else { a }
+        })
+        .collect();
+    // The head moved on: the whole batch is refused and nothing of it is stored.
+    let err = bus.append_atomic(batch.clone()).await.unwrap_err();
+    assert_eq!(err.kind(), BusErrorKind::WrongLastSequence, "{err}");
+    assert_eq!(bus.last_seq("KOKUHO_TEST").await.unwrap(), head.seq);
+    // With the right expectation it is stored whole.
+    let mut batch = batch;
+    batch[0].expected_last_subject_seq = Some(head.seq);
+    let done = bus.append_atomic(batch).await.unwrap();
+    assert_eq!(done.seq, head.seq + 500);
+    assert!(bus.append_atomic((0..1001).map(|i| Append::new("kokuho.test.x", "x", format!("x{i}"))).collect()).await.is_err());
+}
+
+#[tokio::test]
+async fn consumer_starts_where_the_caller_says_and_groups_messages() {
+    let (_nats, bus) = setup().await;
+    for i in 0..10 {
+        bus.append(Append::new("kokuho.test.c", format!("{i}"), format!("c{i}"))).await.unwrap();
+    }
+    let def = ConsumerDef { name: "test-c".into(), stream: TEST.name, max_deliver: 5, filter_subject: None };
+    let mut c = bus.consume(&def, 4).await.unwrap();
+    let group = c.next_group(100, std::time::Duration::from_millis(50)).await.unwrap();
+    assert_eq!(group.first().unwrap().stream_seq, 4);
+    assert_eq!(group.len(), 7);
+    group.last().unwrap().ack().await.unwrap();
+    let progress = kokuho_testkit::eventually("ack floor", std::time::Duration::from_secs(5), || async {
+        let p = bus.progress().await.unwrap();
+        (p[0].ack_floor == 10).then_some(p)
+    })
+    .await;
+    assert_eq!(progress[0].pending, 0);
+    bus.ensure_stream(&kokuho_bus::DEAD_LETTER).await.unwrap();
+    bus.dead_letter("test-c", TEST.name, &group[0], "bad payload").await.unwrap();
+    assert_eq!(bus.dead_letters("test-c").await.unwrap(), 1);
+}

@@ -1,0 +1,1 @@
+//! Service harness: filled in with the services.

@@ -1,0 +1,80 @@
+//! The one test harness of kokuho (style.md §4.11).
+//!
+//! [`TestNats::start`] runs a real nats-server with JetStream for one test: a temp dir, a free
+//! loopback port, `sync_interval: always`, and a version check that says how to get a current
+//! server. [`eventually`] polls a condition with bounded patience instead of sleeping for a
+//! fixed time. Service harnesses (`spawn_app`) live next to this in later modules and reuse
+//! the same server.
+
+use std::future::Future;
+use std::path::Path;
+use std::time::Duration;
+
+use kokuho_runtime::local_nats::LocalNats;
+
+pub mod app;
+
+/// A nats-server for one test; stopped and deleted on drop.
+pub struct TestNats {
+    server: LocalNats,
+    dir: tempfile::TempDir,
+}
+
+impl TestNats {
+    pub async fn start() -> Self {
+        init_tracing();
+        let dir = tempfile::tempdir().expect("temp dir for nats-server");
+        let server = match LocalNats::start(&dir.path().join("nats"), 0).await {
+            Ok(s) => s,
+            Err(e) => panic!("cannot start nats-server for the test: {e:#}"),
+        };
+        Self { server, dir }
+    }
+
+    pub fn url(&self) -> String {
+        self.server.url()
+    }
+
+    /// The temp dir of this test (the server's store lives in `nats/`).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn store_dir(&self) -> &Path {
+        self.server.dir()
+    }
+
+    pub async fn restart(&mut self) {
+        self.server.restart().await.expect("restart nats-server");
+    }
+
+    pub async fn bus(&self) -> kokuho_bus::Bus {
+        kokuho_bus::Bus::connect(&self.url(), "test").await.expect("connect to the test nats-server")
+    }
+}
+
+/// Polls `check` every 20 ms until it returns `Some`, for at most `patience`; panics with
+/// `what` if it never does.
+pub async fn eventually<T, F, Fut>(what: &str, patience: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + patience;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("{what}: not reached within {patience:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Test logs are silent unless `TEST_LOG=1`.
+pub fn init_tracing() {
+    if std::env::var("TEST_LOG").is_ok_and(|v| v == "1") {
+        let _ = tracing_subscriber::fmt().with_env_filter("info").with_test_writer().try_init();
+    }
+}
