@@ -1,0 +1,269 @@
+//! The projection runner, written once for every projection of every service.
+
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kokuho_bus::{Bus, ConsumerDef, Delivered};
+use tokio::sync::{mpsc, watch};
+
+use crate::{META_CHECKPOINT, META_EPOCH, META_VERSION, SledStore, Store, StoreError, Tx, checkpoint, decode_u64};
+
+/// One event as the runner hands it to a projection.
+#[derive(Debug)]
+pub struct LogEvent<'a> {
+    pub seq: u64,
+    pub subject: &'a str,
+    pub payload: &'a [u8],
+}
+
+/// Why a projection could not apply an event.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The event can never be applied (undecodable, unknown version): it goes to the
+    /// dead-letter stream and the projection moves on.
+    #[error("malformed event: {0}")]
+    Malformed(String),
+    /// The store failed: the group is retried from the stored position after a backoff.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A deterministic fold of log events into a store. No network, no clock, no randomness:
+/// rebuilding from sequence 1 gives the same rows.
+pub trait Projection: Send + Sync + 'static {
+    /// Stable: the store tree and the durable consumer are named after it.
+    const NAME: &'static str;
+    /// Bump to make every deployment rebuild this projection from the log.
+    const VERSION: u32;
+    /// The stream it reads.
+    const STREAM: &'static str;
+
+    fn apply(&self, tx: &mut Tx<'_>, event: &LogEvent<'_>) -> Result<(), ApplyError>;
+}
+
+#[derive(Debug, Clone)]
+pub struct RunnerSettings {
+    /// The consumer's `max_deliver` (server-side backstop; the runner restarts from its own
+    /// position after a failure).
+    pub max_deliver: i64,
+    /// Most events committed in one group.
+    pub group_max: usize,
+    /// How long to wait for more events before committing a group.
+    pub linger: Duration,
+}
+
+impl Default for RunnerSettings {
+    fn default() -> Self {
+        Self { max_deliver: 10, group_max: 1_000, linger: Duration::from_millis(2) }
+    }
+}
+
+/// What a service keeps of a running projection: its store for queries, its position, and
+/// the rebuild switch.
+#[derive(Clone)]
+pub struct ProjectionHandle {
+    store: SledStore,
+    position: watch::Receiver<u64>,
+    rebuild: mpsc::Sender<()>,
+    name: String,
+}
+
+impl ProjectionHandle {
+    pub fn store(&self) -> &SledStore {
+        &self.store
+    }
+
+    /// The last stream sequence applied and committed.
+    pub fn position(&self) -> u64 {
+        *self.position.borrow()
+    }
+
+    /// Waits until the projection has applied `seq`, for at most `patience`.
+    pub async fn wait_for(&self, seq: u64, patience: Duration) -> bool {
+        let mut rx = self.position.clone();
+        tokio::time::timeout(patience, rx.wait_for(|p| *p >= seq)).await.is_ok_and(|r| r.is_ok())
+    }
+
+    /// Asks the runner to drop the projection and replay it from sequence 1.
+    pub async fn rebuild(&self) {
+        let _ = self.rebuild.send(()).await;
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// Runs one projection until shutdown.
+pub struct ProjectionRunner<P: Projection> {
+    projection: Arc<P>,
+    store: SledStore,
+    bus: Bus,
+    consumer: ConsumerDef,
+    settings: RunnerSettings,
+    position: watch::Sender<u64>,
+    rebuild: mpsc::Receiver<()>,
+}
+
+enum Stop {
+    Shutdown,
+    Rebuild,
+    Failed,
+}
+
+impl<P: Projection> ProjectionRunner<P> {
+    pub fn new(
+        service: &str,
+        projection: P,
+        store: SledStore,
+        bus: Bus,
+        settings: RunnerSettings,
+    ) -> Result<(Self, ProjectionHandle), StoreError> {
+        let start = checkpoint(&store)?;
+        let (position, position_rx) = watch::channel(start);
+        let (rebuild_tx, rebuild) = mpsc::channel(1);
+        let name = format!("{service}-{}", P::NAME);
+        let consumer = ConsumerDef { name: name.clone(), stream: P::STREAM, max_deliver: settings.max_deliver, filter_subject: None };
+        let handle = ProjectionHandle { store: store.clone(), position: position_rx, rebuild: rebuild_tx, name };
+        Ok((Self { projection: Arc::new(projection), store, bus, consumer, settings, position, rebuild }, handle))
+    }
+
+    /// Reads and applies the stream until `shutdown` completes. Failures are logged and the
+    /// runner resumes from its stored position after a backoff; it never gives up.
+    pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) {
+        let mut shutdown = pin!(shutdown);
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let stop = tokio::select! {
+                _ = &mut shutdown => Stop::Shutdown,
+                stop = self.run_once() => stop,
+            };
+            match stop {
+                Stop::Shutdown => return,
+                Stop::Rebuild => {
+                    tracing::info!(projection = P::NAME, "Rebuilding projection from sequence 1");
+                    if let Err(e) = self.reset() {
+                        tracing::error!(projection = P::NAME, error = %e, "Cannot clear projection store");
+                    }
+                    backoff = Duration::from_millis(100);
+                }
+                Stop::Failed => {
+                    tokio::select! {
+                        _ = &mut shutdown => return,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+    }
+
+    fn reset(&self) -> Result<(), StoreError> {
+        self.store.clear()?;
+        self.position.send_replace(0);
+        Ok(())
+    }
+
+    /// Checks the store belongs to this projection version and this incarnation of the stream;
+    /// clears it otherwise. Returns the position to resume from.
+    async fn prepare(&self) -> Result<u64, String> {
+        let epoch = self.bus.stream_epoch(P::STREAM).await.map_err(|e| e.to_string())?;
+        let stored_version = self.store.get(META_VERSION).map_err(|e| e.to_string())?;
+        let stored_epoch = self.store.get(META_EPOCH).map_err(|e| e.to_string())?;
+        let version_ok = stored_version.as_deref() == Some(&u64::from(P::VERSION).to_be_bytes()[..]);
+        let epoch_ok = stored_epoch.as_deref() == Some(&epoch.to_be_bytes()[..]);
+        if !(version_ok && epoch_ok) {
+            let had = checkpoint(&self.store).map_err(|e| e.to_string())?;
+            if had > 0 {
+                tracing::warn!(projection = P::NAME, version_ok, epoch_ok,
+                    "Projection store is of another version or stream; rebuilding from sequence 1");
+            }
+            self.store.clear().map_err(|e| e.to_string())?;
+            self.store
+                .commit(vec![
+                    (META_VERSION.to_vec(), Some(u64::from(P::VERSION).to_be_bytes().to_vec())),
+                    (META_EPOCH.to_vec(), Some(epoch.to_be_bytes().to_vec())),
+                ])
+                .map_err(|e| e.to_string())?;
+        }
+        let position = checkpoint(&self.store).map_err(|e| e.to_string())?;
+        self.position.send_replace(position);
+        Ok(position)
+    }
+
+    async fn run_once(&mut self) -> Stop {
+        let position = match self.prepare().await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(projection = P::NAME, error = %e, "Cannot prepare projection; will retry");
+                return Stop::Failed;
+            }
+        };
+        let mut consumer = match self.bus.consume(&self.consumer, position + 1).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(projection = P::NAME, error = %e, "Cannot start consumer; will retry");
+                return Stop::Failed;
+            }
+        };
+        loop {
+            let group = tokio::select! {
+                _ = self.rebuild.recv() => return Stop::Rebuild,
+                g = consumer.next_group(self.settings.group_max, self.settings.linger) => g,
+            };
+            let group = match group {
+                Ok(g) => g,
+                Err(e) => {
+                    tracing::warn!(projection = P::NAME, error = %e, "Consumer failed; resuming from the stored position");
+                    return Stop::Failed;
+                }
+            };
+            if let Err(e) = self.apply_group(&group).await {
+                tracing::warn!(projection = P::NAME, error = %e, "Applying events failed; resuming from the stored position");
+                return Stop::Failed;
+            }
+        }
+    }
+
+    /// Applies a group in one transaction with the checkpoint, commits durably, then acks.
+    async fn apply_group(&self, group: &[Delivered]) -> Result<(), String> {
+        let start = decode_u64(self.store.get(META_CHECKPOINT).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+        let mut last = start;
+        let mut tx = Tx::new(&self.store);
+        for d in group {
+            if d.stream_seq <= last {
+                continue; // Applied before the last crash or redelivered: skip.
+            }
+            let span = tracing::info_span!("apply", projection = P::NAME, seq = d.stream_seq);
+            kokuho_bus::trace::follow(&span, d.headers.as_ref());
+            let event = LogEvent { seq: d.stream_seq, subject: &d.subject, payload: &d.payload };
+            let applied = span.in_scope(|| self.projection.apply(&mut tx, &event));
+            match applied {
+                Ok(()) => {}
+                Err(ApplyError::Malformed(why)) => {
+                    tracing::error!(projection = P::NAME, seq = d.stream_seq, error = %why,
+                        "Event cannot be applied; moved to the dead-letter stream");
+                    self.bus.dead_letter(&self.consumer.name, P::STREAM, d, &why).await.map_err(|e| e.to_string())?;
+                }
+                Err(ApplyError::Store(e)) => return Err(e.to_string()),
+            }
+            last = d.stream_seq;
+        }
+        if last > start {
+            tx.put(META_CHECKPOINT.to_vec(), last.to_be_bytes().to_vec());
+            let writes = tx.into_writes();
+            let store = self.store.clone();
+            tokio::task::spawn_blocking(move || store.commit(writes))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+        }
+        if let Some(d) = group.last() {
+            // Ack-all policy: acknowledging the last acknowledges the group.
+            d.ack().await.map_err(|e| e.to_string())?;
+        }
+        self.position.send_replace(last);
+        Ok(())
+    }
+}

@@ -1,0 +1,110 @@
+//! The sled implementation of [`Store`]: one sled database per service, one tree per projection.
+
+use std::path::{Path, PathBuf};
+
+use crate::{Store, StoreError};
+
+/// A service's sled database.
+#[derive(Clone)]
+pub struct SledDb {
+    db: sled::Db,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for SledDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SledDb({})", self.path.display())
+    }
+}
+
+impl SledDb {
+    /// Opens (or creates) the database at `path`. A database sled reports as corrupt is moved
+    /// aside to `<path>.corrupt-<n>` and a new, empty one is created: its projections then
+    /// rebuild from the log.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        match Self::open_once(path) {
+            Ok(db) => Ok(db),
+            Err(StoreError::Corrupt(why)) => {
+                let mut n = 1;
+                let aside = loop {
+                    let candidate = PathBuf::from(format!("{}.corrupt-{n}", path.display()));
+                    if !candidate.exists() {
+                        break candidate;
+                    }
+                    n += 1;
+                };
+                tracing::error!(path = %path.display(), aside = %aside.display(), error = %why,
+                    "Store is corrupt; moving it aside and rebuilding from the log");
+                std::fs::rename(path, &aside).map_err(|e| StoreError::Io(e.to_string()))?;
+                Self::open_once(path)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn open_once(path: &Path) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(path)
+            // Durability comes from the explicit flush of each commit group.
+            .flush_every_ms(None)
+            .open()
+            .map_err(map_err)?;
+        Ok(Self { db, path: path.to_path_buf() })
+    }
+
+    /// The store of one projection.
+    pub fn store(&self, name: &str) -> Result<SledStore, StoreError> {
+        let tree = self.db.open_tree(name).map_err(map_err)?;
+        Ok(SledStore { tree })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn map_err(e: sled::Error) -> StoreError {
+    match e {
+        sled::Error::Corruption { .. } => StoreError::Corrupt(e.to_string()),
+        sled::Error::Unsupported(_) | sled::Error::ReportableBug(_) => StoreError::Corrupt(e.to_string()),
+        other => StoreError::Io(other.to_string()),
+    }
+}
+
+/// One projection's tree.
+#[derive(Clone)]
+pub struct SledStore {
+    tree: sled::Tree,
+}
+
+impl Store for SledStore {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.tree.get(key).map_err(map_err)?.map(|v| v.to_vec()))
+    }
+
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        self.tree
+            .scan_prefix(prefix)
+            .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(map_err))
+            .collect()
+    }
+
+    fn commit(&self, writes: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for (k, v) in writes {
+            match v {
+                Some(v) => batch.insert(k, v),
+                None => batch.remove(k),
+            }
+        }
+        self.tree.apply_batch(batch).map_err(map_err)?;
+        self.tree.flush().map_err(map_err)?;
+        Ok(())
+    }
+
+    fn clear(&self) -> Result<(), StoreError> {
+        self.tree.clear().map_err(map_err)?;
+        self.tree.flush().map_err(map_err)?;
+        Ok(())
+    }
+}
