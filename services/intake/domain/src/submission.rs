@@ -1,0 +1,1 @@
+//! The submission decider (placeholder while record checks are built).
