@@ -11,13 +11,15 @@
 //!   at all (ADR-50 atomic batch publish, nats-server ≥ 2.12);
 //! - durable pull consumers ([`Bus::consume`]) with an explicit `max_deliver`, started at a
 //!   sequence the caller trusts, and the dead-letter stream ([`Bus::dead_letter`]);
-//! - W3C trace context in message headers ([`trace`]).
+//! - W3C trace context in message headers ([`trace`]);
+//! - the event envelope, built and decoded in one place ([`event`]).
 //!
 //! Durability: the server must run with `jetstream { sync_interval: always }` (see
 //! [`server_config`]); the 2025 Jepsen analysis showed acknowledged writes lost with the
 //! default two-minute fsync.
 
 mod error;
+pub mod event;
 mod server;
 pub mod trace;
 

@@ -1,0 +1,289 @@
+//! Result files for municipalities (formats.md "Result files"), written once for every service.
+//!
+//! - A service hands rows to the outbox with [`publish_rows`]: one `ResultRowsAdded` event on
+//!   the results stream, with a deterministic group id so a repeated group counts once.
+//! - The [`Outbox`] projection keeps, per municipality, the rows not yet in a file and the
+//!   files issued and not yet acknowledged.
+//! - [`Outbox::fetch`] cuts the waiting rows of each kind into a file (a `ResultFileIssued`
+//!   event: which rows, which name) and returns every unacknowledged file, rendered in the
+//!   municipality's encoding. [`Outbox::acknowledge`] appends `ResultFilesAcknowledged`.
+//!   A file is offered again until it is acknowledged: nothing is dropped before that.
+//!
+//! Everything is a fact in the log, so rebuilding the projection gives the same files with the
+//! same names and rows.
+
+mod render;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kokuho_bus::event::{self, Payload};
+use kokuho_bus::{Append, Bus, BusErrorKind, StreamDef};
+use kokuho_ids::{LocalGovCode, Registry};
+use kokuho_proto::results::v1 as pb;
+use kokuho_store::{ApplyError, LogEvent, Projection, ProjectionHandle, Store, Tx};
+use prost::Message as _;
+use tokio::sync::Mutex;
+
+pub use render::render;
+
+/// The results stream.
+pub const RESULTS: StreamDef = StreamDef {
+    name: "KOKUHO_RESULTS",
+    subjects: &["kokuho.results.>"],
+    description: "Rows for municipalities' result files, the files cut from them and their acknowledgements",
+};
+
+fn rows_subject(municipality: &str) -> String {
+    format!("kokuho.results.rows.{municipality}")
+}
+
+fn files_subject(municipality: &str) -> String {
+    format!("kokuho.results.files.{municipality}")
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    #[error("log: {0}")]
+    Log(#[from] kokuho_bus::BusError),
+    #[error("store: {0}")]
+    Store(#[from] kokuho_store::StoreError),
+    #[error("the outbox did not catch up with the log in time")]
+    Behind,
+    #[error("municipality {0} is not in the registry")]
+    UnknownMunicipality(String),
+    #[error("corrupt outbox row: {0}")]
+    Corrupt(String),
+}
+
+/// Appends rows for one municipality. `group_id` must be the same whenever the same rows are
+/// published again (after a crash, a redelivery), so that they count once.
+pub async fn publish_rows(bus: &Bus, group_id: &str, municipality: &str, rows: Vec<pb::ResultRow>) -> Result<(), OutboxError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let payload = Payload::ResultRowsAdded(pb::ResultRowsAdded {
+        group_id: group_id.to_string(),
+        municipality: municipality.to_string(),
+        rows,
+    });
+    let envelope = event::envelope(payload, municipality, group_id, group_id);
+    bus.append(Append::new(rows_subject(municipality), event::encode(&envelope), format!("rows:{group_id}"))).await?;
+    Ok(())
+}
+
+// Keys of the projection.
+fn group_key(group: &str) -> Vec<u8> {
+    format!("g/{group}").into_bytes()
+}
+fn pending_prefix(muni: &str) -> String {
+    format!("p/{muni}/")
+}
+fn pending_key(muni: &str, kind: &str, seq: u64, index: usize) -> Vec<u8> {
+    format!("p/{muni}/{kind}/{seq:020}/{index:06}").into_bytes()
+}
+fn file_key(muni: &str, name: &str) -> Vec<u8> {
+    format!("f/{muni}/{name}").into_bytes()
+}
+fn file_rows_prefix(muni: &str, name: &str) -> String {
+    format!("fr/{muni}/{name}/")
+}
+fn file_seq_key(muni: &str) -> Vec<u8> {
+    format!("s/{muni}").into_bytes()
+}
+
+/// The outbox projection over the results stream.
+pub struct OutboxProjection;
+
+impl Projection for OutboxProjection {
+    const NAME: &'static str = "outbox";
+    const VERSION: u32 = 1;
+    const STREAM: &'static str = RESULTS.name;
+
+    fn apply(&self, tx: &mut Tx<'_>, ev: &LogEvent<'_>) -> Result<(), ApplyError> {
+        let (_, payload) = event::decode(ev.payload).map_err(ApplyError::Malformed)?;
+        match payload {
+            Payload::ResultRowsAdded(added) => {
+                if tx.contains(&group_key(&added.group_id))? {
+                    return Ok(());
+                }
+                tx.put(group_key(&added.group_id), ev.seq.to_be_bytes().to_vec());
+                for (i, row) in added.rows.iter().enumerate() {
+                    tx.put(pending_key(&added.municipality, &row.kind, ev.seq, i), row.encode_to_vec());
+                }
+            }
+            Payload::ResultFileIssued(issued) => {
+                let prefix = format!("{}{}/", pending_prefix(&issued.municipality), issued.kind);
+                for (key, value) in tx.scan_prefix(prefix.as_bytes())? {
+                    let tail = &key[prefix.len()..];
+                    let seq: u64 = std::str::from_utf8(&tail[..20.min(tail.len())])
+                        .ok()
+                        .and_then(|s| s.parse().ok())
+                        .ok_or_else(|| ApplyError::Malformed("pending key".into()))?;
+                    if seq > issued.upto_sequence {
+                        continue;
+                    }
+                    let mut moved = file_rows_prefix(&issued.municipality, &issued.name).into_bytes();
+                    moved.extend_from_slice(tail);
+                    tx.put(moved, value);
+                    tx.delete(key);
+                }
+                tx.put(file_seq_key(&issued.municipality), issued.file_sequence.to_be_bytes().to_vec());
+                tx.put(file_key(&issued.municipality, &issued.name), issued.encode_to_vec());
+            }
+            Payload::ResultFilesAcknowledged(ack) => {
+                for name in &ack.names {
+                    tx.delete(file_key(&ack.municipality, name));
+                    for (key, _) in tx.scan_prefix(file_rows_prefix(&ack.municipality, name).as_bytes())? {
+                        tx.delete(key);
+                    }
+                }
+            }
+            Payload::SubmissionAccepted(_)
+            | Payload::SubmissionRejected(_)
+            | Payload::RecordsAccepted(_)
+            | Payload::BusinessDateSet(_)
+            | Payload::DayClosed(_) => {}
+        }
+        Ok(())
+    }
+}
+
+/// A rendered result file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResultFile {
+    pub name: String,
+    pub kind: String,
+    pub content: Vec<u8>,
+    pub rows: u32,
+}
+
+/// Fetching and acknowledging, over the projection.
+#[derive(Clone)]
+pub struct Outbox {
+    bus: Bus,
+    projection: ProjectionHandle,
+    registry: Arc<Registry>,
+    /// One fetch or acknowledgement per municipality at a time in this process; the log's
+    /// expected-sequence check guards against other processes.
+    locks: Arc<Mutex<BTreeMap<String, Arc<Mutex<()>>>>>,
+}
+
+const PATIENCE: Duration = Duration::from_secs(30);
+
+impl Outbox {
+    pub fn new(bus: Bus, projection: ProjectionHandle, registry: Arc<Registry>) -> Self {
+        Self { bus, projection, registry, locks: Arc::default() }
+    }
+
+    async fn lock(&self, municipality: &str) -> Arc<Mutex<()>> {
+        self.locks.lock().await.entry(municipality.to_string()).or_default().clone()
+    }
+
+    async fn catch_up(&self) -> Result<(), OutboxError> {
+        let last = self.bus.last_seq(RESULTS.name).await?;
+        if self.projection.wait_for(last, PATIENCE).await { Ok(()) } else { Err(OutboxError::Behind) }
+    }
+
+    /// Cuts waiting rows into files and returns every unacknowledged file of `municipality`.
+    /// `business_date` (YYYYMMDD) names the new files.
+    pub async fn fetch(&self, municipality: LocalGovCode, business_date: u32) -> Result<Vec<ResultFile>, OutboxError> {
+        let muni = municipality.to_string();
+        let entry = self.registry.get(municipality).ok_or_else(|| OutboxError::UnknownMunicipality(muni.clone()))?;
+        let lock = self.lock(&muni).await;
+        let _guard = lock.lock().await;
+        loop {
+            self.catch_up().await?;
+            let store = self.projection.store();
+            // The highest pending sequence of each kind.
+            let mut upto: BTreeMap<String, u64> = BTreeMap::new();
+            for (key, _) in store.scan_prefix(pending_prefix(&muni).as_bytes())? {
+                let key = String::from_utf8_lossy(&key).to_string();
+                let mut parts = key.split('/').skip(2);
+                let (Some(kind), Some(seq)) = (parts.next(), parts.next().and_then(|s| s.parse::<u64>().ok())) else {
+                    return Err(OutboxError::Corrupt(key));
+                };
+                let e = upto.entry(kind.to_string()).or_default();
+                *e = (*e).max(seq);
+            }
+            if upto.is_empty() {
+                break;
+            }
+            let mut file_seq = kokuho_store_u32(store.get(&file_seq_key(&muni))?);
+            let subject = files_subject(&muni);
+            let expected = self.bus.last_subject_seq(RESULTS.name, &subject).await?;
+            let mut batch = Vec::new();
+            for (kind, upto_sequence) in upto {
+                file_seq += 1;
+                let name = format!("{kind}_{muni}_{business_date:08}_{file_seq:06}.csv");
+                let issued = pb::ResultFileIssued {
+                    municipality: muni.clone(),
+                    kind,
+                    file_sequence: file_seq,
+                    name: name.clone(),
+                    upto_sequence,
+                    rows: 0,
+                    business_date,
+                };
+                let envelope = event::envelope(Payload::ResultFileIssued(issued), &muni, &name, "");
+                let mut append = Append::new(subject.clone(), event::encode(&envelope), format!("issue:{muni}:{file_seq}"));
+                if batch.is_empty() {
+                    append = append.expect_last_subject_seq(expected);
+                }
+                batch.push(append);
+            }
+            match self.bus.append_atomic(batch).await {
+                Ok(_) => {}
+                // Another process cut files meanwhile: look again.
+                Err(e) if e.kind() == BusErrorKind::WrongLastSequence => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.catch_up().await?;
+        let store = self.projection.store();
+        let mut files = Vec::new();
+        for (_, value) in store.scan_prefix(format!("f/{muni}/").as_bytes())? {
+            let issued = pb::ResultFileIssued::decode(value.as_slice()).map_err(|e| OutboxError::Corrupt(e.to_string()))?;
+            let rows: Vec<pb::ResultRow> = store
+                .scan_prefix(file_rows_prefix(&muni, &issued.name).as_bytes())?
+                .into_iter()
+                .map(|(_, v)| pb::ResultRow::decode(v.as_slice()).map_err(|e| OutboxError::Corrupt(e.to_string())))
+                .collect::<Result<_, _>>()?;
+            let content = render(&issued, entry, &rows);
+            files.push(ResultFile { name: issued.name, kind: issued.kind, content, rows: rows.len() as u32 });
+        }
+        files.sort_by(|a, b| a.name.rsplit('_').next().cmp(&b.name.rsplit('_').next()).then(a.name.cmp(&b.name)));
+        Ok(files)
+    }
+
+    /// Acknowledges files of `municipality`; names it does not hold are ignored.
+    pub async fn acknowledge(&self, municipality: LocalGovCode, names: Vec<String>) -> Result<u32, OutboxError> {
+        let muni = municipality.to_string();
+        let lock = self.lock(&muni).await;
+        let _guard = lock.lock().await;
+        self.catch_up().await?;
+        let store = self.projection.store();
+        let mut known = Vec::new();
+        for name in names {
+            if store.get(&file_key(&muni, &name))?.is_some() {
+                known.push(name);
+            }
+        }
+        if known.is_empty() {
+            return Ok(0);
+        }
+        let count = known.len() as u32;
+        let ack = pb::ResultFilesAcknowledged { municipality: muni.clone(), names: known };
+        let envelope = event::envelope(Payload::ResultFilesAcknowledged(ack), &muni, "", "");
+        let seq = self.bus.append(Append::event(files_subject(&muni), &envelope)).await?.seq;
+        if !self.projection.wait_for(seq, PATIENCE).await {
+            return Err(OutboxError::Behind);
+        }
+        Ok(count)
+    }
+}
+
+fn kokuho_store_u32(v: Option<Vec<u8>>) -> u32 {
+    v.and_then(|b| <[u8; 4]>::try_from(b.as_slice()).ok()).map(u32::from_be_bytes).unwrap_or(0)
+}
