@@ -5,6 +5,8 @@
 //! - [`Tx`]: a write set over a store with read-your-writes, committed atomically together
 //!   with the projection's checkpoint (the last applied stream sequence) and made durable
 //!   with one flush: group commit.
+//! - [`Workflow`]: the same runner for reactions with effects elsewhere (at least once, so
+//!   idempotent), recording only its position.
 //! - [`Projection`] and [`ProjectionRunner`]: reads a stream from the position the store holds
 //!   (never the consumer's ack floor), skips what it has applied, applies a group of events in
 //!   one transaction, commits, then acknowledges; dead-letters an event it cannot decode;
@@ -17,7 +19,10 @@ mod runner;
 mod sled_store;
 mod tx;
 
-pub use runner::{ApplyError, LogEvent, Projection, ProjectionHandle, ProjectionRunner, RunnerSettings};
+pub use runner::{
+    ApplyError, LogEvent, Projection, ProjectionHandle, ProjectionRunner, ProjectionStep, Runner, RunnerSettings, Step,
+    Workflow, WorkflowRunner, WorkflowStep,
+};
 pub use sled_store::{SledDb, SledStore};
 pub use tx::Tx;
 

@@ -27,6 +27,10 @@ pub enum ApplyError {
     /// The store failed: the group is retried from the stored position after a backoff.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A workflow's effect failed for now (the log or another system unreachable): retried
+    /// from the stored position after a backoff.
+    #[error("transient: {0}")]
+    Transient(String),
 }
 
 /// A deterministic fold of log events into a store. No network, no clock, no randomness:
@@ -41,6 +45,72 @@ pub trait Projection: Send + Sync + 'static {
 
     fn apply(&self, tx: &mut Tx<'_>, event: &LogEvent<'_>) -> Result<(), ApplyError>;
 }
+
+/// A reaction to log events with an effect outside the store (appending to another stream,
+/// calling another system). At least once: the runner records its position after the effect,
+/// so the effect must be idempotent (deterministic message or group ids).
+pub trait Workflow: Send + Sync + 'static {
+    /// Stable: the store tree and the durable consumer are named after it.
+    const NAME: &'static str;
+    /// The stream it reads.
+    const STREAM: &'static str;
+
+    fn handle(&self, event: &LogEvent<'_>) -> impl std::future::Future<Output = Result<(), ApplyError>> + Send;
+}
+
+/// What the runner does with each event: apply a projection or run a workflow.
+#[doc(hidden)]
+pub trait Step: Send + Sync + 'static {
+    const NAME: &'static str;
+    const VERSION: u32;
+    const STREAM: &'static str;
+
+    fn step<'a>(
+        &'a self,
+        tx: &'a mut Tx<'_>,
+        event: &'a LogEvent<'a>,
+    ) -> impl std::future::Future<Output = Result<(), ApplyError>> + Send + 'a;
+}
+
+#[doc(hidden)]
+pub struct ProjectionStep<P>(P);
+#[doc(hidden)]
+pub struct WorkflowStep<W>(W);
+
+impl<P: Projection> Step for ProjectionStep<P> {
+    const NAME: &'static str = P::NAME;
+    const VERSION: u32 = P::VERSION;
+    const STREAM: &'static str = P::STREAM;
+
+    #[allow(clippy::manual_async_fn)]
+    fn step<'a>(
+        &'a self,
+        tx: &'a mut Tx<'_>,
+        event: &'a LogEvent<'a>,
+    ) -> impl std::future::Future<Output = Result<(), ApplyError>> + Send + 'a {
+        async move { self.0.apply(tx, event) }
+    }
+}
+
+impl<W: Workflow> Step for WorkflowStep<W> {
+    const NAME: &'static str = W::NAME;
+    const VERSION: u32 = 1;
+    const STREAM: &'static str = W::STREAM;
+
+    #[allow(clippy::manual_async_fn)]
+    fn step<'a>(
+        &'a self,
+        _tx: &'a mut Tx<'_>,
+        event: &'a LogEvent<'a>,
+    ) -> impl std::future::Future<Output = Result<(), ApplyError>> + Send + 'a {
+        self.0.handle(event)
+    }
+}
+
+/// The runner of a projection.
+pub type ProjectionRunner<P> = Runner<ProjectionStep<P>>;
+/// The runner of a workflow.
+pub type WorkflowRunner<W> = Runner<WorkflowStep<W>>;
 
 #[derive(Debug, Clone)]
 pub struct RunnerSettings {
@@ -95,9 +165,9 @@ impl ProjectionHandle {
     }
 }
 
-/// Runs one projection until shutdown.
-pub struct ProjectionRunner<P: Projection> {
-    projection: Arc<P>,
+/// Runs one projection or workflow until shutdown.
+pub struct Runner<S: Step> {
+    step: Arc<S>,
     store: SledStore,
     bus: Bus,
     consumer: ConsumerDef,
@@ -112,7 +182,7 @@ enum Stop {
     Failed,
 }
 
-impl<P: Projection> ProjectionRunner<P> {
+impl<P: Projection> Runner<ProjectionStep<P>> {
     pub fn new(
         service: &str,
         projection: P,
@@ -120,13 +190,38 @@ impl<P: Projection> ProjectionRunner<P> {
         bus: Bus,
         settings: RunnerSettings,
     ) -> Result<(Self, ProjectionHandle), StoreError> {
+        Runner::build(service, ProjectionStep(projection), store, bus, settings)
+    }
+}
+
+impl<W: Workflow> Runner<WorkflowStep<W>> {
+    /// `store` holds only the workflow's position.
+    pub fn new(
+        service: &str,
+        workflow: W,
+        store: SledStore,
+        bus: Bus,
+        settings: RunnerSettings,
+    ) -> Result<(Self, ProjectionHandle), StoreError> {
+        Runner::build(service, WorkflowStep(workflow), store, bus, settings)
+    }
+}
+
+impl<S: Step> Runner<S> {
+    fn build(
+        service: &str,
+        step: S,
+        store: SledStore,
+        bus: Bus,
+        settings: RunnerSettings,
+    ) -> Result<(Self, ProjectionHandle), StoreError> {
         let start = checkpoint(&store)?;
         let (position, position_rx) = watch::channel(start);
         let (rebuild_tx, rebuild) = mpsc::channel(1);
-        let name = format!("{service}-{}", P::NAME);
-        let consumer = ConsumerDef { name: name.clone(), stream: P::STREAM, max_deliver: settings.max_deliver, filter_subject: None };
+        let name = format!("{service}-{}", S::NAME);
+        let consumer = ConsumerDef { name: name.clone(), stream: S::STREAM, max_deliver: settings.max_deliver, filter_subject: None };
         let handle = ProjectionHandle { store: store.clone(), position: position_rx, rebuild: rebuild_tx, name };
-        Ok((Self { projection: Arc::new(projection), store, bus, consumer, settings, position, rebuild }, handle))
+        Ok((Self { step: Arc::new(step), store, bus, consumer, settings, position, rebuild }, handle))
     }
 
     /// Reads and applies the stream until `shutdown` completes. Failures are logged and the
@@ -142,9 +237,9 @@ impl<P: Projection> ProjectionRunner<P> {
             match stop {
                 Stop::Shutdown => return,
                 Stop::Rebuild => {
-                    tracing::info!(projection = P::NAME, "Rebuilding projection from sequence 1");
+                    tracing::info!(projection = S::NAME, "Rebuilding projection from sequence 1");
                     if let Err(e) = self.reset() {
-                        tracing::error!(projection = P::NAME, error = %e, "Cannot clear projection store");
+                        tracing::error!(projection = S::NAME, error = %e, "Cannot clear projection store");
                     }
                     backoff = Duration::from_millis(100);
                 }
@@ -168,21 +263,21 @@ impl<P: Projection> ProjectionRunner<P> {
     /// Checks the store belongs to this projection version and this incarnation of the stream;
     /// clears it otherwise. Returns the position to resume from.
     async fn prepare(&self) -> Result<u64, String> {
-        let epoch = self.bus.stream_epoch(P::STREAM).await.map_err(|e| e.to_string())?;
+        let epoch = self.bus.stream_epoch(S::STREAM).await.map_err(|e| e.to_string())?;
         let stored_version = self.store.get(META_VERSION).map_err(|e| e.to_string())?;
         let stored_epoch = self.store.get(META_EPOCH).map_err(|e| e.to_string())?;
-        let version_ok = stored_version.as_deref() == Some(&u64::from(P::VERSION).to_be_bytes()[..]);
+        let version_ok = stored_version.as_deref() == Some(&u64::from(S::VERSION).to_be_bytes()[..]);
         let epoch_ok = stored_epoch.as_deref() == Some(&epoch.to_be_bytes()[..]);
         if !(version_ok && epoch_ok) {
             let had = checkpoint(&self.store).map_err(|e| e.to_string())?;
             if had > 0 {
-                tracing::warn!(projection = P::NAME, version_ok, epoch_ok,
+                tracing::warn!(projection = S::NAME, version_ok, epoch_ok,
                     "Projection store is of another version or stream; rebuilding from sequence 1");
             }
             self.store.clear().map_err(|e| e.to_string())?;
             self.store
                 .commit(vec![
-                    (META_VERSION.to_vec(), Some(u64::from(P::VERSION).to_be_bytes().to_vec())),
+                    (META_VERSION.to_vec(), Some(u64::from(S::VERSION).to_be_bytes().to_vec())),
                     (META_EPOCH.to_vec(), Some(epoch.to_be_bytes().to_vec())),
                 ])
                 .map_err(|e| e.to_string())?;
@@ -196,14 +291,14 @@ impl<P: Projection> ProjectionRunner<P> {
         let position = match self.prepare().await {
             Ok(p) => p,
             Err(e) => {
-                tracing::warn!(projection = P::NAME, error = %e, "Cannot prepare projection; will retry");
+                tracing::warn!(projection = S::NAME, error = %e, "Cannot prepare projection; will retry");
                 return Stop::Failed;
             }
         };
         let mut consumer = match self.bus.consume(&self.consumer, position + 1).await {
             Ok(c) => c,
             Err(e) => {
-                tracing::warn!(projection = P::NAME, error = %e, "Cannot start consumer; will retry");
+                tracing::warn!(projection = S::NAME, error = %e, "Cannot start consumer; will retry");
                 return Stop::Failed;
             }
         };
@@ -215,12 +310,12 @@ impl<P: Projection> ProjectionRunner<P> {
             let group = match group {
                 Ok(g) => g,
                 Err(e) => {
-                    tracing::warn!(projection = P::NAME, error = %e, "Consumer failed; resuming from the stored position");
+                    tracing::warn!(projection = S::NAME, error = %e, "Consumer failed; resuming from the stored position");
                     return Stop::Failed;
                 }
             };
             if let Err(e) = self.apply_group(&group).await {
-                tracing::warn!(projection = P::NAME, error = %e, "Applying events failed; resuming from the stored position");
+                tracing::warn!(projection = S::NAME, error = %e, "Applying events failed; resuming from the stored position");
                 return Stop::Failed;
             }
         }
@@ -235,18 +330,21 @@ impl<P: Projection> ProjectionRunner<P> {
             if d.stream_seq <= last {
                 continue; // Applied before the last crash or redelivered: skip.
             }
-            let span = tracing::info_span!("apply", projection = P::NAME, seq = d.stream_seq);
+            let span = tracing::info_span!("apply", projection = S::NAME, seq = d.stream_seq);
             kokuho_bus::trace::follow(&span, d.headers.as_ref());
             let event = LogEvent { seq: d.stream_seq, subject: &d.subject, payload: &d.payload };
-            let applied = span.in_scope(|| self.projection.apply(&mut tx, &event));
+            let applied = {
+                use tracing::Instrument as _;
+                self.step.step(&mut tx, &event).instrument(span).await
+            };
             match applied {
                 Ok(()) => {}
                 Err(ApplyError::Malformed(why)) => {
-                    tracing::error!(projection = P::NAME, seq = d.stream_seq, error = %why,
+                    tracing::error!(projection = S::NAME, seq = d.stream_seq, error = %why,
                         "Event cannot be applied; moved to the dead-letter stream");
-                    self.bus.dead_letter(&self.consumer.name, P::STREAM, d, &why).await.map_err(|e| e.to_string())?;
+                    self.bus.dead_letter(&self.consumer.name, S::STREAM, d, &why).await.map_err(|e| e.to_string())?;
                 }
-                Err(ApplyError::Store(e)) => return Err(e.to_string()),
+                Err(e @ (ApplyError::Store(_) | ApplyError::Transient(_))) => return Err(e.to_string()),
             }
             last = d.stream_seq;
         }

@@ -1,0 +1,162 @@
+//! gRPC glue: decode the request, call one operation of [`Intake`], map the answer.
+
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use kokuho_ids::LocalGovCode;
+use kokuho_proto::intake::v1 as pb;
+use kokuho_proto::intake::v1::intake_service_server::{IntakeService, IntakeServiceServer};
+use kokuho_proto::results::v1 as rpb;
+use kokuho_proto::results::v1::result_service_server::{ResultService, ResultServiceServer};
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::{AppError, Intake, SubmitError, SubmitFile};
+
+pub type IntakeServer = IntakeServiceServer<IntakeGrpc>;
+pub type ResultServer = ResultServiceServer<ResultGrpc>;
+
+/// Largest gRPC message intake accepts (a chunk of a file).
+const MAX_MESSAGE: usize = 4 << 20;
+
+pub(crate) fn services(intake: Intake) -> (IntakeServer, ResultServer) {
+    (
+        IntakeServiceServer::new(IntakeGrpc { intake: intake.clone() })
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(64 << 20),
+        ResultServiceServer::new(ResultGrpc { intake }).max_encoding_message_size(256 << 20),
+    )
+}
+
+pub struct IntakeGrpc {
+    intake: Intake,
+}
+
+pub struct ResultGrpc {
+    intake: Intake,
+}
+
+impl From<AppError> for Status {
+    fn from(e: AppError) -> Self {
+        match e {
+            AppError::Invalid(m) => Status::invalid_argument(m),
+            AppError::Refused(m) => Status::failed_precondition(m),
+            AppError::NotFound(m) => Status::not_found(m),
+            AppError::Unavailable(m) => Status::unavailable(m),
+            AppError::Internal(e) => {
+                tracing::error!(error = %e, error.cause_chain = ?e, "Internal error");
+                Status::internal("internal error; the operator can find it in the service log")
+            }
+        }
+    }
+}
+
+impl From<SubmitError> for Status {
+    fn from(e: SubmitError) -> Self {
+        match e {
+            SubmitError::TooLarge(m) => Status::resource_exhausted(m),
+            SubmitError::NotAMunicipality(m) => Status::permission_denied(m),
+            SubmitError::App(e) => e.into(),
+        }
+    }
+}
+
+fn municipality(code: &str) -> Result<LocalGovCode, Status> {
+    LocalGovCode::parse(code).map_err(|e| Status::invalid_argument(format!("municipality code {code:?}: {e}")))
+}
+
+#[tonic::async_trait]
+impl IntakeService for IntakeGrpc {
+    async fn submit(&self, request: Request<Streaming<pb::SubmitRequest>>) -> Result<Response<pb::SubmitResponse>, Status> {
+        let limits = &self.intake.inner.config.limits;
+        let mut stream = request.into_inner();
+        let header = match stream.next().await {
+            Some(Ok(pb::SubmitRequest { part: Some(pb::submit_request::Part::Header(h)) })) => h,
+            Some(Err(e)) => return Err(e),
+            _ => return Err(Status::invalid_argument("a submission starts with its header")),
+        };
+        let caller = municipality(&header.municipality)?;
+        if header.file_names.is_empty() || header.file_names.len() > limits.max_files {
+            return Err(Status::invalid_argument(format!("a submission holds 1 to {} files", limits.max_files)));
+        }
+        let mut files: Vec<SubmitFile> =
+            header.file_names.into_iter().map(|name| SubmitFile { name, bytes: Vec::new() }).collect();
+        while let Some(part) = stream.next().await {
+            match part?.part {
+                Some(pb::submit_request::Part::Chunk(chunk)) => {
+                    let file = files
+                        .get_mut(chunk.file_index as usize)
+                        .ok_or_else(|| Status::invalid_argument(format!("no file {}", chunk.file_index)))?;
+                    if file.bytes.len() + chunk.data.len() > limits.max_file_bytes {
+                        return Err(Status::resource_exhausted(format!(
+                            "file {}: more than the limit of {} bytes",
+                            file.name, limits.max_file_bytes
+                        )));
+                    }
+                    file.bytes.extend_from_slice(&chunk.data);
+                }
+                _ => return Err(Status::invalid_argument("only file chunks may follow the header")),
+            }
+        }
+        let s = self.intake.submit(caller, files).await?;
+        Ok(Response::new(pb::SubmitResponse {
+            receipt: s.receipt,
+            status: s.status as i32,
+            code: s.code.unwrap_or_default(),
+            accepted: s.accepted,
+            rejected: s.rejected,
+            warnings: s.warnings,
+            rows: s.rows,
+        }))
+    }
+
+    async fn get_status(&self, request: Request<pb::GetStatusRequest>) -> Result<Response<pb::GetStatusResponse>, Status> {
+        Ok(Response::new(self.intake.status(&request.into_inner().receipt).await?))
+    }
+
+    async fn close_day(&self, request: Request<pb::CloseDayRequest>) -> Result<Response<pb::CloseDayResponse>, Status> {
+        let (business_date, previous) = self.intake.close_day(request.into_inner().date).await?;
+        Ok(Response::new(pb::CloseDayResponse { business_date, previous }))
+    }
+
+    async fn wait_idle(&self, request: Request<pb::WaitIdleRequest>) -> Result<Response<pb::WaitIdleResponse>, Status> {
+        let patience = Duration::from_millis(u64::from(request.into_inner().timeout_ms.clamp(1, 3_600_000)));
+        let idle = self.intake.wait_idle(patience).await?;
+        let progress = self
+            .intake
+            .progress()
+            .await?
+            .into_iter()
+            .map(|p| pb::ServiceProgress {
+                service: p.consumer,
+                done: p.pending == 0 && p.ack_pending == 0,
+                pending: p.pending + p.ack_pending,
+            })
+            .collect();
+        Ok(Response::new(pb::WaitIdleResponse { idle, progress }))
+    }
+}
+
+#[tonic::async_trait]
+impl ResultService for ResultGrpc {
+    async fn fetch_files(&self, request: Request<rpb::FetchFilesRequest>) -> Result<Response<rpb::FetchFilesResponse>, Status> {
+        let muni = municipality(&request.into_inner().municipality)?;
+        let files = self
+            .intake
+            .fetch(muni)
+            .await?
+            .into_iter()
+            .map(|f| rpb::ResultFile { name: f.name, kind: f.kind, content: f.content, rows: f.rows })
+            .collect();
+        Ok(Response::new(rpb::FetchFilesResponse { files }))
+    }
+
+    async fn acknowledge_files(
+        &self,
+        request: Request<rpb::AcknowledgeFilesRequest>,
+    ) -> Result<Response<rpb::AcknowledgeFilesResponse>, Status> {
+        let r = request.into_inner();
+        let muni = municipality(&r.municipality)?;
+        let acknowledged = self.intake.acknowledge(muni, r.names).await?;
+        Ok(Response::new(rpb::AcknowledgeFilesResponse { acknowledged }))
+    }
+}

@@ -1,0 +1,312 @@
+//! intake: where municipalities' files enter the system, and their results leave it.
+//!
+//! Owns the intake stream (`KOKUHO_INTAKE`): per submission either `SubmissionRejected`, or
+//! `SubmissionAccepted` followed by its `RecordsAccepted` chunks in one atomic batch (all
+//! accepted records of a submission become visible together or not at all); and the business
+//! calendar (`BusinessDateSet`, `DayClosed`, rules.md T1).
+//!
+//! Consumes its own stream into the `state` projection (what later submissions are checked
+//! against, receipts, business date) and into the `forward-rows` workflow, which hands the E
+//! and W rows to the outbox. Hosts the outbox (`kokuho-outbox`) that municipalities fetch
+//! their result files from.
+//!
+//! gRPC: `kokuho.intake.v1.IntakeService` (submit, status, close-day, wait) and
+//! `kokuho.results.v1.ResultService` (fetch, acknowledge).
+
+mod convert;
+mod forward;
+mod grpc;
+mod state;
+mod submit;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use kokuho_bus::event::{self, Payload};
+use kokuho_bus::{Append, Bus, BusErrorKind, DEAD_LETTER, StreamDef};
+use kokuho_crypto::PublicKey;
+use kokuho_ids::Registry;
+use kokuho_outbox::{Outbox, OutboxProjection, RESULTS};
+use kokuho_proto::intake::v1 as pb;
+use kokuho_store::{ProjectionHandle, ProjectionRunner, RunnerSettings, SledDb, WorkflowRunner};
+use tokio::sync::{Mutex, watch};
+
+pub use convert::number_context;
+pub use grpc::{IntakeGrpc, IntakeServer, ResultGrpc, ResultServer};
+pub use submit::{Submission, SubmitError, SubmitFile};
+
+/// The intake stream.
+pub const INTAKE: StreamDef = StreamDef {
+    name: "KOKUHO_INTAKE",
+    subjects: &["kokuho.intake.>"],
+    description: "Submissions, their accepted records, and the business calendar",
+};
+
+/// Subjects of the intake stream.
+pub(crate) fn submission_subject(muni: &str) -> String {
+    format!("kokuho.intake.submission.{muni}")
+}
+pub(crate) fn records_subject(muni: &str) -> String {
+    format!("kokuho.intake.records.{muni}")
+}
+pub(crate) const CALENDAR_SUBJECT: &str = "kokuho.intake.calendar";
+
+/// Bounds on what one submission may hold (security.md S9).
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_files: usize,
+    pub max_file_bytes: usize,
+    pub max_line_bytes: usize,
+    pub max_records: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_files: 8, max_file_bytes: 256 << 20, max_line_bytes: 64 << 10, max_records: 400_000 }
+    }
+}
+
+/// intake's configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub registry: Arc<Registry>,
+    /// identity's public key: 個人番号 are sealed for it before anything is appended (S2).
+    pub identity_key: PublicKey,
+    pub limits: Limits,
+    /// The first business date of a new log (rules.md T1); ignored when the log has one.
+    pub initial_business_date: Option<u32>,
+    pub runner: RunnerSettings,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Refused(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<kokuho_bus::BusError> for AppError {
+    fn from(e: kokuho_bus::BusError) -> Self {
+        AppError::Unavailable(e.to_string())
+    }
+}
+
+impl From<kokuho_store::StoreError> for AppError {
+    fn from(e: kokuho_store::StoreError) -> Self {
+        AppError::Internal(e.into())
+    }
+}
+
+impl From<kokuho_outbox::OutboxError> for AppError {
+    fn from(e: kokuho_outbox::OutboxError) -> Self {
+        match e {
+            kokuho_outbox::OutboxError::UnknownMunicipality(m) => AppError::Invalid(format!("unknown municipality {m}")),
+            kokuho_outbox::OutboxError::Log(e) => AppError::Unavailable(e.to_string()),
+            kokuho_outbox::OutboxError::Behind => AppError::Unavailable("the outbox is catching up".into()),
+            other => AppError::Internal(other.into()),
+        }
+    }
+}
+
+/// The shared state of intake's handlers.
+pub(crate) struct Inner {
+    pub(crate) bus: Bus,
+    pub(crate) state: ProjectionHandle,
+    pub(crate) outbox: Outbox,
+    pub(crate) config: Config,
+    /// One submission per municipality at a time in this process; expected-last-subject-
+    /// sequence on the municipality's submission subject guards across processes.
+    pub(crate) locks: Mutex<BTreeMap<String, Arc<Mutex<()>>>>,
+}
+
+/// A running intake.
+pub struct App {
+    intake: Intake,
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// intake's operations, for gRPC and for tests.
+#[derive(Clone)]
+pub struct Intake {
+    pub(crate) inner: Arc<Inner>,
+}
+
+const PATIENCE: Duration = Duration::from_secs(60);
+
+impl App {
+    /// Ensures the streams, starts the projections and the workflow, and makes sure the log
+    /// has a business date.
+    pub async fn build(config: Config, bus: Bus, db: &SledDb) -> anyhow::Result<Self> {
+        for def in [&INTAKE, &RESULTS, &DEAD_LETTER] {
+            bus.ensure_stream(def).await.with_context(|| format!("ensure stream {}", def.name))?;
+        }
+        let (stop, stopped) = watch::channel(false);
+        let until_stopped = move || {
+            let mut rx = stopped.clone();
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }
+        };
+        let (state_runner, state) = ProjectionRunner::new(
+            "intake",
+            state::IntakeState,
+            db.store("intake-state")?,
+            bus.clone(),
+            config.runner.clone(),
+        )?;
+        let (outbox_runner, outbox) =
+            ProjectionRunner::new("intake", OutboxProjection, db.store("intake-outbox")?, bus.clone(), config.runner.clone())?;
+        let (forward_runner, _) = WorkflowRunner::new(
+            "intake",
+            forward::ForwardRowsToOutbox { bus: bus.clone() },
+            db.store("intake-forward-rows")?,
+            bus.clone(),
+            config.runner.clone(),
+        )?;
+        let tasks = vec![
+            tokio::spawn(state_runner.run(until_stopped())),
+            tokio::spawn(outbox_runner.run(until_stopped())),
+            tokio::spawn(forward_runner.run(until_stopped())),
+        ];
+        let outbox = Outbox::new(bus.clone(), outbox, config.registry.clone());
+        let intake = Intake {
+            inner: Arc::new(Inner { bus, state, outbox, config, locks: Mutex::new(BTreeMap::new()) }),
+        };
+        intake.ensure_business_date().await?;
+        Ok(Self { intake, stop, tasks })
+    }
+
+    pub fn intake(&self) -> &Intake {
+        &self.intake
+    }
+
+    /// The gRPC services of intake.
+    pub fn services(&self) -> (grpc::IntakeServer, grpc::ResultServer) {
+        grpc::services(self.intake.clone())
+    }
+
+    /// Stops the consumers and waits for them.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Intake {
+    /// Waits until the state projection has applied everything in the intake stream.
+    pub(crate) async fn catch_up(&self) -> Result<(), AppError> {
+        let last = self.inner.bus.last_seq(INTAKE.name).await?;
+        if self.inner.state.wait_for(last, PATIENCE).await {
+            Ok(())
+        } else {
+            Err(AppError::Unavailable("intake's state is catching up with the log".into()))
+        }
+    }
+
+    async fn ensure_business_date(&self) -> Result<(), AppError> {
+        self.catch_up().await?;
+        if state::business_date(self.inner.state.store())?.is_some() {
+            return Ok(());
+        }
+        let date = match self.inner.config.initial_business_date {
+            Some(d) => d,
+            None => return Ok(()),
+        };
+        let envelope = event::envelope(Payload::BusinessDateSet(pb::BusinessDateSet { date }), "", "", "");
+        match self.inner.bus.append(Append::event(CALENDAR_SUBJECT, &envelope).expect_last_subject_seq(0)).await {
+            Ok(a) => {
+                self.inner.state.wait_for(a.seq, PATIENCE).await;
+                Ok(())
+            }
+            // Another intake set it first.
+            Err(e) if e.kind() == BusErrorKind::WrongLastSequence => self.catch_up().await,
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The current business date (YYYYMMDD).
+    pub async fn business_date(&self) -> Result<u32, AppError> {
+        self.catch_up().await?;
+        state::business_date(self.inner.state.store())?
+            .ok_or_else(|| AppError::Refused("the log has no business date yet (start with --business-date)".into()))
+    }
+
+    /// Closes the business day: the date advances to `date`, which must be later (T1).
+    pub async fn close_day(&self, date: u32) -> Result<(u32, u32), AppError> {
+        if kokuho_ids::Date::from_yyyymmdd(date).is_none() {
+            return Err(AppError::Invalid(format!("{date} is not a date (YYYYMMDD)")));
+        }
+        loop {
+            let expected = self.inner.bus.last_subject_seq(INTAKE.name, CALENDAR_SUBJECT).await?;
+            self.catch_up().await?;
+            let previous = self.business_date().await?;
+            if date <= previous {
+                return Err(AppError::Refused(format!(
+                    "the business date is {previous}; a day close must name a later date"
+                )));
+            }
+            let envelope = event::envelope(Payload::DayClosed(pb::DayClosed { date, previous }), "", "", "");
+            match self.inner.bus.append(Append::event(CALENDAR_SUBJECT, &envelope).expect_last_subject_seq(expected)).await
+            {
+                Ok(a) => {
+                    self.inner.state.wait_for(a.seq, PATIENCE).await;
+                    return Ok((date, previous));
+                }
+                Err(e) if e.kind() == BusErrorKind::WrongLastSequence => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Progress of every consumer of the log.
+    pub async fn progress(&self) -> Result<Vec<kokuho_bus::ConsumerProgress>, AppError> {
+        Ok(self.inner.bus.progress().await?)
+    }
+
+    /// Waits until nothing is pending anywhere (two quiet looks in a row), up to `patience`.
+    pub async fn wait_idle(&self, patience: Duration) -> Result<bool, AppError> {
+        let deadline = tokio::time::Instant::now() + patience;
+        let mut quiet = 0;
+        let mut last_marks: Option<Vec<u64>> = None;
+        loop {
+            let progress = self.progress().await?;
+            let idle = progress.iter().all(|p| p.pending == 0 && p.ack_pending == 0);
+            let marks: Vec<u64> = progress.iter().map(|p| p.ack_floor).collect();
+            if idle && last_marks.as_ref() == Some(&marks) {
+                quiet += 1;
+            } else {
+                quiet = 0;
+            }
+            last_marks = Some(marks);
+            if quiet >= 2 {
+                return Ok(true);
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Ok(false);
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// The result files of `municipality` (cut now if rows are waiting).
+    pub async fn fetch(&self, municipality: kokuho_ids::LocalGovCode) -> Result<Vec<kokuho_outbox::ResultFile>, AppError> {
+        let date = self.business_date().await?;
+        Ok(self.inner.outbox.fetch(municipality, date).await?)
+    }
+
+    pub async fn acknowledge(&self, municipality: kokuho_ids::LocalGovCode, names: Vec<String>) -> Result<u32, AppError> {
+        Ok(self.inner.outbox.acknowledge(municipality, names).await?)
+    }
+}

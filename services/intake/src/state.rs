@@ -1,0 +1,204 @@
+//! Intake's own projection of the intake stream: what later submissions are checked against
+//! (known households and keys, accepted 送信通番), the receipts, and the business date.
+//!
+//! Keys (one sled tree, `intake-state`):
+//! - `day` → current business date (u32 BE, YYYYMMDD)
+//! - `n/<muni>` → receipts issued to the municipality (u32 BE)
+//! - `q/<muni>/<kind>/<通番:06>` → `<sha256> <receipt>`; `qh/<muni>/<kind>` → highest 通番
+//! - `h/<muni>/<世帯番号>/<異動年月日>`, `k/<muni>/<宛名番号>/<適用開始年月日|00000000>`,
+//!   `g/<muni>/<世帯番号>/<診療年月>/<該当区分>` → present while registered
+//! - `r/<receipt>` → the receipt (a `SubmissionAccepted` or `SubmissionRejected`, encoded) and
+//!   `rs/<receipt>` → the stream sequence of its last message
+
+use std::collections::BTreeSet;
+
+use kokuho_bus::event::{self, Payload};
+use kokuho_ids::codes::KogakuKind;
+use kokuho_ids::{Date, Month};
+use kokuho_intake_domain::submission::{Facts, Lookups, SequenceFacts};
+use kokuho_proto::intake::v1 as pb;
+use kokuho_store::{ApplyError, LogEvent, Projection, Store, StoreError, Tx};
+use prost::Message as _;
+
+use crate::INTAKE;
+
+pub(crate) struct IntakeState;
+
+fn u32_of(v: Option<Vec<u8>>) -> u32 {
+    v.and_then(|b| <[u8; 4]>::try_from(b.as_slice()).ok()).map(u32::from_be_bytes).unwrap_or(0)
+}
+
+const DAY: &[u8] = b"day";
+
+fn receipts_key(muni: &str) -> Vec<u8> {
+    format!("n/{muni}").into_bytes()
+}
+fn seq_key(muni: &str, kind: &str, n: u32) -> Vec<u8> {
+    format!("q/{muni}/{kind}/{n:06}").into_bytes()
+}
+fn seq_high_key(muni: &str, kind: &str) -> Vec<u8> {
+    format!("qh/{muni}/{kind}").into_bytes()
+}
+fn household_prefix(muni: &str, household: &str) -> String {
+    format!("h/{muni}/{household}/")
+}
+fn person_prefix(muni: &str, resident: &str) -> String {
+    format!("k/{muni}/{resident}/")
+}
+fn kogaku_prefix(muni: &str, household: &str) -> String {
+    format!("g/{muni}/{household}/")
+}
+fn receipt_key(receipt: &str) -> Vec<u8> {
+    format!("r/{receipt}").into_bytes()
+}
+fn receipt_seq_key(receipt: &str) -> Vec<u8> {
+    format!("rs/{receipt}").into_bytes()
+}
+
+impl Projection for IntakeState {
+    const NAME: &'static str = "state";
+    const VERSION: u32 = 1;
+    const STREAM: &'static str = INTAKE.name;
+
+    fn apply(&self, tx: &mut Tx<'_>, ev: &LogEvent<'_>) -> Result<(), ApplyError> {
+        let (_, payload) = event::decode(ev.payload).map_err(ApplyError::Malformed)?;
+        match payload {
+            Payload::BusinessDateSet(p) => tx.put(DAY.to_vec(), p.date.to_be_bytes().to_vec()),
+            Payload::DayClosed(p) => tx.put(DAY.to_vec(), p.date.to_be_bytes().to_vec()),
+            Payload::SubmissionAccepted(s) => {
+                let n = u32_of(tx.get(&receipts_key(&s.municipality))?) + 1;
+                tx.put(receipts_key(&s.municipality), n.to_be_bytes().to_vec());
+                for f in &s.files {
+                    let key = seq_key(&s.municipality, &f.kind, f.sequence_number);
+                    if tx.contains(&key)? {
+                        continue; // an identical resend inside a larger submission
+                    }
+                    tx.put(key, format!("{} {}", f.sha256, s.receipt).into_bytes());
+                    let high = seq_high_key(&s.municipality, &f.kind);
+                    let top = u32_of(tx.get(&high)?).max(f.sequence_number);
+                    tx.put(high, top.to_be_bytes().to_vec());
+                }
+                let last = ev.seq + u64::from(s.chunks);
+                tx.put(receipt_seq_key(&s.receipt), last.to_be_bytes().to_vec());
+                tx.put(receipt_key(&s.receipt), Payload::SubmissionAccepted(s).encode_to_vec_tagged());
+            }
+            Payload::SubmissionRejected(s) => {
+                let n = u32_of(tx.get(&receipts_key(&s.municipality))?) + 1;
+                tx.put(receipts_key(&s.municipality), n.to_be_bytes().to_vec());
+                tx.put(receipt_seq_key(&s.receipt), ev.seq.to_be_bytes().to_vec());
+                tx.put(receipt_key(&s.receipt), Payload::SubmissionRejected(s).encode_to_vec_tagged());
+            }
+            Payload::RecordsAccepted(chunk) => {
+                for r in &chunk.records {
+                    apply_record(tx, &chunk.municipality, r);
+                }
+            }
+            Payload::ResultRowsAdded(_) | Payload::ResultFileIssued(_) | Payload::ResultFilesAcknowledged(_) => {}
+        }
+        Ok(())
+    }
+}
+
+/// Encodes a receipt payload with its variant, for `r/<receipt>`.
+trait EncodeTagged {
+    fn encode_to_vec_tagged(&self) -> Vec<u8>;
+}
+
+impl EncodeTagged for Payload {
+    fn encode_to_vec_tagged(&self) -> Vec<u8> {
+        kokuho_proto::events::v1::Envelope { payload: Some(self.clone()), ..Default::default() }.encode_to_vec()
+    }
+}
+
+fn apply_record(tx: &mut Tx<'_>, muni: &str, r: &pb::ChangeRecord) {
+    use pb::change_record::Record as R;
+    let register = |p: &str| p == "1";
+    match &r.record {
+        Some(R::Household(h)) => {
+            let key = format!("{}{:08}", household_prefix(muni, &h.household_number), h.changed_on).into_bytes();
+            if register(&h.processing) { tx.put(key, Vec::new()) } else { tx.delete(key) }
+        }
+        Some(R::Person(p)) => {
+            let key = format!("{}{:08}", person_prefix(muni, &p.resident_number), p.start_date).into_bytes();
+            if register(&p.processing) { tx.put(key, Vec::new()) } else { tx.delete(key) }
+        }
+        Some(R::Kogaku(k)) => {
+            let key = format!("{}{}/{}", kogaku_prefix(muni, &k.household_number), k.month, k.kogaku_kind).into_bytes();
+            if register(&k.processing) { tx.put(key, Vec::new()) } else { tx.delete(key) }
+        }
+        Some(R::Decision(_)) | None => {}
+    }
+}
+
+// === reads ===
+
+/// The current business date, if the log has one.
+pub(crate) fn business_date(store: &dyn Store) -> Result<Option<u32>, StoreError> {
+    let d = u32_of(store.get(DAY)?);
+    Ok((d != 0).then_some(d))
+}
+
+/// The next receipt number of `muni`: `<muni>-<serial:08>`.
+pub(crate) fn next_receipt(store: &dyn Store, muni: &str) -> Result<String, StoreError> {
+    let n = u32_of(store.get(&receipts_key(muni))?) + 1;
+    Ok(format!("{muni}-{n:08}"))
+}
+
+/// A stored receipt and the stream sequence of its last message.
+pub(crate) fn receipt(store: &dyn Store, receipt: &str) -> Result<Option<(Payload, u64)>, StoreError> {
+    let Some(bytes) = store.get(&receipt_key(receipt))? else { return Ok(None) };
+    let envelope = kokuho_proto::events::v1::Envelope::decode(bytes.as_slice())
+        .map_err(|e| StoreError::Corrupt(format!("receipt {receipt}: {e}")))?;
+    let payload = envelope.payload.ok_or_else(|| StoreError::Corrupt(format!("receipt {receipt}")))?;
+    let seq = store.get(&receipt_seq_key(receipt))?.and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok());
+    Ok(Some((payload, seq.map(u64::from_be_bytes).unwrap_or(0))))
+}
+
+fn tail(key: &[u8], prefix: &str) -> String {
+    String::from_utf8_lossy(&key[prefix.len()..]).into_owned()
+}
+
+/// Looks up the facts a submission's records name (submission::lookups).
+pub(crate) fn facts(store: &dyn Store, muni: &str, lookups: &Lookups) -> Result<Facts, StoreError> {
+    let mut facts = Facts::default();
+    for (kind, n) in &lookups.sequences {
+        let code = kind.code();
+        let entry = facts.sequences.entry(*kind).or_insert_with(|| SequenceFacts::default());
+        let high = u32_of(store.get(&seq_high_key(muni, code))?);
+        entry.highest = (high != 0).then_some(high);
+        if let Some(v) = store.get(&seq_key(muni, code, *n))? {
+            let text = String::from_utf8_lossy(&v).into_owned();
+            if let Some((sha, receipt)) = text.split_once(' ') {
+                entry.accepted.insert(*n, (sha.to_string(), receipt.to_string()));
+            }
+        }
+    }
+    for h in &lookups.households {
+        let prefix = household_prefix(muni, h);
+        let dates: BTreeSet<Date> = store
+            .scan_prefix(prefix.as_bytes())?
+            .iter()
+            .filter_map(|(k, _)| tail(k, &prefix).parse().ok().and_then(Date::from_yyyymmdd))
+            .collect();
+        if !dates.is_empty() {
+            facts.households.insert(h.clone(), dates);
+        }
+        let prefix = kogaku_prefix(muni, h);
+        for (k, _) in store.scan_prefix(prefix.as_bytes())? {
+            let t = tail(&k, &prefix);
+            let Some((month, kind)) = t.split_once('/') else { continue };
+            let month = month.parse::<u32>().ok().and_then(|m| Month::new((m / 100) as i32, (m % 100) as u8).ok());
+            if let (Some(month), Ok(kind)) = (month, KogakuKind::parse(kind)) {
+                facts.kogaku_keys.insert((h.clone(), month, kind));
+            }
+        }
+    }
+    for r in &lookups.residents {
+        let prefix = person_prefix(muni, r);
+        for (k, _) in store.scan_prefix(prefix.as_bytes())? {
+            let start = tail(&k, &prefix).parse::<u32>().ok().unwrap_or(0);
+            facts.person_keys.insert((r.clone(), Date::from_yyyymmdd(start)));
+        }
+    }
+    Ok(facts)
+}
