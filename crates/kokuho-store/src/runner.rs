@@ -304,7 +304,11 @@ impl<S: Step> Runner<S> {
         };
         loop {
             let group = tokio::select! {
-                _ = self.rebuild.recv() => return Stop::Rebuild,
+                request = self.rebuild.recv(), if !self.rebuild.is_closed() => match request {
+                    Some(()) => return Stop::Rebuild,
+                    // Every handle is gone: nobody can ask for a rebuild any more.
+                    None => continue,
+                },
                 g = consumer.next_group(self.settings.group_max, self.settings.linger) => g,
             };
             let group = match group {

@@ -1,1 +1,72 @@
-//! Service harness: filled in with the services.
+//! The system under test: every service in-process against the test's own nats-server, gRPC
+//! on a free loopback port, sled in the test's temp dir.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use kokuho_client::Client;
+use kokuho_system::{System, SystemConfig};
+
+use crate::TestNats;
+
+/// The fixture's three wards, with their 保険者番号 (the default Tokyo registry has them).
+pub const CHIYODA: &str = "131016";
+pub const CHUO: &str = "131024";
+pub const MINATO: &str = "131032";
+
+pub struct TestSystem {
+    pub nats: TestNats,
+    system: Option<System>,
+    pub client: Client,
+    config: SystemConfig,
+}
+
+/// Starts nats-server and the system with the default (Tokyo) registry and `business_date`.
+pub async fn spawn_system(business_date: u32) -> TestSystem {
+    let nats = TestNats::start().await;
+    let config = SystemConfig {
+        data_dir: nats.dir().join("data"),
+        nats_url: Some(nats.url()),
+        business_date: Some(business_date),
+        listen: "127.0.0.1:0".parse().expect("loopback address"),
+        registry: Arc::new(kokuho_system::default_registry()),
+        identity_key: None,
+    };
+    let system = System::start(config.clone()).await.expect("start the system");
+    let client = Client::connect(system.endpoint()).await.expect("connect to the system");
+    TestSystem { nats, system: Some(system), client, config }
+}
+
+impl TestSystem {
+    pub fn system(&self) -> &System {
+        self.system.as_ref().expect("the system is running")
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.config.data_dir.clone()
+    }
+
+    /// Stops every service (the nats-server keeps running).
+    pub async fn stop_services(&mut self) {
+        if let Some(s) = self.system.take() {
+            s.stop().await.expect("stop the system");
+        }
+    }
+
+    /// Starts the services again on the same data dir and log.
+    pub async fn start_services(&mut self) {
+        let system = System::start(self.config.clone()).await.expect("restart the system");
+        self.client = Client::connect(system.endpoint()).await.expect("connect to the system");
+        self.system = Some(system);
+    }
+
+    /// Waits until every consumer has caught up.
+    pub async fn settle(&mut self) {
+        let r = self.client.wait_idle(std::time::Duration::from_secs(60)).await.expect("wait");
+        assert!(r.idle, "the system did not settle: {:?}", r.progress);
+    }
+
+    pub async fn stop(mut self) {
+        self.stop_services().await;
+    }
+}

@@ -1,0 +1,124 @@
+//! The gRPC client of kokuho: what the `kokuho` CLI, the demo and the tests call. Thin: each
+//! method is one call of the API (spec/cli.md names the commands built on them).
+
+pub mod scenario;
+
+use std::path::Path;
+use std::time::Duration;
+
+use kokuho_proto::intake::v1 as pb;
+use kokuho_proto::intake::v1::intake_service_client::IntakeServiceClient;
+use kokuho_proto::results::v1 as rpb;
+use kokuho_proto::results::v1::result_service_client::ResultServiceClient;
+use tonic::transport::Channel;
+
+pub use kokuho_proto::intake::v1::{GetStatusResponse, SubmissionStatus, SubmitResponse, WaitIdleResponse};
+pub use kokuho_proto::results::v1::ResultFile;
+pub use tonic::{Code, Status};
+
+/// Bytes per upload chunk.
+const CHUNK: usize = 1 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot connect to {endpoint}: {source}")]
+    Connect { endpoint: String, source: tonic::transport::Error },
+    #[error("{}", .0.message())]
+    Status(#[from] Status),
+    #[error("{path}: {source}")]
+    Io { path: String, source: std::io::Error },
+}
+
+impl ClientError {
+    /// True if the server answered (the request was refused), false if it could not be reached.
+    pub fn is_answer(&self) -> bool {
+        matches!(self, ClientError::Status(s) if s.code() != Code::Unavailable)
+    }
+}
+
+#[derive(Clone)]
+pub struct Client {
+    intake: IntakeServiceClient<Channel>,
+    results: ResultServiceClient<Channel>,
+}
+
+impl Client {
+    pub async fn connect(endpoint: &str) -> Result<Self, ClientError> {
+        let channel = Channel::from_shared(endpoint.to_string())
+            .map_err(|_| ClientError::Status(Status::invalid_argument(format!("bad endpoint {endpoint}"))))?
+            .connect_timeout(Duration::from_secs(5))
+            .connect()
+            .await
+            .map_err(|source| ClientError::Connect { endpoint: endpoint.to_string(), source })?;
+        Ok(Self {
+            intake: IntakeServiceClient::new(channel.clone()).max_decoding_message_size(64 << 20),
+            results: ResultServiceClient::new(channel).max_decoding_message_size(256 << 20),
+        })
+    }
+
+    /// One submission of `municipality`: (file name, bytes) pairs.
+    pub async fn submit(&mut self, municipality: &str, files: Vec<(String, Vec<u8>)>) -> Result<SubmitResponse, ClientError> {
+        let mut parts = vec![pb::SubmitRequest {
+            part: Some(pb::submit_request::Part::Header(pb::SubmitHeader {
+                municipality: municipality.to_string(),
+                file_names: files.iter().map(|(n, _)| n.clone()).collect(),
+            })),
+        }];
+        for (i, (_, bytes)) in files.into_iter().enumerate() {
+            for chunk in bytes.chunks(CHUNK) {
+                parts.push(pb::SubmitRequest {
+                    part: Some(pb::submit_request::Part::Chunk(pb::FileChunk { file_index: i as u32, data: chunk.to_vec() })),
+                });
+            }
+        }
+        Ok(self.intake.submit(tokio_stream::iter(parts)).await?.into_inner())
+    }
+
+    pub async fn status(&mut self, receipt: &str) -> Result<GetStatusResponse, ClientError> {
+        Ok(self.intake.get_status(pb::GetStatusRequest { receipt: receipt.to_string() }).await?.into_inner())
+    }
+
+    pub async fn wait_idle(&mut self, timeout: Duration) -> Result<WaitIdleResponse, ClientError> {
+        let timeout_ms = timeout.as_millis().min(u128::from(u32::MAX)) as u32;
+        Ok(self.intake.wait_idle(pb::WaitIdleRequest { timeout_ms }).await?.into_inner())
+    }
+
+    pub async fn close_day(&mut self, date: u32) -> Result<pb::CloseDayResponse, ClientError> {
+        Ok(self.intake.close_day(pb::CloseDayRequest { date }).await?.into_inner())
+    }
+
+    /// Every pending result file of `municipality`, not yet acknowledged.
+    pub async fn fetch_files(&mut self, municipality: &str) -> Result<Vec<ResultFile>, ClientError> {
+        let r = self.results.fetch_files(rpb::FetchFilesRequest { municipality: municipality.to_string() }).await?;
+        Ok(r.into_inner().files)
+    }
+
+    pub async fn acknowledge(&mut self, municipality: &str, names: Vec<String>) -> Result<u32, ClientError> {
+        let r = self
+            .results
+            .acknowledge_files(rpb::AcknowledgeFilesRequest { municipality: municipality.to_string(), names })
+            .await?;
+        Ok(r.into_inner().acknowledged)
+    }
+
+    /// Writes every pending file of `municipality` into `dir` (synced to disk), then
+    /// acknowledges them. Returns the files written, in order.
+    pub async fn fetch_into(&mut self, municipality: &str, dir: &Path) -> Result<Vec<ResultFile>, ClientError> {
+        let files = self.fetch_files(municipality).await?;
+        let io = |path: &Path| {
+            let path = path.display().to_string();
+            move |source| ClientError::Io { path, source }
+        };
+        tokio::fs::create_dir_all(dir).await.map_err(io(dir))?;
+        for f in &files {
+            let path = dir.join(&f.name);
+            let mut out = tokio::fs::File::create(&path).await.map_err(io(&path))?;
+            tokio::io::AsyncWriteExt::write_all(&mut out, &f.content).await.map_err(io(&path))?;
+            out.sync_all().await.map_err(io(&path))?;
+        }
+        if !files.is_empty() {
+            self.acknowledge(municipality, files.iter().map(|f| f.name.clone()).collect()).await?;
+        }
+        Ok(files)
+    }
+}

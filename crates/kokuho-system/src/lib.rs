@@ -1,0 +1,129 @@
+//! Every kokuho service in one process, on one gRPC listener: the embedded default of
+//! `kokuho up` (spec/cli.md), `kokuho demo`, and the system under test of the harness.
+//! A real deployment runs each service with `kokuho serve <service>` instead; both paths build
+//! the same `App`s.
+//!
+//! Layout of a data directory:
+//! - `nats/` the local nats-server (config, log, `jetstream/` store) unless `--nats` is given
+//! - `store/<service>/` the sled stores
+//! - `keys/identity.pub`, `keys/identity.key` dev keys (security.md S3: generated, never in git)
+//! - `endpoint` the gRPC endpoint the CLI finds by itself
+//! - `logs/` the services' log
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use kokuho_ids::Registry;
+use kokuho_runtime::local_nats::LocalNats;
+use kokuho_store::{RunnerSettings, SledDb};
+
+/// The default prefecture: Tokyo (62 municipalities, made-up 保険者番号).
+pub const DEFAULT_REGISTRY: &str = include_str!("../../../config/registry/13.csv");
+
+pub fn default_registry() -> Registry {
+    Registry::parse(DEFAULT_REGISTRY).expect("the shipped registry is valid (tested)")
+}
+
+/// Where the system runs and with what.
+#[derive(Debug, Clone)]
+pub struct SystemConfig {
+    pub data_dir: PathBuf,
+    /// An external NATS server; `None` starts a local one in `data_dir/nats`.
+    pub nats_url: Option<String>,
+    /// The first business date of a new log (rules.md T1).
+    pub business_date: Option<u32>,
+    pub listen: SocketAddr,
+    pub registry: Arc<Registry>,
+    /// identity's public key file; `None` uses (and first generates) the dev keys of the data dir.
+    pub identity_key: Option<PathBuf>,
+}
+
+/// A running system.
+pub struct System {
+    nats: Option<LocalNats>,
+    intake: kokuho_intake::App,
+    endpoint: String,
+    stop_server: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+/// The identity key pair of a data dir, generated on first use.
+pub fn ensure_keys(data_dir: &Path) -> anyhow::Result<kokuho_crypto::PublicKey> {
+    let dir = data_dir.join("keys");
+    let public = dir.join("identity.pub");
+    if !public.exists() {
+        kokuho_crypto::generate_key_pair(&dir).context("generate dev keys")?;
+    }
+    Ok(kokuho_crypto::PublicKey::load(&public)?)
+}
+
+/// The endpoint file of a data dir.
+pub fn endpoint_file(data_dir: &Path) -> PathBuf {
+    data_dir.join("endpoint")
+}
+
+impl System {
+    pub async fn start(config: SystemConfig) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("create data dir {}", config.data_dir.display()))?;
+        let (nats, url) = match &config.nats_url {
+            Some(url) => (None, url.clone()),
+            None => {
+                let server = LocalNats::start(&config.data_dir.join("nats"), 0).await?;
+                let url = server.url();
+                (Some(server), url)
+            }
+        };
+        let bus = kokuho_bus::Bus::connect(&url, "kokuho").await?;
+        let identity_key = match &config.identity_key {
+            Some(path) => kokuho_crypto::PublicKey::load(path)?,
+            None => ensure_keys(&config.data_dir)?,
+        };
+        let db = SledDb::open(&config.data_dir.join("store").join("intake"))?;
+        let intake = kokuho_intake::App::build(
+            kokuho_intake::Config {
+                registry: config.registry.clone(),
+                identity_key,
+                limits: kokuho_intake::Limits::default(),
+                initial_business_date: config.business_date,
+                runner: RunnerSettings::default(),
+            },
+            bus,
+            &db,
+        )
+        .await?;
+        let (intake_svc, results_svc) = intake.services();
+        let health = kokuho_runtime::grpc::health(&["kokuho.intake.v1.IntakeService", "kokuho.results.v1.ResultService"]).await;
+        let router = tonic::transport::Server::builder().add_service(health).add_service(intake_svc).add_service(results_svc);
+        let (listener, addr) = kokuho_runtime::grpc::bind(config.listen).await?;
+        let endpoint = format!("http://{addr}");
+        let (stop_server, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(kokuho_runtime::grpc::serve(router, listener, async move {
+            let _ = stopped.await;
+        }));
+        std::fs::write(endpoint_file(&config.data_dir), &endpoint)?;
+        tracing::info!(%endpoint, data_dir = %config.data_dir.display(), "kokuho is up");
+        Ok(Self { nats, intake, endpoint, stop_server, server })
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    pub fn intake(&self) -> &kokuho_intake::Intake {
+        self.intake.intake()
+    }
+
+    /// Stops the server, the consumers, and the local nats-server.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        let _ = self.stop_server.send(());
+        let _ = self.server.await;
+        self.intake.shutdown().await;
+        if let Some(n) = self.nats.as_mut() {
+            n.stop().await?;
+        }
+        Ok(())
+    }
+}

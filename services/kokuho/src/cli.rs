@@ -1,0 +1,150 @@
+//! The command line (spec/cli.md).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+const AFTER_HELP: &str = "\
+Exit codes:
+  0  done (a submission accepted fully or partly, or a duplicate of an earlier one)
+  1  a submission rejected whole (F01–F09), or a refused operation
+  2  usage error, or the system could not be reached
+
+Under `kokuho up`, the CLI finds the endpoint in the data directory (--data-dir or
+KOKUHO_DATA_DIR, default .kokuho); elsewhere give --endpoint or KOKUHO_ENDPOINT.";
+
+#[derive(Debug, Parser)]
+#[command(name = "kokuho", version, about = "Prefecture NHI aggregation (国保情報集約システム)", after_help = AFTER_HELP)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: Global,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct Global {
+    /// gRPC endpoint of the system, e.g. http://127.0.0.1:50051.
+    #[arg(long, env = "KOKUHO_ENDPOINT", global = true)]
+    pub(crate) endpoint: Option<String>,
+    /// Data directory of `kokuho up` (the CLI reads the endpoint from it).
+    #[arg(long, env = "KOKUHO_DATA_DIR", global = true)]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// Print one JSON object instead of text.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Start a local nats-server and every service on loopback (the embedded default).
+    Up(UpArgs),
+    /// `up` on a temporary directory, play the sample scenario, print what each municipality gets back.
+    Demo(DemoArgs),
+    /// Submit one submission (one or more files of one municipality).
+    Submit(SubmitArgs),
+    /// Show a receipt's status.
+    Status {
+        /// 受付番号.
+        receipt: String,
+    },
+    /// Wait until every service has caught up with the log.
+    Wait {
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
+    /// Operator: close the business day; the date must be later than the current one.
+    CloseDay {
+        /// YYYYMMDD.
+        date: String,
+    },
+    /// Write every pending result file of a municipality into a directory and acknowledge them.
+    Fetch {
+        #[arg(long)]
+        municipality: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// 継続世帯確定指示 for a candidate (arrives with the kogaku service).
+    Decide {
+        #[arg(long)]
+        municipality: String,
+        candidate: String,
+        #[arg(long, conflicts_with = "discontinue")]
+        r#continue: bool,
+        #[arg(long)]
+        discontinue: bool,
+    },
+    /// Run one service.
+    Serve(ServeArgs),
+    /// Key management (security.md S3).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct UpArgs {
+    /// First business date of a new log (YYYYMMDD; default today).
+    #[arg(long)]
+    pub(crate) business_date: Option<String>,
+    /// Use this NATS server instead of starting one.
+    #[arg(long, env = "KOKUHO_NATS_URL")]
+    pub(crate) nats: Option<String>,
+    /// gRPC listen address.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub(crate) listen: SocketAddr,
+    /// Municipality registry file (default: Tokyo, config/registry/13.csv).
+    #[arg(long, env = "KOKUHO_REGISTRY")]
+    pub(crate) registry: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DemoArgs {
+    /// Scenario folder (scenario.json and its files); default: the shipped sample.
+    #[arg(long)]
+    pub(crate) scenario: Option<PathBuf>,
+    /// Keep the temporary data directory.
+    #[arg(long)]
+    pub(crate) keep: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SubmitArgs {
+    #[arg(long)]
+    pub(crate) municipality: String,
+    /// Return once every service has processed what the submission caused.
+    #[arg(long)]
+    pub(crate) wait: bool,
+    #[arg(required = true)]
+    pub(crate) files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// intake (identity, continuity, kogaku, relay and midserver-sim come with their issues).
+    pub(crate) service: String,
+    #[arg(long, env = "KOKUHO_NATS_URL")]
+    pub(crate) nats: String,
+    #[arg(long, env = "KOKUHO_LISTEN", default_value = "0.0.0.0:50051")]
+    pub(crate) listen: SocketAddr,
+    /// identity's public key file (a Kubernetes Secret in production).
+    #[arg(long, env = "KOKUHO_IDENTITY_PUBLIC_KEY")]
+    pub(crate) identity_public_key: PathBuf,
+    #[arg(long, env = "KOKUHO_REGISTRY")]
+    pub(crate) registry: Option<PathBuf>,
+    /// First business date of a new log (YYYYMMDD); ignored when the log has one.
+    #[arg(long, env = "KOKUHO_BUSINESS_DATE")]
+    pub(crate) business_date: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum KeysCommand {
+    /// Write a new identity key pair (identity.pub, identity.key) into a directory.
+    Generate {
+        #[arg(long)]
+        out: PathBuf,
+    },
+}

@@ -1,0 +1,261 @@
+//! One function per command; each returns the process exit code.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use kokuho_client::scenario::{self, Scenario};
+use kokuho_client::{Client, ClientError, SubmissionStatus};
+use kokuho_ids::Registry;
+use kokuho_system::{System, SystemConfig};
+
+use crate::cli::{Cli, Command, DemoArgs, Global, KeysCommand, ServeArgs, SubmitArgs, UpArgs};
+use crate::output::{self, Out};
+use crate::{EXIT_OK, EXIT_REJECTED, EXIT_USAGE};
+
+const DEFAULT_DATA_DIR: &str = ".kokuho";
+
+pub(crate) async fn run(cli: Cli) -> u8 {
+    let out = Out { json: cli.global.json };
+    let result = match cli.command {
+        Command::Up(args) => up(&cli.global, args).await,
+        Command::Demo(args) => demo(out, args).await,
+        Command::Serve(args) => serve(&cli.global, args).await,
+        Command::Keys { command: KeysCommand::Generate { out: dir } } => keys_generate(out, &dir),
+        Command::Submit(args) => client_command(&cli.global, out, |c| submit(c, out, args)).await,
+        Command::Status { receipt } => client_command(&cli.global, out, |c| status(c, out, receipt)).await,
+        Command::Wait { timeout } => client_command(&cli.global, out, |c| wait(c, out, timeout)).await,
+        Command::CloseDay { date } => client_command(&cli.global, out, |c| close_day(c, out, date)).await,
+        Command::Fetch { municipality, out: dir } => {
+            client_command(&cli.global, out, |c| fetch(c, out, municipality, dir)).await
+        }
+        Command::Decide { .. } => {
+            out.error("decide: 継続世帯確定指示 arrives with the kogaku service; nothing was sent");
+            Ok(EXIT_USAGE)
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            out.error(&format!("{e:#}"));
+            EXIT_USAGE
+        }
+    }
+}
+
+fn data_dir(global: &Global) -> PathBuf {
+    global.data_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
+}
+
+fn endpoint(global: &Global) -> anyhow::Result<String> {
+    if let Some(e) = &global.endpoint {
+        return Ok(e.clone());
+    }
+    let dir = data_dir(global);
+    let file = kokuho_system::endpoint_file(&dir);
+    let text = std::fs::read_to_string(&file).with_context(|| {
+        format!(
+            "no endpoint: give --endpoint (or KOKUHO_ENDPOINT), or start `kokuho up --data-dir {}` first",
+            dir.display()
+        )
+    })?;
+    Ok(text.trim().to_string())
+}
+
+async fn client_command<F, Fut>(global: &Global, out: Out, f: F) -> anyhow::Result<u8>
+where
+    F: FnOnce(Client) -> Fut,
+    Fut: std::future::Future<Output = Result<u8, ClientError>>,
+{
+    let endpoint = endpoint(global)?;
+    let client = match Client::connect(&endpoint).await {
+        Ok(c) => c,
+        Err(e) => {
+            out.error(&format!("{e}; is `kokuho up` running?"));
+            return Ok(EXIT_USAGE);
+        }
+    };
+    match f(client).await {
+        Ok(code) => Ok(code),
+        Err(e) if e.is_answer() => {
+            out.error(&e.to_string());
+            Ok(EXIT_REJECTED)
+        }
+        Err(e) => {
+            out.error(&e.to_string());
+            Ok(EXIT_USAGE)
+        }
+    }
+}
+
+fn parse_date(s: &str) -> anyhow::Result<u32> {
+    let d = kokuho_ids::Date::parse(s).map_err(|e| anyhow::anyhow!("{s} is not a date (YYYYMMDD): {e}"))?;
+    Ok(d.to_yyyymmdd())
+}
+
+fn today() -> u32 {
+    let now = time::OffsetDateTime::now_local().unwrap_or_else(|_| time::OffsetDateTime::now_utc());
+    now.year() as u32 * 10_000 + u32::from(now.month() as u8) * 100 + u32::from(now.day())
+}
+
+fn registry(path: Option<&Path>) -> anyhow::Result<Arc<Registry>> {
+    match path {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("read registry {}", p.display()))?;
+            Ok(Arc::new(Registry::parse(&text).with_context(|| format!("registry {}", p.display()))?))
+        }
+        None => Ok(Arc::new(kokuho_system::default_registry())),
+    }
+}
+
+async fn up(global: &Global, args: UpArgs) -> anyhow::Result<u8> {
+    let dir = data_dir(global);
+    std::fs::create_dir_all(dir.join("logs")).with_context(|| format!("create {}", dir.display()))?;
+    let mut settings = kokuho_runtime::telemetry::TelemetrySettings::from_env();
+    settings.log_file = Some(dir.join("logs").join("kokuho.log"));
+    let _telemetry = kokuho_runtime::telemetry::init("kokuho", &settings)?;
+    let business_date = match &args.business_date {
+        Some(d) => parse_date(d)?,
+        None => today(),
+    };
+    let system = System::start(SystemConfig {
+        data_dir: dir.clone(),
+        nats_url: args.nats.clone(),
+        business_date: Some(business_date),
+        listen: args.listen,
+        registry: registry(args.registry.as_deref())?,
+        identity_key: None,
+    })
+    .await?;
+    output::line(&format!("kokuho is up at {} (data in {}); Ctrl-C stops it", system.endpoint(), dir.display()));
+    kokuho_runtime::shutdown::signal().await;
+    output::line("Stopping kokuho");
+    system.stop().await?;
+    Ok(EXIT_OK)
+}
+
+async fn serve(global: &Global, args: ServeArgs) -> anyhow::Result<u8> {
+    if args.service != "intake" {
+        anyhow::bail!(
+            "service {:?} is not built yet; `kokuho serve intake` is (identity, continuity, kogaku, relay and \
+             midserver-sim come with their issues)",
+            args.service
+        );
+    }
+    let _telemetry = kokuho_runtime::telemetry::init("intake", &kokuho_runtime::telemetry::TelemetrySettings::from_env())?;
+    let system = System::start(SystemConfig {
+        data_dir: data_dir(global),
+        nats_url: Some(args.nats),
+        business_date: args.business_date.as_deref().map(parse_date).transpose()?,
+        listen: args.listen,
+        registry: registry(args.registry.as_deref())?,
+        identity_key: Some(args.identity_public_key),
+    })
+    .await?;
+    kokuho_runtime::shutdown::signal().await;
+    system.stop().await?;
+    Ok(EXIT_OK)
+}
+
+fn keys_generate(out: Out, dir: &Path) -> anyhow::Result<u8> {
+    let public = kokuho_crypto::generate_key_pair(dir)?;
+    out.value(
+        &format!("Wrote {0}/identity.pub and {0}/identity.key (key id {1})", dir.display(), public.id()),
+        serde_json::json!({ "public": dir.join("identity.pub"), "private": dir.join("identity.key"), "key_id": public.id() }),
+    );
+    Ok(EXIT_OK)
+}
+
+async fn submit(mut client: Client, out: Out, args: SubmitArgs) -> Result<u8, ClientError> {
+    let mut files = Vec::new();
+    for path in &args.files {
+        let bytes = std::fs::read(path).map_err(|source| ClientError::Io { path: path.display().to_string(), source })?;
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        files.push((name, bytes));
+    }
+    let r = client.submit(&args.municipality, files).await?;
+    if args.wait {
+        client.wait_idle(Duration::from_secs(600)).await?;
+    }
+    out.submission(&r);
+    Ok(if r.status() == SubmissionStatus::Rejected { EXIT_REJECTED } else { EXIT_OK })
+}
+
+async fn status(mut client: Client, out: Out, receipt: String) -> Result<u8, ClientError> {
+    let r = client.status(&receipt).await?;
+    out.status(&r);
+    Ok(EXIT_OK)
+}
+
+async fn wait(mut client: Client, out: Out, timeout: u64) -> Result<u8, ClientError> {
+    let r = client.wait_idle(Duration::from_secs(timeout)).await?;
+    out.value(
+        if r.idle { "Every service has caught up." } else { "Still working; try again later." },
+        serde_json::json!({ "idle": r.idle, "pending": r.progress.iter().map(|p| p.pending).sum::<u64>() }),
+    );
+    Ok(if r.idle { EXIT_OK } else { EXIT_REJECTED })
+}
+
+async fn close_day(mut client: Client, out: Out, date: String) -> Result<u8, ClientError> {
+    let Ok(date) = parse_date(&date) else {
+        out.error(&format!("{date} is not a date (YYYYMMDD)"));
+        return Ok(EXIT_USAGE);
+    };
+    let r = client.close_day(date).await?;
+    out.value(
+        &format!("Business date is now {} (was {}).", r.business_date, r.previous),
+        serde_json::json!({ "business_date": r.business_date, "previous": r.previous }),
+    );
+    Ok(EXIT_OK)
+}
+
+async fn fetch(mut client: Client, out: Out, municipality: String, dir: PathBuf) -> Result<u8, ClientError> {
+    let files = client.fetch_into(&municipality, &dir).await?;
+    out.files(&files, &dir);
+    Ok(EXIT_OK)
+}
+
+/// The sample scenario shipped in the repository.
+fn default_scenario() -> PathBuf {
+    let here = PathBuf::from("scenarios/sample");
+    if here.join("scenario.json").exists() {
+        return here;
+    }
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../scenarios/sample"))
+}
+
+async fn demo(out: Out, args: DemoArgs) -> anyhow::Result<u8> {
+    let scenario_dir = args.scenario.unwrap_or_else(default_scenario);
+    let scenario = Scenario::load(&scenario_dir)?;
+    let tmp = tempfile::Builder::new().prefix("kokuho-demo-").tempdir()?;
+    let dir = tmp.path().to_path_buf();
+    std::fs::create_dir_all(dir.join("logs"))?;
+    let mut settings = kokuho_runtime::telemetry::TelemetrySettings::from_env();
+    settings.log_file = Some(dir.join("logs").join("kokuho.log"));
+    let _telemetry = kokuho_runtime::telemetry::init("kokuho", &settings)?;
+    let system = System::start(SystemConfig {
+        data_dir: dir.clone(),
+        nats_url: None,
+        business_date: scenario.first_business_date(),
+        listen: "127.0.0.1:0".parse()?,
+        registry: registry(None)?,
+        identity_key: None,
+    })
+    .await?;
+    output::line(&format!(
+        "kokuho demo: scenario {} on a fresh system at {} (business date {})",
+        scenario_dir.display(),
+        system.endpoint(),
+        scenario.business_date
+    ));
+    let mut client = Client::connect(system.endpoint()).await?;
+    let played = scenario::play(&mut client, &scenario, |report| out.step(report)).await;
+    system.stop().await?;
+    if args.keep {
+        let kept = tmp.keep();
+        output::line(&format!("Data kept in {}", kept.display()));
+    }
+    played?;
+    Ok(EXIT_OK)
+}

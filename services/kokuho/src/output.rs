@@ -1,0 +1,146 @@
+//! What the CLI prints: text for people, one JSON object per command with `--json`.
+#![allow(clippy::print_stdout)] // The CLI's output is its job.
+
+use std::path::Path;
+
+use kokuho_client::scenario::{Outcome, StepReport};
+use kokuho_client::{GetStatusResponse, ResultFile, SubmissionStatus, SubmitResponse};
+use serde_json::json;
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Out {
+    pub(crate) json: bool,
+}
+
+pub(crate) fn line(text: &str) {
+    println!("{text}");
+}
+
+fn status_word(s: SubmissionStatus) -> &'static str {
+    match s {
+        SubmissionStatus::Accepted => "accepted",
+        SubmissionStatus::Partial => "partial",
+        SubmissionStatus::Rejected => "rejected",
+        SubmissionStatus::Duplicate => "duplicate",
+        SubmissionStatus::Unspecified => "unknown",
+    }
+}
+
+/// Decodes a result file for display (UTF-8, else CP932).
+fn text_of(content: &[u8]) -> String {
+    match std::str::from_utf8(content) {
+        Ok(s) => s.to_string(),
+        Err(_) => encoding_rs::SHIFT_JIS.decode(content).0.into_owned(),
+    }
+}
+
+impl Out {
+    pub(crate) fn error(&self, message: &str) {
+        if self.json {
+            println!("{}", json!({ "error": message }));
+        } else {
+            eprintln!("kokuho: {message}");
+        }
+    }
+
+    pub(crate) fn value(&self, text: &str, value: serde_json::Value) {
+        if self.json {
+            println!("{value}");
+        } else {
+            println!("{text}");
+        }
+    }
+
+    pub(crate) fn submission(&self, r: &SubmitResponse) {
+        let status = status_word(r.status());
+        let code = (!r.code.is_empty()).then(|| r.code.clone());
+        if self.json {
+            println!(
+                "{}",
+                json!({ "receipt": r.receipt, "status": status, "code": code, "accepted": r.accepted,
+                        "rejected": r.rejected, "warnings": r.warnings })
+            );
+            return;
+        }
+        println!("受付番号 {}: {status}{}", r.receipt, code.map(|c| format!(" ({c})")).unwrap_or_default());
+        println!("  accepted {}, rejected {}, warnings {}", r.accepted, r.rejected, r.warnings);
+        for row in &r.rows {
+            // fields: 区分, コード, 受付番号, 種別, 行, 宛名番号, 項目名, 内容
+            let f = |i: usize| row.fields.get(i).map(String::as_str).unwrap_or("");
+            println!("  {} {} {} line {} {} {}: {}", f(0), f(1), f(3), f(4), f(5), f(6), f(7));
+        }
+    }
+
+    pub(crate) fn status(&self, r: &GetStatusResponse) {
+        let status = status_word(r.status());
+        if self.json {
+            let progress: Vec<_> =
+                r.progress.iter().map(|p| json!({ "service": p.service, "done": p.done, "pending": p.pending })).collect();
+            println!(
+                "{}",
+                json!({ "receipt": r.receipt, "municipality": r.municipality, "status": status,
+                        "code": (!r.code.is_empty()).then(|| r.code.clone()), "accepted": r.accepted,
+                        "rejected": r.rejected, "warnings": r.warnings, "files": r.files, "progress": progress })
+            );
+            return;
+        }
+        println!("受付番号 {} ({}): {status} {}", r.receipt, r.municipality, r.code);
+        println!("  accepted {}, rejected {}, warnings {}", r.accepted, r.rejected, r.warnings);
+        for f in &r.files {
+            println!("  file {f}");
+        }
+        for p in &r.progress {
+            println!("  {:<28} {}", p.service, if p.done { "done".to_string() } else { format!("{} pending", p.pending) });
+        }
+    }
+
+    pub(crate) fn files(&self, files: &[ResultFile], dir: &Path) {
+        if self.json {
+            let names: Vec<_> = files.iter().map(|f| &f.name).collect();
+            println!("{}", json!({ "files": names, "dir": dir }));
+            return;
+        }
+        if files.is_empty() {
+            println!("No pending result files.");
+        }
+        for f in files {
+            println!("{}", dir.join(&f.name).display());
+        }
+    }
+
+    pub(crate) fn step(&self, report: &StepReport) {
+        let what = match &report.outcome {
+            Outcome::Submitted { municipality, files, response } => format!(
+                "{municipality} submits {}: {} {}{} (accepted {}, rejected {}, warnings {})",
+                files.join(" "),
+                response.receipt,
+                status_word(response.status()),
+                if response.code.is_empty() { String::new() } else { format!(" {}", response.code) },
+                response.accepted,
+                response.rejected,
+                response.warnings
+            ),
+            Outcome::Refused { what, status } => format!("{what}: refused: {}", status.message()),
+            Outcome::DayClosed { date } => format!("day closed; business date {date}"),
+            Outcome::Skipped { what } => format!("skipped: {what}"),
+        };
+        if self.json {
+            let fetched: serde_json::Map<_, _> = report
+                .fetched
+                .iter()
+                .map(|(m, files)| (m.clone(), json!(files.iter().map(|f| &f.name).collect::<Vec<_>>())))
+                .collect();
+            println!("{}", json!({ "step": report.index, "what": what, "fetched": fetched }));
+            return;
+        }
+        println!("\n== step {}: {what}", report.index);
+        for (muni, files) in &report.fetched {
+            for f in files {
+                println!("  {muni} gets {}:", f.name);
+                for l in text_of(&f.content).lines() {
+                    println!("    {l}");
+                }
+            }
+        }
+    }
+}
