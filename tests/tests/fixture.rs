@@ -1,0 +1,19 @@
+//! The sample scenario (the hand-checked public fixture) through the running system: what each
+//! municipality gets back from intake equals expected.json.
+
+use kokuho_client::scenario::{self, Scenario};
+use kokuho_e2e::{expected, intake_view, sample_dir};
+use kokuho_testkit::app::spawn_system;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sample_scenario_gives_the_expected_intake_results() {
+    let scenario = Scenario::load(&sample_dir()).unwrap();
+    let mut sys = spawn_system(scenario.first_business_date().unwrap()).await;
+    let reports = scenario::play(&mut sys.client, &scenario, |_| {}).await.unwrap();
+    let got = intake_view(&reports);
+    let expected = expected();
+    for (muni, sections) in expected["municipalities"].as_object().unwrap() {
+        assert_eq!(got[muni], sections["intake"], "intake results of {muni}");
+    }
+    sys.stop().await;
+}
