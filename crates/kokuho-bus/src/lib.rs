@@ -438,22 +438,40 @@ impl Bus {
 
     /// Number of messages in the dead-letter stream for `consumer`.
     pub async fn dead_letters(&self, consumer: &str) -> Result<u64, BusError> {
-        let s = match self.js.get_stream(DEAD_LETTER.name).await {
-            Ok(s) => s,
-            Err(_) => return Ok(0),
-        };
-        let subject = format!("kokuho.dlq.{consumer}");
-        let info = s
-            .info_with_subjects(&subject)
+        if self.js.get_stream(DEAD_LETTER.name).await.is_err() {
+            return Ok(0);
+        }
+        self.count(DEAD_LETTER.name, &format!("kokuho.dlq.{consumer}")).await
+    }
+
+    /// Number of messages stored in `stream` on subjects matching `filter`.
+    pub async fn count(&self, stream: &str, filter: &str) -> Result<u64, BusError> {
+        let s = self
+            .js
+            .get_stream(stream)
             .await
-            .map_err(|e| BusError::new(BusErrorKind::Unavailable, "dead letters", e))?;
+            .map_err(|e| BusError::new(BusErrorKind::Unavailable, "get stream", e))?;
+        let mut subjects = s
+            .info_with_subjects(filter)
+            .await
+            .map_err(|e| BusError::new(BusErrorKind::Unavailable, "count messages", e))?;
         let mut total = 0;
-        let mut subjects = info;
         while let Some(entry) = subjects.next().await {
-            let (_, count) = entry.map_err(|e| BusError::new(BusErrorKind::Unavailable, "dead letters", e))?;
+            let (_, count) = entry.map_err(|e| BusError::new(BusErrorKind::Unavailable, "count messages", e))?;
             total += count as u64;
         }
         Ok(total)
+    }
+
+    /// Subjects of the messages published on `subject` (wildcards allowed) from now on, as
+    /// they pass through the server, stored or not: for operators' taps and for tests.
+    pub async fn tap(&self, subject: &str) -> Result<impl futures::Stream<Item = String> + use<>, BusError> {
+        let sub = self
+            .client
+            .subscribe(subject.to_string())
+            .await
+            .map_err(|e| BusError::new(BusErrorKind::Unavailable, "subscribe", e))?;
+        Ok(sub.map(|m| m.subject.to_string()))
     }
 
     /// Waits until the server has processed everything this connection sent.

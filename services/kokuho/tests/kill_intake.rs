@@ -1,0 +1,101 @@
+//! All or nothing (issue 3, formats.md): intake is killed (SIGKILL) while it appends a large
+//! submission's atomic batch; after a restart the log holds either the whole submission or
+//! none of it, and the same files are then accepted exactly once.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use kokuho_client::Client;
+use kokuho_testkit::{TestNats, eventually};
+
+const PERSONS: usize = 60_000;
+
+fn files() -> Vec<(String, Vec<u8>)> {
+    let ks = "1,KS,131016,130013,20260401,1\n2,1,1001,20200401,01,100001,0,千代田,1001,09,\n9,1\n".to_string();
+    let mut kk = String::from("1,KK,131016,130013,20260401,1\n");
+    for i in 0..PERSONS {
+        kk.push_str(&format!(
+            "2,1,{},1001,1,,山田 太郎,ヤマダ タロウ,19550820,1,01,20200401,03,,,,,20200401\n",
+            200_000 + i
+        ));
+    }
+    kk.push_str(&format!("9,{PERSONS}\n"));
+    vec![("KS.csv".into(), ks.into_bytes()), ("KK.csv".into(), kk.into_bytes())]
+}
+
+struct Intake {
+    child: std::process::Child,
+    endpoint: String,
+}
+
+async fn start_intake(nats: &TestNats) -> Intake {
+    let data = nats.dir().join("data");
+    let endpoint_file = data.join("endpoint");
+    let _ = std::fs::remove_file(&endpoint_file);
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_kokuho"))
+        .args(["serve", "intake", "--nats", &nats.url(), "--listen", "127.0.0.1:0", "--business-date", "20260401"])
+        .arg("--identity-public-key")
+        .arg(nats.dir().join("keys/identity.pub"))
+        .arg("--data-dir")
+        .arg(&data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start kokuho serve intake");
+    let endpoint = eventually("intake writes its endpoint", Duration::from_secs(30), || async {
+        std::fs::read_to_string(&endpoint_file).ok().filter(|s| !s.is_empty())
+    })
+    .await;
+    Intake { child, endpoint }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_intake_mid_submission_leaves_all_or_nothing() {
+    let nats = TestNats::start().await;
+    kokuho_crypto_keys(nats.dir());
+    let bus = nats.bus().await;
+    let mut intake = start_intake(&nats).await;
+
+    // Watch the batch's messages go by, and kill intake at the first one.
+    let mut tap = bus.tap("kokuho.intake.records.131016").await.unwrap();
+    let mut client = Client::connect(&intake.endpoint).await.unwrap();
+    let submit = tokio::spawn(async move { client.submit("131016", files()).await });
+    let seen = tokio::time::timeout(Duration::from_secs(120), tap.next()).await.expect("the batch started");
+    assert!(seen.is_some());
+    intake.child.kill().expect("SIGKILL intake");
+    intake.child.wait().unwrap();
+    assert!(submit.await.unwrap().is_err(), "the client saw the call fail");
+
+    // Nothing or everything: the head and every chunk, or none of them.
+    let chunks = PERSONS.div_ceil(1_000) as u64 + 1; // + the KS record's chunk share
+    let stored_heads = bus.count("KOKUHO_INTAKE", "kokuho.intake.submission.131016").await.unwrap();
+    let stored_chunks = bus.count("KOKUHO_INTAKE", "kokuho.intake.records.131016").await.unwrap();
+    eprintln!("after the kill: {stored_heads} heads, {stored_chunks} chunks in the log");
+    assert!(
+        (stored_heads, stored_chunks) == (0, 0) || (stored_heads == 1 && stored_chunks >= chunks - 1),
+        "partial submission in the log: {stored_heads} heads, {stored_chunks} chunks"
+    );
+
+    // After a restart the same files are accepted exactly once.
+    let intake = start_intake(&nats).await;
+    let mut client = Client::connect(&intake.endpoint).await.unwrap();
+    let r = client.submit("131016", files()).await.unwrap();
+    assert!(matches!(r.status(), kokuho_client::SubmissionStatus::Accepted | kokuho_client::SubmissionStatus::Duplicate));
+    assert_eq!(bus.count("KOKUHO_INTAKE", "kokuho.intake.submission.131016").await.unwrap(), 1);
+    let status = client.status(&r.receipt).await.unwrap();
+    assert_eq!(status.accepted as usize, PERSONS + 1);
+    let mut intake = intake;
+    intake.child.kill().unwrap();
+    intake.child.wait().unwrap();
+}
+
+fn kokuho_crypto_keys(dir: &std::path::Path) {
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_kokuho"))
+        .args(["keys", "generate", "--out"])
+        .arg(dir.join("keys"))
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
