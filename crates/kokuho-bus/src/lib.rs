@@ -299,6 +299,17 @@ impl Bus {
         Ok(info.state.last_sequence)
     }
 
+    /// (messages, bytes) stored in the stream.
+    pub async fn stream_size(&self, stream: &str) -> Result<(u64, u64), BusError> {
+        let mut s = self
+            .js
+            .get_stream(stream)
+            .await
+            .map_err(|e| BusError::new(BusErrorKind::Unavailable, "get stream", e))?;
+        let info = s.info().await.map_err(|e| BusError::new(BusErrorKind::Unavailable, "stream info", e))?;
+        Ok((info.state.messages, info.state.bytes))
+    }
+
     /// Creation time of the stream, in nanoseconds: a projection stores it to notice a stream
     /// that was deleted and created again (and must then rebuild).
     pub async fn stream_epoch(&self, stream: &str) -> Result<i128, BusError> {
