@@ -3,6 +3,7 @@
 //! nats-server (`sync_interval: always`). The raw baseline is the best the server does with
 //! that durability: atomic batches of 1,000 (stack.md). Prints records/s and the ratio.
 #![allow(clippy::print_stdout)]
+#![allow(clippy::unwrap_used)] // Tests may panic on what cannot happen.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,7 +15,8 @@ use kokuho_system::{System, SystemConfig};
 const RECORDS: usize = 100_000;
 const RUNS: usize = 3;
 
-const RAW: StreamDef = StreamDef { name: "KOKUHO_RAWBENCH", subjects: &["kokuho.rawbench.>"], description: "benchmark" };
+const RAW: StreamDef =
+    StreamDef { name: "KOKUHO_RAWBENCH", subjects: &["kokuho.rawbench.>"], description: "benchmark" };
 
 fn submission(seq: u32) -> Vec<(String, Vec<u8>)> {
     let ks = format!("1,KS,131016,130013,20260401,{seq}\n2,1,1001,20200401,01,100001,0,千代田,1001,09,\n9,1\n");
@@ -37,9 +39,8 @@ async fn raw(bus: &Bus, size: usize, run: usize) -> f64 {
     let payload = vec![b'x'; size];
     let start = Instant::now();
     for b in 0..RECORDS / 1_000 {
-        let batch = (0..1_000)
-            .map(|i| Append::new("kokuho.rawbench.m", payload.clone(), format!("r{run}-{b}-{i}")))
-            .collect();
+        let batch =
+            (0..1_000).map(|i| Append::new("kokuho.rawbench.m", payload.clone(), format!("r{run}-{b}-{i}"))).collect();
         bus.append_atomic(batch).await.expect("raw batch");
     }
     RECORDS as f64 / start.elapsed().as_secs_f64()

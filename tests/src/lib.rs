@@ -41,7 +41,9 @@ pub fn rows(reports: &[StepReport], kind: &str) -> BTreeMap<String, Vec<Vec<Stri
 /// The `intake` section of every municipality: receipts by submission number, and the count
 /// of each E, W001, W003 and F row.
 pub fn intake_view(reports: &[StepReport]) -> Value {
-    let mut munis: BTreeMap<String, (serde_json::Map<String, Value>, BTreeMap<String, String>)> = BTreeMap::new();
+    // Per municipality: submissions by number, and receipt → submission number.
+    type Receipts = (serde_json::Map<String, Value>, BTreeMap<String, String>);
+    let mut munis: BTreeMap<String, Receipts> = BTreeMap::new();
     for r in reports {
         if let Outcome::Submitted { municipality, response, .. } = &r.outcome {
             let (subs, ordinal) = munis.entry(municipality.clone()).or_default();

@@ -1,5 +1,6 @@
 //! Bad input (security.md S9, formats.md): damaged files get a clear answer and change
 //! nothing else; no input stops the service; size limits are enforced with a clear error.
+#![allow(clippy::unwrap_used)] // Tests may panic on what cannot happen.
 
 use kokuho_client::{ClientError, Code, SubmissionStatus};
 use kokuho_e2e::sample_dir;

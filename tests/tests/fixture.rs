@@ -1,5 +1,6 @@
 //! The sample scenario (the hand-checked public fixture) through the running system: what each
 //! municipality gets back from intake equals expected.json.
+#![allow(clippy::unwrap_used)] // Tests may panic on what cannot happen.
 
 use kokuho_client::scenario::{self, Scenario};
 use kokuho_e2e::{expected, intake_view, sample_dir};

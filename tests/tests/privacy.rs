@@ -1,6 +1,7 @@
 //! security.md S1 and S4: after the sample scenario, no 個人番号 of the scenario is anywhere
 //! the system wrote (the JetStream store, the sled stores, the log, the answers and result
 //! files), as plain digits, UTF-16 or base64.
+#![allow(clippy::unwrap_used)] // Tests may panic on what cannot happen.
 
 use std::io::Write as _;
 use std::path::Path;
@@ -20,8 +21,7 @@ fn scenario_numbers(dir: &Path) -> Vec<String> {
             continue;
         }
         let bytes = std::fs::read(&path).unwrap();
-        let text = String::from_utf8(bytes.clone())
-            .unwrap_or_else(|_| encoding_rs_decode(&bytes));
+        let text = String::from_utf8(bytes.clone()).unwrap_or_else(|_| encoding_rs_decode(&bytes));
         for line in text.lines() {
             let f: Vec<&str> = line.split(',').collect();
             if f.first() == Some(&"2") && f.len() > 5 && f[5].len() == 12 {
@@ -79,11 +79,7 @@ async fn no_individual_number_is_written_anywhere() {
     // Everything any crate logs, at every level, goes into `log`.
     let log = SharedLog(Arc::new(Mutex::new(Vec::new())));
     let writer = log.clone();
-    tracing_subscriber::fmt()
-        .with_env_filter("trace")
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .init();
+    tracing_subscriber::fmt().with_env_filter("trace").with_writer(move || writer.clone()).with_ansi(false).init();
 
     let scenario = Scenario::load(&sample_dir()).unwrap();
     let numbers = scenario_numbers(&sample_dir());

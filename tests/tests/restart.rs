@@ -1,5 +1,6 @@
 //! Nothing accepted is lost: stores deleted while the services are down are rebuilt from the
 //! log with the same receipts, 送信通番, business date and pending result files.
+#![allow(clippy::unwrap_used)] // Tests may panic on what cannot happen.
 
 use kokuho_client::SubmissionStatus;
 use kokuho_e2e::sample_dir;

@@ -290,22 +290,16 @@ impl Bus {
 
     /// Sequence of the stream's last message (0 if empty).
     pub async fn last_seq(&self, stream: &str) -> Result<u64, BusError> {
-        let mut s = self
-            .js
-            .get_stream(stream)
-            .await
-            .map_err(|e| BusError::new(BusErrorKind::Unavailable, "get stream", e))?;
+        let mut s =
+            self.js.get_stream(stream).await.map_err(|e| BusError::new(BusErrorKind::Unavailable, "get stream", e))?;
         let info = s.info().await.map_err(|e| BusError::new(BusErrorKind::Unavailable, "stream info", e))?;
         Ok(info.state.last_sequence)
     }
 
     /// (messages, bytes) stored in the stream.
     pub async fn stream_size(&self, stream: &str) -> Result<(u64, u64), BusError> {
-        let mut s = self
-            .js
-            .get_stream(stream)
-            .await
-            .map_err(|e| BusError::new(BusErrorKind::Unavailable, "get stream", e))?;
+        let mut s =
+            self.js.get_stream(stream).await.map_err(|e| BusError::new(BusErrorKind::Unavailable, "get stream", e))?;
         let info = s.info().await.map_err(|e| BusError::new(BusErrorKind::Unavailable, "stream info", e))?;
         Ok((info.state.messages, info.state.bytes))
     }
@@ -313,11 +307,8 @@ impl Bus {
     /// Creation time of the stream, in nanoseconds: a projection stores it to notice a stream
     /// that was deleted and created again (and must then rebuild).
     pub async fn stream_epoch(&self, stream: &str) -> Result<i128, BusError> {
-        let mut s = self
-            .js
-            .get_stream(stream)
-            .await
-            .map_err(|e| BusError::new(BusErrorKind::Unavailable, "get stream", e))?;
+        let mut s =
+            self.js.get_stream(stream).await.map_err(|e| BusError::new(BusErrorKind::Unavailable, "get stream", e))?;
         let info = s.info().await.map_err(|e| BusError::new(BusErrorKind::Unavailable, "stream info", e))?;
         Ok(info.created.unix_timestamp_nanos())
     }
@@ -343,10 +334,7 @@ impl Bus {
             .get_stream_no_info(stream)
             .await
             .map_err(|e| BusError::new(BusErrorKind::Unavailable, "get stream", e))?;
-        let m = s
-            .get_raw_message(seq)
-            .await
-            .map_err(|e| BusError::new(BusErrorKind::Unavailable, "get message", e))?;
+        let m = s.get_raw_message(seq).await.map_err(|e| BusError::new(BusErrorKind::Unavailable, "get message", e))?;
         Ok((m.subject.to_string(), m.payload))
     }
 
@@ -436,8 +424,7 @@ impl Bus {
         headers.insert(HDR_ORIGIN_SUBJECT, delivered.subject.as_str());
         headers.insert(HDR_CONSUMER, consumer);
         headers.insert(HDR_REASON, reason);
-        let publish =
-            jetstream::message::PublishMessage::build().headers(headers).payload(delivered.payload.clone());
+        let publish = jetstream::message::PublishMessage::build().headers(headers).payload(delivered.payload.clone());
         self.js
             .send_publish(format!("kokuho.dlq.{consumer}"), publish)
             .await
@@ -457,11 +444,8 @@ impl Bus {
 
     /// Number of messages stored in `stream` on subjects matching `filter`.
     pub async fn count(&self, stream: &str, filter: &str) -> Result<u64, BusError> {
-        let s = self
-            .js
-            .get_stream(stream)
-            .await
-            .map_err(|e| BusError::new(BusErrorKind::Unavailable, "get stream", e))?;
+        let s =
+            self.js.get_stream(stream).await.map_err(|e| BusError::new(BusErrorKind::Unavailable, "get stream", e))?;
         let mut subjects = s
             .info_with_subjects(filter)
             .await
@@ -516,9 +500,7 @@ impl Consumer {
     }
 }
 
-fn delivered(
-    m: Result<jetstream::Message, consumer::pull::MessagesError>,
-) -> Result<Delivered, BusError> {
+fn delivered(m: Result<jetstream::Message, consumer::pull::MessagesError>) -> Result<Delivered, BusError> {
     let message = m.map_err(|e| BusError::new(BusErrorKind::Unavailable, "receive", e))?;
     let info = message.info().map_err(|e| BusError::new(BusErrorKind::Invalid, "message info", e))?;
     let (stream_seq, delivered) = (info.stream_sequence, info.delivered);

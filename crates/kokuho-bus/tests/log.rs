@@ -1,4 +1,5 @@
 //! The event log against a real nats-server.
+#![allow(clippy::unwrap_used)] // Tests may panic on what cannot happen.
 
 use kokuho_bus::{Append, Bus, BusErrorKind, ConsumerDef, StreamDef};
 use kokuho_testkit::TestNats;
@@ -53,7 +54,11 @@ async fn atomic_batch_is_all_or_nothing() {
     batch[0].expected_last_subject_seq = Some(head.seq);
     let done = bus.append_atomic(batch).await.unwrap();
     assert_eq!(done.seq, head.seq + 500);
-    assert!(bus.append_atomic((0..1001).map(|i| Append::new("kokuho.test.x", "x", format!("x{i}"))).collect()).await.is_err());
+    assert!(
+        bus.append_atomic((0..1001).map(|i| Append::new("kokuho.test.x", "x", format!("x{i}"))).collect())
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test]

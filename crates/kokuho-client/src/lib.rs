@@ -57,7 +57,11 @@ impl Client {
     }
 
     /// One submission of `municipality`: (file name, bytes) pairs.
-    pub async fn submit(&mut self, municipality: &str, files: Vec<(String, Vec<u8>)>) -> Result<SubmitResponse, ClientError> {
+    pub async fn submit(
+        &mut self,
+        municipality: &str,
+        files: Vec<(String, Vec<u8>)>,
+    ) -> Result<SubmitResponse, ClientError> {
         let mut parts = vec![pb::SubmitRequest {
             part: Some(pb::submit_request::Part::Header(pb::SubmitHeader {
                 municipality: municipality.to_string(),
@@ -67,7 +71,10 @@ impl Client {
         for (i, (_, bytes)) in files.into_iter().enumerate() {
             for chunk in bytes.chunks(CHUNK) {
                 parts.push(pb::SubmitRequest {
-                    part: Some(pb::submit_request::Part::Chunk(pb::FileChunk { file_index: i as u32, data: chunk.to_vec() })),
+                    part: Some(pb::submit_request::Part::Chunk(pb::FileChunk {
+                        file_index: i as u32,
+                        data: chunk.to_vec(),
+                    })),
                 });
             }
         }

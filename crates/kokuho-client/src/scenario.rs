@@ -82,12 +82,23 @@ impl Scenario {
 /// What one step did.
 #[derive(Debug, Clone)]
 pub enum Outcome {
-    Submitted { municipality: String, files: Vec<String>, response: SubmitResponse },
+    Submitted {
+        municipality: String,
+        files: Vec<String>,
+        response: SubmitResponse,
+    },
     /// The call was refused (the status says why).
-    Refused { what: String, status: tonic::Status },
-    DayClosed { date: u32 },
+    Refused {
+        what: String,
+        status: tonic::Status,
+    },
+    DayClosed {
+        date: u32,
+    },
     /// A step this build cannot play yet (decisions arrive with kogaku).
-    Skipped { what: String },
+    Skipped {
+        what: String,
+    },
 }
 
 /// One step and the files each municipality fetched after it.
@@ -123,7 +134,9 @@ pub async fn play(
                         files: submit.files.clone(),
                         response,
                     },
-                    Err(ClientError::Status(status)) => Outcome::Refused { what: format!("submit {}", submit.municipality), status },
+                    Err(ClientError::Status(status)) => {
+                        Outcome::Refused { what: format!("submit {}", submit.municipality), status }
+                    }
                     Err(e) => return Err(e.into()),
                 }
             }

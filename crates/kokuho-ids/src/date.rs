@@ -17,8 +17,11 @@ pub struct Month {
     month: u8,
 }
 
+/// (year, month, day).
+type Ymd = (i32, u8, u8);
+
 /// The eras of identifiers.md: letter, first day, last day (inclusive; `None` = open).
-const ERAS: [(u8, (i32, u8, u8), Option<(i32, u8, u8)>); 5] = [
+const ERAS: [(u8, Ymd, Option<Ymd>); 5] = [
     (b'M', (1868, 1, 1), Some((1912, 7, 29))),
     (b'T', (1912, 7, 30), Some((1926, 12, 24))),
     (b'S', (1926, 12, 25), Some((1989, 1, 7))),
@@ -78,8 +81,8 @@ impl Date {
     pub fn parse(s: &str) -> Result<Self, IdError> {
         match calendar(s, 8)? {
             (Calendar::Seireki, d) => {
-                let date = ymd(num(&d[..4]) as i32, num(&d[4..6]) as u8, num(&d[6..8]) as u8)
-                    .ok_or(IdError::Impossible)?;
+                let date =
+                    ymd(num(&d[..4]) as i32, num(&d[4..6]) as u8, num(&d[6..8]) as u8).ok_or(IdError::Impossible)?;
                 Ok(Self(date))
             }
             (Calendar::Wareki { first, last, year }, d) => {

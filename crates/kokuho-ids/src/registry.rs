@@ -116,7 +116,8 @@ mod tests {
 
     #[test]
     fn parses_and_refuses() {
-        let r = Registry::parse("code,name,insurer,encoding\n131016,千代田区,130013\n131024,中央区,130021,cp932\n").unwrap();
+        let r = Registry::parse("code,name,insurer,encoding\n131016,千代田区,130013\n131024,中央区,130021,cp932\n")
+            .unwrap();
         assert_eq!(r.len(), 2);
         assert_eq!(r.prefecture().get(), 13);
         let chuo = r.get(LocalGovCode::parse("131024").unwrap()).unwrap();

@@ -59,7 +59,12 @@ pub enum OutboxError {
 
 /// Appends rows for one municipality. `group_id` must be the same whenever the same rows are
 /// published again (after a crash, a redelivery), so that they count once.
-pub async fn publish_rows(bus: &Bus, group_id: &str, municipality: &str, rows: Vec<pb::ResultRow>) -> Result<(), OutboxError> {
+pub async fn publish_rows(
+    bus: &Bus,
+    group_id: &str,
+    municipality: &str,
+    rows: Vec<pb::ResultRow>,
+) -> Result<(), OutboxError> {
     if rows.is_empty() {
         return Ok(());
     }
@@ -227,7 +232,8 @@ impl Outbox {
                     business_date,
                 };
                 let envelope = event::envelope(Payload::ResultFileIssued(issued), &muni, &name, "");
-                let mut append = Append::new(subject.clone(), event::encode(&envelope), format!("issue:{muni}:{file_seq}"));
+                let mut append =
+                    Append::new(subject.clone(), event::encode(&envelope), format!("issue:{muni}:{file_seq}"));
                 if batch.is_empty() {
                     append = append.expect_last_subject_seq(expected);
                 }
@@ -244,7 +250,8 @@ impl Outbox {
         let store = self.projection.store();
         let mut files = Vec::new();
         for (_, value) in store.scan_prefix(format!("f/{muni}/").as_bytes())? {
-            let issued = pb::ResultFileIssued::decode(value.as_slice()).map_err(|e| OutboxError::Corrupt(e.to_string()))?;
+            let issued =
+                pb::ResultFileIssued::decode(value.as_slice()).map_err(|e| OutboxError::Corrupt(e.to_string()))?;
             let rows: Vec<pb::ResultRow> = store
                 .scan_prefix(file_rows_prefix(&muni, &issued.name).as_bytes())?
                 .into_iter()

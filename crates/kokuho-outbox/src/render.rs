@@ -71,7 +71,8 @@ mod tests {
             rows: 1,
             business_date: 20260401,
         };
-        let rows = vec![pb::ResultRow { kind: "RE".into(), fields: vec!["E".into(), "a,b".into(), "項目😀".into()] }];
+        let rows =
+            vec![pb::ResultRow { kind: "RE".into(), fields: vec!["E".into(), "a,b".into(), "項目😀".into()] }];
         let m = reg.municipalities().next().unwrap();
         let text = String::from_utf8(render(&issued, m, &rows)).unwrap();
         assert_eq!(text, "1,RE,131016,130013,20260401,3\r\n2,E,\"a,b\",項目😀\r\n9,1\r\n");

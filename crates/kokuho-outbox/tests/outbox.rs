@@ -1,5 +1,6 @@
 //! The outbox against a real nats-server and sled: nothing is dropped before acknowledgement,
 //! a repeated group counts once, names follow formats.md, a rebuild gives the same files.
+#![allow(clippy::unwrap_used)] // Tests may panic on what cannot happen.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,18 +23,28 @@ async fn fetch_offers_files_until_acknowledged() {
     bus.ensure_stream(&RESULTS).await.unwrap();
     bus.ensure_stream(&DEAD_LETTER).await.unwrap();
     let db = SledDb::open(&nats.dir().join("sled")).unwrap();
-    let (runner, handle) =
-        ProjectionRunner::new("intake", OutboxProjection, db.store("outbox").unwrap(), bus.clone(), RunnerSettings::default())
-            .unwrap();
+    let (runner, handle) = ProjectionRunner::new(
+        "intake",
+        OutboxProjection,
+        db.store("outbox").unwrap(),
+        bus.clone(),
+        RunnerSettings::default(),
+    )
+    .unwrap();
     tokio::spawn(runner.run(std::future::pending()));
     let registry = Arc::new(Registry::parse("131016,千代田区,130013\n131024,中央区,130021\n").unwrap());
     let outbox = Outbox::new(bus.clone(), handle.clone(), registry);
     let chiyoda = LocalGovCode::parse("131016").unwrap();
     let chuo = LocalGovCode::parse("131024").unwrap();
 
-    publish_rows(&bus, "g1", "131016", vec![re(&["E", "E001"]), ResultRow { kind: "RI".into(), fields: vec!["100001".into()] }])
-        .await
-        .unwrap();
+    publish_rows(
+        &bus,
+        "g1",
+        "131016",
+        vec![re(&["E", "E001"]), ResultRow { kind: "RI".into(), fields: vec!["100001".into()] }],
+    )
+    .await
+    .unwrap();
     publish_rows(&bus, "g1", "131016", vec![re(&["E", "E001"])]).await.unwrap(); // the same group again
     publish_rows(&bus, "g2", "131024", vec![re(&["W", "W001"])]).await.unwrap();
 
@@ -41,7 +52,10 @@ async fn fetch_offers_files_until_acknowledged() {
     let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
     assert_eq!(names, vec!["RE_131016_20260401_000001.csv", "RI_131016_20260401_000002.csv"]);
     assert_eq!(files[0].rows, 1, "the repeated group counted once");
-    assert_eq!(String::from_utf8(files[0].content.clone()).unwrap(), "1,RE,131016,130013,20260401,1\r\n2,E,E001\r\n9,1\r\n");
+    assert_eq!(
+        String::from_utf8(files[0].content.clone()).unwrap(),
+        "1,RE,131016,130013,20260401,1\r\n2,E,E001\r\n9,1\r\n"
+    );
 
     // Not acknowledged: offered again, same names, nothing new cut.
     let again = outbox.fetch(chiyoda, 20260402).await.unwrap();
@@ -60,7 +74,10 @@ async fn fetch_offers_files_until_acknowledged() {
     // A rebuild from the log gives the same pending files.
     handle.rebuild().await;
     let last = bus.last_seq(RESULTS.name).await.unwrap();
-    kokuho_testkit::eventually("rebuilt", Duration::from_secs(10), || async { (handle.position() == last).then_some(()) }).await;
+    kokuho_testkit::eventually("rebuilt", Duration::from_secs(10), || async {
+        (handle.position() == last).then_some(())
+    })
+    .await;
     assert_eq!(outbox.fetch(chuo, 20260403).await.unwrap(), theirs);
     assert!(outbox.fetch(chiyoda, 20260403).await.unwrap().is_empty());
 }

@@ -33,7 +33,8 @@ pub async fn check_version(binary: &Path) -> anyhow::Result<(u32, u32, u32)> {
         .await
         .with_context(|| format!("cannot run `{} --version`: {HOW_TO_GET}", binary.display()))?;
     let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    let version = parse_version(&text).with_context(|| format!("unexpected `nats-server --version` output {text:?}"))?;
+    let version =
+        parse_version(&text).with_context(|| format!("unexpected `nats-server --version` output {text:?}"))?;
     if version < MIN_VERSION {
         bail!(
             "nats-server {}.{}.{} is too old: kokuho needs {}.{}.{} or newer for atomic batches; {HOW_TO_GET}",

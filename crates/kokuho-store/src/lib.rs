@@ -39,13 +39,18 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+/// A stored (key, value).
+pub type Entry = (Vec<u8>, Vec<u8>);
+/// A write of a commit: (key, `Some(value)` to put or `None` to delete).
+pub type Write = (Vec<u8>, Option<Vec<u8>>);
+
 /// A key-value store with ordered keys and atomic, durable multi-key commits.
 pub trait Store: Send + Sync + 'static {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     /// Every (key, value) whose key starts with `prefix`, in key order.
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<Entry>, StoreError>;
     /// Applies all writes atomically (`None` deletes) and makes them durable before returning.
-    fn commit(&self, writes: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Result<(), StoreError>;
+    fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError>;
     /// Removes every key.
     fn clear(&self) -> Result<(), StoreError>;
 }

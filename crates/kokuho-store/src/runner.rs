@@ -219,7 +219,12 @@ impl<S: Step> Runner<S> {
         let (position, position_rx) = watch::channel(start);
         let (rebuild_tx, rebuild) = mpsc::channel(1);
         let name = format!("{service}-{}", S::NAME);
-        let consumer = ConsumerDef { name: name.clone(), stream: S::STREAM, max_deliver: settings.max_deliver, filter_subject: None };
+        let consumer = ConsumerDef {
+            name: name.clone(),
+            stream: S::STREAM,
+            max_deliver: settings.max_deliver,
+            filter_subject: None,
+        };
         let handle = ProjectionHandle { store: store.clone(), position: position_rx, rebuild: rebuild_tx, name };
         Ok((Self { step: Arc::new(step), store, bus, consumer, settings, position, rebuild }, handle))
     }
@@ -271,8 +276,12 @@ impl<S: Step> Runner<S> {
         if !(version_ok && epoch_ok) {
             let had = checkpoint(&self.store).map_err(|e| e.to_string())?;
             if had > 0 {
-                tracing::warn!(projection = S::NAME, version_ok, epoch_ok,
-                    "Projection store is of another version or stream; rebuilding from sequence 1");
+                tracing::warn!(
+                    projection = S::NAME,
+                    version_ok,
+                    epoch_ok,
+                    "Projection store is of another version or stream; rebuilding from sequence 1"
+                );
             }
             self.store.clear().map_err(|e| e.to_string())?;
             self.store
@@ -327,7 +336,8 @@ impl<S: Step> Runner<S> {
 
     /// Applies a group in one transaction with the checkpoint, commits durably, then acks.
     async fn apply_group(&self, group: &[Delivered]) -> Result<(), String> {
-        let start = decode_u64(self.store.get(META_CHECKPOINT).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+        let start =
+            decode_u64(self.store.get(META_CHECKPOINT).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
         let mut last = start;
         let mut tx = Tx::new(&self.store);
         for d in group {

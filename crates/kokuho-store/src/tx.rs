@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::{Store, StoreError};
+use crate::{Entry, Store, StoreError, Write};
 
 /// Pending writes of one commit group. Reads see the pending writes first, then the store.
 pub struct Tx<'a> {
@@ -35,7 +35,7 @@ impl<'a> Tx<'a> {
     }
 
     /// Every live (key, value) under `prefix`, pending writes merged over the store, in order.
-    pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<Entry>, StoreError> {
         let mut merged: BTreeMap<Vec<u8>, Option<Vec<u8>>> =
             self.store.scan_prefix(prefix)?.into_iter().map(|(k, v)| (k, Some(v))).collect();
         for (k, v) in self.writes.range(prefix.to_vec()..) {
@@ -52,7 +52,7 @@ impl<'a> Tx<'a> {
     }
 
     /// The writes, for [`Store::commit`].
-    pub fn into_writes(self) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+    pub fn into_writes(self) -> Vec<Write> {
         self.writes.into_iter().collect()
     }
 }

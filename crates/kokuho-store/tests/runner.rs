@@ -1,9 +1,12 @@
 //! The projection runner against a real nats-server and real sled files.
+#![allow(clippy::unwrap_used)] // Tests may panic on what cannot happen.
 
 use std::time::Duration;
 
 use kokuho_bus::{Append, Bus, DEAD_LETTER, StreamDef};
-use kokuho_store::{ApplyError, LogEvent, Projection, ProjectionHandle, ProjectionRunner, RunnerSettings, SledDb, Store, Tx};
+use kokuho_store::{
+    ApplyError, LogEvent, Projection, ProjectionHandle, ProjectionRunner, RunnerSettings, SledDb, Store, Tx,
+};
 use kokuho_testkit::TestNats;
 
 const STREAM: StreamDef = StreamDef { name: "KOKUHO_RUNNER", subjects: &["kokuho.runner.>"], description: "test" };
@@ -40,7 +43,8 @@ async fn append_numbers(bus: &Bus, range: std::ops::Range<u64>) -> u64 {
 
 fn start(bus: &Bus, db: &SledDb) -> (ProjectionHandle, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
     let (runner, handle) =
-        ProjectionRunner::new("test", Sum, db.store(Sum::NAME).unwrap(), bus.clone(), RunnerSettings::default()).unwrap();
+        ProjectionRunner::new("test", Sum, db.store(Sum::NAME).unwrap(), bus.clone(), RunnerSettings::default())
+            .unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(runner.run(async move {
         let _ = stopped.await;

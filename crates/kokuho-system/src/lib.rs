@@ -95,8 +95,10 @@ impl System {
         )
         .await?;
         let (intake_svc, results_svc) = intake.services();
-        let health = kokuho_runtime::grpc::health(&["kokuho.intake.v1.IntakeService", "kokuho.results.v1.ResultService"]).await;
-        let router = tonic::transport::Server::builder().add_service(health).add_service(intake_svc).add_service(results_svc);
+        let health =
+            kokuho_runtime::grpc::health(&["kokuho.intake.v1.IntakeService", "kokuho.results.v1.ResultService"]).await;
+        let router =
+            tonic::transport::Server::builder().add_service(health).add_service(intake_svc).add_service(results_svc);
         let (listener, addr) = kokuho_runtime::grpc::bind(config.listen).await?;
         let endpoint = format!("http://{addr}");
         let (stop_server, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -1,10 +1,10 @@
 //! Domain ↔ wire for intake: the only module of the service that names `kokuho_proto` types.
 
-use kokuho_crypto::{Sealer, SealedNumber};
+use kokuho_crypto::{SealedNumber, Sealer};
 use kokuho_ids::Date;
+use kokuho_intake_domain::ReRow;
 use kokuho_intake_domain::record::{Household, Kogaku, Person, Record};
 use kokuho_intake_domain::submission::{AcceptedRecord, FileSummary};
-use kokuho_intake_domain::ReRow;
 use kokuho_proto::intake::v1 as pb;
 use kokuho_proto::results::v1::ResultRow;
 

@@ -66,7 +66,10 @@ fn municipality(code: &str) -> Result<LocalGovCode, Status> {
 
 #[tonic::async_trait]
 impl IntakeService for IntakeGrpc {
-    async fn submit(&self, request: Request<Streaming<pb::SubmitRequest>>) -> Result<Response<pb::SubmitResponse>, Status> {
+    async fn submit(
+        &self,
+        request: Request<Streaming<pb::SubmitRequest>>,
+    ) -> Result<Response<pb::SubmitResponse>, Status> {
         let limits = &self.intake.inner.config.limits;
         let mut stream = request.into_inner();
         let header = match stream.next().await {
@@ -109,7 +112,10 @@ impl IntakeService for IntakeGrpc {
         }))
     }
 
-    async fn get_status(&self, request: Request<pb::GetStatusRequest>) -> Result<Response<pb::GetStatusResponse>, Status> {
+    async fn get_status(
+        &self,
+        request: Request<pb::GetStatusRequest>,
+    ) -> Result<Response<pb::GetStatusResponse>, Status> {
         Ok(Response::new(self.intake.status(&request.into_inner().receipt).await?))
     }
 
@@ -138,7 +144,10 @@ impl IntakeService for IntakeGrpc {
 
 #[tonic::async_trait]
 impl ResultService for ResultGrpc {
-    async fn fetch_files(&self, request: Request<rpb::FetchFilesRequest>) -> Result<Response<rpb::FetchFilesResponse>, Status> {
+    async fn fetch_files(
+        &self,
+        request: Request<rpb::FetchFilesRequest>,
+    ) -> Result<Response<rpb::FetchFilesResponse>, Status> {
         let muni = municipality(&request.into_inner().municipality)?;
         let files = self
             .intake

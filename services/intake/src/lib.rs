@@ -109,7 +109,9 @@ impl From<kokuho_store::StoreError> for AppError {
 impl From<kokuho_outbox::OutboxError> for AppError {
     fn from(e: kokuho_outbox::OutboxError) -> Self {
         match e {
-            kokuho_outbox::OutboxError::UnknownMunicipality(m) => AppError::Invalid(format!("unknown municipality {m}")),
+            kokuho_outbox::OutboxError::UnknownMunicipality(m) => {
+                AppError::Invalid(format!("unknown municipality {m}"))
+            }
             kokuho_outbox::OutboxError::Log(e) => AppError::Unavailable(e.to_string()),
             kokuho_outbox::OutboxError::Behind => AppError::Unavailable("the outbox is catching up".into()),
             other => AppError::Internal(other.into()),
@@ -164,8 +166,13 @@ impl App {
             bus.clone(),
             config.runner.clone(),
         )?;
-        let (outbox_runner, outbox) =
-            ProjectionRunner::new("intake", OutboxProjection, db.store("intake-outbox")?, bus.clone(), config.runner.clone())?;
+        let (outbox_runner, outbox) = ProjectionRunner::new(
+            "intake",
+            OutboxProjection,
+            db.store("intake-outbox")?,
+            bus.clone(),
+            config.runner.clone(),
+        )?;
         let (forward_runner, _) = WorkflowRunner::new(
             "intake",
             forward::ForwardRowsToOutbox { bus: bus.clone() },
@@ -179,9 +186,8 @@ impl App {
             tokio::spawn(forward_runner.run(until_stopped())),
         ];
         let outbox = Outbox::new(bus.clone(), outbox, config.registry.clone());
-        let intake = Intake {
-            inner: Arc::new(Inner { bus, state, outbox, config, locks: Mutex::new(BTreeMap::new()) }),
-        };
+        let intake =
+            Intake { inner: Arc::new(Inner { bus, state, outbox, config, locks: Mutex::new(BTreeMap::new()) }) };
         intake.ensure_business_date().await?;
         Ok(Self { intake, stop, tasks })
     }
@@ -258,7 +264,11 @@ impl Intake {
                 )));
             }
             let envelope = event::envelope(Payload::DayClosed(pb::DayClosed { date, previous }), "", "", "");
-            match self.inner.bus.append(Append::event(CALENDAR_SUBJECT, &envelope).expect_last_subject_seq(expected)).await
+            match self
+                .inner
+                .bus
+                .append(Append::event(CALENDAR_SUBJECT, &envelope).expect_last_subject_seq(expected))
+                .await
             {
                 Ok(a) => {
                     self.inner.state.wait_for(a.seq, PATIENCE).await;
@@ -301,12 +311,19 @@ impl Intake {
     }
 
     /// The result files of `municipality` (cut now if rows are waiting).
-    pub async fn fetch(&self, municipality: kokuho_ids::LocalGovCode) -> Result<Vec<kokuho_outbox::ResultFile>, AppError> {
+    pub async fn fetch(
+        &self,
+        municipality: kokuho_ids::LocalGovCode,
+    ) -> Result<Vec<kokuho_outbox::ResultFile>, AppError> {
         let date = self.business_date().await?;
         Ok(self.inner.outbox.fetch(municipality, date).await?)
     }
 
-    pub async fn acknowledge(&self, municipality: kokuho_ids::LocalGovCode, names: Vec<String>) -> Result<u32, AppError> {
+    pub async fn acknowledge(
+        &self,
+        municipality: kokuho_ids::LocalGovCode,
+        names: Vec<String>,
+    ) -> Result<u32, AppError> {
         Ok(self.inner.outbox.acknowledge(municipality, names).await?)
     }
 }

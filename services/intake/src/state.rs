@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 use kokuho_bus::event::{self, Payload};
 use kokuho_ids::codes::KogakuKind;
 use kokuho_ids::{Date, Month};
-use kokuho_intake_domain::submission::{Facts, Lookups, SequenceFacts};
+use kokuho_intake_domain::submission::{Facts, Lookups};
 use kokuho_proto::intake::v1 as pb;
 use kokuho_store::{ApplyError, LogEvent, Projection, Store, StoreError, Tx};
 use prost::Message as _;
@@ -163,7 +163,7 @@ pub(crate) fn facts(store: &dyn Store, muni: &str, lookups: &Lookups) -> Result<
     let mut facts = Facts::default();
     for (kind, n) in &lookups.sequences {
         let code = kind.code();
-        let entry = facts.sequences.entry(*kind).or_insert_with(|| SequenceFacts::default());
+        let entry = facts.sequences.entry(*kind).or_default();
         let high = u32_of(store.get(&seq_high_key(muni, code))?);
         entry.highest = (high != 0).then_some(high);
         if let Some(v) = store.get(&seq_key(muni, code, *n))? {

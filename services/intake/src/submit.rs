@@ -103,16 +103,19 @@ impl Intake {
         let lock = self.inner.locks.lock().await.entry(muni.clone()).or_default().clone();
         let _guard = lock.lock().await;
         loop {
-            let expected = self.inner.bus.last_subject_seq(INTAKE.name, &submission_subject(&muni)).await.map_err(AppError::from)?;
+            let expected = self
+                .inner
+                .bus
+                .last_subject_seq(INTAKE.name, &submission_subject(&muni))
+                .await
+                .map_err(AppError::from)?;
             self.catch_up().await?;
             let store = self.inner.state.store();
             let facts = state::facts(store, &muni, &lookups).map_err(AppError::from)?;
             let business_date = state::business_date(store).map_err(AppError::from)?.unwrap_or(0);
             let receipt = state::next_receipt(store, &muni).map_err(AppError::from)?;
-            let outcome = submission::decide(
-                Input { caller, registry: &self.inner.config.registry, facts: &facts },
-                &inputs,
-            );
+            let outcome =
+                submission::decide(Input { caller, registry: &self.inner.config.registry, facts: &facts }, &inputs);
             let (batch, answer) = match self.events(&muni, &receipt, business_date, outcome)? {
                 Plan::Nothing(answer) => return Ok(answer),
                 Plan::Append(batch, answer) => (batch, answer),
@@ -197,7 +200,8 @@ impl Intake {
                 for i in 0..chunks {
                     let records = record_chunks.get(i).copied().unwrap_or(&[]);
                     // One data key per message: identity unwraps it once for the chunk (S2).
-                    let sealer = Sealer::new(&self.inner.config.identity_key).map_err(|e| AppError::Internal(e.into()))?;
+                    let sealer =
+                        Sealer::new(&self.inner.config.identity_key).map_err(|e| AppError::Internal(e.into()))?;
                     let mut sealed_any = false;
                     let mut out = Vec::with_capacity(records.len());
                     for r in records {
@@ -243,7 +247,8 @@ impl Intake {
             Payload::SubmissionAccepted(s) => pb::GetStatusResponse {
                 receipt: s.receipt,
                 municipality: s.municipality,
-                status: if s.rejected == 0 { pb::SubmissionStatus::Accepted } else { pb::SubmissionStatus::Partial } as i32,
+                status: if s.rejected == 0 { pb::SubmissionStatus::Accepted } else { pb::SubmissionStatus::Partial }
+                    as i32,
                 code: String::new(),
                 accepted: s.accepted,
                 rejected: s.rejected,
@@ -265,7 +270,8 @@ impl Intake {
             _ => return Err(AppError::Internal(anyhow::anyhow!("receipt {receipt} holds no submission"))),
         };
         for p in self.progress().await? {
-            let done = if p.stream == INTAKE.name { p.ack_floor >= last_seq } else { p.pending == 0 && p.ack_pending == 0 };
+            let done =
+                if p.stream == INTAKE.name { p.ack_floor >= last_seq } else { p.pending == 0 && p.ack_pending == 0 };
             response.progress.push(pb::ServiceProgress {
                 service: p.consumer,
                 done,

@@ -143,7 +143,8 @@ async fn serve(global: &Global, args: ServeArgs) -> anyhow::Result<u8> {
             args.service
         );
     }
-    let _telemetry = kokuho_runtime::telemetry::init("intake", &kokuho_runtime::telemetry::TelemetrySettings::from_env())?;
+    let _telemetry =
+        kokuho_runtime::telemetry::init("intake", &kokuho_runtime::telemetry::TelemetrySettings::from_env())?;
     let system = System::start(SystemConfig {
         data_dir: data_dir(global),
         nats_url: Some(args.nats),
@@ -170,7 +171,8 @@ fn keys_generate(out: Out, dir: &Path) -> anyhow::Result<u8> {
 async fn submit(mut client: Client, out: Out, args: SubmitArgs) -> Result<u8, ClientError> {
     let mut files = Vec::new();
     for path in &args.files {
-        let bytes = std::fs::read(path).map_err(|source| ClientError::Io { path: path.display().to_string(), source })?;
+        let bytes =
+            std::fs::read(path).map_err(|source| ClientError::Io { path: path.display().to_string(), source })?;
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         files.push((name, bytes));
     }

@@ -74,8 +74,11 @@ impl Out {
     pub(crate) fn status(&self, r: &GetStatusResponse) {
         let status = status_word(r.status());
         if self.json {
-            let progress: Vec<_> =
-                r.progress.iter().map(|p| json!({ "service": p.service, "done": p.done, "pending": p.pending })).collect();
+            let progress: Vec<_> = r
+                .progress
+                .iter()
+                .map(|p| json!({ "service": p.service, "done": p.done, "pending": p.pending }))
+                .collect();
             println!(
                 "{}",
                 json!({ "receipt": r.receipt, "municipality": r.municipality, "status": status,
@@ -90,7 +93,11 @@ impl Out {
             println!("  file {f}");
         }
         for p in &r.progress {
-            println!("  {:<28} {}", p.service, if p.done { "done".to_string() } else { format!("{} pending", p.pending) });
+            println!(
+                "  {:<28} {}",
+                p.service,
+                if p.done { "done".to_string() } else { format!("{} pending", p.pending) }
+            );
         }
     }
 

@@ -1,6 +1,7 @@
 //! All or nothing (issue 3, formats.md): intake is killed (SIGKILL) while it appends a large
 //! submission's atomic batch; after a restart the log holds either the whole submission or
 //! none of it, and the same files are then accepted exactly once.
+#![allow(clippy::unwrap_used)] // Tests may panic on what cannot happen.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -81,7 +82,10 @@ async fn killing_intake_mid_submission_leaves_all_or_nothing() {
     let intake = start_intake(&nats).await;
     let mut client = Client::connect(&intake.endpoint).await.unwrap();
     let r = client.submit("131016", files()).await.unwrap();
-    assert!(matches!(r.status(), kokuho_client::SubmissionStatus::Accepted | kokuho_client::SubmissionStatus::Duplicate));
+    assert!(matches!(
+        r.status(),
+        kokuho_client::SubmissionStatus::Accepted | kokuho_client::SubmissionStatus::Duplicate
+    ));
     assert_eq!(bus.count("KOKUHO_INTAKE", "kokuho.intake.submission.131016").await.unwrap(), 1);
     let status = client.status(&r.receipt).await.unwrap();
     assert_eq!(status.accepted as usize, PERSONS + 1);

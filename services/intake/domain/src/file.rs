@@ -111,8 +111,8 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedFile, FileRejection> {
         return Err(reject(FileCode::F09, *line, kind_hint));
     }
     // F03: the trailer counts the data records.
-    let count_ok = trailer[1].trim_start_matches('0').parse::<usize>().unwrap_or(0) == data.len()
-        && trailer[1].len() <= 12;
+    let count_ok =
+        trailer[1].trim_start_matches('0').parse::<usize>().unwrap_or(0) == data.len() && trailer[1].len() <= 12;
     if !count_ok {
         return Err(reject(FileCode::F03, *trailer_line, kind_hint));
     }

@@ -287,7 +287,8 @@ fn field_count(kind: InputKind) -> usize {
 pub fn check(kind: InputKind, fields: &[String], ctx: &Context<'_>) -> Checked {
     let expected = field_count(kind);
     if fields.len() != expected {
-        let resident = if kind == InputKind::Persons { fields.get(2).cloned().unwrap_or_default() } else { String::new() };
+        let resident =
+            if kind == InputKind::Persons { fields.get(2).cloned().unwrap_or_default() } else { String::new() };
         let resident = if text::resident_number(&resident).is_ok() { resident } else { String::new() };
         return Checked {
             record: None,

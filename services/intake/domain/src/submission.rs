@@ -179,7 +179,11 @@ pub fn decide(input: Input<'_>, files: &[FileInput]) -> Outcome {
         }
     }
     if let Some(first) = rejections.first() {
-        return Outcome::Rejected { code: first.code, files: summaries, rows: rejections.iter().map(file_row).collect() };
+        return Outcome::Rejected {
+            code: first.code,
+            files: summaries,
+            rows: rejections.iter().map(file_row).collect(),
+        };
     }
     if let Some(Some(receipt)) = duplicate_of.first()
         && duplicate_of.iter().all(Option::is_some)
@@ -193,14 +197,8 @@ pub fn decide(input: Input<'_>, files: &[FileInput]) -> Outcome {
     });
     let mut state = State::new(input.facts);
     let ctx = Context { registry: input.registry, own: input.caller };
-    let mut accepted = Accepted {
-        files: summaries,
-        records: Vec::new(),
-        rows: warnings,
-        accepted: 0,
-        rejected: 0,
-        warnings: 0,
-    };
+    let mut accepted =
+        Accepted { files: summaries, records: Vec::new(), rows: warnings, accepted: 0, rejected: 0, warnings: 0 };
     for i in order {
         let Ok(parsed) = &files[i].parsed else { continue };
         for raw in &parsed.records {
@@ -339,7 +337,11 @@ impl State {
             }
             out.rejected += 1;
             out.rows.extend(
-                checked.issues.iter().filter(|i| i.kubun == Kubun::Error).map(|i| row(i.kubun, i.code, i.field, i.message.clone())),
+                checked
+                    .issues
+                    .iter()
+                    .filter(|i| i.kubun == Kubun::Error)
+                    .map(|i| row(i.kubun, i.code, i.field, i.message.clone())),
             );
             return;
         };

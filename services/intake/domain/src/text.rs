@@ -7,9 +7,7 @@ pub fn decode(bytes: &[u8]) -> Option<String> {
     if let Ok(s) = std::str::from_utf8(body) {
         return Some(s.to_string());
     }
-    encoding_rs::SHIFT_JIS
-        .decode_without_bom_handling_and_without_replacement(bytes)
-        .map(|cow| cow.into_owned())
+    encoding_rs::SHIFT_JIS.decode_without_bom_handling_and_without_replacement(bytes).map(|cow| cow.into_owned())
 }
 
 #[cfg(test)]

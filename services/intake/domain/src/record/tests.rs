@@ -127,10 +127,7 @@ fn e008_counterparts() {
     }
     assert!(issues(InputKind::Persons, &kk(&[(12, "02"), (15, "131024")])).is_empty());
     // 01 from a code of this prefecture.
-    assert_eq!(
-        issues(InputKind::Persons, &kk(&[(12, "01"), (15, "131024")])),
-        vec![("転入元市区町村コード", "E008")]
-    );
+    assert_eq!(issues(InputKind::Persons, &kk(&[(12, "01"), (15, "131024")])), vec![("転入元市区町村コード", "E008")]);
     assert!(issues(InputKind::Persons, &kk(&[(12, "01"), (15, "271004")])).is_empty());
     assert!(issues(InputKind::Persons, &kk(&[(12, "01")])).is_empty());
     // 転出先 for 02 ends.

@@ -141,16 +141,19 @@ fn sequence_numbers_duplicate_f07_f08_and_w003() {
     let sha = file::sha256_hex(KS.as_bytes());
     // Identical resend: the first receipt, nothing else.
     let facts = seq_facts(InputKind::Households, 1, &[(1, &sha, "R-1")]);
-    assert_eq!(
-        decide_with("131016", &facts, &[input_file("ks", KS)]),
-        Outcome::Duplicate { receipt: "R-1".into() }
-    );
+    assert_eq!(decide_with("131016", &facts, &[input_file("ks", KS)]), Outcome::Duplicate { receipt: "R-1".into() });
     // Same 通番, other bytes: F07.
     let facts = seq_facts(InputKind::Households, 1, &[(1, "other", "R-1")]);
-    assert!(matches!(decide_with("131016", &facts, &[input_file("ks", KS)]), Outcome::Rejected { code: FileCode::F07, .. }));
+    assert!(matches!(
+        decide_with("131016", &facts, &[input_file("ks", KS)]),
+        Outcome::Rejected { code: FileCode::F07, .. }
+    ));
     // Lower than the highest: F08.
     let facts = seq_facts(InputKind::Households, 3, &[]);
-    assert!(matches!(decide_with("131016", &facts, &[input_file("ks", KS)]), Outcome::Rejected { code: FileCode::F08, .. }));
+    assert!(matches!(
+        decide_with("131016", &facts, &[input_file("ks", KS)]),
+        Outcome::Rejected { code: FileCode::F08, .. }
+    ));
     // A gap is a warning.
     let ks5 = KS.replace("20260401,1\n", "20260401,5\n");
     let facts = seq_facts(InputKind::Households, 3, &[]);
