@@ -64,21 +64,6 @@ impl LocalGovCode {
     }
 }
 
-impl fmt::Display for LocalGovCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for d in self.0 {
-            write!(f, "{d}")?;
-        }
-        Ok(())
-    }
-}
-
-impl fmt::Debug for LocalGovCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "LocalGovCode({self})")
-    }
-}
-
 impl std::str::FromStr for LocalGovCode {
     type Err = IdError;
     fn from_str(s: &str) -> Result<Self, IdError> {
@@ -109,21 +94,6 @@ impl InsurerNumber {
         let first5 = [p / 10, p % 10, (serial / 100) as u8, (serial / 10 % 10) as u8, (serial % 10) as u8];
         let check = insurer_check(&first5);
         Ok(Self([first5[0], first5[1], first5[2], first5[3], first5[4], check]))
-    }
-}
-
-impl fmt::Display for InsurerNumber {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for d in self.0 {
-            write!(f, "{d}")?;
-        }
-        Ok(())
-    }
-}
-
-impl fmt::Debug for InsurerNumber {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "InsurerNumber({self})")
     }
 }
 
@@ -233,7 +203,7 @@ macro_rules! digits_display {
         }
     )*};
 }
-digits_display!(PrefInsuredId, MuniInsuredId);
+digits_display!(LocalGovCode, InsurerNumber, PrefInsuredId, MuniInsuredId);
 
 #[cfg(test)]
 mod tests {

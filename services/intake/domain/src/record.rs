@@ -289,7 +289,6 @@ pub fn check(kind: InputKind, fields: &[String], ctx: &Context<'_>) -> Checked {
     if fields.len() != expected {
         let resident =
             if kind == InputKind::Persons { fields.get(2).cloned().unwrap_or_default() } else { String::new() };
-        let resident = if text::resident_number(&resident).is_ok() { resident } else { String::new() };
         return Checked {
             record: None,
             resident_number: resident,
@@ -362,7 +361,8 @@ fn check_person(fields: &[String], ctx: &Context<'_>) -> Checked {
     let mut c = Check { fields, names: &KK_FIELDS, issues: Vec::new() };
     let processing = c.required(1, ProcessingKind::parse);
     let resident = c.required(2, owned(text::resident_number));
-    let resident_for_rows = resident.clone().unwrap_or_default();
+    // RE field 7 carries the 宛名番号 as written, so the clerk finds the record.
+    let resident_for_rows = c.raw(2).to_string();
     if processing == Some(ProcessingKind::Delete) {
         // Key fields only: 宛名番号 and, for a 被保険者, 適用開始年月日. A blank 被保険者区分
         // is told by the key: a start date means a 被保険者.
