@@ -175,6 +175,11 @@ const APPEND_ATTEMPTS: usize = 5;
 impl Bus {
     /// Connects to the server at `url` as `name` (shown in the server's connection list).
     pub async fn connect(url: &str, name: &str) -> Result<Self, BusError> {
+        Self::connect_with_timeout(url, name, REQUEST_TIMEOUT).await
+    }
+
+    /// [`Bus::connect`] with another timeout for each request (an append's acknowledgement).
+    pub async fn connect_with_timeout(url: &str, name: &str, timeout: Duration) -> Result<Self, BusError> {
         let client = async_nats::ConnectOptions::new()
             .name(name)
             .retry_on_initial_connect()
@@ -184,7 +189,7 @@ impl Bus {
             .map_err(|e| BusError::new(BusErrorKind::Unavailable, "connect to NATS", e))?;
         // Set explicitly: the documented default and the code's default differ (stack.md).
         let js = jetstream::ContextBuilder::new()
-            .timeout(REQUEST_TIMEOUT)
+            .timeout(timeout)
             .max_ack_inflight(4_096)
             .backpressure_on_inflight(true)
             .build(client.clone());

@@ -46,3 +46,35 @@ pub fn follow(span: &tracing::Span, headers: Option<&HeaderMap>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry::trace::TracerProvider as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    use super::*;
+
+    #[test]
+    fn trace_context_travels_in_headers() {
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        tracing::subscriber::with_default(subscriber, || {
+            let mut headers = HeaderMap::new();
+            let producer = tracing::info_span!("append");
+            let trace_id = producer.in_scope(|| {
+                inject(&mut headers);
+                tracing::Span::current().context().span().span_context().trace_id()
+            });
+            let traceparent = headers.get("traceparent").expect("traceparent header").as_str().to_string();
+            assert!(traceparent.contains(&trace_id.to_string()), "{traceparent}");
+            let consumer = tracing::info_span!("apply");
+            follow(&consumer, Some(&headers));
+            assert_eq!(consumer.context().span().span_context().trace_id(), trace_id);
+            // No trace, no header.
+            let mut empty = HeaderMap::new();
+            inject(&mut empty);
+            assert!(empty.get("traceparent").is_none());
+        });
+    }
+}

@@ -83,3 +83,28 @@ async fn consumer_starts_where_the_caller_says_and_groups_messages() {
     bus.dead_letter("test-c", TEST.name, &group[0], "bad payload").await.unwrap();
     assert_eq!(bus.dead_letters("test-c").await.unwrap(), 1);
 }
+
+#[tokio::test]
+async fn an_append_retried_after_timeouts_is_stored_once() {
+    let (mut nats, _) = setup().await;
+    let bus = Bus::connect_with_timeout(&nats.url(), "retry", std::time::Duration::from_millis(300)).await.unwrap();
+    nats.stop().await;
+    // The server is down: the first attempts time out while the client buffers them.
+    let append = tokio::spawn({
+        let bus = bus.clone();
+        async move { bus.append(Append::new("kokuho.test.r", "payload", "the-id")).await }
+    });
+    let gone = kokuho_testkit::eventually("an attempt timed out", std::time::Duration::from_secs(10), || async {
+        (append.is_finished() || nats_down_long_enough()).then_some(())
+    });
+    gone.await;
+    nats.start_again().await;
+    let appended = append.await.unwrap().expect("the append succeeds once the server is back");
+    assert_eq!(bus.count(TEST.name, "kokuho.test.r").await.unwrap(), 1, "stored once: {appended:?}");
+}
+
+/// Long enough for at least one 300 ms attempt to time out.
+fn nats_down_long_enough() -> bool {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START.get_or_init(std::time::Instant::now).elapsed() > std::time::Duration::from_millis(700)
+}

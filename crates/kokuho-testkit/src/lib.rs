@@ -48,6 +48,15 @@ impl TestNats {
         self.server.restart().await.expect("restart nats-server");
     }
 
+    /// Stops the server (its store stays); [`TestNats::start_again`] brings it back.
+    pub async fn stop(&mut self) {
+        self.server.stop().await.expect("stop nats-server");
+    }
+
+    pub async fn start_again(&mut self) {
+        self.server.restart().await.expect("start nats-server again");
+    }
+
     pub async fn bus(&self) -> kokuho_bus::Bus {
         kokuho_bus::Bus::connect(&self.url(), "test").await.expect("connect to the test nats-server")
     }
