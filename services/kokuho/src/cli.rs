@@ -126,18 +126,48 @@ pub(crate) struct SubmitArgs {
 pub(crate) struct ServeArgs {
     /// intake (identity, continuity, kogaku, relay and midserver-sim come with their issues).
     pub(crate) service: String,
+    /// A TOML file with any of the settings below (flags and KOKUHO_* variables win over it).
+    #[arg(long, env = "KOKUHO_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) settings: ServeSettings,
+}
+
+/// Settings of `kokuho serve`, from flags, the environment, or the config file.
+#[derive(Debug, Clone, Default, Args, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ServeSettings {
     #[arg(long, env = "KOKUHO_NATS_URL")]
-    pub(crate) nats: String,
-    #[arg(long, env = "KOKUHO_LISTEN", default_value = "0.0.0.0:50051")]
-    pub(crate) listen: SocketAddr,
+    pub(crate) nats: Option<String>,
+    /// gRPC listen address (default 0.0.0.0:50051).
+    #[arg(long, env = "KOKUHO_LISTEN")]
+    pub(crate) listen: Option<SocketAddr>,
     /// identity's public key file (a Kubernetes Secret in production).
     #[arg(long, env = "KOKUHO_IDENTITY_PUBLIC_KEY")]
-    pub(crate) identity_public_key: PathBuf,
+    pub(crate) identity_public_key: Option<PathBuf>,
+    /// Municipality registry file (default: Tokyo).
     #[arg(long, env = "KOKUHO_REGISTRY")]
     pub(crate) registry: Option<PathBuf>,
     /// First business date of a new log (YYYYMMDD); ignored when the log has one.
     #[arg(long, env = "KOKUHO_BUSINESS_DATE")]
     pub(crate) business_date: Option<String>,
+    /// Where the service keeps its stores (default .kokuho).
+    #[arg(skip)]
+    pub(crate) data_dir: Option<PathBuf>,
+}
+
+impl ServeSettings {
+    /// `self` where set, else `file`.
+    pub(crate) fn or(self, file: ServeSettings) -> ServeSettings {
+        ServeSettings {
+            nats: self.nats.or(file.nats),
+            listen: self.listen.or(file.listen),
+            identity_public_key: self.identity_public_key.or(file.identity_public_key),
+            registry: self.registry.or(file.registry),
+            business_date: self.business_date.or(file.business_date),
+            data_dir: self.data_dir.or(file.data_dir),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -10,7 +10,7 @@ use kokuho_client::{Client, ClientError, SubmissionStatus};
 use kokuho_ids::Registry;
 use kokuho_system::{System, SystemConfig};
 
-use crate::cli::{Cli, Command, DemoArgs, Global, KeysCommand, ServeArgs, SubmitArgs, UpArgs};
+use crate::cli::{Cli, Command, DemoArgs, Global, KeysCommand, ServeArgs, ServeSettings, SubmitArgs, UpArgs};
 use crate::output::{self, Out};
 use crate::{EXIT_OK, EXIT_REJECTED, EXIT_USAGE};
 
@@ -143,15 +143,28 @@ async fn serve(global: &Global, args: ServeArgs) -> anyhow::Result<u8> {
             args.service
         );
     }
-    let _telemetry =
-        kokuho_runtime::telemetry::init("intake", &kokuho_runtime::telemetry::TelemetrySettings::from_env())?;
+    let file = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("read config {}", path.display()))?;
+            toml::from_str(&text).with_context(|| format!("config {}", path.display()))?
+        }
+        None => ServeSettings::default(),
+    };
+    let mut flags = args.settings;
+    flags.data_dir = global.data_dir.clone();
+    let settings = flags.or(file);
+    let nats = settings.nats.context("no NATS server: give --nats, KOKUHO_NATS_URL or `nats` in the config file")?;
+    let identity_key = settings.identity_public_key.context(
+        "no identity public key: give --identity-public-key, KOKUHO_IDENTITY_PUBLIC_KEY or `identity_public_key`",
+    )?;
+    let _telemetry = kokuho_runtime::telemetry::init("intake", &kokuho_runtime::telemetry::TelemetrySettings::from_env())?;
     let system = System::start(SystemConfig {
-        data_dir: data_dir(global),
-        nats_url: Some(args.nats),
-        business_date: args.business_date.as_deref().map(parse_date).transpose()?,
-        listen: args.listen,
-        registry: registry(args.registry.as_deref())?,
-        identity_key: Some(args.identity_public_key),
+        data_dir: settings.data_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+        nats_url: Some(nats),
+        business_date: settings.business_date.as_deref().map(parse_date).transpose()?,
+        listen: settings.listen.unwrap_or_else(|| "0.0.0.0:50051".parse().expect("a socket address")),
+        registry: registry(settings.registry.as_deref())?,
+        identity_key: Some(identity_key),
     })
     .await?;
     kokuho_runtime::shutdown::signal().await;

@@ -1,6 +1,7 @@
-//! All or nothing (issue 3, formats.md): intake is killed (SIGKILL) while it appends a large
-//! submission's atomic batch; after a restart the log holds either the whole submission or
-//! none of it, and the same files are then accepted exactly once.
+//! `kokuho serve intake` as a process: its configuration from flags or a file, and all or
+//! nothing (issue 3): intake is killed (SIGKILL) while it appends a large submission's atomic
+//! batch; after a restart the log holds either the whole submission or none of it, and the
+//! same files are then accepted exactly once.
 #![allow(clippy::unwrap_used)] // Tests may panic on what cannot happen.
 
 use std::process::Stdio;
@@ -31,13 +32,19 @@ struct Intake {
 }
 
 async fn start_intake(nats: &TestNats) -> Intake {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_kokuho"));
+    command
+        .args(["serve", "intake", "--nats", &nats.url(), "--listen", "127.0.0.1:0", "--business-date", "20260401"])
+        .arg("--identity-public-key")
+        .arg(nats.dir().join("keys/identity.pub"));
+    spawn_intake(nats, command).await
+}
+
+async fn spawn_intake(nats: &TestNats, mut command: std::process::Command) -> Intake {
     let data = nats.dir().join("data");
     let endpoint_file = data.join("endpoint");
     let _ = std::fs::remove_file(&endpoint_file);
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_kokuho"))
-        .args(["serve", "intake", "--nats", &nats.url(), "--listen", "127.0.0.1:0", "--business-date", "20260401"])
-        .arg("--identity-public-key")
-        .arg(nats.dir().join("keys/identity.pub"))
+    let child = command
         .arg("--data-dir")
         .arg(&data)
         .stdout(Stdio::null())
@@ -102,4 +109,39 @@ fn kokuho_crypto_keys(dir: &std::path::Path) {
         .status()
         .unwrap();
     assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_takes_its_settings_from_a_config_file() {
+    let nats = TestNats::start().await;
+    kokuho_crypto_keys(nats.dir());
+    let config = nats.dir().join("intake.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "nats = \"{}\"\nlisten = \"127.0.0.1:0\"\nidentity_public_key = \"{}\"\nbusiness_date = \"20260401\"\n",
+            nats.url(),
+            nats.dir().join("keys/identity.pub").display()
+        ),
+    )
+    .unwrap();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_kokuho"));
+    command.args(["serve", "intake", "--config"]).arg(&config);
+    let mut intake = spawn_intake(&nats, command).await;
+    let mut client = Client::connect(&intake.endpoint).await.unwrap();
+    let ks = "1,KS,131016,130013,20260401,1\n2,1,1001,20200401,01,100001,0,千代田,1001,09,\n9,1\n";
+    let r = client.submit("131016", vec![("KS.csv".into(), ks.as_bytes().to_vec())]).await.unwrap();
+    assert_eq!(r.status(), kokuho_client::SubmissionStatus::Accepted);
+    intake.child.kill().unwrap();
+    intake.child.wait().unwrap();
+
+    // An unknown setting is refused with a clear error.
+    std::fs::write(&config, "nats = \"x\"\nnoise = 1\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kokuho"))
+        .args(["serve", "intake", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("noise"), "{}", String::from_utf8_lossy(&out.stderr));
 }
