@@ -57,8 +57,8 @@ mod tests {
     #[test]
     fn trace_context_travels_in_headers() {
         let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
-        let subscriber = tracing_subscriber::registry()
-            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        let subscriber =
+            tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
         tracing::subscriber::with_default(subscriber, || {
             let mut headers = HeaderMap::new();
             let producer = tracing::info_span!("append");

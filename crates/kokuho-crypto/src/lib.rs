@@ -1,6 +1,7 @@
 //! Envelope encryption of 個人番号 (security.md S2) and the key files it uses (S3).
 //!
-//! Intake seals each 個人番号 with a random data key (XChaCha20-Poly1305, random 24-byte nonce,
+//! Intake seals each 個人番号 with a random data key (XChaCha20-Poly1305; 24-byte nonces made of
+//! a random 16-byte prefix per data key and a counter, so no nonce repeats under a key;
 //! the record's municipality and 宛名番号 as associated data) and wraps the data key for
 //! identity with HPKE (RFC 9180: X25519-HKDF-SHA256, HKDF-SHA256, ChaCha20-Poly1305) under
 //! identity's public key. Only the holder of identity's private key can open a number.
@@ -158,6 +159,9 @@ pub struct SealedNumber {
 pub struct Sealer {
     cipher: XChaCha20Poly1305,
     wrapped: WrappedKey,
+    /// Random per data key; with `counter` it makes every nonce under this key unique.
+    nonce_prefix: [u8; 16],
+    counter: std::sync::atomic::AtomicU64,
 }
 
 fn random<const N: usize>() -> Result<[u8; N], CryptoError> {
@@ -178,7 +182,7 @@ impl Sealer {
             encapsulated_key: encapsulated.to_bytes().to_vec(),
             ciphertext: wrapped,
         };
-        Ok(Self { cipher, wrapped })
+        Ok(Self { cipher, wrapped, nonce_prefix: random::<16>()?, counter: std::sync::atomic::AtomicU64::new(0) })
     }
 
     pub fn wrapped_key(&self) -> &WrappedKey {
@@ -187,7 +191,10 @@ impl Sealer {
 
     /// Seals one number; `context` (municipality and 宛名番号) must be given again to open it.
     pub fn seal(&self, number: &IndividualNumber, context: &[u8]) -> Result<SealedNumber, CryptoError> {
-        let nonce = random::<24>()?;
+        let n = self.counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut nonce = [0u8; 24];
+        nonce[..16].copy_from_slice(&self.nonce_prefix);
+        nonce[16..].copy_from_slice(&n.to_be_bytes());
         let plain = number.expose();
         let ciphertext = self
             .cipher
@@ -253,6 +260,9 @@ mod tests {
         let opener = Opener::new(&[private], sealer.wrapped_key()).unwrap();
         assert_eq!(opener.open(&sealed, b"131016:100001").unwrap(), number);
         assert!(opener.open(&sealed, b"131016:100002").is_err(), "context is bound");
+        let second = sealer.seal(&number, b"131016:100001").unwrap();
+        assert_ne!(second.nonce, sealed.nonce, "no nonce repeats under a key");
+        assert_ne!(second.ciphertext, sealed.ciphertext);
     }
 
     #[test]

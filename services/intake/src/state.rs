@@ -154,8 +154,35 @@ pub(crate) fn receipt(store: &dyn Store, receipt: &str) -> Result<Option<(Payloa
     Ok(Some((payload, seq.map(u64::from_be_bytes).unwrap_or(0))))
 }
 
-fn tail(key: &[u8], prefix: &str) -> String {
-    String::from_utf8_lossy(&key[prefix.len()..]).into_owned()
+/// Past this many keys, one scan of the municipality's whole table beats a scan per key.
+const SCAN_ALL_ABOVE: usize = 10_000;
+
+/// The entries of `table` (a `x/<muni>/` prefix) whose next key part is in `wanted`.
+fn scan_for(
+    store: &dyn Store,
+    table: &str,
+    wanted: &BTreeSet<String>,
+    prefix_of: impl Fn(&str) -> String,
+) -> Result<Vec<kokuho_store::Entry>, StoreError> {
+    if wanted.len() > SCAN_ALL_ABOVE {
+        let all = store.scan_prefix(table.as_bytes())?;
+        return Ok(all
+            .into_iter()
+            .filter(|(k, _)| split_key(k, table).is_some_and(|(first, _)| wanted.contains(&first)))
+            .collect());
+    }
+    let mut out = Vec::new();
+    for w in wanted {
+        out.extend(store.scan_prefix(prefix_of(w).as_bytes())?);
+    }
+    Ok(out)
+}
+
+/// Splits `<table><first>/<rest>` into (first, rest).
+fn split_key(key: &[u8], table: &str) -> Option<(String, String)> {
+    let tail = std::str::from_utf8(key.get(table.len()..)?).ok()?;
+    let (first, rest) = tail.split_once('/')?;
+    Some((first.to_string(), rest.to_string()))
 }
 
 /// Looks up the facts a submission's records name (submission::lookups).
@@ -173,32 +200,23 @@ pub(crate) fn facts(store: &dyn Store, muni: &str, lookups: &Lookups) -> Result<
             }
         }
     }
-    for h in &lookups.households {
-        let prefix = household_prefix(muni, h);
-        let dates: BTreeSet<Date> = store
-            .scan_prefix(prefix.as_bytes())?
-            .iter()
-            .filter_map(|(k, _)| tail(k, &prefix).parse().ok().and_then(Date::from_yyyymmdd))
-            .collect();
-        if !dates.is_empty() {
-            facts.households.insert(h.clone(), dates);
-        }
-        let prefix = kogaku_prefix(muni, h);
-        for (k, _) in store.scan_prefix(prefix.as_bytes())? {
-            let t = tail(&k, &prefix);
-            let Some((month, kind)) = t.split_once('/') else { continue };
-            let month = month.parse::<u32>().ok().and_then(|m| Month::new((m / 100) as i32, (m % 100) as u8).ok());
-            if let (Some(month), Ok(kind)) = (month, KogakuKind::parse(kind)) {
-                facts.kogaku_keys.insert((h.clone(), month, kind));
-            }
+    for (k, _) in scan_for(store, &format!("h/{muni}/"), &lookups.households, |h| household_prefix(muni, h))? {
+        let Some((h, date)) = split_key(&k, &format!("h/{muni}/")) else { continue };
+        if let Some(date) = date.parse().ok().and_then(Date::from_yyyymmdd) {
+            facts.households.entry(h).or_default().insert(date);
         }
     }
-    for r in &lookups.residents {
-        let prefix = person_prefix(muni, r);
-        for (k, _) in store.scan_prefix(prefix.as_bytes())? {
-            let start = tail(&k, &prefix).parse::<u32>().ok().unwrap_or(0);
-            facts.person_keys.insert((r.clone(), Date::from_yyyymmdd(start)));
+    for (k, _) in scan_for(store, &format!("g/{muni}/"), &lookups.households, |h| kogaku_prefix(muni, h))? {
+        let Some((h, rest)) = split_key(&k, &format!("g/{muni}/")) else { continue };
+        let Some((month, kind)) = rest.split_once('/') else { continue };
+        let month = month.parse::<u32>().ok().and_then(|m| Month::new((m / 100) as i32, (m % 100) as u8).ok());
+        if let (Some(month), Ok(kind)) = (month, KogakuKind::parse(kind)) {
+            facts.kogaku_keys.insert((h, month, kind));
         }
+    }
+    for (k, _) in scan_for(store, &format!("k/{muni}/"), &lookups.residents, |r| person_prefix(muni, r))? {
+        let Some((r, start)) = split_key(&k, &format!("k/{muni}/")) else { continue };
+        facts.person_keys.insert((r, Date::from_yyyymmdd(start.parse().unwrap_or(0))));
     }
     Ok(facts)
 }

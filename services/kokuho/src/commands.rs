@@ -157,7 +157,8 @@ async fn serve(global: &Global, args: ServeArgs) -> anyhow::Result<u8> {
     let identity_key = settings.identity_public_key.context(
         "no identity public key: give --identity-public-key, KOKUHO_IDENTITY_PUBLIC_KEY or `identity_public_key`",
     )?;
-    let _telemetry = kokuho_runtime::telemetry::init("intake", &kokuho_runtime::telemetry::TelemetrySettings::from_env())?;
+    let _telemetry =
+        kokuho_runtime::telemetry::init("intake", &kokuho_runtime::telemetry::TelemetrySettings::from_env())?;
     let system = System::start(SystemConfig {
         data_dir: settings.data_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
         nats_url: Some(nats),

@@ -18,125 +18,101 @@ pub enum Item {
 }
 
 /// Splits `text` into items. Stops at the first invalid record (nothing after it matters).
+/// Works on bytes: every delimiter is ASCII, so slices between them are whole characters.
 pub fn read(text: &str) -> Vec<Item> {
+    let b = text.as_bytes();
     let mut items = Vec::new();
-    let mut chars = text.char_indices().peekable();
+    let mut i = 0;
     let mut line: u32 = 1;
-    loop {
-        if chars.peek().is_none() {
-            break;
-        }
+    while i < b.len() {
         let start_line = line;
         // A blank line: only spaces/tabs up to the end of the line.
-        let rest = &text[chars.peek().map(|(i, _)| *i).unwrap_or(text.len())..];
-        let eol = rest.find('\n').unwrap_or(rest.len());
-        let candidate = rest[..eol].strip_suffix('\r').unwrap_or(&rest[..eol]);
-        if candidate.chars().all(|c| c == ' ' || c == '\t') {
+        let eol = b[i..].iter().position(|&c| c == b'\n').map_or(b.len(), |p| i + p);
+        let content_end = if eol > i && b[eol - 1] == b'\r' { eol - 1 } else { eol };
+        if b[i..content_end].iter().all(|&c| c == b' ' || c == b'\t') {
             items.push(Item::Blank);
-            for _ in 0..rest[..eol].chars().count() {
-                chars.next();
-            }
-            if chars.next().is_some() {
+            if eol < b.len() {
                 line += 1;
             }
+            i = eol + 1;
             continue;
         }
         let mut fields = Vec::new();
-        let mut field = String::new();
-        let mut invalid = false;
-        'record: loop {
-            // Start of a field.
-            if chars.peek().map(|(_, c)| *c) == Some('"') {
-                chars.next();
+        loop {
+            if b.get(i) == Some(&b'"') {
+                // A quoted field: `""` is a quote; newlines belong to the field.
+                i += 1;
+                let mut field = String::new();
+                let mut segment = i;
                 loop {
-                    match chars.next() {
+                    match b.get(i) {
                         None => {
-                            invalid = true;
-                            break 'record;
+                            items.push(Item::Invalid { line: start_line });
+                            return items;
                         }
-                        Some((_, '"')) => {
-                            if chars.peek().map(|(_, c)| *c) == Some('"') {
-                                chars.next();
-                                field.push('"');
-                            } else {
-                                break;
-                            }
+                        Some(b'"') if b.get(i + 1) == Some(&b'"') => {
+                            field.push_str(&text[segment..=i]);
+                            i += 2;
+                            segment = i;
                         }
-                        Some((_, c)) => {
-                            if c == '\n' {
-                                line += 1;
-                            }
-                            field.push(c);
+                        Some(b'"') => {
+                            field.push_str(&text[segment..i]);
+                            i += 1;
+                            break;
                         }
-                    }
-                }
-                // After a closing quote: a separator or the end of the record.
-                match chars.peek().map(|(_, c)| *c) {
-                    None => {
-                        fields.push(std::mem::take(&mut field));
-                        break 'record;
-                    }
-                    Some(',') => {
-                        chars.next();
-                        fields.push(std::mem::take(&mut field));
-                        continue 'record;
-                    }
-                    Some('\n') => {
-                        chars.next();
-                        line += 1;
-                        fields.push(std::mem::take(&mut field));
-                        break 'record;
-                    }
-                    Some('\r') => {
-                        chars.next();
-                        if chars.peek().map(|(_, c)| *c) == Some('\n') {
-                            chars.next();
+                        Some(b'\n') => {
                             line += 1;
-                            fields.push(std::mem::take(&mut field));
-                            break 'record;
+                            i += 1;
                         }
-                        invalid = true;
-                        break 'record;
-                    }
-                    Some(_) => {
-                        invalid = true;
-                        break 'record;
+                        Some(_) => i += 1,
                     }
                 }
-            }
-            // An unquoted field.
-            loop {
-                match chars.peek().map(|(_, c)| *c) {
-                    None => {
-                        fields.push(std::mem::take(&mut field));
-                        break 'record;
-                    }
-                    Some(',') => {
-                        chars.next();
-                        fields.push(std::mem::take(&mut field));
-                        continue 'record;
-                    }
-                    Some('\n') => {
-                        chars.next();
+                fields.push(field);
+                // After a closing quote: a separator or the end of the record.
+                match (b.get(i), b.get(i + 1)) {
+                    (None, _) => break,
+                    (Some(b','), _) => i += 1,
+                    (Some(b'\n'), _) => {
+                        i += 1;
                         line += 1;
-                        let f = std::mem::take(&mut field);
-                        fields.push(f.strip_suffix('\r').map(str::to_string).unwrap_or(f));
-                        break 'record;
+                        break;
                     }
-                    Some('"') => {
-                        invalid = true;
-                        break 'record;
+                    (Some(b'\r'), Some(b'\n')) => {
+                        i += 2;
+                        line += 1;
+                        break;
                     }
-                    Some(c) => {
-                        chars.next();
-                        field.push(c);
+                    _ => {
+                        items.push(Item::Invalid { line: start_line });
+                        return items;
                     }
                 }
+            } else {
+                // An unquoted field: up to a separator or the end of the line; no quote inside.
+                let segment = i;
+                while let Some(&c) = b.get(i) {
+                    match c {
+                        b',' | b'\n' => break,
+                        b'"' => {
+                            items.push(Item::Invalid { line: start_line });
+                            return items;
+                        }
+                        _ => i += 1,
+                    }
+                }
+                let terminator = b.get(i).copied();
+                let end = if terminator == Some(b'\n') && i > segment && b[i - 1] == b'\r' { i - 1 } else { i };
+                fields.push(text[segment..end].to_string());
+                match terminator {
+                    Some(b',') => i += 1,
+                    Some(_) => {
+                        i += 1;
+                        line += 1;
+                        break;
+                    }
+                    None => break,
+                }
             }
-        }
-        if invalid {
-            items.push(Item::Invalid { line: start_line });
-            return items;
         }
         items.push(Item::Record { line: start_line, fields });
     }

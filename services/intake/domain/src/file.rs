@@ -128,7 +128,8 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedFile, FileRejection> {
         created,
         sequence,
     };
-    let records = data.iter().map(|(line, fields)| RawRecord { line: *line, fields: fields.clone() }).collect();
+    records.pop(); // the trailer
+    let records = records.into_iter().skip(1).map(|(line, fields)| RawRecord { line, fields }).collect();
     Ok(ParsedFile { header, records, sha256: sha256_hex(bytes) })
 }
 
