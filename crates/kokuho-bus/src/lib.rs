@@ -332,17 +332,6 @@ impl Bus {
         }
     }
 
-    /// Reads one message by stream sequence.
-    pub async fn get(&self, stream: &str, seq: u64) -> Result<(String, Bytes), BusError> {
-        let s = self
-            .js
-            .get_stream_no_info(stream)
-            .await
-            .map_err(|e| BusError::new(BusErrorKind::Unavailable, "get stream", e))?;
-        let m = s.get_raw_message(seq).await.map_err(|e| BusError::new(BusErrorKind::Unavailable, "get message", e))?;
-        Ok((m.subject.to_string(), m.payload))
-    }
-
     /// (Re)creates the durable consumer so that it delivers from `start_seq` on, and returns
     /// its message stream. The caller's stored position decides where reading starts, never
     /// the consumer's ack floor: a consumer left from an earlier run is replaced.
@@ -472,11 +461,6 @@ impl Bus {
             .await
             .map_err(|e| BusError::new(BusErrorKind::Unavailable, "subscribe", e))?;
         Ok(sub.map(|m| m.subject.to_string()))
-    }
-
-    /// Waits until the server has processed everything this connection sent.
-    pub async fn flush(&self) -> Result<(), BusError> {
-        self.client.flush().await.map_err(|e| BusError::new(BusErrorKind::Unavailable, "flush", e))
     }
 }
 

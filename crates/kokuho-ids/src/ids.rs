@@ -58,10 +58,6 @@ impl LocalGovCode {
     pub fn first5(self) -> [u8; 5] {
         [self.0[0], self.0[1], self.0[2], self.0[3], self.0[4]]
     }
-
-    pub fn as_string(self) -> String {
-        self.to_string()
-    }
 }
 
 impl std::str::FromStr for LocalGovCode {

@@ -215,7 +215,7 @@ impl Outbox {
             if upto.is_empty() {
                 break;
             }
-            let mut file_seq = kokuho_store_u32(store.get(&file_seq_key(&muni))?);
+            let mut file_seq = u32_of(store.get(&file_seq_key(&muni))?);
             let subject = files_subject(&muni);
             let expected = self.bus.last_subject_seq(RESULTS.name, &subject).await?;
             let mut batch = Vec::new();
@@ -291,6 +291,6 @@ impl Outbox {
     }
 }
 
-fn kokuho_store_u32(v: Option<Vec<u8>>) -> u32 {
+fn u32_of(v: Option<Vec<u8>>) -> u32 {
     v.and_then(|b| <[u8; 4]>::try_from(b.as_slice()).ok()).map(u32::from_be_bytes).unwrap_or(0)
 }

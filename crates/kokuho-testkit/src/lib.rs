@@ -3,8 +3,8 @@
 //! [`TestNats::start`] runs a real nats-server with JetStream for one test: a temp dir, a free
 //! loopback port, `sync_interval: always`, and a version check that says how to get a current
 //! server. [`eventually`] polls a condition with bounded patience instead of sleeping for a
-//! fixed time. Service harnesses (`spawn_app`) live next to this in later modules and reuse
-//! the same server.
+//! fixed time. [`app::spawn_system`] starts every service in-process against such a server,
+//! with gRPC on a free port and sled in the test's temp dir.
 
 use std::future::Future;
 use std::path::Path;

@@ -127,16 +127,6 @@ pub enum Record {
     Decision(Decision),
 }
 
-impl Record {
-    /// 宛名番号 for RE rows (KK only).
-    pub fn resident_number(&self) -> &str {
-        match self {
-            Record::Person(p) => &p.resident,
-            _ => "",
-        }
-    }
-}
-
 /// One failing check or warning of a record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Issue {
