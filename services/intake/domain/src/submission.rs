@@ -386,6 +386,10 @@ impl State {
             Record::Decision(_) => None,
         };
         if let Some((code, field)) = issue {
+            // A rejected KS record (here: E009) takes its household's records along (E010).
+            if let Record::Household(h) = &rec {
+                self.rejected_households.insert(h.household.clone());
+            }
             out.rejected += 1;
             out.rows.push(row(Kubun::Error, code, field, messages::record_message(code, field)));
             return;

@@ -66,6 +66,15 @@ fn e010_a_rejected_household_takes_its_persons_along_even_if_it_existed_before()
 }
 
 #[test]
+fn e010_also_follows_a_ks_delete_rejected_as_e009() {
+    let ks = "1,KS,131016,130013,20260401,1\n2,3,1001,20190101,,,,,,,\n9,1\n";
+    let mut facts = Facts::default();
+    facts.households.insert("1001".into(), [Date::from_ymd(2020, 4, 1).unwrap()].into());
+    let a = accepted(decide_with("131016", &facts, &[input_file("ks", ks), input_file("kk", KK)]));
+    assert_eq!(codes(&a), vec![(2, "E009", "世帯番号"), (2, "E010", "世帯番号"), (3, "E010", "世帯番号")]);
+}
+
+#[test]
 fn e009_delete_of_a_missing_key() {
     let del = "1,KK,131016,130013,20260401,1\n2,3,100001,,,,,,,,,20200401,,,,,,\n9,1\n";
     let a = accepted(decide_with("131016", &Facts::default(), &[input_file("kk", del)]));
