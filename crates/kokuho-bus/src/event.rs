@@ -17,6 +17,7 @@ pub fn event_type(payload: &Payload) -> &'static str {
         Payload::RecordsAccepted(_) => "intake.RecordsAccepted",
         Payload::BusinessDateSet(_) => "intake.BusinessDateSet",
         Payload::DayClosed(_) => "intake.DayClosed",
+        Payload::ChunkLinked(_) => "identity.ChunkLinked",
         Payload::ResultRowsAdded(_) => "results.ResultRowsAdded",
         Payload::ResultFileIssued(_) => "results.ResultFileIssued",
         Payload::ResultFilesAcknowledged(_) => "results.ResultFilesAcknowledged",

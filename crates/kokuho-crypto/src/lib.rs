@@ -56,6 +56,8 @@ pub struct PublicKey {
 pub struct PrivateKey {
     id: String,
     key: <Kem as hpke::Kem>::PrivateKey,
+    /// The key's bytes, from which identity derives its storage and index keys (HKDF).
+    secret: Vec<u8>,
 }
 
 impl std::fmt::Debug for PublicKey {
@@ -104,7 +106,7 @@ impl PrivateKey {
         let (id, bytes) = parse_key_file(path, PRIVATE_TAG)?;
         let key = <Kem as hpke::Kem>::PrivateKey::from_bytes(&bytes)
             .map_err(|_| CryptoError::KeyFile { path: path.display().to_string(), what: "bad private key".into() })?;
-        Ok(Self { id, key })
+        Ok(Self { id, key, secret: bytes })
     }
 
     pub fn id(&self) -> &str {
@@ -164,7 +166,7 @@ pub struct Sealer {
     counter: std::sync::atomic::AtomicU64,
 }
 
-fn random<const N: usize>() -> Result<[u8; N], CryptoError> {
+pub(crate) fn random<const N: usize>() -> Result<[u8; N], CryptoError> {
     let mut b = [0u8; N];
     getrandom::fill(&mut b).map_err(|_| CryptoError::Random)?;
     Ok(b)
@@ -241,6 +243,9 @@ impl Opener {
         IndividualNumber::parse(text).map_err(|_| CryptoError::Open)
     }
 }
+
+mod vault;
+pub use vault::{AtRest, Vault};
 
 #[cfg(test)]
 mod tests {

@@ -149,7 +149,8 @@ impl Projection for OutboxProjection {
             | Payload::SubmissionRejected(_)
             | Payload::RecordsAccepted(_)
             | Payload::BusinessDateSet(_)
-            | Payload::DayClosed(_) => {}
+            | Payload::DayClosed(_)
+            | Payload::ChunkLinked(_) => {}
         }
         Ok(())
     }

@@ -8,6 +8,12 @@ pub mod events {
     }
 }
 
+pub mod identity {
+    pub mod v1 {
+        tonic::include_proto!("kokuho.identity.v1");
+    }
+}
+
 pub mod intake {
     pub mod v1 {
         tonic::include_proto!("kokuho.intake.v1");

@@ -24,7 +24,8 @@ impl Workflow for ForwardRowsToOutbox {
             | Payload::DayClosed(_)
             | Payload::ResultRowsAdded(_)
             | Payload::ResultFileIssued(_)
-            | Payload::ResultFilesAcknowledged(_) => return Ok(()),
+            | Payload::ResultFilesAcknowledged(_)
+            | Payload::ChunkLinked(_) => return Ok(()),
         };
         // The group id makes a repeat (after a crash before the position was stored) count once.
         kokuho_outbox::publish_rows(&self.bus, &group, &muni, rows)

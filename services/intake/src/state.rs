@@ -93,7 +93,10 @@ impl Projection for IntakeState {
                     apply_record(tx, &chunk.municipality, r);
                 }
             }
-            Payload::ResultRowsAdded(_) | Payload::ResultFileIssued(_) | Payload::ResultFilesAcknowledged(_) => {}
+            Payload::ResultRowsAdded(_)
+            | Payload::ResultFileIssued(_)
+            | Payload::ResultFilesAcknowledged(_)
+            | Payload::ChunkLinked(_) => {}
         }
         Ok(())
     }

@@ -218,6 +218,7 @@ impl Intake {
                         records: out,
                         rows: row_chunks.get(i).map(|c| c.to_vec()).unwrap_or_default(),
                         data_key: sealed_any.then(|| convert::wrapped_key(&sealer)),
+                        business_date,
                     };
                     let envelope = event::envelope(Payload::RecordsAccepted(chunk), muni, receipt, &head.event_id);
                     batch.push(Append::event(records_subject(muni), &envelope));
