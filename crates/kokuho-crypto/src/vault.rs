@@ -98,8 +98,8 @@ impl Vault {
 
     /// The keyed hash of a number under the current index key.
     pub fn index(&self, number: &IndividualNumber) -> [u8; 32] {
-        let mut mac =
-            <hmac::Hmac<Sha256> as hmac::KeyInit>::new_from_slice(&self.derived[0].index).expect("HMAC takes any key length");
+        let mut mac = <hmac::Hmac<Sha256> as hmac::KeyInit>::new_from_slice(&self.derived[0].index)
+            .expect("HMAC takes any key length");
         mac.update(&number.expose());
         mac.finalize().into_bytes().into()
     }

@@ -44,6 +44,7 @@ pub struct SystemConfig {
 pub struct System {
     nats: Option<LocalNats>,
     intake: kokuho_intake::App,
+    identity: Option<kokuho_identity::App>,
     endpoint: String,
     stop_server: tokio::sync::oneshot::Sender<()>,
     server: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -90,10 +91,26 @@ impl System {
                 initial_business_date: config.business_date,
                 runner: RunnerSettings::default(),
             },
-            bus,
+            bus.clone(),
             &db,
         )
         .await?;
+        // identity runs where its private keys are: the dev keys of the data dir under `up`.
+        let identity = match &config.identity_key {
+            Some(_) => None,
+            None => {
+                let vault = Arc::new(kokuho_crypto::Vault::load(&config.data_dir.join("keys"))?);
+                let db = SledDb::open(&config.data_dir.join("store").join("identity"))?;
+                Some(
+                    kokuho_identity::App::build(
+                        kokuho_identity::Config { vault, runner: RunnerSettings::default() },
+                        bus.clone(),
+                        &db,
+                    )
+                    .await?,
+                )
+            }
+        };
         let (intake_svc, results_svc) = intake.services();
         let health =
             kokuho_runtime::grpc::health(&["kokuho.intake.v1.IntakeService", "kokuho.results.v1.ResultService"]).await;
@@ -107,7 +124,7 @@ impl System {
         }));
         std::fs::write(endpoint_file(&config.data_dir), &endpoint)?;
         tracing::info!(%endpoint, data_dir = %config.data_dir.display(), "kokuho is up");
-        Ok(Self { nats, intake, endpoint, stop_server, server })
+        Ok(Self { nats, intake, identity, endpoint, stop_server, server })
     }
 
     pub fn endpoint(&self) -> &str {
@@ -123,6 +140,9 @@ impl System {
         let _ = self.stop_server.send(());
         let _ = self.server.await;
         self.intake.shutdown().await;
+        if let Some(identity) = self.identity {
+            identity.shutdown().await;
+        }
         if let Some(n) = self.nats.as_mut() {
             n.stop().await?;
         }

@@ -1,0 +1,305 @@
+//! identity's rules (rules.md I1–I5) as one pure decider over a chunk of accepted KK records.
+//!
+//! The caller opens each sealed 個人番号 and hands the decider only its keyed hash
+//! ([`NumberKey`]): the decider never sees a number. What was decided before arrives as
+//! [`Facts`], looked up for exactly the keys the chunk names; the [`Decision`] says which
+//! persons to register, which numbers to attach, which IDs to assign, which records to link,
+//! which to hold for review, and the RE rows (W002, W005, C01, C02).
+//!
+//! Architecture invariant: no IO; a 個人番号 never enters this crate.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kokuho_ids::text::normalize_kana;
+
+/// The keyed hash (HMAC) of a 個人番号: equal numbers, equal keys.
+pub type NumberKey = [u8; 32];
+
+/// A person as identity knows them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Person {
+    pub pref_id: String,
+    /// `None` for a provisional person (no number yet, I5).
+    pub number: Option<NumberKey>,
+    pub birth: u32,
+    pub sex: String,
+    pub name: String,
+    pub kana: String,
+    /// Municipalities with records linked to this person.
+    pub holders: BTreeSet<String>,
+}
+
+/// One KK record of the chunk, its number replaced by its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Incoming {
+    /// Position in the chunk (the caller's index into its records).
+    pub index: usize,
+    pub line: u32,
+    pub resident: String,
+    /// 削除: linked to whoever holds the key, nothing else.
+    pub delete: bool,
+    /// 被保険者区分 1 (a 擬制世帯主 gets no 市区町村被保険者ID).
+    pub insured: bool,
+    pub number: Option<NumberKey>,
+    pub birth: u32,
+    pub sex: String,
+    pub name: String,
+    pub kana: String,
+}
+
+/// What was decided before, for the keys the chunk names.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Facts {
+    /// Persons found by number key or by (municipality, 宛名番号).
+    pub persons: BTreeMap<String, Person>,
+    pub by_number: BTreeMap<NumberKey, String>,
+    /// 宛名番号 of this municipality → 都道府県被保険者ID.
+    pub by_resident: BTreeMap<String, String>,
+    /// 都道府県被保険者ID → its 市区町村被保険者ID in this municipality.
+    pub muni_ids: BTreeMap<String, String>,
+    /// Persons registered so far in the prefecture, and IDs assigned in this municipality.
+    pub persons_count: u64,
+    pub muni_ids_count: u64,
+}
+
+/// Where a held record goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conflict {
+    /// I3: the number belongs to a person with another 生年月日 or 性別.
+    C01,
+    /// I4: the (municipality, 宛名番号) is linked to a person with another number.
+    C02,
+}
+
+/// An RE row of identity (fields after 受付番号/種別: line, 宛名番号, 項目名, 内容).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    pub kubun: &'static str,
+    pub code: &'static str,
+    pub line: u32,
+    pub resident: String,
+    pub field: &'static str,
+    pub message: &'static str,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Decision {
+    /// New persons: (serial, the record that created them). The caller makes the ID.
+    pub registered: Vec<(u64, usize)>,
+    /// Numbers attached to provisional persons: (person, record).
+    pub attached: Vec<(String, usize)>,
+    /// Corrections by the only holder (W005): (person, record).
+    pub corrected: Vec<(String, usize)>,
+    /// New 市区町村被保険者ID: (person, serial in the municipality, record).
+    pub assigned: Vec<(PersonRef, u64, usize)>,
+    /// Linked records: (person, record).
+    pub linked: Vec<(PersonRef, usize)>,
+    /// Held records: (conflict, the person concerned, record).
+    pub held: Vec<(Conflict, String, usize)>,
+    pub rows: Vec<Row>,
+}
+
+/// A person of the decision: one known before, or the n-th registered by it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum PersonRef {
+    Known(String),
+    New(u64),
+}
+
+const NAME_DIFFERS: &str = "氏名が連携先の被保険者と異なります（同一人として連携しました）";
+const KANA_DIFFERS: &str = "氏名カナが連携先の被保険者と異なります（同一人として連携しました）";
+const BIRTH_CORRECTED: &str = "生年月日を訂正しました（この市区町村のみが保有する被保険者）";
+const SEX_CORRECTED: &str = "性別を訂正しました（この市区町村のみが保有する被保険者）";
+const C01_MESSAGE: &str = "個人番号が一致する被保険者と生年月日または性別が異なるため連携を保留しました";
+const C02_MESSAGE: &str = "宛名番号が連携済みの被保険者と個人番号が異なるため連携を保留しました";
+
+/// Decides the links of one chunk of `municipality`.
+pub fn decide(municipality: &str, facts: &Facts, records: &[Incoming]) -> Decision {
+    let mut s = State { facts: facts.clone(), decision: Decision::default(), new_persons: BTreeMap::new() };
+    for r in records {
+        s.record(municipality, r);
+    }
+    s.decision
+}
+
+struct State {
+    facts: Facts,
+    decision: Decision,
+    /// Persons registered in this chunk, by serial, as the later records see them.
+    new_persons: BTreeMap<u64, Person>,
+}
+
+impl State {
+    fn person(&self, p: &PersonRef) -> Option<&Person> {
+        match p {
+            PersonRef::Known(id) => self.facts.persons.get(id),
+            PersonRef::New(n) => self.new_persons.get(n),
+        }
+    }
+
+    fn person_mut(&mut self, p: &PersonRef) -> Option<&mut Person> {
+        match p {
+            PersonRef::Known(id) => self.facts.persons.get_mut(id),
+            PersonRef::New(n) => self.new_persons.get_mut(n),
+        }
+    }
+
+    fn key_of(id: &str) -> PersonRef {
+        match id.strip_prefix("new:") {
+            Some(n) => PersonRef::New(n.parse().unwrap_or(0)),
+            None => PersonRef::Known(id.to_string()),
+        }
+    }
+
+    fn id_of(p: &PersonRef) -> String {
+        match p {
+            PersonRef::Known(id) => id.clone(),
+            PersonRef::New(n) => format!("new:{n}"),
+        }
+    }
+
+    fn row(
+        &mut self,
+        kubun: &'static str,
+        code: &'static str,
+        r: &Incoming,
+        field: &'static str,
+        message: &'static str,
+    ) {
+        self.decision.rows.push(Row { kubun, code, line: r.line, resident: r.resident.clone(), field, message });
+    }
+
+    fn register(&mut self, r: &Incoming) -> PersonRef {
+        self.facts.persons_count += 1;
+        let serial = self.facts.persons_count;
+        self.decision.registered.push((serial, r.index));
+        self.new_persons.insert(
+            serial,
+            Person {
+                pref_id: format!("new:{serial}"),
+                number: r.number,
+                birth: r.birth,
+                sex: r.sex.clone(),
+                name: r.name.clone(),
+                kana: r.kana.clone(),
+                holders: BTreeSet::new(),
+            },
+        );
+        if let Some(k) = r.number {
+            self.facts.by_number.insert(k, format!("new:{serial}"));
+        }
+        PersonRef::New(serial)
+    }
+
+    fn hold(&mut self, conflict: Conflict, person: &str, r: &Incoming) {
+        let (code, message) = match conflict {
+            Conflict::C01 => ("C01", C01_MESSAGE),
+            Conflict::C02 => ("C02", C02_MESSAGE),
+        };
+        self.decision.held.push((conflict, person.to_string(), r.index));
+        self.row("C", code, r, "個人番号", message);
+    }
+
+    fn record(&mut self, municipality: &str, r: &Incoming) {
+        let linked = self.facts.by_resident.get(&r.resident).map(|id| Self::key_of(id));
+        if r.delete {
+            if let Some(p) = linked {
+                self.decision.linked.push((p, r.index));
+            }
+            return;
+        }
+        let person = match (r.number, linked) {
+            (Some(key), Some(p)) => {
+                let current = self.person(&p).and_then(|x| x.number);
+                match current {
+                    Some(k) if k == key => self.check_same_person(municipality, &p, r),
+                    // I4: this 宛名番号 belongs to a person with another number.
+                    Some(_) => {
+                        self.hold(Conflict::C02, &Self::id_of(&p), r);
+                        None
+                    }
+                    // I5: a number for a provisional person.
+                    None => match self.facts.by_number.get(&key).map(|id| Self::key_of(id)) {
+                        // The number belongs to someone else already: merging comes with review;
+                        // until then the record is held like a wrong link.
+                        Some(other) => {
+                            self.hold(Conflict::C02, &Self::id_of(&other), r);
+                            None
+                        }
+                        None => {
+                            if let PersonRef::Known(id) = &p {
+                                self.decision.attached.push((id.clone(), r.index));
+                            }
+                            if let Some(x) = self.person_mut(&p) {
+                                x.number = Some(key);
+                            }
+                            self.facts.by_number.insert(key, Self::id_of(&p));
+                            Some(p)
+                        }
+                    },
+                }
+            }
+            (Some(key), None) => match self.facts.by_number.get(&key).map(|id| Self::key_of(id)) {
+                Some(p) => self.check_same_person(municipality, &p, r),
+                None => Some(self.register(r)),
+            },
+            (None, Some(p)) => Some(p),
+            // I5: no number, not linked: a provisional person.
+            (None, None) => Some(self.register(r)),
+        };
+        let Some(p) = person else { return };
+        self.link(municipality, p, r);
+    }
+
+    /// I3: the number matches person `p`; 生年月日 and 性別 must match too.
+    fn check_same_person(&mut self, municipality: &str, p: &PersonRef, r: &Incoming) -> Option<PersonRef> {
+        let known = self.person(p)?.clone();
+        if known.birth != r.birth || known.sex != r.sex {
+            let only_here = known.holders.iter().all(|m| m == municipality);
+            if !only_here {
+                self.hold(Conflict::C01, &Self::id_of(p), r);
+                return None;
+            }
+            // The only holder corrects the person (W005).
+            if known.birth != r.birth {
+                self.row("W", "W005", r, "生年月日", BIRTH_CORRECTED);
+            }
+            if known.sex != r.sex {
+                self.row("W", "W005", r, "性別", SEX_CORRECTED);
+            }
+            if let PersonRef::Known(id) = p {
+                self.decision.corrected.push((id.clone(), r.index));
+            }
+            if let Some(x) = self.person_mut(p) {
+                x.birth = r.birth;
+                x.sex = r.sex.clone();
+            }
+        }
+        if known.name != r.name {
+            self.row("W", "W002", r, "氏名", NAME_DIFFERS);
+        }
+        if normalize_kana(&known.kana) != normalize_kana(&r.kana) {
+            self.row("W", "W002", r, "氏名カナ", KANA_DIFFERS);
+        }
+        Some(p.clone())
+    }
+
+    fn link(&mut self, municipality: &str, p: PersonRef, r: &Incoming) {
+        let id = Self::id_of(&p);
+        self.facts.by_resident.insert(r.resident.clone(), id.clone());
+        if let Some(x) = self.person_mut(&p) {
+            x.holders.insert(municipality.to_string());
+        }
+        // I2: the first link to this municipality as 被保険者 assigns the 市区町村被保険者ID.
+        if r.insured && !self.facts.muni_ids.contains_key(&id) {
+            self.facts.muni_ids_count += 1;
+            let serial = self.facts.muni_ids_count;
+            self.facts.muni_ids.insert(id, format!("new:{serial}"));
+            self.decision.assigned.push((p.clone(), serial, r.index));
+        }
+        self.decision.linked.push((p, r.index));
+    }
+}
+
+#[cfg(test)]
+mod tests;

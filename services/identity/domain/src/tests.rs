@@ -1,0 +1,155 @@
+//! One test per rule: each fails if its rule is broken.
+
+use super::*;
+
+const A: NumberKey = [1; 32];
+const B: NumberKey = [2; 32];
+
+fn rec(index: usize, resident: &str, number: Option<NumberKey>) -> Incoming {
+    Incoming {
+        index,
+        line: index as u32 + 2,
+        resident: resident.into(),
+        delete: false,
+        insured: true,
+        number,
+        birth: 19550820,
+        sex: "1".into(),
+        name: "山田 太郎".into(),
+        kana: "ヤマダ タロウ".into(),
+    }
+}
+
+fn known(id: &str, number: Option<NumberKey>, holders: &[&str]) -> Person {
+    Person {
+        pref_id: id.into(),
+        number,
+        birth: 19550820,
+        sex: "1".into(),
+        name: "山田 太郎".into(),
+        kana: "ヤマダ タロウ".into(),
+        holders: holders.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+fn facts_with(person: Person, residents: &[&str]) -> Facts {
+    let mut f = Facts { persons_count: 1, ..Facts::default() };
+    if let Some(k) = person.number {
+        f.by_number.insert(k, person.pref_id.clone());
+    }
+    for r in residents {
+        f.by_resident.insert(r.to_string(), person.pref_id.clone());
+    }
+    f.persons.insert(person.pref_id.clone(), person);
+    f
+}
+
+fn codes(d: &Decision) -> Vec<(&'static str, &'static str)> {
+    d.rows.iter().map(|r| (r.code, r.field)).collect()
+}
+
+#[test]
+fn i1_a_new_number_creates_one_person_and_the_same_number_finds_it() {
+    let d = decide(
+        "131016",
+        &Facts::default(),
+        &[rec(0, "100001", Some(A)), rec(1, "100002", Some(B)), rec(2, "100003", Some(A))],
+    );
+    assert_eq!(d.registered, vec![(1, 0), (2, 1)]);
+    assert_eq!(
+        d.linked.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>(),
+        vec![PersonRef::New(1), PersonRef::New(2), PersonRef::New(1)]
+    );
+    // A known number links to its person.
+    let f = facts_with(known("13p", Some(A), &["131032"]), &[]);
+    let d = decide("131016", &f, &[rec(0, "100001", Some(A))]);
+    assert!(d.registered.is_empty());
+    assert_eq!(d.linked, vec![(PersonRef::Known("13p".into()), 0)]);
+}
+
+#[test]
+fn i2_one_municipal_id_per_person_and_municipality_and_none_for_a_deemed_householder() {
+    let mut deemed = rec(1, "100009", Some(B));
+    deemed.insured = false;
+    let d = decide("131016", &Facts::default(), &[rec(0, "100001", Some(A)), deemed, rec(2, "100001", Some(A))]);
+    assert_eq!(d.assigned, vec![(PersonRef::New(1), 1, 0)]);
+    // A person who returns keeps the ID: a known (person, municipality) ID assigns nothing.
+    let mut f = facts_with(known("13p", Some(A), &["131016"]), &[]);
+    f.muni_ids.insert("13p".into(), "13101000000017".into());
+    f.muni_ids_count = 5;
+    let d = decide("131016", &f, &[rec(0, "100777", Some(A))]);
+    assert!(d.assigned.is_empty());
+    // Serials continue the municipality's count.
+    let d = decide("131016", &Facts { muni_ids_count: 5, ..Facts::default() }, &[rec(0, "1", Some(B))]);
+    assert_eq!(d.assigned[0].1, 6);
+}
+
+#[test]
+fn i3_another_birth_date_or_sex_is_held_as_c01() {
+    let f = facts_with(known("13p", Some(A), &["131016", "131032"]), &[]);
+    let mut other = rec(0, "300009", Some(A));
+    other.birth = 19550821;
+    let d = decide("131024", &f, &[other.clone()]);
+    assert!(d.linked.is_empty(), "nothing downstream sees it");
+    assert_eq!(d.held, vec![(Conflict::C01, "13p".into(), 0)]);
+    assert_eq!(codes(&d), vec![("C01", "個人番号")]);
+    other.birth = 19550820;
+    other.sex = "2".into();
+    assert_eq!(decide("131024", &f, &[other]).held.len(), 1);
+}
+
+#[test]
+fn i3_the_only_holder_corrects_with_w005() {
+    let f = facts_with(known("13p", Some(A), &["131016"]), &["100001"]);
+    let mut corrected = rec(0, "100001", Some(A));
+    corrected.birth = 19550821;
+    let d = decide("131016", &f, &[corrected]);
+    assert_eq!(d.corrected, vec![("13p".into(), 0)]);
+    assert_eq!(codes(&d), vec![("W005", "生年月日")]);
+    assert_eq!(d.linked.len(), 1);
+}
+
+#[test]
+fn i3_a_different_name_alone_links_with_w002() {
+    let f = facts_with(known("13p", Some(A), &["131016"]), &[]);
+    let mut married = rec(0, "200001", Some(A));
+    married.name = "佐藤 太郎".into();
+    married.kana = "サトウ タロウ".into();
+    let d = decide("131032", &f, &[married]);
+    assert_eq!(d.linked.len(), 1);
+    assert_eq!(codes(&d), vec![("W002", "氏名"), ("W002", "氏名カナ")]);
+    // カナ is compared after normalising: half-width and spaces make no difference.
+    let mut same = rec(0, "200001", Some(A));
+    same.kana = "ﾔﾏﾀﾞﾀﾛｳ".into();
+    assert!(decide("131032", &f, &[same]).rows.is_empty());
+}
+
+#[test]
+fn i4_a_linked_resident_number_with_another_number_is_held_as_c02() {
+    let f = facts_with(known("13p", Some(A), &["131016"]), &["100001"]);
+    let d = decide("131016", &f, &[rec(0, "100001", Some(B))]);
+    assert_eq!(d.held, vec![(Conflict::C02, "13p".into(), 0)]);
+    assert!(d.linked.is_empty() && d.registered.is_empty());
+}
+
+#[test]
+fn i5_no_number_links_by_resident_number_to_a_provisional_person_then_the_number_attaches() {
+    let d = decide("131016", &Facts::default(), &[rec(0, "100001", None), rec(1, "100001", None)]);
+    assert_eq!(d.registered, vec![(1, 0)]);
+    assert_eq!(d.linked.len(), 2);
+    let f = facts_with(known("13p", None, &["131016"]), &["100001"]);
+    let d = decide("131016", &f, &[rec(0, "100001", Some(A))]);
+    assert_eq!(d.attached, vec![("13p".into(), 0)]);
+    assert_eq!(d.linked, vec![(PersonRef::Known("13p".into()), 0)]);
+}
+
+#[test]
+fn a_delete_follows_the_link() {
+    let f = facts_with(known("13p", Some(A), &["131016"]), &["100001"]);
+    let mut del = rec(0, "100001", None);
+    del.delete = true;
+    let d = decide("131016", &f, &[del.clone()]);
+    assert_eq!(d.linked, vec![(PersonRef::Known("13p".into()), 0)]);
+    del.resident = "999".into();
+    assert!(decide("131016", &f, &[del]).linked.is_empty());
+}

@@ -1,0 +1,110 @@
+//! identity: turns municipal records into prefecture-wide persons (rules.md I1–I7). The only
+//! place where a 個人番号 is ever readable (security.md S1).
+//!
+//! Consumes `KOKUHO_INTAKE` (workflow `link-records`): for each chunk of accepted KK records it
+//! opens the sealed numbers with identity's keys, decides the links with the pure rules of
+//! `kokuho-identity-domain` over its own state, and appends one `ChunkLinked` event to
+//! `KOKUHO_IDENTITY` (subject `kokuho.identity.chunks`, expected-last-subject-sequence: one
+//! writer at a time, each intake chunk once). What it publishes is pseudonymous: IDs and the
+//! record's other fields; numbers only sealed at rest under identity's storage key.
+//!
+//! Keeps the `state` projection of its own stream (persons, the HMAC index, links, IDs, the
+//! review queue) in a sled tree named after the current key, so a key rotation rebuilds the
+//! index from the log. Workflow `forward-rows` hands RI and RE rows to the outbox.
+
+mod convert;
+mod link;
+mod state;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use kokuho_bus::{Bus, StreamDef};
+use kokuho_crypto::Vault;
+use kokuho_store::{ProjectionHandle, ProjectionRunner, RunnerSettings, SledDb, WorkflowRunner};
+use tokio::sync::watch;
+
+/// identity's stream.
+pub const IDENTITY: StreamDef = StreamDef {
+    name: "KOKUHO_IDENTITY",
+    subjects: &["kokuho.identity.>"],
+    description: "Persons, links, municipal IDs and held records, decided per chunk of accepted records",
+};
+
+/// The subject of `ChunkLinked`: one writer, each intake chunk once.
+pub(crate) const CHUNKS_SUBJECT: &str = "kokuho.identity.chunks";
+
+/// The intake stream (identity reads it; the name is the intake service's).
+pub(crate) const INTAKE_STREAM: &str = "KOKUHO_INTAKE";
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub vault: Arc<Vault>,
+    pub runner: RunnerSettings,
+}
+
+/// A running identity.
+pub struct App {
+    state: ProjectionHandle,
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+pub(crate) const PATIENCE: Duration = Duration::from_secs(60);
+
+impl App {
+    pub async fn build(config: Config, bus: Bus, db: &SledDb) -> anyhow::Result<Self> {
+        bus.ensure_stream(&IDENTITY).await.context("ensure identity stream")?;
+        let (stop, stopped) = watch::channel(false);
+        let until_stopped = move || {
+            let mut rx = stopped.clone();
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }
+        };
+        // The index is keyed by the current key: a rotation starts a new tree, rebuilt from the log.
+        let tree = format!("identity-state-{}", config.vault.current_id());
+        let (state_runner, state) = ProjectionRunner::new(
+            "identity",
+            state::IdentityState { vault: config.vault.clone() },
+            db.store(&tree)?,
+            bus.clone(),
+            config.runner.clone(),
+        )?;
+        let (link_runner, _) = WorkflowRunner::new(
+            "identity",
+            link::LinkRecords { bus: bus.clone(), state: state.clone(), vault: config.vault.clone() },
+            db.store("identity-link-records")?,
+            bus.clone(),
+            config.runner.clone(),
+        )?;
+        let (forward_runner, _) = WorkflowRunner::new(
+            "identity",
+            link::ForwardRows { bus: bus.clone() },
+            db.store("identity-forward-rows")?,
+            bus.clone(),
+            config.runner.clone(),
+        )?;
+        let tasks = vec![
+            tokio::spawn(state_runner.run(until_stopped())),
+            tokio::spawn(link_runner.run(until_stopped())),
+            tokio::spawn(forward_runner.run(until_stopped())),
+        ];
+        Ok(Self { state, stop, tasks })
+    }
+
+    /// The state projection (queries and tests).
+    pub fn state(&self) -> &ProjectionHandle {
+        &self.state
+    }
+
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+pub use state::{Held, LinkView, held_cases, link_of};

@@ -1,0 +1,357 @@
+//! Workflow `link-records`: intake's accepted KK records → identity's `ChunkLinked`; and
+//! workflow `forward-rows`: identity's RI and RE rows → the outbox.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use kokuho_bus::event::{self, Payload};
+use kokuho_bus::{Append, Bus, BusErrorKind};
+use kokuho_crypto::{SealedNumber, Vault, WrappedKey};
+use kokuho_identity_domain::{self as domain, Conflict, Decision, Facts, Incoming, NumberKey, PersonRef};
+use kokuho_ids::{IndividualNumber, LocalGovCode, MuniInsuredId, PrefInsuredId};
+use kokuho_proto::identity::v1 as pb;
+use kokuho_proto::intake::v1 as ipb;
+use kokuho_proto::results::v1::ResultRow;
+use kokuho_store::{ApplyError, LogEvent, ProjectionHandle, Store, Workflow};
+use prost::Message as _;
+
+use crate::state::{
+    CURSOR, PERSONS, holder_prefix, index_key, muni_count_key, muni_id_key, person_key, resident_key, u64_of,
+};
+use crate::{CHUNKS_SUBJECT, IDENTITY, INTAKE_STREAM, PATIENCE, convert};
+
+pub(crate) struct LinkRecords {
+    pub(crate) bus: Bus,
+    pub(crate) state: ProjectionHandle,
+    pub(crate) vault: Arc<Vault>,
+}
+
+fn transient(e: impl std::fmt::Display) -> ApplyError {
+    ApplyError::Transient(e.to_string())
+}
+
+/// The context intake bound a sealed number to (kokuho_intake::number_context).
+fn intake_context(municipality: &str, resident: &str) -> Vec<u8> {
+    format!("{municipality}:{resident}").into_bytes()
+}
+
+impl Workflow for LinkRecords {
+    const NAME: &'static str = "link-records";
+    const STREAM: &'static str = INTAKE_STREAM;
+
+    async fn handle(&self, ev: &LogEvent<'_>) -> Result<(), ApplyError> {
+        let (_, payload) = event::decode(ev.payload).map_err(ApplyError::Malformed)?;
+        let Payload::RecordsAccepted(chunk) = payload else { return Ok(()) };
+        let persons: Vec<&ipb::PersonRecord> = chunk
+            .records
+            .iter()
+            .filter_map(|r| match &r.record {
+                Some(ipb::change_record::Record::Person(p)) => Some(p),
+                _ => None,
+            })
+            .collect();
+        if persons.is_empty() {
+            return Ok(());
+        }
+        let lines: Vec<u32> = chunk
+            .records
+            .iter()
+            .filter(|r| matches!(r.record, Some(ipb::change_record::Record::Person(_))))
+            .map(|r| r.line)
+            .collect();
+        loop {
+            let expected = self.bus.last_subject_seq(IDENTITY.name, CHUNKS_SUBJECT).await.map_err(transient)?;
+            let last = self.bus.last_seq(IDENTITY.name).await.map_err(transient)?;
+            if !self.state.wait_for(last, PATIENCE).await {
+                return Err(ApplyError::Transient("identity's state is catching up".into()));
+            }
+            let store = self.state.store();
+            if u64_of(store.get(CURSOR)?) >= ev.seq {
+                return Ok(()); // decided before a restart
+            }
+            let linked = self.link(&chunk, &persons, &lines, ev.seq, store)?;
+            let envelope = event::envelope(Payload::ChunkLinked(linked), &chunk.municipality, &chunk.receipt, "");
+            match self.bus.append(Append::event(CHUNKS_SUBJECT, &envelope).expect_last_subject_seq(expected)).await {
+                Ok(a) => {
+                    self.state.wait_for(a.seq, PATIENCE).await;
+                    return Ok(());
+                }
+                Err(e) if e.kind() == BusErrorKind::WrongLastSequence => continue,
+                Err(e) => return Err(transient(e)),
+            }
+        }
+    }
+}
+
+impl LinkRecords {
+    /// Opens the chunk's numbers, looks up the facts, decides, and builds the event.
+    fn link(
+        &self,
+        chunk: &ipb::RecordsAccepted,
+        persons: &[&ipb::PersonRecord],
+        lines: &[u32],
+        intake_seq: u64,
+        store: &dyn Store,
+    ) -> Result<pb::ChunkLinked, ApplyError> {
+        let muni = chunk.municipality.as_str();
+        let opener = match &chunk.data_key {
+            Some(k) => Some(
+                self.vault
+                    .opener(&WrappedKey {
+                        recipient_key_id: k.recipient_key_id.clone(),
+                        encapsulated_key: k.encapsulated_key.clone(),
+                        ciphertext: k.ciphertext.clone(),
+                    })
+                    .map_err(transient)?,
+            ),
+            None => None,
+        };
+        // Numbers stay in this function: the decider sees their keyed hashes only.
+        let mut numbers: Vec<Option<IndividualNumber>> = Vec::with_capacity(persons.len());
+        for p in persons {
+            let n = match (&p.individual_number, &opener) {
+                (Some(s), Some(o)) => Some(
+                    o.open(
+                        &SealedNumber { nonce: s.nonce.clone(), ciphertext: s.ciphertext.clone() },
+                        &intake_context(muni, &p.resident_number),
+                    )
+                    .map_err(|e| ApplyError::Malformed(format!("sealed number of line: {e}")))?,
+                ),
+                _ => None,
+            };
+            numbers.push(n);
+        }
+        let incoming: Vec<Incoming> = persons
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Incoming {
+                index: i,
+                line: lines[i],
+                resident: p.resident_number.clone(),
+                delete: p.processing == "3",
+                insured: p.insured_kind == "1",
+                number: numbers[i].as_ref().map(|n| self.vault.index(n)),
+                birth: p.birth_date,
+                sex: p.sex.clone(),
+                name: p.name.clone(),
+                kana: p.kana.clone(),
+            })
+            .collect();
+        let facts = self.facts(store, muni, &incoming)?;
+        let decision = domain::decide(muni, &facts, &incoming);
+        self.event(chunk, persons, lines, &numbers, &facts, decision, intake_seq)
+    }
+
+    fn event(
+        &self,
+        chunk: &ipb::RecordsAccepted,
+        persons: &[&ipb::PersonRecord],
+        lines: &[u32],
+        numbers: &[Option<IndividualNumber>],
+        facts: &Facts,
+        d: Decision,
+        intake_seq: u64,
+    ) -> Result<pb::ChunkLinked, ApplyError> {
+        let muni = chunk.municipality.as_str();
+        let code = LocalGovCode::parse(muni).map_err(|e| ApplyError::Malformed(format!("municipality {muni}: {e}")))?;
+        let mut new_ids: BTreeMap<u64, String> = BTreeMap::new();
+        let mut out = pb::ChunkLinked {
+            intake_sequence: intake_seq,
+            municipality: muni.to_string(),
+            receipt: chunk.receipt.clone(),
+            business_date: chunk.business_date,
+            ..Default::default()
+        };
+        let seal = |n: &IndividualNumber, context: Vec<u8>| -> Result<pb::SealedNumber, ApplyError> {
+            Ok(convert::sealed(self.vault.seal_at_rest(n, &context).map_err(transient)?))
+        };
+        for (serial, i) in &d.registered {
+            let pref_id = PrefInsuredId::new(code.prefecture(), *serial).map_err(transient)?.to_string();
+            let p = persons[*i];
+            out.persons.push(pb::PersonRegistered {
+                pref_id: pref_id.clone(),
+                number: numbers[*i].as_ref().map(|n| seal(n, convert::person_context(&pref_id))).transpose()?,
+                birth_date: p.birth_date,
+                sex: p.sex.clone(),
+                name: p.name.clone(),
+                kana: p.kana.clone(),
+            });
+            new_ids.insert(*serial, pref_id);
+        }
+        let id_of = |p: &PersonRef| match p {
+            PersonRef::Known(id) => id.clone(),
+            PersonRef::New(n) => new_ids.get(n).cloned().unwrap_or_default(),
+        };
+        for (pref_id, i) in &d.attached {
+            if let Some(n) = &numbers[*i] {
+                out.attached.push(pb::NumberAttached {
+                    pref_id: pref_id.clone(),
+                    number: Some(seal(n, convert::person_context(pref_id))?),
+                });
+            }
+        }
+        for (pref_id, i) in &d.corrected {
+            out.corrected.push(pb::PersonCorrected {
+                pref_id: pref_id.clone(),
+                birth_date: persons[*i].birth_date,
+                sex: persons[*i].sex.clone(),
+            });
+        }
+        let mut muni_ids: BTreeMap<String, String> = facts.muni_ids.clone();
+        for (p, serial, i) in &d.assigned {
+            let pref_id = id_of(p);
+            let muni_id = MuniInsuredId::new(code, *serial).map_err(transient)?.to_string();
+            muni_ids.insert(pref_id.clone(), muni_id.clone());
+            out.rows.push(ResultRow {
+                kind: "RI".into(),
+                fields: vec![
+                    persons[*i].resident_number.clone(),
+                    muni_id.clone(),
+                    chunk.business_date.to_string(),
+                    "0".into(),
+                ],
+            });
+            out.ids.push(pb::MunicipalIdAssigned {
+                pref_id,
+                municipality: muni.to_string(),
+                muni_id,
+                resident_number: persons[*i].resident_number.clone(),
+                assigned_on: chunk.business_date,
+            });
+        }
+        for (p, i) in &d.linked {
+            let pref_id = id_of(p);
+            let mut record = persons[*i].clone();
+            record.individual_number = None; // I7: never downstream, sealed or not.
+            out.links.push(pb::RecordLinked {
+                muni_id: if record.insured_kind == "1" {
+                    muni_ids.get(&pref_id).cloned().unwrap_or_default()
+                } else {
+                    String::new()
+                },
+                pref_id,
+                line: lines[*i],
+                record: Some(record),
+            });
+        }
+        for (conflict, pref_id, i) in &d.held {
+            let line = lines[*i];
+            let case_id = format!("{}:{line}", chunk.receipt);
+            let mut record = persons[*i].clone();
+            record.individual_number = None;
+            out.held.push(pb::LinkHeld {
+                number: numbers[*i].as_ref().map(|n| seal(n, convert::case_context(&case_id))).transpose()?,
+                case_id,
+                code: match conflict {
+                    Conflict::C01 => "C01".into(),
+                    Conflict::C02 => "C02".into(),
+                },
+                pref_id: pref_id.clone(),
+                line,
+                record: Some(record),
+            });
+        }
+        for r in &d.rows {
+            out.rows.push(ResultRow {
+                kind: "RE".into(),
+                fields: vec![
+                    r.kubun.into(),
+                    r.code.into(),
+                    chunk.receipt.clone(),
+                    "KK".into(),
+                    r.line.to_string(),
+                    r.resident.clone(),
+                    r.field.into(),
+                    r.message.into(),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    "1".into(),
+                ],
+            });
+        }
+        Ok(out)
+    }
+}
+
+impl LinkRecords {
+    /// Looks up what the decider needs for `incoming`.
+    fn facts(&self, store: &dyn Store, muni: &str, incoming: &[Incoming]) -> Result<Facts, ApplyError> {
+        let mut f = Facts {
+            persons_count: u64_of(store.get(PERSONS)?),
+            muni_ids_count: u64_of(store.get(&muni_count_key(muni))?),
+            ..Facts::default()
+        };
+        let mut ids: BTreeSet<String> = BTreeSet::new();
+        let keys: BTreeSet<NumberKey> = incoming.iter().filter_map(|r| r.number).collect();
+        for k in keys {
+            if let Some(id) = store.get(&index_key(&k))? {
+                let id = String::from_utf8_lossy(&id).into_owned();
+                f.by_number.insert(k, id.clone());
+                ids.insert(id);
+            }
+        }
+        for r in incoming {
+            if let Some(id) = store.get(&resident_key(muni, &r.resident))? {
+                let id = String::from_utf8_lossy(&id).into_owned();
+                f.by_resident.insert(r.resident.clone(), id.clone());
+                ids.insert(id);
+            }
+        }
+        for id in ids {
+            let Some(bytes) = store.get(&person_key(&id))? else { continue };
+            let p = pb::PersonRegistered::decode(bytes.as_slice()).map_err(|e| ApplyError::Malformed(e.to_string()))?;
+            let holders = store
+                .scan_prefix(holder_prefix(&id).as_bytes())?
+                .into_iter()
+                .map(|(k, _)| String::from_utf8_lossy(&k[holder_prefix(&id).len()..]).into_owned())
+                .collect();
+            // The person's number as the decider knows numbers: its keyed hash.
+            let number = match &p.number {
+                Some(sealed) => Some(
+                    self.vault.index(
+                        &self
+                            .vault
+                            .open_at_rest(&convert::at_rest(sealed), &convert::person_context(&id))
+                            .map_err(transient)?,
+                    ),
+                ),
+                None => None,
+            };
+            if let Some(m) = store.get(&muni_id_key(muni, &id))? {
+                f.muni_ids.insert(id.clone(), String::from_utf8_lossy(&m).into_owned());
+            }
+            f.persons.insert(
+                id.clone(),
+                domain::Person {
+                    pref_id: id,
+                    number,
+                    birth: p.birth_date,
+                    sex: p.sex,
+                    name: p.name,
+                    kana: p.kana,
+                    holders,
+                },
+            );
+        }
+        Ok(f)
+    }
+}
+
+/// Workflow `forward-rows`: identity's RI and RE rows go to the municipality's result files.
+pub(crate) struct ForwardRows {
+    pub(crate) bus: Bus,
+}
+
+impl Workflow for ForwardRows {
+    const NAME: &'static str = "forward-rows";
+    const STREAM: &'static str = IDENTITY.name;
+
+    async fn handle(&self, ev: &LogEvent<'_>) -> Result<(), ApplyError> {
+        let (_, payload) = event::decode(ev.payload).map_err(ApplyError::Malformed)?;
+        let Payload::ChunkLinked(c) = payload else { return Ok(()) };
+        kokuho_outbox::publish_rows(&self.bus, &format!("identity:{}", c.intake_sequence), &c.municipality, c.rows)
+            .await
+            .map_err(transient)
+    }
+}

@@ -1,0 +1,201 @@
+//! identity's projection of its own stream.
+//!
+//! Keys (one sled tree per current key, `identity-state-<key id>`):
+//! - `cursor` → the last intake sequence decided (u64 BE)
+//! - `n/<hmac hex>` → 都道府県被保険者ID (the keyed-hash index, S2; never a plain number)
+//! - `p/<pref id>` → the person (`PersonRegistered`, its number sealed at rest)
+//! - `ph/<pref id>/<muni>` → present while the municipality holds records of the person
+//! - `r/<muni>/<宛名番号>` → 都道府県被保険者ID (I2)
+//! - `m/<muni>/<pref id>` → 市区町村被保険者ID
+//! - `c/persons`, `c/m/<muni>` → counters (u64 BE) for the next serials
+//! - `q/<case id>` → a held record (`LinkHeld`): the review queue (I6)
+
+use std::sync::Arc;
+
+use kokuho_bus::event::{self, Payload};
+use kokuho_crypto::Vault;
+use kokuho_proto::identity::v1 as pb;
+use kokuho_store::{ApplyError, LogEvent, Projection, Store, StoreError, Tx};
+use prost::Message as _;
+
+use crate::{IDENTITY, convert};
+
+pub(crate) struct IdentityState {
+    pub(crate) vault: Arc<Vault>,
+}
+
+pub(crate) const CURSOR: &[u8] = b"cursor";
+pub(crate) const PERSONS: &[u8] = b"c/persons";
+
+pub(crate) fn index_key(hmac: &[u8; 32]) -> Vec<u8> {
+    let mut k = b"n/".to_vec();
+    k.extend_from_slice(hex(hmac).as_bytes());
+    k
+}
+pub(crate) fn person_key(pref: &str) -> Vec<u8> {
+    format!("p/{pref}").into_bytes()
+}
+pub(crate) fn holder_prefix(pref: &str) -> String {
+    format!("ph/{pref}/")
+}
+pub(crate) fn resident_key(muni: &str, resident: &str) -> Vec<u8> {
+    format!("r/{muni}/{resident}").into_bytes()
+}
+pub(crate) fn muni_id_key(muni: &str, pref: &str) -> Vec<u8> {
+    format!("m/{muni}/{pref}").into_bytes()
+}
+pub(crate) fn muni_count_key(muni: &str) -> Vec<u8> {
+    format!("c/m/{muni}").into_bytes()
+}
+fn case_key(case: &str) -> Vec<u8> {
+    format!("q/{case}").into_bytes()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub(crate) fn u64_of(v: Option<Vec<u8>>) -> u64 {
+    v.and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok()).map(u64::from_be_bytes).unwrap_or(0)
+}
+
+fn transient(e: impl std::fmt::Display) -> ApplyError {
+    ApplyError::Transient(e.to_string())
+}
+
+impl IdentityState {
+    fn index(&self, tx: &mut Tx<'_>, pref: &str, sealed: &pb::SealedNumber) -> Result<(), ApplyError> {
+        let number =
+            self.vault.open_at_rest(&convert::at_rest(sealed), &convert::person_context(pref)).map_err(transient)?;
+        tx.put(index_key(&self.vault.index(&number)), pref.as_bytes().to_vec());
+        Ok(())
+    }
+
+    fn person(tx: &Tx<'_>, pref: &str) -> Result<Option<pb::PersonRegistered>, ApplyError> {
+        tx.get(&person_key(pref))?
+            .map(|b| pb::PersonRegistered::decode(b.as_slice()).map_err(|e| ApplyError::Malformed(e.to_string())))
+            .transpose()
+    }
+}
+
+impl Projection for IdentityState {
+    const NAME: &'static str = "state";
+    const VERSION: u32 = 1;
+    const STREAM: &'static str = IDENTITY.name;
+
+    fn apply(&self, tx: &mut Tx<'_>, ev: &LogEvent<'_>) -> Result<(), ApplyError> {
+        let (_, payload) = event::decode(ev.payload).map_err(ApplyError::Malformed)?;
+        let chunk = match payload {
+            Payload::ChunkLinked(c) => c,
+            Payload::SubmissionAccepted(_)
+            | Payload::SubmissionRejected(_)
+            | Payload::RecordsAccepted(_)
+            | Payload::BusinessDateSet(_)
+            | Payload::DayClosed(_)
+            | Payload::ResultRowsAdded(_)
+            | Payload::ResultFileIssued(_)
+            | Payload::ResultFilesAcknowledged(_) => return Ok(()),
+        };
+        let muni = chunk.municipality.as_str();
+        for p in &chunk.persons {
+            if let Some(n) = &p.number {
+                self.index(tx, &p.pref_id, n)?;
+            }
+            tx.put(person_key(&p.pref_id), p.encode_to_vec());
+            let count = u64_of(tx.get(PERSONS)?) + 1;
+            tx.put(PERSONS.to_vec(), count.to_be_bytes().to_vec());
+        }
+        for a in &chunk.attached {
+            let Some(number) = &a.number else { continue };
+            self.index(tx, &a.pref_id, number)?;
+            if let Some(mut p) = Self::person(tx, &a.pref_id)? {
+                p.number = Some(number.clone());
+                tx.put(person_key(&a.pref_id), p.encode_to_vec());
+            }
+        }
+        for c in &chunk.corrected {
+            if let Some(mut p) = Self::person(tx, &c.pref_id)? {
+                p.birth_date = c.birth_date;
+                p.sex = c.sex.clone();
+                tx.put(person_key(&c.pref_id), p.encode_to_vec());
+            }
+        }
+        for id in &chunk.ids {
+            tx.put(muni_id_key(&id.municipality, &id.pref_id), id.muni_id.as_bytes().to_vec());
+            let count = u64_of(tx.get(&muni_count_key(&id.municipality))?) + 1;
+            tx.put(muni_count_key(&id.municipality), count.to_be_bytes().to_vec());
+        }
+        for l in &chunk.links {
+            let Some(r) = &l.record else { continue };
+            tx.put(resident_key(muni, &r.resident_number), l.pref_id.as_bytes().to_vec());
+            tx.put(format!("{}{muni}", holder_prefix(&l.pref_id)).into_bytes(), Vec::new());
+            // The person carries the name last linked (a marriage is reported once, W002).
+            if r.processing == "1"
+                && let Some(mut p) = Self::person(tx, &l.pref_id)?
+                && (p.name != r.name || p.kana != r.kana)
+            {
+                p.name = r.name.clone();
+                p.kana = r.kana.clone();
+                tx.put(person_key(&l.pref_id), p.encode_to_vec());
+            }
+        }
+        for h in &chunk.held {
+            tx.put(case_key(&h.case_id), h.encode_to_vec());
+        }
+        tx.put(CURSOR.to_vec(), chunk.intake_sequence.to_be_bytes().to_vec());
+        Ok(())
+    }
+}
+
+// === reads ===
+
+/// A held record on the review queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    pub case_id: String,
+    pub code: String,
+    pub pref_id: String,
+    pub municipality: String,
+    pub resident_number: String,
+    pub line: u32,
+}
+
+/// Every held record (I6's queue), oldest first.
+pub fn held_cases(state: &kokuho_store::ProjectionHandle) -> Result<Vec<Held>, StoreError> {
+    state
+        .store()
+        .scan_prefix(b"q/")?
+        .into_iter()
+        .map(|(_, v)| {
+            let h = pb::LinkHeld::decode(v.as_slice()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let r = h.record.unwrap_or_default();
+            Ok(Held {
+                municipality: h.case_id.split('-').next().unwrap_or_default().to_string(),
+                case_id: h.case_id,
+                code: h.code,
+                pref_id: h.pref_id,
+                resident_number: r.resident_number,
+                line: h.line,
+            })
+        })
+        .collect()
+}
+
+/// The IDs of (municipality, 宛名番号).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkView {
+    pub pref_id: String,
+    pub muni_id: Option<String>,
+}
+
+pub fn link_of(
+    state: &kokuho_store::ProjectionHandle,
+    municipality: &str,
+    resident: &str,
+) -> Result<Option<LinkView>, StoreError> {
+    let store = state.store();
+    let Some(pref) = store.get(&resident_key(municipality, resident))? else { return Ok(None) };
+    let pref_id = String::from_utf8_lossy(&pref).into_owned();
+    let muni_id = store.get(&muni_id_key(municipality, &pref_id))?.map(|b| String::from_utf8_lossy(&b).into_owned());
+    Ok(Some(LinkView { pref_id, muni_id }))
+}
