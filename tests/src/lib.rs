@@ -84,3 +84,53 @@ pub fn intake_view(reports: &[StepReport]) -> Value {
     }
     Value::Object(out)
 }
+
+/// The `identity` section of every municipality: RI (latest row per 宛名番号, IDs replaced by
+/// `MID#<municipality>:<smallest 宛名番号 with that ID>`), W002/W005 rows, open C rows.
+pub fn identity_view(reports: &[StepReport]) -> Value {
+    let ri = rows(reports, "RI");
+    let re = rows(reports, "RE");
+    let mut munis: Vec<String> = ri.keys().chain(re.keys()).cloned().collect();
+    munis.sort();
+    munis.dedup();
+    let mut ordinals: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
+    for r in reports {
+        if let Outcome::Submitted { municipality, response, .. } = &r.outcome {
+            let o = ordinals.entry(municipality.clone()).or_default();
+            let n = o.len() + 1;
+            o.entry(response.receipt.clone()).or_insert(n);
+        }
+    }
+    let mut out = serde_json::Map::new();
+    for m in munis {
+        let mut latest: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for row in ri.get(&m).into_iter().flatten() {
+            latest.insert(row[0].clone(), row.clone());
+        }
+        let mut placeholder: BTreeMap<String, String> = BTreeMap::new();
+        for (atena, row) in &latest {
+            placeholder.entry(row[1].clone()).or_insert_with(|| format!("MID#{m}:{atena}"));
+        }
+        let ri_view: serde_json::Map<String, Value> = latest
+            .iter()
+            .map(|(atena, row)| {
+                (atena.clone(), json!({ "市区町村被保険者ID": placeholder[&row[1]], "付番年月日": row[2], "訂正": row[3] }))
+            })
+            .collect();
+        let mut warnings: BTreeMap<String, u64> = BTreeMap::new();
+        let mut state: BTreeMap<(String, String), String> = BTreeMap::new();
+        for row in re.get(&m).into_iter().flatten() {
+            let f = |i: usize| row.get(i).cloned().unwrap_or_default();
+            if f(0) == "C" {
+                state.insert((f(1), f(5)), f(11));
+            } else if matches!(f(1).as_str(), "W002" | "W005") {
+                let sub = ordinals.get(&m).and_then(|o| o.get(&f(2))).map(|n| n.to_string()).unwrap_or_default();
+                *warnings.entry(format!("{sub}/{}/{}/{}/{}/{}", f(3), f(4), f(5), f(6), f(1))).or_default() += 1;
+            }
+        }
+        let open: Vec<String> =
+            state.iter().filter(|(_, s)| s.as_str() == "1").map(|((code, atena), _)| format!("{code}/{atena}")).collect();
+        out.insert(m, json!({ "RI": ri_view, "RE": warnings, "open": open }));
+    }
+    Value::Object(out)
+}

@@ -135,6 +135,11 @@ impl System {
         self.intake.intake()
     }
 
+    /// identity, when this process holds its keys.
+    pub fn identity(&self) -> Option<&kokuho_identity::App> {
+        self.identity.as_ref()
+    }
+
     /// Stops the server, the consumers, and the local nats-server.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         let _ = self.stop_server.send(());
