@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protos: Vec<PathBuf> = [
         "kokuho/events/v1/envelope.proto",
         "kokuho/identity/v1/events.proto",
+        "kokuho/identity/v1/identity_service.proto",
         "kokuho/intake/v1/events.proto",
         "kokuho/intake/v1/intake_service.proto",
         "kokuho/results/v1/results.proto",

@@ -114,7 +114,10 @@ pub fn identity_view(reports: &[StepReport]) -> Value {
         let ri_view: serde_json::Map<String, Value> = latest
             .iter()
             .map(|(atena, row)| {
-                (atena.clone(), json!({ "市区町村被保険者ID": placeholder[&row[1]], "付番年月日": row[2], "訂正": row[3] }))
+                (
+                    atena.clone(),
+                    json!({ "市区町村被保険者ID": placeholder[&row[1]], "付番年月日": row[2], "訂正": row[3] }),
+                )
             })
             .collect();
         let mut warnings: BTreeMap<String, u64> = BTreeMap::new();
@@ -128,8 +131,11 @@ pub fn identity_view(reports: &[StepReport]) -> Value {
                 *warnings.entry(format!("{sub}/{}/{}/{}/{}/{}", f(3), f(4), f(5), f(6), f(1))).or_default() += 1;
             }
         }
-        let open: Vec<String> =
-            state.iter().filter(|(_, s)| s.as_str() == "1").map(|((code, atena), _)| format!("{code}/{atena}")).collect();
+        let open: Vec<String> = state
+            .iter()
+            .filter(|(_, s)| s.as_str() == "1")
+            .map(|((code, atena), _)| format!("{code}/{atena}"))
+            .collect();
         out.insert(m, json!({ "RI": ri_view, "RE": warnings, "open": open }));
     }
     Value::Object(out)

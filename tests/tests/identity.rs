@@ -73,3 +73,62 @@ async fn after_a_key_rotation_old_persons_are_still_found_by_number() {
     assert_eq!(after[4].as_ref().unwrap().pref_id, x.pref_id, "found by number through the new index");
     sys.stop().await;
 }
+
+fn token(sys: &TestSystem, caller: &kokuho_runtime::credentials::Caller) -> String {
+    kokuho_runtime::credentials::Credentials::token_of(&kokuho_system::credentials_dir(&sys.data_dir()), caller)
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn review_release_and_lookup_answer_only_their_callers() {
+    use kokuho_client::{ClientError, Code, ReviewAction};
+    use kokuho_runtime::credentials::Caller;
+
+    let scenario = Scenario::load(&sample_dir()).unwrap();
+    let mut sys = spawn_system(scenario.first_business_date().unwrap()).await;
+    scenario::play(&mut sys.client, &scenario, |_| {}).await.unwrap();
+    let x = links(&sys)[0].clone().unwrap();
+
+    // Lookup (8.): a municipality sees its own records only.
+    let mut chiyoda = sys.client.with_token(token(&sys, &Caller::Municipality(CHIYODA.into())));
+    let found = chiyoda.lookup_ids(CHIYODA, "100001").await.unwrap();
+    assert_eq!((found.found, found.pref_id.as_str()), (true, x.pref_id.as_str()));
+    let refused = chiyoda.lookup_ids(MINATO, "200001").await.unwrap_err();
+    assert!(matches!(&refused, ClientError::Status(s) if s.code() == Code::PermissionDenied), "{refused}");
+    assert!(sys.client.lookup_ids(CHIYODA, "100001").await.is_err(), "no credential, no answer");
+
+    // Release (R6): relay's credential only; each release is audited, hash-chained (S8).
+    let mut relay = sys.client.with_token(token(&sys, &Caller::Relay));
+    assert_eq!(relay.release_number(&x.pref_id, "中間サーバー連携 test").await.unwrap(), "123456789018");
+    relay.release_number(&x.pref_id, "中間サーバー連携 test 2").await.unwrap();
+    for mut other in [sys.client.clone(), chiyoda.clone(), sys.client.with_token(token(&sys, &Caller::Operator))] {
+        assert!(other.release_number(&x.pref_id, "curious").await.is_err());
+    }
+    let bus = sys.nats.bus().await;
+    assert_eq!(bus.count("KOKUHO_IDENTITY", "kokuho.identity.audit").await.unwrap(), 2, "only the two releases");
+    let (_, last) = bus.last_message("KOKUHO_IDENTITY", "kokuho.identity.audit").await.unwrap().unwrap();
+    let kokuho_bus::event::Payload::NumberReleased(entry) = kokuho_bus::event::decode(&last).unwrap().1 else {
+        panic!("an audit entry")
+    };
+    assert_eq!((entry.pref_id.as_str(), entry.caller.as_str()), (x.pref_id.as_str(), "relay"));
+    assert!(!entry.previous_hash.is_empty(), "chained to the first release");
+    assert_eq!(entry.hash, kokuho_identity::audit_hash(&entry));
+
+    // Review (I6): the operator sees the C01 and rejects it with a reason; the C row closes.
+    let mut operator = sys.client.with_token(token(&sys, &Caller::Operator));
+    assert!(chiyoda.list_reviews().await.is_err(), "a municipality cannot see the queue");
+    let cases = operator.list_reviews().await.unwrap();
+    assert_eq!(cases.len(), 1);
+    assert_eq!((cases[0].code.as_str(), cases[0].resident_number.as_str()), ("C01", "300009"));
+    assert!(
+        operator.resolve_review(&cases[0].case_id, ReviewAction::Reject, "", "op").await.is_err(),
+        "a reason is required"
+    );
+    operator.resolve_review(&cases[0].case_id, ReviewAction::Reject, "別人（生年月日相違）", "op").await.unwrap();
+    assert!(operator.list_reviews().await.unwrap().is_empty());
+    sys.settle().await;
+    let files = sys.client.fetch_files("131024").await.unwrap();
+    let text: String = files.iter().map(|f| String::from_utf8_lossy(&f.content).into_owned()).collect();
+    assert!(text.lines().any(|l| l.starts_with("2,C,C01,") && l.contains(",300009,") && l.ends_with(",2")), "{text}");
+    sys.stop().await;
+}

@@ -18,6 +18,8 @@ pub fn event_type(payload: &Payload) -> &'static str {
         Payload::BusinessDateSet(_) => "intake.BusinessDateSet",
         Payload::DayClosed(_) => "intake.DayClosed",
         Payload::ChunkLinked(_) => "identity.ChunkLinked",
+        Payload::CaseResolved(_) => "identity.CaseResolved",
+        Payload::NumberReleased(_) => "identity.NumberReleased",
         Payload::ResultRowsAdded(_) => "results.ResultRowsAdded",
         Payload::ResultFileIssued(_) => "results.ResultFileIssued",
         Payload::ResultFilesAcknowledged(_) => "results.ResultFilesAcknowledged",

@@ -6,12 +6,15 @@ pub mod scenario;
 use std::path::Path;
 use std::time::Duration;
 
+use kokuho_proto::identity::v1 as ipb;
+use kokuho_proto::identity::v1::identity_service_client::IdentityServiceClient;
 use kokuho_proto::intake::v1 as pb;
 use kokuho_proto::intake::v1::intake_service_client::IntakeServiceClient;
 use kokuho_proto::results::v1 as rpb;
 use kokuho_proto::results::v1::result_service_client::ResultServiceClient;
 use tonic::transport::Channel;
 
+pub use kokuho_proto::identity::v1::{LookupIdsResponse, ReviewAction, ReviewCase};
 pub use kokuho_proto::intake::v1::{GetStatusResponse, SubmissionStatus, SubmitResponse, WaitIdleResponse};
 pub use kokuho_proto::results::v1::ResultFile;
 pub use tonic::{Code, Status};
@@ -40,6 +43,9 @@ impl ClientError {
 pub struct Client {
     intake: IntakeServiceClient<Channel>,
     results: ResultServiceClient<Channel>,
+    identity: IdentityServiceClient<Channel>,
+    /// Sent as `authorization: Bearer <token>` (the caller's credential).
+    token: Option<String>,
 }
 
 impl Client {
@@ -52,8 +58,63 @@ impl Client {
             .map_err(|source| ClientError::Connect { endpoint: endpoint.to_string(), source })?;
         Ok(Self {
             intake: IntakeServiceClient::new(channel.clone()).max_decoding_message_size(64 << 20),
-            results: ResultServiceClient::new(channel).max_decoding_message_size(256 << 20),
+            results: ResultServiceClient::new(channel.clone()).max_decoding_message_size(256 << 20),
+            identity: IdentityServiceClient::new(channel),
+            token: None,
         })
+    }
+
+    /// The same client acting with `token` as its credential.
+    pub fn with_token(&self, token: impl Into<String>) -> Self {
+        Self { token: Some(token.into()), ..self.clone() }
+    }
+
+    fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut r = tonic::Request::new(message);
+        if let Some(t) = &self.token
+            && let Ok(v) = format!("Bearer {t}").parse()
+        {
+            r.metadata_mut().insert("authorization", v);
+        }
+        r
+    }
+
+    /// The IDs of (municipality, 宛名番号); only the municipality's own credential may ask.
+    pub async fn lookup_ids(
+        &mut self,
+        municipality: &str,
+        resident: &str,
+    ) -> Result<ipb::LookupIdsResponse, ClientError> {
+        let m = ipb::LookupIdsRequest { municipality: municipality.into(), resident_number: resident.into() };
+        Ok(self.identity.lookup_ids(self.request(m)).await?.into_inner())
+    }
+
+    /// Operator: the held records (I6).
+    pub async fn list_reviews(&mut self) -> Result<Vec<ipb::ReviewCase>, ClientError> {
+        Ok(self.identity.list_reviews(self.request(ipb::ListReviewsRequest {})).await?.into_inner().cases)
+    }
+
+    /// Operator: link, relink or reject a held record.
+    pub async fn resolve_review(
+        &mut self,
+        case_id: &str,
+        action: ipb::ReviewAction,
+        reason: &str,
+        operator: &str,
+    ) -> Result<String, ClientError> {
+        let m = ipb::ResolveReviewRequest {
+            case_id: case_id.into(),
+            action: action as i32,
+            reason: reason.into(),
+            operator: operator.into(),
+        };
+        Ok(self.identity.resolve_review(self.request(m)).await?.into_inner().pref_id)
+    }
+
+    /// relay only: a person's 個人番号 (audited by identity).
+    pub async fn release_number(&mut self, pref_id: &str, purpose: &str) -> Result<String, ClientError> {
+        let m = ipb::ReleaseNumberRequest { pref_id: pref_id.into(), purpose: purpose.into() };
+        Ok(self.identity.release_number(self.request(m)).await?.into_inner().individual_number)
     }
 
     /// One submission of `municipality`: (file name, bytes) pairs.

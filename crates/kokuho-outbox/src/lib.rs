@@ -150,7 +150,9 @@ impl Projection for OutboxProjection {
             | Payload::RecordsAccepted(_)
             | Payload::BusinessDateSet(_)
             | Payload::DayClosed(_)
-            | Payload::ChunkLinked(_) => {}
+            | Payload::ChunkLinked(_)
+            | Payload::CaseResolved(_)
+            | Payload::NumberReleased(_) => {}
         }
         Ok(())
     }

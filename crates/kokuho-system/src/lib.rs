@@ -7,6 +7,7 @@
 //! - `nats/` the local nats-server (config, log, `jetstream/` store) unless `--nats` is given
 //! - `store/<service>/` the sled stores
 //! - `keys/identity.pub`, `keys/identity.key` dev keys (security.md S3: generated, never in git)
+//! - `credentials/` dev tokens: one per municipality, `operator.token`, `relay.token`
 //! - `endpoint` the gRPC endpoint the CLI finds by itself
 //! - `logs/` the services' log
 
@@ -16,6 +17,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use kokuho_ids::Registry;
+use kokuho_runtime::credentials::Credentials;
 use kokuho_runtime::local_nats::LocalNats;
 use kokuho_store::{RunnerSettings, SledDb};
 
@@ -60,6 +62,11 @@ pub fn ensure_keys(data_dir: &Path) -> anyhow::Result<kokuho_crypto::PublicKey> 
     Ok(kokuho_crypto::PublicKey::load(&public)?)
 }
 
+/// The dev credentials of a data dir (one token per municipality, operator, relay).
+pub fn credentials_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("credentials")
+}
+
 /// The endpoint file of a data dir.
 pub fn endpoint_file(data_dir: &Path) -> PathBuf {
     data_dir.join("endpoint")
@@ -101,9 +108,12 @@ impl System {
             None => {
                 let vault = Arc::new(kokuho_crypto::Vault::load(&config.data_dir.join("keys"))?);
                 let db = SledDb::open(&config.data_dir.join("store").join("identity"))?;
+                let credentials_dir = credentials_dir(&config.data_dir);
+                Credentials::ensure(&credentials_dir, config.registry.municipalities().map(|m| m.code.to_string()))?;
+                let credentials = Credentials::load(&credentials_dir)?;
                 Some(
                     kokuho_identity::App::build(
-                        kokuho_identity::Config { vault, runner: RunnerSettings::default() },
+                        kokuho_identity::Config { vault, runner: RunnerSettings::default(), credentials },
                         bus.clone(),
                         &db,
                     )
@@ -114,8 +124,11 @@ impl System {
         let (intake_svc, results_svc) = intake.services();
         let health =
             kokuho_runtime::grpc::health(&["kokuho.intake.v1.IntakeService", "kokuho.results.v1.ResultService"]).await;
-        let router =
-            tonic::transport::Server::builder().add_service(health).add_service(intake_svc).add_service(results_svc);
+        let router = tonic::transport::Server::builder()
+            .add_service(health)
+            .add_service(intake_svc)
+            .add_service(results_svc)
+            .add_optional_service(identity.as_ref().map(|i| i.service()));
         let (listener, addr) = kokuho_runtime::grpc::bind(config.listen).await?;
         let endpoint = format!("http://{addr}");
         let (stop_server, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -13,7 +13,9 @@
 //! index from the log. Workflow `forward-rows` hands RI and RE rows to the outbox.
 
 mod convert;
+mod grpc;
 mod link;
+mod service;
 mod state;
 
 use std::sync::Arc;
@@ -22,6 +24,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use kokuho_bus::{Bus, StreamDef};
 use kokuho_crypto::Vault;
+use kokuho_runtime::credentials::Credentials;
 use kokuho_store::{ProjectionHandle, ProjectionRunner, RunnerSettings, SledDb, WorkflowRunner};
 use tokio::sync::watch;
 
@@ -42,11 +45,15 @@ pub(crate) const INTAKE_STREAM: &str = "KOKUHO_INTAKE";
 pub struct Config {
     pub vault: Arc<Vault>,
     pub runner: RunnerSettings,
+    /// Who may call: municipalities (lookups), operators (review), relay (release).
+    pub credentials: Credentials,
 }
 
 /// A running identity.
 pub struct App {
     state: ProjectionHandle,
+    identity: Identity,
+    credentials: Credentials,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -91,7 +98,18 @@ impl App {
             tokio::spawn(link_runner.run(until_stopped())),
             tokio::spawn(forward_runner.run(until_stopped())),
         ];
-        Ok(Self { state, stop, tasks })
+        let identity = Identity { bus, state: state.clone(), vault: config.vault };
+        Ok(Self { state, identity, credentials: config.credentials, stop, tasks })
+    }
+
+    /// identity's operations (the gRPC service calls them).
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// The gRPC service of identity.
+    pub fn service(&self) -> IdentityServer {
+        grpc::server(self.identity.clone(), self.credentials.clone())
     }
 
     /// The state projection (queries and tests).
@@ -107,4 +125,6 @@ impl App {
     }
 }
 
+pub use grpc::{IdentityGrpc, IdentityServer};
+pub use service::{Action, Identity, IdentityError, audit_hash};
 pub use state::{Held, LinkView, held_cases, link_of};

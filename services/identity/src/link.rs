@@ -139,7 +139,9 @@ impl LinkRecords {
             .collect();
         let facts = self.facts(store, muni, &incoming)?;
         let decision = domain::decide(muni, &facts, &incoming);
-        self.event(chunk, persons, lines, &numbers, &facts, decision, intake_seq)
+        let mut linked = self.event(chunk, persons, lines, &numbers, &facts, decision)?;
+        linked.intake_sequence = intake_seq;
+        Ok(linked)
     }
 
     fn event(
@@ -150,13 +152,11 @@ impl LinkRecords {
         numbers: &[Option<IndividualNumber>],
         facts: &Facts,
         d: Decision,
-        intake_seq: u64,
     ) -> Result<pb::ChunkLinked, ApplyError> {
         let muni = chunk.municipality.as_str();
         let code = LocalGovCode::parse(muni).map_err(|e| ApplyError::Malformed(format!("municipality {muni}: {e}")))?;
         let mut new_ids: BTreeMap<u64, String> = BTreeMap::new();
         let mut out = pb::ChunkLinked {
-            intake_sequence: intake_seq,
             municipality: muni.to_string(),
             receipt: chunk.receipt.clone(),
             business_date: chunk.business_date,
@@ -349,9 +349,11 @@ impl Workflow for ForwardRows {
 
     async fn handle(&self, ev: &LogEvent<'_>) -> Result<(), ApplyError> {
         let (_, payload) = event::decode(ev.payload).map_err(ApplyError::Malformed)?;
-        let Payload::ChunkLinked(c) = payload else { return Ok(()) };
-        kokuho_outbox::publish_rows(&self.bus, &format!("identity:{}", c.intake_sequence), &c.municipality, c.rows)
-            .await
-            .map_err(transient)
+        let (group, municipality, rows) = match payload {
+            Payload::ChunkLinked(c) => (format!("identity:{}", c.intake_sequence), c.municipality, c.rows),
+            Payload::CaseResolved(c) => (format!("identity:case:{}", c.case_id), c.municipality, c.rows),
+            _ => return Ok(()),
+        };
+        kokuho_outbox::publish_rows(&self.bus, &group, &municipality, rows).await.map_err(transient)
     }
 }

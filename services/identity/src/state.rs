@@ -9,6 +9,7 @@
 //! - `m/<muni>/<pref id>` → 市区町村被保険者ID
 //! - `c/persons`, `c/m/<muni>` → counters (u64 BE) for the next serials
 //! - `q/<case id>` → a held record (`LinkHeld`): the review queue (I6)
+//! - `audit/last` → the hash of the last release audit entry (S8)
 
 use std::sync::Arc;
 
@@ -26,6 +27,8 @@ pub(crate) struct IdentityState {
 
 pub(crate) const CURSOR: &[u8] = b"cursor";
 pub(crate) const PERSONS: &[u8] = b"c/persons";
+/// The hash of the last audit entry (S8 chain).
+pub(crate) const AUDIT_LAST: &[u8] = b"audit/last";
 
 pub(crate) fn index_key(hmac: &[u8; 32]) -> Vec<u8> {
     let mut k = b"n/".to_vec();
@@ -47,7 +50,7 @@ pub(crate) fn muni_id_key(muni: &str, pref: &str) -> Vec<u8> {
 pub(crate) fn muni_count_key(muni: &str) -> Vec<u8> {
     format!("c/m/{muni}").into_bytes()
 }
-fn case_key(case: &str) -> Vec<u8> {
+pub(crate) fn case_key(case: &str) -> Vec<u8> {
     format!("q/{case}").into_bytes()
 }
 
@@ -85,8 +88,37 @@ impl Projection for IdentityState {
 
     fn apply(&self, tx: &mut Tx<'_>, ev: &LogEvent<'_>) -> Result<(), ApplyError> {
         let (_, payload) = event::decode(ev.payload).map_err(ApplyError::Malformed)?;
-        let chunk = match payload {
-            Payload::ChunkLinked(c) => c,
+        match payload {
+            Payload::ChunkLinked(chunk) => {
+                let muni = chunk.municipality.as_str();
+                self.persons(tx, &chunk.persons)?;
+                for a in &chunk.attached {
+                    let Some(number) = &a.number else { continue };
+                    self.index(tx, &a.pref_id, number)?;
+                    if let Some(mut p) = Self::person(tx, &a.pref_id)? {
+                        p.number = Some(number.clone());
+                        tx.put(person_key(&a.pref_id), p.encode_to_vec());
+                    }
+                }
+                for c in &chunk.corrected {
+                    if let Some(mut p) = Self::person(tx, &c.pref_id)? {
+                        p.birth_date = c.birth_date;
+                        p.sex = c.sex.clone();
+                        tx.put(person_key(&c.pref_id), p.encode_to_vec());
+                    }
+                }
+                Self::ids_and_links(tx, muni, &chunk.ids, &chunk.links)?;
+                for h in &chunk.held {
+                    tx.put(case_key(&h.case_id), h.encode_to_vec());
+                }
+                tx.put(CURSOR.to_vec(), chunk.intake_sequence.to_be_bytes().to_vec());
+            }
+            Payload::CaseResolved(r) => {
+                self.persons(tx, &r.persons)?;
+                Self::ids_and_links(tx, &r.municipality, &r.ids, &r.links)?;
+                tx.delete(case_key(&r.case_id));
+            }
+            Payload::NumberReleased(r) => tx.put(AUDIT_LAST.to_vec(), r.hash.into_bytes()),
             Payload::SubmissionAccepted(_)
             | Payload::SubmissionRejected(_)
             | Payload::RecordsAccepted(_)
@@ -94,10 +126,15 @@ impl Projection for IdentityState {
             | Payload::DayClosed(_)
             | Payload::ResultRowsAdded(_)
             | Payload::ResultFileIssued(_)
-            | Payload::ResultFilesAcknowledged(_) => return Ok(()),
-        };
-        let muni = chunk.municipality.as_str();
-        for p in &chunk.persons {
+            | Payload::ResultFilesAcknowledged(_) => {}
+        }
+        Ok(())
+    }
+}
+
+impl IdentityState {
+    fn persons(&self, tx: &mut Tx<'_>, persons: &[pb::PersonRegistered]) -> Result<(), ApplyError> {
+        for p in persons {
             if let Some(n) = &p.number {
                 self.index(tx, &p.pref_id, n)?;
             }
@@ -105,27 +142,21 @@ impl Projection for IdentityState {
             let count = u64_of(tx.get(PERSONS)?) + 1;
             tx.put(PERSONS.to_vec(), count.to_be_bytes().to_vec());
         }
-        for a in &chunk.attached {
-            let Some(number) = &a.number else { continue };
-            self.index(tx, &a.pref_id, number)?;
-            if let Some(mut p) = Self::person(tx, &a.pref_id)? {
-                p.number = Some(number.clone());
-                tx.put(person_key(&a.pref_id), p.encode_to_vec());
-            }
-        }
-        for c in &chunk.corrected {
-            if let Some(mut p) = Self::person(tx, &c.pref_id)? {
-                p.birth_date = c.birth_date;
-                p.sex = c.sex.clone();
-                tx.put(person_key(&c.pref_id), p.encode_to_vec());
-            }
-        }
-        for id in &chunk.ids {
+        Ok(())
+    }
+
+    fn ids_and_links(
+        tx: &mut Tx<'_>,
+        muni: &str,
+        ids: &[pb::MunicipalIdAssigned],
+        links: &[pb::RecordLinked],
+    ) -> Result<(), ApplyError> {
+        for id in ids {
             tx.put(muni_id_key(&id.municipality, &id.pref_id), id.muni_id.as_bytes().to_vec());
             let count = u64_of(tx.get(&muni_count_key(&id.municipality))?) + 1;
             tx.put(muni_count_key(&id.municipality), count.to_be_bytes().to_vec());
         }
-        for l in &chunk.links {
+        for l in links {
             let Some(r) = &l.record else { continue };
             tx.put(resident_key(muni, &r.resident_number), l.pref_id.as_bytes().to_vec());
             tx.put(format!("{}{muni}", holder_prefix(&l.pref_id)).into_bytes(), Vec::new());
@@ -139,10 +170,6 @@ impl Projection for IdentityState {
                 tx.put(person_key(&l.pref_id), p.encode_to_vec());
             }
         }
-        for h in &chunk.held {
-            tx.put(case_key(&h.case_id), h.encode_to_vec());
-        }
-        tx.put(CURSOR.to_vec(), chunk.intake_sequence.to_be_bytes().to_vec());
         Ok(())
     }
 }

@@ -25,7 +25,9 @@ impl Workflow for ForwardRowsToOutbox {
             | Payload::ResultRowsAdded(_)
             | Payload::ResultFileIssued(_)
             | Payload::ResultFilesAcknowledged(_)
-            | Payload::ChunkLinked(_) => return Ok(()),
+            | Payload::ChunkLinked(_)
+            | Payload::CaseResolved(_)
+            | Payload::NumberReleased(_) => return Ok(()),
         };
         // The group id makes a repeat (after a crash before the position was stored) count once.
         kokuho_outbox::publish_rows(&self.bus, &group, &muni, rows)

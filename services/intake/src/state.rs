@@ -96,7 +96,9 @@ impl Projection for IntakeState {
             Payload::ResultRowsAdded(_)
             | Payload::ResultFileIssued(_)
             | Payload::ResultFilesAcknowledged(_)
-            | Payload::ChunkLinked(_) => {}
+            | Payload::ChunkLinked(_)
+            | Payload::CaseResolved(_)
+            | Payload::NumberReleased(_) => {}
         }
         Ok(())
     }

@@ -34,6 +34,9 @@ pub(crate) struct Global {
     /// Print one JSON object instead of text.
     #[arg(long, global = true)]
     pub(crate) json: bool,
+    /// The credential to act with (a token file); under `up` the CLI takes the role's dev token.
+    #[arg(long, env = "KOKUHO_TOKEN_FILE", global = true)]
+    pub(crate) token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -75,6 +78,11 @@ pub(crate) enum Command {
         r#continue: bool,
         #[arg(long)]
         discontinue: bool,
+    },
+    /// Operator: the review queue of held identity conflicts (rules.md I6).
+    Review {
+        #[command(subcommand)]
+        command: ReviewCommand,
     },
     /// Run one service.
     Serve(ServeArgs),
@@ -168,6 +176,32 @@ impl ServeSettings {
             data_dir: self.data_dir.or(file.data_dir),
         }
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ReviewCommand {
+    /// The held records (C01, C02).
+    List,
+    /// Decide one held record; the decision is a fact in the log with who and why.
+    Resolve {
+        /// The case id shown by `review list`.
+        case: String,
+        /// Link the record to the person of the case.
+        #[arg(long, group = "action")]
+        link: bool,
+        /// Link the record to the person its 個人番号 belongs to (a new person if none).
+        #[arg(long, group = "action")]
+        relink: bool,
+        /// Leave the record unlinked.
+        #[arg(long, group = "action")]
+        reject: bool,
+        /// Why (kept in the log).
+        #[arg(long)]
+        reason: String,
+        /// Who decides.
+        #[arg(long, env = "USER", default_value = "operator")]
+        operator: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

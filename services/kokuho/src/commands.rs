@@ -10,7 +10,11 @@ use kokuho_client::{Client, ClientError, SubmissionStatus};
 use kokuho_ids::Registry;
 use kokuho_system::{System, SystemConfig};
 
-use crate::cli::{Cli, Command, DemoArgs, Global, KeysCommand, ServeArgs, ServeSettings, SubmitArgs, UpArgs};
+use kokuho_runtime::credentials::{Caller, Credentials};
+
+use crate::cli::{
+    Cli, Command, DemoArgs, Global, KeysCommand, ReviewCommand, ServeArgs, ServeSettings, SubmitArgs, UpArgs,
+};
 use crate::output::{self, Out};
 use crate::{EXIT_OK, EXIT_REJECTED, EXIT_USAGE};
 
@@ -29,6 +33,16 @@ pub(crate) async fn run(cli: Cli) -> u8 {
         Command::CloseDay { date } => client_command(&cli.global, out, |c| close_day(c, out, date)).await,
         Command::Fetch { municipality, out: dir } => {
             client_command(&cli.global, out, |c| fetch(c, out, municipality, dir)).await
+        }
+        Command::Review { command } => {
+            let token = match token(&cli.global, &Caller::Operator) {
+                Ok(t) => t,
+                Err(e) => {
+                    out.error(&format!("{e:#}"));
+                    return EXIT_USAGE;
+                }
+            };
+            client_command(&cli.global, out, |c| review(c.with_token(token), out, command)).await
         }
         Command::Decide { .. } => {
             out.error("decide: 継続世帯確定指示 arrives with the kogaku service; nothing was sent");
@@ -85,6 +99,49 @@ where
         Err(e) => {
             out.error(&e.to_string());
             Ok(EXIT_USAGE)
+        }
+    }
+}
+
+/// The credential to act as `caller`: `--token-file`, else the dev token of `up`'s data dir.
+fn token(global: &Global, caller: &Caller) -> anyhow::Result<String> {
+    if let Some(path) = &global.token_file {
+        return Ok(std::fs::read_to_string(path)
+            .with_context(|| format!("read {}", path.display()))?
+            .trim()
+            .to_string());
+    }
+    let dir = kokuho_system::credentials_dir(&data_dir(global));
+    Credentials::token_of(&dir, caller)
+        .with_context(|| format!("no credential for {caller:?} in {} (give --token-file)", dir.display()))
+}
+
+async fn review(mut client: Client, out: Out, command: ReviewCommand) -> Result<u8, ClientError> {
+    match command {
+        ReviewCommand::List => {
+            let cases = client.list_reviews().await?;
+            out.reviews(&cases);
+            Ok(EXIT_OK)
+        }
+        ReviewCommand::Resolve { case, link, relink, reject, reason, operator } => {
+            let action = match (link, relink, reject) {
+                (true, _, _) => kokuho_client::ReviewAction::Link,
+                (_, true, _) => kokuho_client::ReviewAction::Relink,
+                (_, _, true) => kokuho_client::ReviewAction::Reject,
+                _ => {
+                    out.error("say --link, --relink or --reject");
+                    return Ok(EXIT_USAGE);
+                }
+            };
+            let pref_id = client.resolve_review(&case, action, &reason, &operator).await?;
+            out.value(
+                &format!(
+                    "{case}: {}",
+                    if pref_id.is_empty() { "rejected".to_string() } else { format!("linked to {pref_id}") }
+                ),
+                serde_json::json!({ "case": case, "pref_id": pref_id }),
+            );
+            Ok(EXIT_OK)
         }
     }
 }

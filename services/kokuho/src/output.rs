@@ -101,6 +101,29 @@ impl Out {
         }
     }
 
+    pub(crate) fn reviews(&self, cases: &[kokuho_client::ReviewCase]) {
+        if self.json {
+            let list: Vec<_> = cases
+                .iter()
+                .map(|c| {
+                    json!({ "case": c.case_id, "code": c.code, "municipality": c.municipality,
+                                 "resident_number": c.resident_number, "line": c.line, "pref_id": c.pref_id })
+                })
+                .collect();
+            println!("{}", json!({ "cases": list }));
+            return;
+        }
+        if cases.is_empty() {
+            println!("No held records.");
+        }
+        for c in cases {
+            println!(
+                "{}  {}  {} 宛名番号 {} (line {})  person {}",
+                c.case_id, c.code, c.municipality, c.resident_number, c.line, c.pref_id
+            );
+        }
+    }
+
     pub(crate) fn files(&self, files: &[ResultFile], dir: &Path) {
         if self.json {
             let names: Vec<_> = files.iter().map(|f| &f.name).collect();

@@ -1,0 +1,122 @@
+//! gRPC glue of identity: who is calling, one operation, the answer.
+
+use kokuho_proto::identity::v1 as pb;
+use kokuho_proto::identity::v1::identity_service_server::{IdentityService, IdentityServiceServer};
+use kokuho_runtime::credentials::{AUTHORIZATION, Caller, Credentials};
+use tonic::{Request, Response, Status};
+
+use crate::service::{Action, Identity, IdentityError};
+
+pub type IdentityServer = IdentityServiceServer<IdentityGrpc>;
+
+pub struct IdentityGrpc {
+    identity: Identity,
+    credentials: Credentials,
+}
+
+pub(crate) fn server(identity: Identity, credentials: Credentials) -> IdentityServer {
+    IdentityServiceServer::new(IdentityGrpc { identity, credentials })
+}
+
+impl From<IdentityError> for Status {
+    fn from(e: IdentityError) -> Self {
+        match e {
+            IdentityError::NotFound(m) => Status::not_found(m),
+            IdentityError::Invalid(m) => Status::invalid_argument(m),
+            IdentityError::Unavailable(m) => Status::unavailable(m),
+            IdentityError::Internal(m) => {
+                tracing::error!(error = %m, "Internal error");
+                Status::internal("internal error; the operator can find it in the service log")
+            }
+        }
+    }
+}
+
+impl IdentityGrpc {
+    fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
+        let header = request.metadata().get(AUTHORIZATION).and_then(|v| v.to_str().ok());
+        self.credentials.caller(header).cloned().ok_or_else(|| {
+            tracing::warn!("Request without a valid credential refused");
+            Status::unauthenticated("a valid credential is required")
+        })
+    }
+
+    fn require(&self, caller: &Caller, allowed: &Caller, what: &str) -> Result<(), Status> {
+        if caller == allowed {
+            return Ok(());
+        }
+        tracing::warn!(?caller, what, "Request refused: not the caller's to make");
+        Err(Status::permission_denied(format!("{what} is not allowed for this caller")))
+    }
+}
+
+#[tonic::async_trait]
+impl IdentityService for IdentityGrpc {
+    async fn lookup_ids(
+        &self,
+        request: Request<pb::LookupIdsRequest>,
+    ) -> Result<Response<pb::LookupIdsResponse>, Status> {
+        let caller = self.caller(&request)?;
+        let r = request.into_inner();
+        self.require(&caller, &Caller::Municipality(r.municipality.clone()), "a lookup in another municipality")?;
+        let found = crate::link_of(&self.identity.state, &r.municipality, &r.resident_number)
+            .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(match found {
+            Some(l) => {
+                pb::LookupIdsResponse { found: true, pref_id: l.pref_id, muni_id: l.muni_id.unwrap_or_default() }
+            }
+            None => pb::LookupIdsResponse { found: false, ..Default::default() },
+        }))
+    }
+
+    async fn list_reviews(
+        &self,
+        request: Request<pb::ListReviewsRequest>,
+    ) -> Result<Response<pb::ListReviewsResponse>, Status> {
+        let caller = self.caller(&request)?;
+        self.require(&caller, &Caller::Operator, "the review queue")?;
+        let cases = crate::held_cases(&self.identity.state)
+            .map_err(|e| Status::internal(e.to_string()))?
+            .into_iter()
+            .map(|h| pb::ReviewCase {
+                case_id: h.case_id,
+                code: h.code,
+                municipality: h.municipality,
+                resident_number: h.resident_number,
+                line: h.line,
+                pref_id: h.pref_id,
+            })
+            .collect();
+        Ok(Response::new(pb::ListReviewsResponse { cases }))
+    }
+
+    async fn resolve_review(
+        &self,
+        request: Request<pb::ResolveReviewRequest>,
+    ) -> Result<Response<pb::ResolveReviewResponse>, Status> {
+        let caller = self.caller(&request)?;
+        self.require(&caller, &Caller::Operator, "a review decision")?;
+        let r = request.into_inner();
+        let action = match pb::ReviewAction::try_from(r.action) {
+            Ok(pb::ReviewAction::Link) => Action::Link,
+            Ok(pb::ReviewAction::Relink) => Action::Relink,
+            Ok(pb::ReviewAction::Reject) => Action::Reject,
+            _ => return Err(Status::invalid_argument("action: link, relink or reject")),
+        };
+        let pref_id = self.identity.resolve(&r.case_id, action, &r.reason, &r.operator).await?;
+        Ok(Response::new(pb::ResolveReviewResponse { pref_id }))
+    }
+
+    async fn release_number(
+        &self,
+        request: Request<pb::ReleaseNumberRequest>,
+    ) -> Result<Response<pb::ReleaseNumberResponse>, Status> {
+        let caller = self.caller(&request)?;
+        self.require(&caller, &Caller::Relay, "the release of a 個人番号")?;
+        let r = request.into_inner();
+        let number = self.identity.release(&r.pref_id, &r.purpose, "relay").await?;
+        // The one answer that carries a plain number (security.md S1, rules.md R6).
+        let digits = String::from_utf8_lossy(&number.expose()).into_owned();
+        Ok(Response::new(pb::ReleaseNumberResponse { individual_number: digits }))
+    }
+}

@@ -1,0 +1,319 @@
+//! identity's synchronous operations: lookups (own municipality only), the review queue (I6)
+//! and the release of a number to relay (R6) with its hash-chained audit entry (S8).
+
+use std::sync::Arc;
+
+use kokuho_bus::event::{self, Payload};
+use kokuho_bus::{Append, Bus, BusErrorKind};
+use kokuho_crypto::Vault;
+use kokuho_identity_domain::Person;
+use kokuho_ids::{LocalGovCode, MuniInsuredId, PrefInsuredId};
+use kokuho_proto::identity::v1 as pb;
+use kokuho_proto::results::v1::ResultRow;
+use kokuho_store::{ProjectionHandle, Store};
+use prost::Message as _;
+use sha2::{Digest, Sha256};
+
+use crate::state::{AUDIT_LAST, PERSONS, case_key, index_key, muni_count_key, muni_id_key, person_key, u64_of};
+use crate::{CHUNKS_SUBJECT, IDENTITY, INTAKE_STREAM, PATIENCE, convert};
+
+/// The subject of the release audit chain.
+pub(crate) const AUDIT_SUBJECT: &str = "kokuho.identity.audit";
+/// intake's calendar subject (the business date of a decision).
+const CALENDAR_SUBJECT: &str = "kokuho.intake.calendar";
+
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+fn unavailable(e: impl std::fmt::Display) -> IdentityError {
+    IdentityError::Unavailable(e.to_string())
+}
+fn internal(e: impl std::fmt::Display) -> IdentityError {
+    IdentityError::Internal(e.to_string())
+}
+
+/// What an operator decides on a held record (I6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Link,
+    Relink,
+    Reject,
+}
+
+impl Action {
+    fn word(self) -> &'static str {
+        match self {
+            Action::Link => "link",
+            Action::Relink => "relink",
+            Action::Reject => "reject",
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Identity {
+    pub(crate) bus: Bus,
+    pub(crate) state: ProjectionHandle,
+    pub(crate) vault: Arc<Vault>,
+}
+
+impl Identity {
+    async fn catch_up(&self) -> Result<(), IdentityError> {
+        let last = self.bus.last_seq(IDENTITY.name).await.map_err(unavailable)?;
+        if self.state.wait_for(last, PATIENCE).await { Ok(()) } else { Err(unavailable("identity is catching up")) }
+    }
+
+    /// The business date now: the last calendar fact of the intake stream.
+    async fn business_date(&self) -> Result<u32, IdentityError> {
+        let Some((_, bytes)) = self.bus.last_message(INTAKE_STREAM, CALENDAR_SUBJECT).await.map_err(unavailable)?
+        else {
+            return Err(IdentityError::Invalid("the log has no business date yet".into()));
+        };
+        match event::decode(&bytes).map_err(internal)?.1 {
+            Payload::BusinessDateSet(d) => Ok(d.date),
+            Payload::DayClosed(d) => Ok(d.date),
+            _ => Err(internal("calendar subject holds another event")),
+        }
+    }
+
+    /// Resolves a held record. Returns the person it was linked to (empty for a rejection).
+    pub async fn resolve(
+        &self,
+        case_id: &str,
+        action: Action,
+        reason: &str,
+        operator: &str,
+    ) -> Result<String, IdentityError> {
+        if reason.trim().is_empty() || operator.trim().is_empty() {
+            return Err(IdentityError::Invalid("a decision needs the operator and a reason".into()));
+        }
+        loop {
+            let expected = self.bus.last_subject_seq(IDENTITY.name, CHUNKS_SUBJECT).await.map_err(unavailable)?;
+            self.catch_up().await?;
+            let store = self.state.store();
+            let held = store
+                .get(&case_key(case_id))
+                .map_err(internal)?
+                .ok_or_else(|| IdentityError::NotFound(format!("no held record {case_id}")))?;
+            let held = pb::LinkHeld::decode(held.as_slice()).map_err(internal)?;
+            let date = self.business_date().await?;
+            let resolved = self.decide(store, &held, action, reason, operator, date)?;
+            let pref = resolved.links.first().map(|l| l.pref_id.clone()).unwrap_or_default();
+            let envelope = event::envelope(Payload::CaseResolved(resolved), &muni_of(case_id), case_id, "");
+            match self.bus.append(Append::event(CHUNKS_SUBJECT, &envelope).expect_last_subject_seq(expected)).await {
+                Ok(a) => {
+                    self.state.wait_for(a.seq, PATIENCE).await;
+                    tracing::info!(case = %case_id, action = action.word(), "Held record resolved");
+                    return Ok(pref);
+                }
+                Err(e) if e.kind() == BusErrorKind::WrongLastSequence => continue,
+                Err(e) => return Err(unavailable(e)),
+            }
+        }
+    }
+
+    fn decide(
+        &self,
+        store: &dyn Store,
+        held: &pb::LinkHeld,
+        action: Action,
+        reason: &str,
+        operator: &str,
+        date: u32,
+    ) -> Result<pb::CaseResolved, IdentityError> {
+        let muni = muni_of(&held.case_id);
+        let record = held.record.clone().unwrap_or_default();
+        let receipt = held.case_id.rsplit_once(':').map(|(r, _)| r.to_string()).unwrap_or_default();
+        let mut out = pb::CaseResolved {
+            case_id: held.case_id.clone(),
+            action: action.word().into(),
+            reason: reason.into(),
+            operator: operator.into(),
+            decided_on: date,
+            municipality: muni.clone(),
+            ..Default::default()
+        };
+        let pref_id = match action {
+            Action::Reject => None,
+            Action::Link => Some(held.pref_id.clone()),
+            Action::Relink => {
+                let sealed =
+                    held.number.as_ref().ok_or_else(|| IdentityError::Invalid("the record has no 個人番号".into()))?;
+                let number = self
+                    .vault
+                    .open_at_rest(&convert::at_rest(sealed), &convert::case_context(&held.case_id))
+                    .map_err(internal)?;
+                match store.get(&index_key(&self.vault.index(&number))).map_err(internal)? {
+                    Some(id) => Some(String::from_utf8_lossy(&id).into_owned()),
+                    None => {
+                        let code = LocalGovCode::parse(&muni).map_err(internal)?;
+                        let serial = u64_of(store.get(PERSONS).map_err(internal)?) + 1;
+                        let pref_id = PrefInsuredId::new(code.prefecture(), serial).map_err(internal)?.to_string();
+                        out.persons.push(pb::PersonRegistered {
+                            number: Some(convert::sealed(
+                                self.vault
+                                    .seal_at_rest(&number, &convert::person_context(&pref_id))
+                                    .map_err(internal)?,
+                            )),
+                            pref_id: pref_id.clone(),
+                            birth_date: record.birth_date,
+                            sex: record.sex.clone(),
+                            name: record.name.clone(),
+                            kana: record.kana.clone(),
+                        });
+                        Some(pref_id)
+                    }
+                }
+            }
+        };
+        if let Some(pref_id) = &pref_id {
+            let mut muni_id = store
+                .get(&muni_id_key(&muni, pref_id))
+                .map_err(internal)?
+                .map(|b| String::from_utf8_lossy(&b).into_owned());
+            if record.insured_kind == "1" && muni_id.is_none() {
+                let code = LocalGovCode::parse(&muni).map_err(internal)?;
+                let serial = u64_of(store.get(&muni_count_key(&muni)).map_err(internal)?) + 1;
+                let id = MuniInsuredId::new(code, serial).map_err(internal)?.to_string();
+                out.rows.push(ResultRow {
+                    kind: "RI".into(),
+                    fields: vec![record.resident_number.clone(), id.clone(), date.to_string(), "0".into()],
+                });
+                out.ids.push(pb::MunicipalIdAssigned {
+                    pref_id: pref_id.clone(),
+                    municipality: muni.clone(),
+                    muni_id: id.clone(),
+                    resident_number: record.resident_number.clone(),
+                    assigned_on: date,
+                });
+                muni_id = Some(id);
+            }
+            out.links.push(pb::RecordLinked {
+                pref_id: pref_id.clone(),
+                muni_id: if record.insured_kind == "1" { muni_id.unwrap_or_default() } else { String::new() },
+                line: held.line,
+                record: Some(record.clone()),
+            });
+        }
+        // The C row closes (状態 2): same 区分, コード, 宛名番号 and fields 10–12 as it opened.
+        out.rows.push(ResultRow {
+            kind: "RE".into(),
+            fields: vec![
+                "C".into(),
+                held.code.clone(),
+                receipt,
+                "KK".into(),
+                held.line.to_string(),
+                record.resident_number.clone(),
+                "個人番号".into(),
+                format!("保留を解消しました（{}）", action_label(action)),
+                String::new(),
+                String::new(),
+                String::new(),
+                "2".into(),
+            ],
+        });
+        Ok(out)
+    }
+
+    /// R6: the number of `pref_id`, for relay. The release is audited before the number leaves.
+    pub async fn release(
+        &self,
+        pref_id: &str,
+        purpose: &str,
+        caller: &str,
+    ) -> Result<kokuho_ids::IndividualNumber, IdentityError> {
+        if purpose.trim().is_empty() {
+            return Err(IdentityError::Invalid("a release needs its purpose".into()));
+        }
+        loop {
+            let expected = self.bus.last_subject_seq(IDENTITY.name, AUDIT_SUBJECT).await.map_err(unavailable)?;
+            self.catch_up().await?;
+            let store = self.state.store();
+            let person = store
+                .get(&person_key(pref_id))
+                .map_err(internal)?
+                .ok_or_else(|| IdentityError::NotFound(format!("no person {pref_id}")))?;
+            let person = pb::PersonRegistered::decode(person.as_slice()).map_err(internal)?;
+            let sealed =
+                person.number.ok_or_else(|| IdentityError::NotFound(format!("{pref_id} has no 個人番号 yet")))?;
+            let number = self
+                .vault
+                .open_at_rest(&convert::at_rest(&sealed), &convert::person_context(pref_id))
+                .map_err(internal)?;
+            let previous_hash = store
+                .get(AUDIT_LAST)
+                .map_err(internal)?
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
+            let released_at = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0);
+            let mut entry = pb::NumberReleased {
+                pref_id: pref_id.into(),
+                purpose: purpose.into(),
+                caller: caller.into(),
+                released_at,
+                previous_hash,
+                hash: String::new(),
+            };
+            entry.hash = audit_hash(&entry);
+            let envelope = event::envelope(Payload::NumberReleased(entry), "", pref_id, "");
+            match self.bus.append(Append::event(AUDIT_SUBJECT, &envelope).expect_last_subject_seq(expected)).await {
+                Ok(a) => {
+                    self.state.wait_for(a.seq, PATIENCE).await;
+                    return Ok(number);
+                }
+                Err(e) if e.kind() == BusErrorKind::WrongLastSequence => continue,
+                Err(e) => return Err(unavailable(e)),
+            }
+        }
+    }
+
+    pub fn person(&self, pref_id: &str) -> Result<Option<Person>, IdentityError> {
+        let Some(b) = self.state.store().get(&person_key(pref_id)).map_err(internal)? else { return Ok(None) };
+        let p = pb::PersonRegistered::decode(b.as_slice()).map_err(internal)?;
+        Ok(Some(Person {
+            pref_id: p.pref_id,
+            number: None,
+            birth: p.birth_date,
+            sex: p.sex,
+            name: p.name,
+            kana: p.kana,
+            holders: Default::default(),
+        }))
+    }
+}
+
+/// The hash of an audit entry: SHA-256 over the previous hash and the entry's fields.
+pub fn audit_hash(e: &pb::NumberReleased) -> String {
+    let mut h = Sha256::new();
+    for part in [e.previous_hash.as_str(), &e.pref_id, &e.purpose, &e.caller, &e.released_at.to_string()] {
+        h.update(part.as_bytes());
+        h.update([0u8]);
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn action_label(a: Action) -> &'static str {
+    match a {
+        Action::Link => "連携",
+        Action::Relink => "再連携",
+        Action::Reject => "不採用",
+    }
+}
+
+/// The municipality of a case id (`<muni>-<serial>:<line>`).
+fn muni_of(case_id: &str) -> String {
+    case_id.split('-').next().unwrap_or_default().to_string()
+}
