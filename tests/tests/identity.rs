@@ -132,3 +132,48 @@ async fn review_release_and_lookup_answer_only_their_callers() {
     assert!(text.lines().any(|l| l.starts_with("2,C,C01,") && l.contains(",300009,") && l.ends_with(",2")), "{text}");
     sys.stop().await;
 }
+
+fn kk(seq: u32, lines: &[(&str, &str)]) -> (String, Vec<u8>) {
+    let mut t = format!("1,KK,131016,130013,20260401,{seq}\n");
+    for (resident, number) in lines {
+        t.push_str(&format!(
+            "2,1,{resident},1001,1,{number},山田 太郎,ヤマダ タロウ,19550820,1,01,20200401,03,,,,,20200401\n"
+        ));
+    }
+    t.push_str(&format!("9,{}\n", lines.len()));
+    (format!("KK{seq}.csv"), t.into_bytes())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn i5_a_provisional_person_merges_into_the_owner_of_its_number() {
+    let mut sys = spawn_system(20260401).await;
+    let ks = ("KS.csv".to_string(), "1,KS,131016,130013,20260401,1\n2,1,1001,20200401,01,100001,0,千代田,1001,09,\n9,1\n".as_bytes().to_vec());
+    // 100001 has no number yet (a provisional person); 100005 has X's number.
+    let first = sys.client.submit(CHIYODA, vec![ks, kk(1, &[("100001", ""), ("100005", "123456789018")])]).await.unwrap();
+    assert_eq!((first.accepted, first.warnings), (3, 1), "W001 for the blank number");
+    sys.settle().await;
+    let state = sys.system().identity().unwrap().state().clone();
+    let provisional = kokuho_identity::link_of(&state, CHIYODA, "100001").unwrap().unwrap();
+    let x = kokuho_identity::link_of(&state, CHIYODA, "100005").unwrap().unwrap();
+    assert_ne!(provisional.pref_id, x.pref_id);
+    let mut fetched = sys.client.fetch_files(CHIYODA).await.unwrap();
+    sys.client.acknowledge(CHIYODA, fetched.iter().map(|f| f.name.clone()).collect()).await.unwrap();
+
+    // The number arrives for 100001: it is X's, so the provisional person merges into X.
+    sys.client.submit(CHIYODA, vec![kk(2, &[("100001", "123456789018")])]).await.unwrap();
+    sys.settle().await;
+    let merged = kokuho_identity::link_of(&state, CHIYODA, "100001").unwrap().unwrap();
+    assert_eq!(merged.pref_id, x.pref_id, "the provisional ID resolves to the survivor");
+    assert_eq!(merged.muni_id, x.muni_id, "the survivor keeps its own 市区町村被保険者ID");
+    // RI tells 千代田区 the survivor's ID for 100001, 訂正 1.
+    fetched.extend(sys.client.fetch_files(CHIYODA).await.unwrap());
+    let ri: Vec<String> = fetched
+        .iter()
+        .filter(|f| f.kind == "RI")
+        .flat_map(|f| String::from_utf8_lossy(&f.content).lines().map(str::to_string).collect::<Vec<_>>())
+        .filter(|l| l.starts_with("2,100001,"))
+        .collect();
+    assert_eq!(ri.len(), 2, "{ri:?}");
+    assert!(ri[1].ends_with(&format!("{},20260401,1", x.muni_id.clone().unwrap())), "{ri:?}");
+    sys.stop().await;
+}

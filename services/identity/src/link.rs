@@ -16,7 +16,8 @@ use kokuho_store::{ApplyError, LogEvent, ProjectionHandle, Store, Workflow};
 use prost::Message as _;
 
 use crate::state::{
-    CURSOR, PERSONS, holder_prefix, index_key, muni_count_key, muni_id_key, person_key, resident_key, u64_of,
+    CURSOR, PERSONS, holder_prefix, index_key, muni_count_key, muni_id_key, person_key, resident_key, residents_prefix,
+    u64_of,
 };
 use crate::{CHUNKS_SUBJECT, IDENTITY, INTAKE_STREAM, PATIENCE, convert};
 
@@ -251,6 +252,10 @@ impl LinkRecords {
                 record: Some(record),
             });
         }
+        for (from, into, _) in &d.merged {
+            let into = id_of(into);
+            self.merge(self.state.store(), &mut out, from, &into, chunk.business_date)?;
+        }
         for r in &d.rows {
             out.rows.push(ResultRow {
                 kind: "RE".into(),
@@ -275,6 +280,58 @@ impl LinkRecords {
 }
 
 impl LinkRecords {
+    /// I5 across municipalities: where the provisional person had a 市区町村被保険者ID, the
+    /// survivor takes it over if it has none there; if it has one, RI tells the municipality
+    /// the survivor's with 訂正 = 1.
+    fn merge(
+        &self,
+        store: &dyn Store,
+        out: &mut pb::ChunkLinked,
+        from: &str,
+        into: &str,
+        date: u32,
+    ) -> Result<(), ApplyError> {
+        let mut merged = pb::PersonMerged { from: from.into(), into: into.into(), adopted: Vec::new() };
+        let prefix = residents_prefix(from);
+        let mut by_muni: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (key, _) in store.scan_prefix(prefix.as_bytes())? {
+            let tail = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+            if let Some((m, r)) = tail.split_once('/') {
+                by_muni.entry(m.to_string()).or_default().push(r.to_string());
+            }
+        }
+        for (m, residents) in by_muni {
+            let Some(from_id) = store.get(&muni_id_key(&m, from))? else { continue };
+            let from_id = String::from_utf8_lossy(&from_id).into_owned();
+            let into_id = store.get(&muni_id_key(&m, into))?.map(|b| String::from_utf8_lossy(&b).into_owned());
+            match into_id {
+                None => merged.adopted.push(pb::MunicipalIdAssigned {
+                    pref_id: into.into(),
+                    municipality: m.clone(),
+                    muni_id: from_id,
+                    resident_number: residents.first().cloned().unwrap_or_default(),
+                    assigned_on: date,
+                }),
+                Some(into_id) => {
+                    let rows: Vec<ResultRow> = residents
+                        .iter()
+                        .map(|r| ResultRow {
+                            kind: "RI".into(),
+                            fields: vec![r.clone(), into_id.clone(), date.to_string(), "1".into()],
+                        })
+                        .collect();
+                    if m == out.municipality {
+                        out.rows.extend(rows);
+                    } else {
+                        out.other_rows.push(pb::MunicipalityRows { municipality: m, rows });
+                    }
+                }
+            }
+        }
+        out.merged.push(merged);
+        Ok(())
+    }
+
     /// Looks up what the decider needs for `incoming`.
     fn facts(&self, store: &dyn Store, muni: &str, incoming: &[Incoming]) -> Result<Facts, ApplyError> {
         let mut f = Facts {

@@ -5,7 +5,8 @@
 //! - `n/<hmac hex>` → 都道府県被保険者ID (the keyed-hash index, S2; never a plain number)
 //! - `p/<pref id>` → the person (`PersonRegistered`, its number sealed at rest)
 //! - `ph/<pref id>/<muni>` → present while the municipality holds records of the person
-//! - `r/<muni>/<宛名番号>` → 都道府県被保険者ID (I2)
+//! - `r/<muni>/<宛名番号>` → 都道府県被保険者ID (I2); `pr/<pref id>/<muni>/<宛名番号>` the reverse
+//! - `alias/<pref id>` → the survivor a provisional person was merged into (I5)
 //! - `m/<muni>/<pref id>` → 市区町村被保険者ID
 //! - `c/persons`, `c/m/<muni>` → counters (u64 BE) for the next serials
 //! - `q/<case id>` → a held record (`LinkHeld`): the review queue (I6)
@@ -40,6 +41,10 @@ pub(crate) fn person_key(pref: &str) -> Vec<u8> {
 }
 pub(crate) fn holder_prefix(pref: &str) -> String {
     format!("ph/{pref}/")
+}
+/// `pr/<pref id>/<muni>/<宛名番号>`: the residents linked to a person (for merges).
+pub(crate) fn residents_prefix(pref: &str) -> String {
+    format!("pr/{pref}/")
 }
 pub(crate) fn resident_key(muni: &str, resident: &str) -> Vec<u8> {
     format!("r/{muni}/{resident}").into_bytes()
@@ -107,6 +112,9 @@ impl Projection for IdentityState {
                         tx.put(person_key(&c.pref_id), p.encode_to_vec());
                     }
                 }
+                for m in &chunk.merged {
+                    Self::merge(tx, m)?;
+                }
                 Self::ids_and_links(tx, muni, &chunk.ids, &chunk.links)?;
                 for h in &chunk.held {
                     tx.put(case_key(&h.case_id), h.encode_to_vec());
@@ -145,6 +153,29 @@ impl IdentityState {
         Ok(())
     }
 
+    /// I5: every link of `from` resolves to `into` from now on.
+    fn merge(tx: &mut Tx<'_>, m: &pb::PersonMerged) -> Result<(), ApplyError> {
+        tx.put(format!("alias/{}", m.from).into_bytes(), m.into.as_bytes().to_vec());
+        let prefix = residents_prefix(&m.from);
+        for (key, _) in tx.scan_prefix(prefix.as_bytes())? {
+            let tail = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+            let Some((muni, resident)) = tail.split_once('/') else { continue };
+            tx.put(resident_key(muni, resident), m.into.as_bytes().to_vec());
+            tx.put(format!("{}{muni}/{resident}", residents_prefix(&m.into)).into_bytes(), Vec::new());
+            tx.put(format!("{}{muni}", holder_prefix(&m.into)).into_bytes(), Vec::new());
+            tx.delete(muni_id_key(muni, &m.from));
+            tx.delete(key);
+        }
+        for (key, _) in tx.scan_prefix(holder_prefix(&m.from).as_bytes())? {
+            tx.delete(key);
+        }
+        for a in &m.adopted {
+            tx.put(muni_id_key(&a.municipality, &m.into), a.muni_id.as_bytes().to_vec());
+        }
+        tx.delete(person_key(&m.from));
+        Ok(())
+    }
+
     fn ids_and_links(
         tx: &mut Tx<'_>,
         muni: &str,
@@ -160,6 +191,7 @@ impl IdentityState {
             let Some(r) = &l.record else { continue };
             tx.put(resident_key(muni, &r.resident_number), l.pref_id.as_bytes().to_vec());
             tx.put(format!("{}{muni}", holder_prefix(&l.pref_id)).into_bytes(), Vec::new());
+            tx.put(format!("{}{muni}/{}", residents_prefix(&l.pref_id), r.resident_number).into_bytes(), Vec::new());
             // The person carries the name last linked (a marriage is reported once, W002).
             if r.processing == "1"
                 && let Some(mut p) = Self::person(tx, &l.pref_id)?

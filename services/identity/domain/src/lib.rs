@@ -96,6 +96,8 @@ pub struct Decision {
     pub linked: Vec<(PersonRef, usize)>,
     /// Held records: (conflict, the person concerned, record).
     pub held: Vec<(Conflict, String, usize)>,
+    /// I5 merges: (the provisional person, the survivor, the record that brought the number).
+    pub merged: Vec<(String, PersonRef, usize)>,
     pub rows: Vec<Row>,
 }
 
@@ -220,11 +222,10 @@ impl State {
                     }
                     // I5: a number for a provisional person.
                     None => match self.facts.by_number.get(&key).map(|id| Self::key_of(id)) {
-                        // The number belongs to someone else already: merging comes with review;
-                        // until then the record is held like a wrong link.
+                        // The number belongs to another person: the provisional one merges into it.
                         Some(other) => {
-                            self.hold(Conflict::C02, &Self::id_of(&other), r);
-                            None
+                            self.merge(&p, &other, r);
+                            self.check_same_person(municipality, &other, r)
                         }
                         None => {
                             if let PersonRef::Known(id) = &p {
@@ -249,6 +250,25 @@ impl State {
         };
         let Some(p) = person else { return };
         self.link(municipality, p, r);
+    }
+
+    /// I5: every link of the provisional `from` now points at `into`, which takes over
+    /// `from`'s 市区町村被保険者ID here unless it has one of its own.
+    fn merge(&mut self, from: &PersonRef, into: &PersonRef, r: &Incoming) {
+        let (from_id, into_id) = (Self::id_of(from), Self::id_of(into));
+        for v in self.facts.by_resident.values_mut() {
+            if *v == from_id {
+                *v = into_id.clone();
+            }
+        }
+        if let Some(id) = self.facts.muni_ids.remove(&from_id) {
+            self.facts.muni_ids.entry(into_id).or_insert(id);
+        }
+        let holders = self.person(from).map(|p| p.holders.clone()).unwrap_or_default();
+        if let Some(x) = self.person_mut(into) {
+            x.holders.extend(holders);
+        }
+        self.decision.merged.push((from_id, into.clone(), r.index));
     }
 
     /// I3: the number matches person `p`; 生年月日 and 性別 must match too.

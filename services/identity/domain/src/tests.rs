@@ -144,6 +144,19 @@ fn i5_no_number_links_by_resident_number_to_a_provisional_person_then_the_number
 }
 
 #[test]
+fn i5_a_provisional_person_whose_number_is_known_merges_into_that_person() {
+    let mut f = facts_with(known("13q", Some(A), &["131032"]), &[]);
+    f.persons.insert("13p".into(), known("13p", None, &["131016"]));
+    f.by_resident.insert("100001".into(), "13p".into());
+    f.muni_ids.insert("13p".into(), "MID-P".into());
+    let d = decide("131016", &f, &[rec(0, "100001", Some(A)), rec(1, "100001", None)]);
+    assert_eq!(d.merged, vec![("13p".into(), PersonRef::Known("13q".into()), 0)]);
+    assert_eq!(d.linked, vec![(PersonRef::Known("13q".into()), 0), (PersonRef::Known("13q".into()), 1)]);
+    assert!(d.assigned.is_empty(), "the survivor takes over the provisional person's ID here");
+    assert!(d.held.is_empty());
+}
+
+#[test]
 fn a_delete_follows_the_link() {
     let f = facts_with(known("13p", Some(A), &["131016"]), &["100001"]);
     let mut del = rec(0, "100001", None);
