@@ -140,3 +140,22 @@ pub fn identity_view(reports: &[StepReport]) -> Value {
     }
     Value::Object(out)
 }
+
+/// Every event stored in `stream`, in order (read with a throwaway consumer).
+pub async fn all_events(bus: &kokuho_bus::Bus, stream: &'static str) -> Vec<kokuho_bus::event::Payload> {
+    let last = bus.last_seq(stream).await.expect("stream");
+    let def = kokuho_bus::ConsumerDef { name: "test-scan".into(), stream, max_deliver: 1, filter_subject: None };
+    let mut consumer = bus.consume(&def, 1).await.expect("consumer");
+    let mut out = Vec::new();
+    let mut seen = 0;
+    while seen < last {
+        let group = consumer.next_group(1_000, std::time::Duration::from_millis(20)).await.expect("messages");
+        for d in &group {
+            seen = d.stream_seq;
+            out.push(kokuho_bus::event::decode(&d.payload).expect("an event").1);
+        }
+        // Acknowledged, so that the scan leaves nothing pending for `kokuho wait`.
+        group.last().expect("a group is never empty").ack().await.expect("ack");
+    }
+    out
+}

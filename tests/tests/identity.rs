@@ -40,6 +40,20 @@ async fn a_rebuild_from_the_log_gives_everyone_the_same_ids() {
     assert_eq!(held.len(), 1, "the C01 of 300009 is on the review queue");
     assert_eq!((held[0].code.as_str(), held[0].resident_number.as_str()), ("C01", "300009"));
 
+    // I7: what identity publishes carries IDs and the record's other fields, never the
+    // 個人番号, sealed or not (only held records keep it, sealed at rest, for the review).
+    let bus = sys.nats.bus().await;
+    let mut published = 0;
+    for e in kokuho_e2e::all_events(&bus, "KOKUHO_IDENTITY").await {
+        if let kokuho_bus::event::Payload::ChunkLinked(c) = e {
+            for l in &c.links {
+                assert!(l.record.as_ref().unwrap().individual_number.is_none());
+                published += 1;
+            }
+        }
+    }
+    assert!(published >= 10, "{published} links checked");
+
     sys.stop_services().await;
     std::fs::remove_dir_all(sys.data_dir().join("store").join("identity")).unwrap();
     sys.start_services().await;
