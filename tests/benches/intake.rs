@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use kokuho_bus::{Append, Bus, StreamDef};
 use kokuho_client::Client;
-use kokuho_system::{System, SystemConfig};
+use kokuho_system::{Service, System, SystemConfig};
 
 const RECORDS: usize = 100_000;
 const RUNS: usize = 3;
@@ -55,12 +55,9 @@ fn median(mut v: Vec<f64>) -> f64 {
 async fn main() {
     let dir = tempfile_dir();
     let system = System::start(SystemConfig {
-        data_dir: dir.join("data"),
-        nats_url: None,
         business_date: Some(20260401),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        registry: Arc::new(kokuho_system::default_registry()),
-        identity_key: None,
+        services: vec![Service::Intake],
+        ..SystemConfig::embedded(dir.join("data"), Arc::new(kokuho_system::default_registry()))
     })
     .await
     .expect("start the system");

@@ -161,9 +161,13 @@ fn kk(seq: u32, lines: &[(&str, &str)]) -> (String, Vec<u8>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn i5_a_provisional_person_merges_into_the_owner_of_its_number() {
     let mut sys = spawn_system(20260401).await;
-    let ks = ("KS.csv".to_string(), "1,KS,131016,130013,20260401,1\n2,1,1001,20200401,01,100001,0,千代田,1001,09,\n9,1\n".as_bytes().to_vec());
+    let ks = (
+        "KS.csv".to_string(),
+        "1,KS,131016,130013,20260401,1\n2,1,1001,20200401,01,100001,0,千代田,1001,09,\n9,1\n".as_bytes().to_vec(),
+    );
     // 100001 has no number yet (a provisional person); 100005 has X's number.
-    let first = sys.client.submit(CHIYODA, vec![ks, kk(1, &[("100001", ""), ("100005", "123456789018")])]).await.unwrap();
+    let first =
+        sys.client.submit(CHIYODA, vec![ks, kk(1, &[("100001", ""), ("100005", "123456789018")])]).await.unwrap();
     assert_eq!((first.accepted, first.warnings), (3, 1), "W001 for the blank number");
     sys.settle().await;
     let state = sys.system().identity().unwrap().state().clone();

@@ -149,7 +149,9 @@ async fn no_individual_number_is_written_anywhere() {
 fn generated_submissions() -> (Vec<(&'static str, Vec<(String, Vec<u8>)>)>, Vec<String>) {
     let mut numbers = Vec::new();
     let mut out = Vec::new();
-    for (w, (muni, insurer, symbol)) in [("131016", "130013", "千代田"), ("131032", "130039", "港")].into_iter().enumerate() {
+    for (w, (muni, insurer, symbol)) in
+        [("131016", "130013", "千代田"), ("131032", "130039", "港")].into_iter().enumerate()
+    {
         let ks = format!("1,KS,{muni},{insurer},20260401,7\n2,1,9001,20200401,01,900001,0,{symbol},9001,09,\n9,1\n");
         let mut kk = format!("1,KK,{muni},{insurer},20260401,7\n");
         for i in 0..150u64 {

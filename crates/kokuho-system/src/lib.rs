@@ -28,24 +28,66 @@ pub fn default_registry() -> Registry {
     Registry::parse(DEFAULT_REGISTRY).expect("the shipped registry is valid (tested)")
 }
 
+/// The services of kokuho that this process can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    Intake,
+    Identity,
+}
+
+impl Service {
+    pub const ALL: [Service; 2] = [Service::Intake, Service::Identity];
+
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "intake" => Some(Service::Intake),
+            "identity" => Some(Service::Identity),
+            _ => None,
+        }
+    }
+}
+
 /// Where the system runs and with what.
 #[derive(Debug, Clone)]
 pub struct SystemConfig {
     pub data_dir: PathBuf,
+    /// The services to run in this process (`up`: all of them).
+    pub services: Vec<Service>,
     /// An external NATS server; `None` starts a local one in `data_dir/nats`.
     pub nats_url: Option<String>,
     /// The first business date of a new log (rules.md T1).
     pub business_date: Option<u32>,
     pub listen: SocketAddr,
     pub registry: Arc<Registry>,
-    /// identity's public key file; `None` uses (and first generates) the dev keys of the data dir.
+    /// identity's public key file (intake); `None`: the dev keys of the data dir (made if missing).
     pub identity_key: Option<PathBuf>,
+    /// identity's private keys (identity): `None`: the dev keys of the data dir.
+    pub identity_keys_dir: Option<PathBuf>,
+    /// Callers' tokens (identity): `None`: the dev credentials of the data dir (made if missing).
+    pub credentials_dir: Option<PathBuf>,
+}
+
+impl SystemConfig {
+    /// Every service on loopback with the dev keys and credentials of `data_dir` (`kokuho up`).
+    pub fn embedded(data_dir: PathBuf, registry: Arc<Registry>) -> Self {
+        Self {
+            data_dir,
+            services: Service::ALL.to_vec(),
+            nats_url: None,
+            business_date: None,
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            registry,
+            identity_key: None,
+            identity_keys_dir: None,
+            credentials_dir: None,
+        }
+    }
 }
 
 /// A running system.
 pub struct System {
     nats: Option<LocalNats>,
-    intake: kokuho_intake::App,
+    intake: Option<kokuho_intake::App>,
     identity: Option<kokuho_identity::App>,
     endpoint: String,
     stop_server: tokio::sync::oneshot::Sender<()>,
@@ -85,49 +127,65 @@ impl System {
             }
         };
         let bus = kokuho_bus::Bus::connect(&url, "kokuho").await?;
-        let identity_key = match &config.identity_key {
-            Some(path) => kokuho_crypto::PublicKey::load(path)?,
-            None => ensure_keys(&config.data_dir)?,
-        };
-        let db = SledDb::open(&config.data_dir.join("store").join("intake"))?;
-        let intake = kokuho_intake::App::build(
-            kokuho_intake::Config {
+        let store = |name: &str| SledDb::open(&config.data_dir.join("store").join(name));
+        let intake = if config.services.contains(&Service::Intake) {
+            let identity_key = match &config.identity_key {
+                Some(path) => kokuho_crypto::PublicKey::load(path)?,
+                None => ensure_keys(&config.data_dir)?,
+            };
+            let intake_config = kokuho_intake::Config {
                 registry: config.registry.clone(),
                 identity_key,
                 limits: kokuho_intake::Limits::default(),
                 initial_business_date: config.business_date,
                 runner: RunnerSettings::default(),
-            },
-            bus.clone(),
-            &db,
-        )
-        .await?;
-        // identity runs where its private keys are: the dev keys of the data dir under `up`.
-        let identity = match &config.identity_key {
-            Some(_) => None,
-            None => {
-                let vault = Arc::new(kokuho_crypto::Vault::load(&config.data_dir.join("keys"))?);
-                let db = SledDb::open(&config.data_dir.join("store").join("identity"))?;
-                let credentials_dir = credentials_dir(&config.data_dir);
-                Credentials::ensure(&credentials_dir, config.registry.municipalities().map(|m| m.code.to_string()))?;
-                let credentials = Credentials::load(&credentials_dir)?;
-                Some(
-                    kokuho_identity::App::build(
-                        kokuho_identity::Config { vault, runner: RunnerSettings::default(), credentials },
-                        bus.clone(),
-                        &db,
-                    )
-                    .await?,
-                )
-            }
+            };
+            Some(kokuho_intake::App::build(intake_config, bus.clone(), &store("intake")?).await?)
+        } else {
+            None
         };
-        let (intake_svc, results_svc) = intake.services();
-        let health =
-            kokuho_runtime::grpc::health(&["kokuho.intake.v1.IntakeService", "kokuho.results.v1.ResultService"]).await;
+        let identity = if config.services.contains(&Service::Identity) {
+            let keys = match &config.identity_keys_dir {
+                Some(dir) => dir.clone(),
+                None => {
+                    ensure_keys(&config.data_dir)?;
+                    config.data_dir.join("keys")
+                }
+            };
+            let credentials = match &config.credentials_dir {
+                Some(dir) => dir.clone(),
+                None => {
+                    let dir = credentials_dir(&config.data_dir);
+                    Credentials::ensure(&dir, config.registry.municipalities().map(|m| m.code.to_string()))?;
+                    dir
+                }
+            };
+            let identity_config = kokuho_identity::Config {
+                vault: Arc::new(kokuho_crypto::Vault::load(&keys)?),
+                runner: RunnerSettings::default(),
+                credentials: Credentials::load(&credentials)
+                    .with_context(|| format!("credentials in {}", credentials.display()))?,
+            };
+            Some(kokuho_identity::App::build(identity_config, bus.clone(), &store("identity")?).await?)
+        } else {
+            None
+        };
+        let mut names = Vec::new();
+        let (intake_svc, results_svc) = match &intake {
+            Some(i) => {
+                names.extend(["kokuho.intake.v1.IntakeService", "kokuho.results.v1.ResultService"]);
+                let (a, b) = i.services();
+                (Some(a), Some(b))
+            }
+            None => (None, None),
+        };
+        if identity.is_some() {
+            names.push("kokuho.identity.v1.IdentityService");
+        }
         let router = tonic::transport::Server::builder()
-            .add_service(health)
-            .add_service(intake_svc)
-            .add_service(results_svc)
+            .add_service(kokuho_runtime::grpc::health(&names).await)
+            .add_optional_service(intake_svc)
+            .add_optional_service(results_svc)
             .add_optional_service(identity.as_ref().map(|i| i.service()));
         let (listener, addr) = kokuho_runtime::grpc::bind(config.listen).await?;
         let endpoint = format!("http://{addr}");
@@ -136,7 +194,7 @@ impl System {
             let _ = stopped.await;
         }));
         std::fs::write(endpoint_file(&config.data_dir), &endpoint)?;
-        tracing::info!(%endpoint, data_dir = %config.data_dir.display(), "kokuho is up");
+        tracing::info!(%endpoint, data_dir = %config.data_dir.display(), services = ?config.services, "kokuho is up");
         Ok(Self { nats, intake, identity, endpoint, stop_server, server })
     }
 
@@ -144,8 +202,9 @@ impl System {
         &self.endpoint
     }
 
-    pub fn intake(&self) -> &kokuho_intake::Intake {
-        self.intake.intake()
+    /// intake, when this process runs it.
+    pub fn intake(&self) -> Option<&kokuho_intake::Intake> {
+        self.intake.as_ref().map(|i| i.intake())
     }
 
     /// identity, when this process holds its keys.
@@ -157,7 +216,9 @@ impl System {
     pub async fn stop(mut self) -> anyhow::Result<()> {
         let _ = self.stop_server.send(());
         let _ = self.server.await;
-        self.intake.shutdown().await;
+        if let Some(intake) = self.intake {
+            intake.shutdown().await;
+        }
         if let Some(identity) = self.identity {
             identity.shutdown().await;
         }

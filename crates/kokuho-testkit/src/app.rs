@@ -25,12 +25,9 @@ pub struct TestSystem {
 pub async fn spawn_system(business_date: u32) -> TestSystem {
     let nats = TestNats::start().await;
     let config = SystemConfig {
-        data_dir: nats.dir().join("data"),
         nats_url: Some(nats.url()),
         business_date: Some(business_date),
-        listen: "127.0.0.1:0".parse().expect("loopback address"),
-        registry: Arc::new(kokuho_system::default_registry()),
-        identity_key: None,
+        ..SystemConfig::embedded(nats.dir().join("data"), Arc::new(kokuho_system::default_registry()))
     };
     let system = System::start(config.clone()).await.expect("start the system");
     let client = Client::connect(system.endpoint()).await.expect("connect to the system");

@@ -132,7 +132,7 @@ pub(crate) struct SubmitArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
-    /// intake (identity, continuity, kogaku, relay and midserver-sim come with their issues).
+    /// intake or identity (continuity, kogaku, relay and midserver-sim come with their issues).
     pub(crate) service: String,
     /// A TOML file with any of the settings below (flags and KOKUHO_* variables win over it).
     #[arg(long, env = "KOKUHO_CONFIG")]
@@ -156,6 +156,12 @@ pub(crate) struct ServeSettings {
     /// Municipality registry file (default: Tokyo).
     #[arg(long, env = "KOKUHO_REGISTRY")]
     pub(crate) registry: Option<PathBuf>,
+    /// identity's private keys: a directory of `*.key` files, `identity.key` current (identity).
+    #[arg(long, env = "KOKUHO_IDENTITY_KEYS")]
+    pub(crate) identity_keys: Option<PathBuf>,
+    /// Callers' tokens: a directory of `<caller>.token` files (identity).
+    #[arg(long, env = "KOKUHO_CREDENTIALS")]
+    pub(crate) credentials: Option<PathBuf>,
     /// First business date of a new log (YYYYMMDD); ignored when the log has one.
     #[arg(long, env = "KOKUHO_BUSINESS_DATE")]
     pub(crate) business_date: Option<String>,
@@ -172,6 +178,8 @@ impl ServeSettings {
             listen: self.listen.or(file.listen),
             identity_public_key: self.identity_public_key.or(file.identity_public_key),
             registry: self.registry.or(file.registry),
+            identity_keys: self.identity_keys.or(file.identity_keys),
+            credentials: self.credentials.or(file.credentials),
             business_date: self.business_date.or(file.business_date),
             data_dir: self.data_dir.or(file.data_dir),
         }

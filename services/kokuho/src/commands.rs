@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use kokuho_client::scenario::{self, Scenario};
 use kokuho_client::{Client, ClientError, SubmissionStatus};
 use kokuho_ids::Registry;
-use kokuho_system::{System, SystemConfig};
+use kokuho_system::{Service, System, SystemConfig};
 
 use kokuho_runtime::credentials::{Caller, Credentials};
 
@@ -177,12 +177,10 @@ async fn up(global: &Global, args: UpArgs) -> anyhow::Result<u8> {
         None => today(),
     };
     let system = System::start(SystemConfig {
-        data_dir: dir.clone(),
         nats_url: args.nats.clone(),
         business_date: Some(business_date),
         listen: args.listen,
-        registry: registry(args.registry.as_deref())?,
-        identity_key: None,
+        ..SystemConfig::embedded(dir.clone(), registry(args.registry.as_deref())?)
     })
     .await?;
     output::line(&format!("kokuho is up at {} (data in {}); Ctrl-C stops it", system.endpoint(), dir.display()));
@@ -193,13 +191,13 @@ async fn up(global: &Global, args: UpArgs) -> anyhow::Result<u8> {
 }
 
 async fn serve(global: &Global, args: ServeArgs) -> anyhow::Result<u8> {
-    if args.service != "intake" {
+    let Some(service) = Service::parse(&args.service) else {
         anyhow::bail!(
-            "service {:?} is not built yet; `kokuho serve intake` is (identity, continuity, kogaku, relay and \
-             midserver-sim come with their issues)",
+            "service {:?} is not built yet; `kokuho serve intake` and `kokuho serve identity` are (continuity, \
+             kogaku, relay and midserver-sim come with their issues)",
             args.service
         );
-    }
+    };
     let file = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path).with_context(|| format!("read config {}", path.display()))?;
@@ -211,20 +209,34 @@ async fn serve(global: &Global, args: ServeArgs) -> anyhow::Result<u8> {
     flags.data_dir = global.data_dir.clone();
     let settings = flags.or(file);
     let nats = settings.nats.context("no NATS server: give --nats, KOKUHO_NATS_URL or `nats` in the config file")?;
-    let identity_key = settings.identity_public_key.context(
-        "no identity public key: give --identity-public-key, KOKUHO_IDENTITY_PUBLIC_KEY or `identity_public_key`",
-    )?;
-    let _telemetry =
-        kokuho_runtime::telemetry::init("intake", &kokuho_runtime::telemetry::TelemetrySettings::from_env())?;
-    let system = System::start(SystemConfig {
-        data_dir: settings.data_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+    let mut config = SystemConfig {
+        services: vec![service],
         nats_url: Some(nats),
         business_date: settings.business_date.as_deref().map(parse_date).transpose()?,
         listen: settings.listen.unwrap_or_else(|| "0.0.0.0:50051".parse().expect("a socket address")),
-        registry: registry(settings.registry.as_deref())?,
-        identity_key: Some(identity_key),
-    })
-    .await?;
+        ..SystemConfig::embedded(
+            settings.data_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            registry(settings.registry.as_deref())?,
+        )
+    };
+    match service {
+        Service::Intake => {
+            config.identity_key = Some(settings.identity_public_key.context(
+                "no identity public key: give --identity-public-key, KOKUHO_IDENTITY_PUBLIC_KEY or `identity_public_key`",
+            )?);
+        }
+        Service::Identity => {
+            config.identity_keys_dir = Some(settings.identity_keys.context(
+                "no identity keys: give --identity-keys, KOKUHO_IDENTITY_KEYS or `identity_keys` (a directory)",
+            )?);
+            config.credentials_dir = Some(settings.credentials.context(
+                "no credentials: give --credentials, KOKUHO_CREDENTIALS or `credentials` (a directory of tokens)",
+            )?);
+        }
+    }
+    let _telemetry =
+        kokuho_runtime::telemetry::init("kokuho", &kokuho_runtime::telemetry::TelemetrySettings::from_env())?;
+    let system = System::start(config).await?;
     kokuho_runtime::shutdown::signal().await;
     system.stop().await?;
     Ok(EXIT_OK)
@@ -308,12 +320,8 @@ async fn demo(out: Out, args: DemoArgs) -> anyhow::Result<u8> {
     settings.log_file = Some(dir.join("logs").join("kokuho.log"));
     let _telemetry = kokuho_runtime::telemetry::init("kokuho", &settings)?;
     let system = System::start(SystemConfig {
-        data_dir: dir.clone(),
-        nats_url: None,
         business_date: scenario.first_business_date(),
-        listen: "127.0.0.1:0".parse()?,
-        registry: registry(None)?,
-        identity_key: None,
+        ..SystemConfig::embedded(dir.clone(), registry(None)?)
     })
     .await?;
     output::line(&format!(

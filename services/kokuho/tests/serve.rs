@@ -145,3 +145,53 @@ async fn serve_takes_its_settings_from_a_config_file() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("noise"), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn intake_and_identity_run_as_separate_services() {
+    use kokuho_runtime::credentials::{Caller, Credentials};
+
+    let nats = TestNats::start().await;
+    kokuho_crypto_keys(nats.dir());
+    let credentials = nats.dir().join("credentials");
+    Credentials::ensure(&credentials, ["131016".to_string()]).unwrap();
+    let mut intake = start_intake(&nats).await;
+    // identity: its private keys and the callers' tokens, its own data dir.
+    let identity_data = nats.dir().join("identity-data");
+    let mut identity = std::process::Command::new(env!("CARGO_BIN_EXE_kokuho"))
+        .args(["serve", "identity", "--nats", &nats.url(), "--listen", "127.0.0.1:0"])
+        .arg("--identity-keys")
+        .arg(nats.dir().join("keys"))
+        .arg("--credentials")
+        .arg(&credentials)
+        .arg("--data-dir")
+        .arg(&identity_data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let identity_endpoint = eventually("identity writes its endpoint", Duration::from_secs(30), || async {
+        std::fs::read_to_string(identity_data.join("endpoint")).ok().filter(|s| !s.is_empty())
+    })
+    .await;
+
+    let mut client = Client::connect(&intake.endpoint).await.unwrap();
+    let kk = "1,KK,131016,130013,20260401,1\n2,1,100001,1001,1,123456789018,山田 太郎,ヤマダ タロウ,S300820,1,01,20200401,03,,,,,20200401\n9,1\n";
+    let ks = "1,KS,131016,130013,20260401,1\n2,1,1001,20200401,01,100001,0,千代田,1001,09,\n9,1\n";
+    client
+        .submit("131016", vec![("KS".into(), ks.as_bytes().to_vec()), ("KK".into(), kk.as_bytes().to_vec())])
+        .await
+        .unwrap();
+    let token = Credentials::token_of(&credentials, &Caller::Municipality("131016".into())).unwrap();
+    let mut lookup = Client::connect(&identity_endpoint).await.unwrap().with_token(token);
+    let found = eventually("identity links the record", Duration::from_secs(30), || {
+        let mut lookup = lookup.clone();
+        async move { lookup.lookup_ids("131016", "100001").await.ok().filter(|r| r.found) }
+    })
+    .await;
+    assert!(found.pref_id.starts_with("13") && found.muni_id.starts_with("13101"), "{found:?}");
+    assert!(lookup.lookup_ids("131016", "999999").await.map(|r| !r.found).unwrap());
+    for child in [&mut intake.child, &mut identity] {
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}
