@@ -145,8 +145,11 @@ async fn no_individual_number_is_written_anywhere() {
     assert!(found.is_empty(), "個人番号 found: {found:#?}");
 }
 
+/// (municipality, its files) of one submission.
+type Submission = (&'static str, Vec<(String, Vec<u8>)>);
+
 /// Two wards' KS and KK files for 300 generated persons, and their numbers.
-fn generated_submissions() -> (Vec<(&'static str, Vec<(String, Vec<u8>)>)>, Vec<String>) {
+fn generated_submissions() -> (Vec<Submission>, Vec<String>) {
     let mut numbers = Vec::new();
     let mut out = Vec::new();
     for (w, (muni, insurer, symbol)) in
