@@ -1,6 +1,6 @@
-//! `just bench`: a 100,000-record KK submission through intake into the log, next to raw
-//! JetStream publishing of the same number of same-sized messages in the same run, on the same
-//! nats-server (`sync_interval: always`). The raw baseline is the best the server does with
+//! `just bench`: a 100,000-record KK submission through intake into the log and through
+//! identity's linkage, next to raw JetStream publishing of the same number of same-sized
+//! messages in the same run, on the same nats-server (`sync_interval: always`). The raw baseline is the best the server does with
 //! that durability: atomic batches of 1,000 (stack.md). Prints records/s and the ratio.
 #![allow(clippy::print_stdout)]
 #![allow(clippy::unwrap_used)] // Tests may panic on what cannot happen.
@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use kokuho_bus::{Append, Bus, StreamDef};
 use kokuho_client::Client;
-use kokuho_system::{Service, System, SystemConfig};
+use kokuho_system::{System, SystemConfig};
 
 const RECORDS: usize = 100_000;
 const RUNS: usize = 3;
@@ -56,7 +56,6 @@ async fn main() {
     let dir = tempfile_dir();
     let system = System::start(SystemConfig {
         business_date: Some(20260401),
-        services: vec![Service::Intake],
         ..SystemConfig::embedded(dir.join("data"), Arc::new(kokuho_system::default_registry()))
     })
     .await
@@ -94,7 +93,10 @@ async fn main() {
     println!("| --- | ---: | ---: |");
     println!("| raw JetStream, atomic batches of 1,000 × {record_bytes} B | {raw:.0} | 1.00 |");
     println!("| intake: submit → every record in the log (receipt returned) | {intake:.0} | {:.2} |", intake / raw);
-    println!("| intake: submit → log + intake's projections caught up | {settled:.0} | {:.2} |", settled / raw);
+    println!(
+        "| intake + identity: submit → every record linked, every projection caught up | {settled:.0} | {:.2} |",
+        settled / raw
+    );
     system.stop().await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -35,6 +35,9 @@ struct Derived {
 pub struct Vault {
     private: Vec<PrivateKey>,
     derived: Vec<Derived>,
+    /// Nonces at rest: a random prefix per process and a counter, so none repeats under a key.
+    nonce_prefix: [u8; 16],
+    counter: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Vault {
@@ -66,7 +69,12 @@ impl Vault {
                 })
             })
             .collect::<Result<_, CryptoError>>()?;
-        Ok(Self { private: keys, derived })
+        Ok(Self {
+            private: keys,
+            derived,
+            nonce_prefix: random::<16>()?,
+            counter: std::sync::atomic::AtomicU64::new(0),
+        })
     }
 
     /// Loads every `*.key` file of `dir`; the one named `identity.key` is current.
@@ -84,6 +92,12 @@ impl Vault {
             keys.push(PrivateKey::load(&p)?);
         }
         Self::new(keys)
+    }
+
+    /// The keyed hash of a number as stored with a person: the hash and the id of its key. A
+    /// reader with another current key recomputes it from the sealed number.
+    pub fn index_with_id(&self, number: &IndividualNumber) -> ([u8; 32], &str) {
+        (self.index(number), self.current_id())
     }
 
     /// The id of the current key (it names the index: a new current key means a new index).
@@ -107,7 +121,10 @@ impl Vault {
     /// Seals a number for storage, bound to `context` (e.g. the person's ID).
     pub fn seal_at_rest(&self, number: &IndividualNumber, context: &[u8]) -> Result<AtRest, CryptoError> {
         let current = &self.derived[0];
-        let nonce = random::<24>()?;
+        let n = self.counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut nonce = [0u8; 24];
+        nonce[..16].copy_from_slice(&self.nonce_prefix);
+        nonce[16..].copy_from_slice(&n.to_be_bytes());
         let ciphertext = current
             .storage
             .encrypt(&XNonce::from(nonce), Payload { msg: &number.expose(), aad: context })

@@ -169,7 +169,16 @@ impl LinkRecords {
         for (serial, i) in &d.registered {
             let pref_id = PrefInsuredId::new(code.prefecture(), *serial).map_err(transient)?.to_string();
             let p = persons[*i];
+            let (number_index, index_key_id) = match &numbers[*i] {
+                Some(n) => {
+                    let (hash, key) = self.vault.index_with_id(n);
+                    (hash.to_vec(), key.to_string())
+                }
+                None => (Vec::new(), String::new()),
+            };
             out.persons.push(pb::PersonRegistered {
+                number_index,
+                index_key_id,
                 pref_id: pref_id.clone(),
                 number: numbers[*i].as_ref().map(|n| seal(n, convert::person_context(&pref_id))).transpose()?,
                 birth_date: p.birth_date,
@@ -185,7 +194,10 @@ impl LinkRecords {
         };
         for (pref_id, i) in &d.attached {
             if let Some(n) = &numbers[*i] {
+                let (hash, key) = self.vault.index_with_id(n);
                 out.attached.push(pb::NumberAttached {
+                    number_index: hash.to_vec(),
+                    index_key_id: key.to_string(),
                     pref_id: pref_id.clone(),
                     number: Some(seal(n, convert::person_context(pref_id))?),
                 });
@@ -363,8 +375,12 @@ impl LinkRecords {
                 .into_iter()
                 .map(|(k, _)| String::from_utf8_lossy(&k[holder_prefix(&id).len()..]).into_owned())
                 .collect();
-            // The person's number as the decider knows numbers: its keyed hash.
+            // The person's number as the decider knows numbers: its keyed hash (stored with the
+            // person under the current key, or computed again after a rotation).
             let number = match &p.number {
+                Some(_) if p.index_key_id == self.vault.current_id() => {
+                    <[u8; 32]>::try_from(p.number_index.as_slice()).ok()
+                }
                 Some(sealed) => Some(
                     self.vault.index(
                         &self

@@ -158,7 +158,10 @@ impl Identity {
                         let code = LocalGovCode::parse(&muni).map_err(internal)?;
                         let serial = u64_of(store.get(PERSONS).map_err(internal)?) + 1;
                         let pref_id = PrefInsuredId::new(code.prefecture(), serial).map_err(internal)?.to_string();
+                        let (hash, key) = self.vault.index_with_id(&number);
                         out.persons.push(pb::PersonRegistered {
+                            number_index: hash.to_vec(),
+                            index_key_id: key.to_string(),
                             number: Some(convert::sealed(
                                 self.vault
                                     .seal_at_rest(&number, &convert::person_context(&pref_id))

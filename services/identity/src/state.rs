@@ -72,10 +72,26 @@ fn transient(e: impl std::fmt::Display) -> ApplyError {
 }
 
 impl IdentityState {
-    fn index(&self, tx: &mut Tx<'_>, pref: &str, sealed: &pb::SealedNumber) -> Result<(), ApplyError> {
-        let number =
-            self.vault.open_at_rest(&convert::at_rest(sealed), &convert::person_context(pref)).map_err(transient)?;
-        tx.put(index_key(&self.vault.index(&number)), pref.as_bytes().to_vec());
+    /// Indexes a person's number: the hash the event carries if it is under the current key,
+    /// else one computed from the sealed number (after a key rotation).
+    fn index(
+        &self,
+        tx: &mut Tx<'_>,
+        pref: &str,
+        sealed: &pb::SealedNumber,
+        given: (&[u8], &str),
+    ) -> Result<(), ApplyError> {
+        let hash: [u8; 32] = match <[u8; 32]>::try_from(given.0) {
+            Ok(h) if given.1 == self.vault.current_id() => h,
+            _ => {
+                let number = self
+                    .vault
+                    .open_at_rest(&convert::at_rest(sealed), &convert::person_context(pref))
+                    .map_err(transient)?;
+                self.vault.index(&number)
+            }
+        };
+        tx.put(index_key(&hash), pref.as_bytes().to_vec());
         Ok(())
     }
 
@@ -99,9 +115,11 @@ impl Projection for IdentityState {
                 self.persons(tx, &chunk.persons)?;
                 for a in &chunk.attached {
                     let Some(number) = &a.number else { continue };
-                    self.index(tx, &a.pref_id, number)?;
+                    self.index(tx, &a.pref_id, number, (&a.number_index, &a.index_key_id))?;
                     if let Some(mut p) = Self::person(tx, &a.pref_id)? {
                         p.number = Some(number.clone());
+                        p.number_index = a.number_index.clone();
+                        p.index_key_id = a.index_key_id.clone();
                         tx.put(person_key(&a.pref_id), p.encode_to_vec());
                     }
                 }
@@ -144,7 +162,7 @@ impl IdentityState {
     fn persons(&self, tx: &mut Tx<'_>, persons: &[pb::PersonRegistered]) -> Result<(), ApplyError> {
         for p in persons {
             if let Some(n) = &p.number {
-                self.index(tx, &p.pref_id, n)?;
+                self.index(tx, &p.pref_id, n, (&p.number_index, &p.index_key_id))?;
             }
             tx.put(person_key(&p.pref_id), p.encode_to_vec());
             let count = u64_of(tx.get(PERSONS)?) + 1;
