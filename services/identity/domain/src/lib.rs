@@ -224,8 +224,12 @@ impl State {
                     None => match self.facts.by_number.get(&key).map(|id| Self::key_of(id)) {
                         // The number belongs to another person: the provisional one merges into it.
                         Some(other) => {
-                            self.merge(&p, &other, r);
-                            self.check_same_person(municipality, &other, r)
+                            // Only the same person (I3) can take the provisional one over.
+                            let survivor = self.check_same_person(municipality, &other, r);
+                            if let Some(s) = &survivor {
+                                self.merge(&p, s, r);
+                            }
+                            survivor
                         }
                         None => {
                             if let PersonRef::Known(id) = &p {

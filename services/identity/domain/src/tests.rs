@@ -154,6 +154,12 @@ fn i5_a_provisional_person_whose_number_is_known_merges_into_that_person() {
     assert_eq!(d.linked, vec![(PersonRef::Known("13q".into()), 0), (PersonRef::Known("13q".into()), 1)]);
     assert!(d.assigned.is_empty(), "the survivor takes over the provisional person's ID here");
     assert!(d.held.is_empty());
+    // Another 生年月日 is no merge but a wrong link (C01).
+    let mut other = rec(0, "100001", Some(A));
+    other.birth = 19550821;
+    let d = decide("131016", &f, &[other]);
+    assert!(d.merged.is_empty());
+    assert_eq!(d.held, vec![(Conflict::C01, "13q".into(), 0)]);
 }
 
 #[test]
