@@ -195,3 +195,55 @@ async fn i5_a_provisional_person_merges_into_the_owner_of_its_number() {
     assert!(ri[1].ends_with(&format!("{},20260401,1", x.muni_id.clone().unwrap())), "{ri:?}");
     sys.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn i4_c02_is_held_and_an_operator_relinks_it() {
+    use kokuho_client::ReviewAction;
+    use kokuho_runtime::credentials::Caller;
+
+    let mut sys = spawn_system(20260401).await;
+    let ks = (
+        "KS.csv".to_string(),
+        "1,KS,131016,130013,20260401,1\n2,1,1001,20200401,01,100001,0,千代田,1001,09,\n9,1\n".as_bytes().to_vec(),
+    );
+    sys.client.submit(CHIYODA, vec![ks, kk(1, &[("100001", "123456789018")])]).await.unwrap();
+    sys.settle().await;
+    let state = sys.system().identity().unwrap().state().clone();
+    let x = kokuho_identity::link_of(&state, CHIYODA, "100001").unwrap().unwrap();
+    sys.client.fetch_into(CHIYODA, &sys.data_dir().join("out")).await.unwrap();
+
+    // The same 宛名番号 with another number: held as C02, the link stays (I4).
+    sys.client.submit(CHIYODA, vec![kk(2, &[("100001", "234567890121")])]).await.unwrap();
+    sys.settle().await;
+    assert_eq!(kokuho_identity::link_of(&state, CHIYODA, "100001").unwrap().unwrap(), x);
+    let mut operator = sys.client.with_token(token(&sys, &Caller::Operator));
+    let cases = operator.list_reviews().await.unwrap();
+    assert_eq!((cases.len(), cases[0].code.as_str()), (1, "C02"));
+
+    // The operator relinks it to the person of its number (a new person): a fact with who and why.
+    let y = operator.resolve_review(&cases[0].case_id, ReviewAction::Relink, "転記誤り", "op").await.unwrap();
+    sys.settle().await;
+    assert_ne!(y, x.pref_id);
+    let now = kokuho_identity::link_of(&state, CHIYODA, "100001").unwrap().unwrap();
+    assert_eq!(now.pref_id, y);
+    let bus = sys.nats.bus().await;
+    let resolved: Vec<_> = kokuho_e2e::all_events(&bus, "KOKUHO_IDENTITY")
+        .await
+        .into_iter()
+        .filter_map(|e| match e {
+            kokuho_bus::event::Payload::CaseResolved(c) => Some(c),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(resolved.len(), 1);
+    assert_eq!(
+        (resolved[0].action.as_str(), resolved[0].operator.as_str(), resolved[0].reason.as_str()),
+        ("relink", "op", "転記誤り")
+    );
+    // 千代田区 hears the new ID for 100001 (訂正 1) and the C02 closing.
+    let files = sys.client.fetch_files(CHIYODA).await.unwrap();
+    let text: String = files.iter().map(|f| String::from_utf8_lossy(&f.content).into_owned()).collect();
+    assert!(text.lines().any(|l| l.starts_with("2,100001,") && l.ends_with(&format!("{},20260401,1", now.muni_id.clone().unwrap()))), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("2,C,C02,") && l.ends_with(",2")), "{text}");
+    sys.stop().await;
+}

@@ -14,7 +14,9 @@ use kokuho_store::{ProjectionHandle, Store};
 use prost::Message as _;
 use sha2::{Digest, Sha256};
 
-use crate::state::{AUDIT_LAST, PERSONS, case_key, index_key, muni_count_key, muni_id_key, person_key, u64_of};
+use crate::state::{
+    AUDIT_LAST, PERSONS, case_key, index_key, muni_count_key, muni_id_key, person_key, resident_key, u64_of,
+};
 use crate::{CHUNKS_SUBJECT, IDENTITY, INTAKE_STREAM, PATIENCE, convert};
 
 /// The subject of the release audit chain.
@@ -183,13 +185,26 @@ impl Identity {
                 .get(&muni_id_key(&muni, pref_id))
                 .map_err(internal)?
                 .map(|b| String::from_utf8_lossy(&b).into_owned());
+            // A 宛名番号 moved to another person: RI replaces the ID the municipality was told.
+            let previous = store.get(&resident_key(&muni, &record.resident_number)).map_err(internal)?;
+            let moved = previous.is_some_and(|p| p != pref_id.as_bytes());
+            let correction = if moved { "1" } else { "0" };
+            if record.insured_kind == "1"
+                && let Some(id) = &muni_id
+                && moved
+            {
+                out.rows.push(ResultRow {
+                    kind: "RI".into(),
+                    fields: vec![record.resident_number.clone(), id.clone(), date.to_string(), correction.into()],
+                });
+            }
             if record.insured_kind == "1" && muni_id.is_none() {
                 let code = LocalGovCode::parse(&muni).map_err(internal)?;
                 let serial = u64_of(store.get(&muni_count_key(&muni)).map_err(internal)?) + 1;
                 let id = MuniInsuredId::new(code, serial).map_err(internal)?.to_string();
                 out.rows.push(ResultRow {
                     kind: "RI".into(),
-                    fields: vec![record.resident_number.clone(), id.clone(), date.to_string(), "0".into()],
+                    fields: vec![record.resident_number.clone(), id.clone(), date.to_string(), correction.into()],
                 });
                 out.ids.push(pb::MunicipalIdAssigned {
                     pref_id: pref_id.clone(),
