@@ -20,8 +20,8 @@ mod sled_store;
 mod tx;
 
 pub use runner::{
-    ApplyError, LogEvent, Projection, ProjectionHandle, ProjectionRunner, ProjectionStep, Runner, RunnerSettings, Step,
-    Workflow, WorkflowRunner, WorkflowStep,
+    ApplyError, LogEvent, Projection, ProjectionHandle, ProjectionRunner, ProjectionStep, Runner, RunnerSettings,
+    Runners, Step, Workflow, WorkflowRunner, WorkflowStep,
 };
 pub use sled_store::{SledDb, SledStore};
 pub use tx::Tx;

@@ -379,3 +379,62 @@ impl<S: Step> Runner<S> {
         Ok(())
     }
 }
+
+/// The runners of one service, started together and stopped together.
+pub struct Runners {
+    service: &'static str,
+    bus: Bus,
+    db: crate::SledDb,
+    settings: RunnerSettings,
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Runners {
+    pub fn new(service: &'static str, bus: Bus, db: crate::SledDb, settings: RunnerSettings) -> Self {
+        let (stop, _) = watch::channel(false);
+        Self { service, bus, db, settings, stop, tasks: Vec::new() }
+    }
+
+    fn until_stopped(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.stop.subscribe();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    }
+
+    /// Starts a projection whose store is the sled tree `tree`.
+    pub fn projection<P: Projection>(&mut self, projection: P, tree: &str) -> Result<ProjectionHandle, StoreError> {
+        let (runner, handle) = ProjectionRunner::new(
+            self.service,
+            projection,
+            self.db.store(tree)?,
+            self.bus.clone(),
+            self.settings.clone(),
+        )?;
+        self.tasks.push(tokio::spawn(runner.run(self.until_stopped())));
+        Ok(handle)
+    }
+
+    /// Starts a workflow; its position lives in the tree `<service>-<name>`.
+    pub fn workflow<W: Workflow>(&mut self, workflow: W) -> Result<ProjectionHandle, StoreError> {
+        let tree = format!("{}-{}", self.service, W::NAME);
+        let (runner, handle) = WorkflowRunner::new(
+            self.service,
+            workflow,
+            self.db.store(&tree)?,
+            self.bus.clone(),
+            self.settings.clone(),
+        )?;
+        self.tasks.push(tokio::spawn(runner.run(self.until_stopped())));
+        Ok(handle)
+    }
+
+    /// Stops every runner and waits for them.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}

@@ -25,8 +25,7 @@ use anyhow::Context as _;
 use kokuho_bus::{Bus, StreamDef};
 use kokuho_crypto::Vault;
 use kokuho_runtime::credentials::Credentials;
-use kokuho_store::{ProjectionHandle, ProjectionRunner, RunnerSettings, SledDb, WorkflowRunner};
-use tokio::sync::watch;
+use kokuho_store::{ProjectionHandle, RunnerSettings, Runners, SledDb};
 
 /// identity's stream.
 pub const IDENTITY: StreamDef = StreamDef {
@@ -54,8 +53,7 @@ pub struct App {
     state: ProjectionHandle,
     identity: Identity,
     credentials: Credentials,
-    stop: watch::Sender<bool>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    runners: Runners,
 }
 
 pub(crate) const PATIENCE: Duration = Duration::from_secs(60);
@@ -63,43 +61,16 @@ pub(crate) const PATIENCE: Duration = Duration::from_secs(60);
 impl App {
     pub async fn build(config: Config, bus: Bus, db: &SledDb) -> anyhow::Result<Self> {
         bus.ensure_stream(&IDENTITY).await.context("ensure identity stream")?;
-        let (stop, stopped) = watch::channel(false);
-        let until_stopped = move || {
-            let mut rx = stopped.clone();
-            async move {
-                let _ = rx.wait_for(|s| *s).await;
-            }
-        };
+        let mut runners = Runners::new("identity", bus.clone(), db.clone(), config.runner.clone());
         // The index is keyed by the current key: a rotation starts a new tree, rebuilt from the log.
-        let tree = format!("identity-state-{}", config.vault.current_id());
-        let (state_runner, state) = ProjectionRunner::new(
-            "identity",
+        let state = runners.projection(
             state::IdentityState { vault: config.vault.clone() },
-            db.store(&tree)?,
-            bus.clone(),
-            config.runner.clone(),
+            &format!("identity-state-{}", config.vault.current_id()),
         )?;
-        let (link_runner, _) = WorkflowRunner::new(
-            "identity",
-            link::LinkRecords { bus: bus.clone(), state: state.clone(), vault: config.vault.clone() },
-            db.store("identity-link-records")?,
-            bus.clone(),
-            config.runner.clone(),
-        )?;
-        let (forward_runner, _) = WorkflowRunner::new(
-            "identity",
-            link::ForwardRows { bus: bus.clone() },
-            db.store("identity-forward-rows")?,
-            bus.clone(),
-            config.runner.clone(),
-        )?;
-        let tasks = vec![
-            tokio::spawn(state_runner.run(until_stopped())),
-            tokio::spawn(link_runner.run(until_stopped())),
-            tokio::spawn(forward_runner.run(until_stopped())),
-        ];
+        runners.workflow(link::LinkRecords { bus: bus.clone(), state: state.clone(), vault: config.vault.clone() })?;
+        runners.workflow(link::ForwardRows { bus: bus.clone() })?;
         let identity = Identity { bus, state: state.clone(), vault: config.vault };
-        Ok(Self { state, identity, credentials: config.credentials, stop, tasks })
+        Ok(Self { state, identity, credentials: config.credentials, runners })
     }
 
     /// identity's operations (the gRPC service calls them).
@@ -118,10 +89,7 @@ impl App {
     }
 
     pub async fn shutdown(self) {
-        let _ = self.stop.send(true);
-        for t in self.tasks {
-            let _ = t.await;
-        }
+        self.runners.shutdown().await;
     }
 }
 

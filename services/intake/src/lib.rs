@@ -30,8 +30,8 @@ use kokuho_crypto::PublicKey;
 use kokuho_ids::Registry;
 use kokuho_outbox::{Outbox, OutboxProjection, RESULTS};
 use kokuho_proto::intake::v1 as pb;
-use kokuho_store::{ProjectionHandle, ProjectionRunner, RunnerSettings, SledDb, WorkflowRunner};
-use tokio::sync::{Mutex, watch};
+use kokuho_store::{ProjectionHandle, RunnerSettings, Runners, SledDb};
+use tokio::sync::Mutex;
 
 pub use convert::number_context;
 pub use grpc::{IntakeGrpc, IntakeServer, ResultGrpc, ResultServer};
@@ -133,8 +133,7 @@ pub(crate) struct Inner {
 /// A running intake.
 pub struct App {
     intake: Intake,
-    stop: watch::Sender<bool>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    runners: Runners,
 }
 
 /// intake's operations, for gRPC and for tests.
@@ -152,44 +151,15 @@ impl App {
         for def in [&INTAKE, &RESULTS, &DEAD_LETTER] {
             bus.ensure_stream(def).await.with_context(|| format!("ensure stream {}", def.name))?;
         }
-        let (stop, stopped) = watch::channel(false);
-        let until_stopped = move || {
-            let mut rx = stopped.clone();
-            async move {
-                let _ = rx.wait_for(|s| *s).await;
-            }
-        };
-        let (state_runner, state) = ProjectionRunner::new(
-            "intake",
-            state::IntakeState,
-            db.store("intake-state")?,
-            bus.clone(),
-            config.runner.clone(),
-        )?;
-        let (outbox_runner, outbox) = ProjectionRunner::new(
-            "intake",
-            OutboxProjection,
-            db.store("intake-outbox")?,
-            bus.clone(),
-            config.runner.clone(),
-        )?;
-        let (forward_runner, _) = WorkflowRunner::new(
-            "intake",
-            forward::ForwardRowsToOutbox { bus: bus.clone() },
-            db.store("intake-forward-rows")?,
-            bus.clone(),
-            config.runner.clone(),
-        )?;
-        let tasks = vec![
-            tokio::spawn(state_runner.run(until_stopped())),
-            tokio::spawn(outbox_runner.run(until_stopped())),
-            tokio::spawn(forward_runner.run(until_stopped())),
-        ];
+        let mut runners = Runners::new("intake", bus.clone(), db.clone(), config.runner.clone());
+        let state = runners.projection(state::IntakeState, "intake-state")?;
+        let outbox = runners.projection(OutboxProjection, "intake-outbox")?;
+        runners.workflow(forward::ForwardRowsToOutbox { bus: bus.clone() })?;
         let outbox = Outbox::new(bus.clone(), outbox, config.registry.clone());
         let intake =
             Intake { inner: Arc::new(Inner { bus, state, outbox, config, locks: Mutex::new(BTreeMap::new()) }) };
         intake.ensure_business_date().await?;
-        Ok(Self { intake, stop, tasks })
+        Ok(Self { intake, runners })
     }
 
     pub fn intake(&self) -> &Intake {
@@ -203,10 +173,7 @@ impl App {
 
     /// Stops the consumers and waits for them.
     pub async fn shutdown(self) {
-        let _ = self.stop.send(true);
-        for t in self.tasks {
-            let _ = t.await;
-        }
+        self.runners.shutdown().await;
     }
 }
 
