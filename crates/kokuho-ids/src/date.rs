@@ -77,6 +77,9 @@ fn calendar(s: &str, seireki_len: usize) -> Result<(Calendar, Vec<u8>), IdError>
 }
 
 impl Date {
+    /// The latest date there is (an open end compares as it).
+    pub const MAX: Date = Date(time::Date::MAX);
+
     /// Parses `YYYYMMDD` or `GYYMMDD`. Blank is not a date: callers treat blank as "none".
     pub fn parse(s: &str) -> Result<Self, IdError> {
         match calendar(s, 8)? {

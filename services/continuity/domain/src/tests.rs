@@ -1,0 +1,210 @@
+//! One test per rule (rules.md C1–C9, T1, T2), each failing if its rule is broken.
+
+use proptest::prelude::*;
+
+use super::*;
+
+fn d(s: &str) -> Date {
+    Date::parse(s).unwrap()
+}
+
+fn period(m: &str, r: &str, start: &str, reason: &str, end: Option<(&str, &str)>) -> Period {
+    Period {
+        municipality: m.into(),
+        resident: r.into(),
+        start: d(start),
+        start_reason: reason.into(),
+        end: end.map(|(e, _)| d(e)),
+        end_reason: end.map(|(_, r)| r.to_string()),
+        moved_in_from: None,
+        moved_out_to: None,
+    }
+}
+
+fn moved_out(mut p: Period, to: &str) -> Period {
+    p.moved_out_to = Some(to.into());
+    p
+}
+
+fn moved_in(mut p: Period, from: &str) -> Period {
+    p.moved_in_from = Some(from.into());
+    p
+}
+
+fn det(ev: &Evaluation, p: &Period) -> Option<Determination> {
+    ev.periods.get(&p.key()).cloned().flatten()
+}
+
+fn codes(ev: &Evaluation) -> Vec<(&'static str, String)> {
+    ev.anomalies.iter().map(|a| (a.code, a.to.clone())).collect()
+}
+
+/// The worked example of rules.md: X moves from 131016 to 131032.
+fn worked_example(s: &str) -> Vec<Period> {
+    vec![
+        moved_out(period("131016", "100001", "20200401", "03", Some(("20260509", "02"))), "131032"),
+        moved_in(period("131032", "200001", s, "02", None), "131016"),
+    ]
+}
+
+#[test]
+fn c1_c9_the_worked_example() {
+    let periods = worked_example("20260510");
+    let ev = evaluate(&periods, None, d("20260601"));
+    let a = det(&ev, &periods[0]).unwrap();
+    let b = det(&ev, &periods[1]).unwrap();
+    assert_eq!((a.acquired_on, a.acquired_reason.as_str(), a.kubun, a.lost_on), (d("20200401"), "03", 1, None));
+    assert_eq!((b.acquired_on, b.acquired_reason.as_str(), b.kubun, b.lost_on), (d("20200401"), "03", 2, None));
+    assert!(ev.anomalies.is_empty());
+    // With 2026-05-20: A01 GAP to both, the same RS rows.
+    let gap = worked_example("20260520");
+    let ev2 = evaluate(&gap, None, d("20260601"));
+    assert_eq!(det(&ev2, &gap[0]), Some(a));
+    assert_eq!(det(&ev2, &gap[1]).map(|x| (x.acquired_on, x.kubun)), Some((d("20200401"), 2)));
+    assert_eq!(codes(&ev2), vec![("A01", "131016".into()), ("A01", "131032".into())]);
+    let to_a = ev2.anomalies.iter().find(|x| x.to == "131016").unwrap();
+    assert_eq!(
+        (to_a.counterpart.as_str(), to_a.counterpart_start, to_a.counterpart_end),
+        ("131032", Some(d("20260520")), None)
+    );
+}
+
+#[test]
+fn c1_a_span_ends_at_an_end_that_is_not_a_move() {
+    let w = period("131024", "300002", "20180401", "03", Some(("20260415", "03")));
+    let ev = evaluate(std::slice::from_ref(&w), None, d("20260601"));
+    let x = det(&ev, &w).unwrap();
+    assert_eq!((x.kubun, x.lost_on, x.lost_reason.as_deref()), (3, Some(d("20260416")), Some("03")));
+    // An 02 end without a successor does not end the span.
+    let v = moved_out(period("131016", "100004", "20150401", "03", Some(("20260410", "02"))), "131032");
+    let ev = evaluate(std::slice::from_ref(&v), None, d("20260601"));
+    assert_eq!(det(&ev, &v).map(|x| (x.kubun, x.lost_on)), Some((1, None)));
+}
+
+#[test]
+fn c1_an_unpaired_move_in_has_no_row_until_its_window_passes_then_starts_with_99() {
+    let p = moved_in(period("131032", "200001", "20260510", "02", None), "131016");
+    assert_eq!(evaluate(std::slice::from_ref(&p), None, d("20260601")).periods.get(&p.key()), Some(&None));
+    let late = evaluate(std::slice::from_ref(&p), None, d("20260610"));
+    let x = det(&late, &p).unwrap();
+    assert_eq!((x.acquired_reason.as_str(), x.kubun), ("99", 1));
+}
+
+#[test]
+fn c2_pairs_the_nearest_end_one_to_one() {
+    let periods = vec![
+        moved_out(period("131016", "1", "20200101", "03", Some(("20240331", "02"))), "131032"),
+        moved_out(period("131016", "1", "20240501", "99", Some(("20250331", "02"))), "131032"),
+        moved_in(period("131032", "2", "20250401", "02", None), "131016"),
+    ];
+    assert_eq!(pair(&periods), BTreeMap::from([(1, 2)]));
+    // Another destination does not pair.
+    let wrong = vec![
+        moved_out(period("131016", "1", "20200101", "03", Some(("20250331", "02"))), "131024"),
+        moved_in(period("131032", "2", "20250401", "02", None), "131016"),
+    ];
+    assert!(pair(&wrong).is_empty());
+}
+
+#[test]
+fn c4_overlap() {
+    let periods = worked_example("20260505");
+    let ev = evaluate(&periods, None, d("20260601"));
+    assert_eq!(codes(&ev), vec![("A02", "131016".into()), ("A02", "131032".into())]);
+}
+
+#[test]
+fn c5_missing_halves_after_the_window_and_t1_only_at_day_close() {
+    let v = moved_out(period("131016", "100004", "20150401", "03", Some(("20260410", "02"))), "131032");
+    assert!(evaluate(std::slice::from_ref(&v), None, d("20260501")).anomalies.is_empty(), "within the window");
+    let ev = evaluate(std::slice::from_ref(&v), None, d("20260601"));
+    let a03: Vec<_> = ev.anomalies.iter().collect();
+    assert_eq!((a03[0].code, a03[0].to.as_str(), a03[0].counterpart.as_str()), ("A03", "131016", "131032"));
+    // T1: raised at a day close only; closed at any step once the cause is gone.
+    let none = BTreeSet::new();
+    assert!(open_after(Step::Submission, &none, &ev.anomalies).is_empty());
+    assert_eq!(open_after(Step::DayClose, &none, &ev.anomalies), ev.anomalies);
+    assert_eq!(open_after(Step::Submission, &ev.anomalies, &ev.anomalies), ev.anomalies);
+    assert!(open_after(Step::Submission, &ev.anomalies, &BTreeSet::new()).is_empty());
+    // A04 to B, and A05 to A while the period at A is open.
+    let open_at_a = period("131016", "100001", "20200401", "03", None);
+    let arrived = moved_in(period("131032", "200001", "20260410", "02", None), "131016");
+    let ev = evaluate(&[open_at_a, arrived], None, d("20260601"));
+    assert_eq!(codes(&ev), vec![("A04", "131032".into()), ("A05", "131016".into())]);
+}
+
+#[test]
+fn c6_double_enrolment_but_not_the_c5_case() {
+    let a = period("131016", "1", "20200401", "03", None);
+    let b = period("131032", "2", "20250401", "01", None);
+    let ev = evaluate(&[a.clone(), b], None, d("20250402"));
+    assert_eq!(codes(&ev), vec![("A06", "131016".into()), ("A06", "131032".into())]);
+    let c5 = moved_in(period("131032", "2", "20250401", "02", None), "131016");
+    let ev = evaluate(&[a, c5], None, d("20250402"));
+    assert!(ev.anomalies.is_empty());
+}
+
+#[test]
+fn c7_a_period_after_death() {
+    let dead = period("131016", "1", "20200401", "03", Some(("20250101", "04")));
+    let after = period("131032", "2", "20250401", "01", None);
+    let ev = evaluate(&[dead, after], None, d("20250402"));
+    assert_eq!(codes(&ev), vec![("A07", "131032".into())]);
+}
+
+#[test]
+fn c8_late_elderly_not_at_the_75th_birthday() {
+    let on_time = period("131016", "1", "20200401", "03", Some(("20300819", "06")));
+    let early = period("131016", "1", "20200401", "03", Some(("20290101", "06")));
+    let birth = Some(d("19550820"));
+    assert!(evaluate(&[on_time], birth, d("20300901")).early_late_elderly.is_empty());
+    assert_eq!(evaluate(std::slice::from_ref(&early), birth, d("20300901")).early_late_elderly.len(), 1);
+    // Born on Feb 29: the birthday is Mar 1 in a common year.
+    let leap = period("131016", "1", "20200401", "03", Some(("20790228", "06")));
+    assert!(evaluate(&[leap], Some(d("20040229")), d("20800101")).early_late_elderly.is_empty());
+}
+
+fn arb_period() -> impl Strategy<Value = Period> {
+    let munis = prop_oneof![Just("131016"), Just("131024"), Just("131032")];
+    (
+        munis.clone(),
+        0i64..400,
+        0i64..200,
+        prop::option::of(prop_oneof![Just("02"), Just("03"), Just("04")]),
+        munis,
+        any::<bool>(),
+    )
+        .prop_map(|(m, start, len, end_reason, other, moves_in)| {
+            let base = Date::from_ymd(2025, 1, 1).unwrap();
+            let start = base.add_days(start).unwrap();
+            Period {
+                municipality: m.into(),
+                resident: format!("r{m}"),
+                start,
+                start_reason: if moves_in { "02".into() } else { "03".into() },
+                end: end_reason.map(|_| start.add_days(len).unwrap()),
+                end_reason: end_reason.map(str::to_string),
+                moved_in_from: moves_in.then(|| other.to_string()),
+                moved_out_to: (end_reason == Some("02")).then(|| other.to_string()),
+            }
+        })
+}
+
+proptest! {
+    /// T2: the result is a function of the facts, not of the order they are listed in.
+    #[test]
+    fn t2_any_order_gives_the_same_result(mut periods in proptest::collection::vec(arb_period(), 1..6), seed in any::<u64>()) {
+        // Keys are unique per (municipality, 宛名番号, start).
+        let mut seen = BTreeSet::new();
+        periods.retain(|p| seen.insert(p.key()));
+        let date = Date::from_ymd(2026, 1, 1).unwrap();
+        let first = evaluate(&periods, None, date);
+        let mut shuffled = periods.clone();
+        let n = shuffled.len();
+        for i in 0..n {
+            let j = ((seed >> (i % 60)) as usize + i * 7) % n;
+            shuffled.swap(i, j);
+        }
+        prop_assert_eq!(evaluate(&shuffled, None, date), first);
+    }
+}
