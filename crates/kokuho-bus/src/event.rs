@@ -20,6 +20,7 @@ pub fn event_type(payload: &Payload) -> &'static str {
         Payload::ChunkLinked(_) => "identity.ChunkLinked",
         Payload::CaseResolved(_) => "identity.CaseResolved",
         Payload::NumberReleased(_) => "identity.NumberReleased",
+        Payload::BusinessDay(_) => "identity.BusinessDay",
         Payload::ResultRowsAdded(_) => "results.ResultRowsAdded",
         Payload::ResultFileIssued(_) => "results.ResultFileIssued",
         Payload::ResultFilesAcknowledged(_) => "results.ResultFilesAcknowledged",

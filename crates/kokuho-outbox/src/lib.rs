@@ -152,7 +152,8 @@ impl Projection for OutboxProjection {
             | Payload::DayClosed(_)
             | Payload::ChunkLinked(_)
             | Payload::CaseResolved(_)
-            | Payload::NumberReleased(_) => {}
+            | Payload::NumberReleased(_)
+            | Payload::BusinessDay(_) => {}
         }
         Ok(())
     }

@@ -42,7 +42,63 @@ impl Workflow for LinkRecords {
 
     async fn handle(&self, ev: &LogEvent<'_>) -> Result<(), ApplyError> {
         let (_, payload) = event::decode(ev.payload).map_err(ApplyError::Malformed)?;
-        let Payload::RecordsAccepted(chunk) = payload else { return Ok(()) };
+        match payload {
+            Payload::RecordsAccepted(chunk) => self.link_chunk(ev.seq, &chunk).await,
+            Payload::BusinessDateSet(d) => {
+                let day = pb::BusinessDay { intake_sequence: ev.seq, date: d.date, day_close: false };
+                self.append_once(ev.seq, |_| {
+                    Ok(Some((Payload::BusinessDay(day.clone()), String::new(), String::new())))
+                })
+                .await
+            }
+            Payload::DayClosed(d) => {
+                let day = pb::BusinessDay { intake_sequence: ev.seq, date: d.date, day_close: true };
+                self.append_once(ev.seq, |_| {
+                    Ok(Some((Payload::BusinessDay(day.clone()), String::new(), String::new())))
+                })
+                .await
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// What to append for an intake event: the payload, its partition and correlation id.
+type Decided = Option<(Payload, String, String)>;
+
+impl LinkRecords {
+    /// Appends what `decide` makes of intake event `intake_seq`, once: on
+    /// `kokuho.identity.chunks` with expected-last-subject-sequence (one writer), skipped if the
+    /// projection's cursor shows it was appended before a restart.
+    async fn append_once(
+        &self,
+        intake_seq: u64,
+        decide: impl Fn(&dyn Store) -> Result<Decided, ApplyError>,
+    ) -> Result<(), ApplyError> {
+        loop {
+            let expected = self.bus.last_subject_seq(IDENTITY.name, CHUNKS_SUBJECT).await.map_err(transient)?;
+            let last = self.bus.last_seq(IDENTITY.name).await.map_err(transient)?;
+            if !self.state.wait_for(last, PATIENCE).await {
+                return Err(ApplyError::Transient("identity's state is catching up".into()));
+            }
+            let store = self.state.store();
+            if u64_of(store.get(CURSOR)?) >= intake_seq {
+                return Ok(()); // decided before a restart
+            }
+            let Some((payload, partition, correlation)) = decide(store)? else { return Ok(()) };
+            let envelope = event::envelope(payload, &partition, &correlation, "");
+            match self.bus.append(Append::event(CHUNKS_SUBJECT, &envelope).expect_last_subject_seq(expected)).await {
+                Ok(a) => {
+                    self.state.wait_for(a.seq, PATIENCE).await;
+                    return Ok(());
+                }
+                Err(e) if e.kind() == BusErrorKind::WrongLastSequence => continue,
+                Err(e) => return Err(transient(e)),
+            }
+        }
+    }
+
+    async fn link_chunk(&self, intake_seq: u64, chunk: &ipb::RecordsAccepted) -> Result<(), ApplyError> {
         let persons: Vec<&ipb::PersonRecord> = chunk
             .records
             .iter()
@@ -60,27 +116,11 @@ impl Workflow for LinkRecords {
             .filter(|r| matches!(r.record, Some(ipb::change_record::Record::Person(_))))
             .map(|r| r.line)
             .collect();
-        loop {
-            let expected = self.bus.last_subject_seq(IDENTITY.name, CHUNKS_SUBJECT).await.map_err(transient)?;
-            let last = self.bus.last_seq(IDENTITY.name).await.map_err(transient)?;
-            if !self.state.wait_for(last, PATIENCE).await {
-                return Err(ApplyError::Transient("identity's state is catching up".into()));
-            }
-            let store = self.state.store();
-            if u64_of(store.get(CURSOR)?) >= ev.seq {
-                return Ok(()); // decided before a restart
-            }
-            let linked = self.link(&chunk, &persons, &lines, ev.seq, store)?;
-            let envelope = event::envelope(Payload::ChunkLinked(linked), &chunk.municipality, &chunk.receipt, "");
-            match self.bus.append(Append::event(CHUNKS_SUBJECT, &envelope).expect_last_subject_seq(expected)).await {
-                Ok(a) => {
-                    self.state.wait_for(a.seq, PATIENCE).await;
-                    return Ok(());
-                }
-                Err(e) if e.kind() == BusErrorKind::WrongLastSequence => continue,
-                Err(e) => return Err(transient(e)),
-            }
-        }
+        self.append_once(intake_seq, |store| {
+            let linked = self.link(chunk, &persons, &lines, intake_seq, store)?;
+            Ok(Some((Payload::ChunkLinked(linked), chunk.municipality.clone(), chunk.receipt.clone())))
+        })
+        .await
     }
 }
 
@@ -422,11 +462,19 @@ impl Workflow for ForwardRows {
 
     async fn handle(&self, ev: &LogEvent<'_>) -> Result<(), ApplyError> {
         let (_, payload) = event::decode(ev.payload).map_err(ApplyError::Malformed)?;
-        let (group, municipality, rows) = match payload {
-            Payload::ChunkLinked(c) => (format!("identity:{}", c.intake_sequence), c.municipality, c.rows),
-            Payload::CaseResolved(c) => (format!("identity:case:{}", c.case_id), c.municipality, c.rows),
+        let (group, municipality, rows, others) = match payload {
+            Payload::ChunkLinked(c) => {
+                (format!("identity:{}", c.intake_sequence), c.municipality, c.rows, c.other_rows)
+            }
+            Payload::CaseResolved(c) => (format!("identity:case:{}", c.case_id), c.municipality, c.rows, Vec::new()),
             _ => return Ok(()),
         };
-        kokuho_outbox::publish_rows(&self.bus, &group, &municipality, rows).await.map_err(transient)
+        kokuho_outbox::publish_rows(&self.bus, &group, &municipality, rows).await.map_err(transient)?;
+        // A merge corrects RI in other municipalities too (I5).
+        for o in others {
+            let group = format!("{group}:{}", o.municipality);
+            kokuho_outbox::publish_rows(&self.bus, &group, &o.municipality, o.rows).await.map_err(transient)?;
+        }
+        Ok(())
     }
 }

@@ -145,6 +145,7 @@ impl Projection for IdentityState {
                 tx.delete(case_key(&r.case_id));
             }
             Payload::NumberReleased(r) => tx.put(AUDIT_LAST.to_vec(), r.hash.into_bytes()),
+            Payload::BusinessDay(d) => tx.put(CURSOR.to_vec(), d.intake_sequence.to_be_bytes().to_vec()),
             Payload::SubmissionAccepted(_)
             | Payload::SubmissionRejected(_)
             | Payload::RecordsAccepted(_)

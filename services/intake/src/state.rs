@@ -98,7 +98,8 @@ impl Projection for IntakeState {
             | Payload::ResultFilesAcknowledged(_)
             | Payload::ChunkLinked(_)
             | Payload::CaseResolved(_)
-            | Payload::NumberReleased(_) => {}
+            | Payload::NumberReleased(_)
+            | Payload::BusinessDay(_) => {}
         }
         Ok(())
     }
