@@ -47,14 +47,14 @@ impl Workflow for LinkRecords {
             Payload::BusinessDateSet(d) => {
                 let day = pb::BusinessDay { intake_sequence: ev.seq, date: d.date, day_close: false };
                 self.append_once(ev.seq, |_| {
-                    Ok(Some((Payload::BusinessDay(day.clone()), String::new(), String::new())))
+                    Ok(Some((Payload::BusinessDay(day), String::new(), String::new())))
                 })
                 .await
             }
             Payload::DayClosed(d) => {
                 let day = pb::BusinessDay { intake_sequence: ev.seq, date: d.date, day_close: true };
                 self.append_once(ev.seq, |_| {
-                    Ok(Some((Payload::BusinessDay(day.clone()), String::new(), String::new())))
+                    Ok(Some((Payload::BusinessDay(day), String::new(), String::new())))
                 })
                 .await
             }
