@@ -21,6 +21,7 @@ pub fn event_type(payload: &Payload) -> &'static str {
         Payload::CaseResolved(_) => "identity.CaseResolved",
         Payload::NumberReleased(_) => "identity.NumberReleased",
         Payload::BusinessDay(_) => "identity.BusinessDay",
+        Payload::PersonsEvaluated(_) => "continuity.PersonsEvaluated",
         Payload::ResultRowsAdded(_) => "results.ResultRowsAdded",
         Payload::ResultFileIssued(_) => "results.ResultFileIssued",
         Payload::ResultFilesAcknowledged(_) => "results.ResultFilesAcknowledged",

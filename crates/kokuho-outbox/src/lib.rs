@@ -153,7 +153,8 @@ impl Projection for OutboxProjection {
             | Payload::ChunkLinked(_)
             | Payload::CaseResolved(_)
             | Payload::NumberReleased(_)
-            | Payload::BusinessDay(_) => {}
+            | Payload::BusinessDay(_)
+            | Payload::PersonsEvaluated(_) => {}
         }
         Ok(())
     }

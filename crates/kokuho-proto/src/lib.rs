@@ -8,6 +8,12 @@ pub mod events {
     }
 }
 
+pub mod continuity {
+    pub mod v1 {
+        tonic::include_proto!("kokuho.continuity.v1");
+    }
+}
+
 pub mod identity {
     pub mod v1 {
         tonic::include_proto!("kokuho.identity.v1");

@@ -33,15 +33,17 @@ pub fn default_registry() -> Registry {
 pub enum Service {
     Intake,
     Identity,
+    Continuity,
 }
 
 impl Service {
-    pub const ALL: [Service; 2] = [Service::Intake, Service::Identity];
+    pub const ALL: [Service; 3] = [Service::Intake, Service::Identity, Service::Continuity];
 
     pub fn parse(name: &str) -> Option<Self> {
         match name {
             "intake" => Some(Service::Intake),
             "identity" => Some(Service::Identity),
+            "continuity" => Some(Service::Continuity),
             _ => None,
         }
     }
@@ -89,6 +91,7 @@ pub struct System {
     nats: Option<LocalNats>,
     intake: Option<kokuho_intake::App>,
     identity: Option<kokuho_identity::App>,
+    continuity: Option<kokuho_continuity::App>,
     endpoint: String,
     stop_server: tokio::sync::oneshot::Sender<()>,
     server: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -170,6 +173,12 @@ impl System {
         } else {
             None
         };
+        let continuity = if config.services.contains(&Service::Continuity) {
+            let continuity_config = kokuho_continuity::Config { runner: RunnerSettings::default() };
+            Some(kokuho_continuity::App::build(continuity_config, bus.clone(), &store("continuity")?).await?)
+        } else {
+            None
+        };
         let mut names = Vec::new();
         let (intake_svc, results_svc) = match &intake {
             Some(i) => {
@@ -195,7 +204,7 @@ impl System {
         }));
         std::fs::write(endpoint_file(&config.data_dir), &endpoint)?;
         tracing::info!(%endpoint, data_dir = %config.data_dir.display(), services = ?config.services, "kokuho is up");
-        Ok(Self { nats, intake, identity, endpoint, stop_server, server })
+        Ok(Self { nats, intake, identity, continuity, endpoint, stop_server, server })
     }
 
     pub fn endpoint(&self) -> &str {
@@ -205,6 +214,11 @@ impl System {
     /// intake, when this process runs it.
     pub fn intake(&self) -> Option<&kokuho_intake::Intake> {
         self.intake.as_ref().map(|i| i.intake())
+    }
+
+    /// continuity, when this process runs it.
+    pub fn continuity(&self) -> Option<&kokuho_continuity::App> {
+        self.continuity.as_ref()
     }
 
     /// identity, when this process holds its keys.
@@ -221,6 +235,9 @@ impl System {
         }
         if let Some(identity) = self.identity {
             identity.shutdown().await;
+        }
+        if let Some(continuity) = self.continuity {
+            continuity.shutdown().await;
         }
         if let Some(n) = self.nats.as_mut() {
             n.stop().await?;

@@ -46,17 +46,11 @@ impl Workflow for LinkRecords {
             Payload::RecordsAccepted(chunk) => self.link_chunk(ev.seq, &chunk).await,
             Payload::BusinessDateSet(d) => {
                 let day = pb::BusinessDay { intake_sequence: ev.seq, date: d.date, day_close: false };
-                self.append_once(ev.seq, |_| {
-                    Ok(Some((Payload::BusinessDay(day), String::new(), String::new())))
-                })
-                .await
+                self.append_once(ev.seq, |_| Ok(Some((Payload::BusinessDay(day), String::new(), String::new())))).await
             }
             Payload::DayClosed(d) => {
                 let day = pb::BusinessDay { intake_sequence: ev.seq, date: d.date, day_close: true };
-                self.append_once(ev.seq, |_| {
-                    Ok(Some((Payload::BusinessDay(day), String::new(), String::new())))
-                })
-                .await
+                self.append_once(ev.seq, |_| Ok(Some((Payload::BusinessDay(day), String::new(), String::new())))).await
             }
             _ => Ok(()),
         }

@@ -153,7 +153,8 @@ impl Projection for IdentityState {
             | Payload::DayClosed(_)
             | Payload::ResultRowsAdded(_)
             | Payload::ResultFileIssued(_)
-            | Payload::ResultFilesAcknowledged(_) => {}
+            | Payload::ResultFilesAcknowledged(_)
+            | Payload::PersonsEvaluated(_) => {}
         }
         Ok(())
     }

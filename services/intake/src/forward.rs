@@ -28,7 +28,8 @@ impl Workflow for ForwardRowsToOutbox {
             | Payload::ChunkLinked(_)
             | Payload::CaseResolved(_)
             | Payload::NumberReleased(_)
-            | Payload::BusinessDay(_) => return Ok(()),
+            | Payload::BusinessDay(_)
+            | Payload::PersonsEvaluated(_) => return Ok(()),
         };
         // The group id makes a repeat (after a crash before the position was stored) count once.
         kokuho_outbox::publish_rows(&self.bus, &group, &muni, rows)

@@ -99,7 +99,8 @@ impl Projection for IntakeState {
             | Payload::ChunkLinked(_)
             | Payload::CaseResolved(_)
             | Payload::NumberReleased(_)
-            | Payload::BusinessDay(_) => {}
+            | Payload::BusinessDay(_)
+            | Payload::PersonsEvaluated(_) => {}
         }
         Ok(())
     }

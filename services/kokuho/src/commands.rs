@@ -193,8 +193,8 @@ async fn up(global: &Global, args: UpArgs) -> anyhow::Result<u8> {
 async fn serve(global: &Global, args: ServeArgs) -> anyhow::Result<u8> {
     let Some(service) = Service::parse(&args.service) else {
         anyhow::bail!(
-            "service {:?} is not built yet; `kokuho serve intake` and `kokuho serve identity` are (continuity, \
-             kogaku, relay and midserver-sim come with their issues)",
+            "service {:?} is not built yet; intake, identity and continuity are (kogaku, relay and \
+             midserver-sim come with their issues)",
             args.service
         );
     };
@@ -225,6 +225,7 @@ async fn serve(global: &Global, args: ServeArgs) -> anyhow::Result<u8> {
                 "no identity public key: give --identity-public-key, KOKUHO_IDENTITY_PUBLIC_KEY or `identity_public_key`",
             )?);
         }
+        Service::Continuity => {}
         Service::Identity => {
             config.identity_keys_dir = Some(settings.identity_keys.context(
                 "no identity keys: give --identity-keys, KOKUHO_IDENTITY_KEYS or `identity_keys` (a directory)",

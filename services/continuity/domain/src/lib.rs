@@ -150,6 +150,23 @@ pub fn pair(periods: &[Period]) -> BTreeMap<usize, usize> {
     out_to_in
 }
 
+/// True if a later day close may change the evaluation: a half of a move is still missing, or
+/// two periods overlap without being a pair (C1, C5, C6).
+pub fn needs_day_close(periods: &[Period]) -> bool {
+    let pairs = pair(periods);
+    let paired_in: BTreeSet<usize> = pairs.values().copied().collect();
+    let missing_half = periods
+        .iter()
+        .enumerate()
+        .any(|(i, p)| (p.moves_out() && !pairs.contains_key(&i)) || (p.moves_in() && !paired_in.contains(&i)));
+    let n = periods.len();
+    missing_half
+        || (0..n).any(|i| {
+            ((i + 1)..n)
+                .any(|j| periods[i].overlaps(&periods[j]) && pairs.get(&i) != Some(&j) && pairs.get(&j) != Some(&i))
+        })
+}
+
 /// The 75th birthday (born on Feb 29: Mar 1 in a common year).
 fn birthday_75(birth: Date) -> Option<Date> {
     let year = birth.year() + 75;

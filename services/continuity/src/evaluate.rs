@@ -1,0 +1,367 @@
+//! Workflow `evaluate` (identity's events → `PersonsEvaluated`) and workflow `forward-rows`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kokuho_bus::event::{self, Payload};
+use kokuho_bus::{Append, Bus, BusErrorKind};
+use kokuho_continuity_domain::{self as domain, Anomaly, Step};
+use kokuho_ids::Date;
+use kokuho_proto::continuity::v1 as pb;
+use kokuho_proto::identity::v1 as ipb;
+use kokuho_proto::results::v1::ResultRow;
+use kokuho_store::{ApplyError, LogEvent, ProjectionHandle, Store, Workflow};
+
+use crate::state::{CURSOR, DAY, load, u32_of, u64_of, watched};
+use crate::{CONTINUITY, EVALUATIONS_SUBJECT, IDENTITY_STREAM};
+
+const PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
+
+pub(crate) struct Evaluate {
+    pub(crate) bus: Bus,
+    pub(crate) state: ProjectionHandle,
+}
+
+fn transient(e: impl std::fmt::Display) -> ApplyError {
+    ApplyError::Transient(e.to_string())
+}
+
+/// What one identity event asks continuity to do.
+struct Work {
+    step: Step,
+    /// `None`: keep the business date.
+    day: Option<u32>,
+    links: Vec<(String, ipb::RecordLinked)>,
+    merges: Vec<ipb::PersonMerged>,
+    /// Evaluate the watched persons (a day close).
+    watched: bool,
+}
+
+impl Workflow for Evaluate {
+    const NAME: &'static str = "evaluate";
+    const STREAM: &'static str = IDENTITY_STREAM;
+
+    async fn handle(&self, ev: &LogEvent<'_>) -> Result<(), ApplyError> {
+        let (_, payload) = event::decode(ev.payload).map_err(ApplyError::Malformed)?;
+        let work = match payload {
+            Payload::ChunkLinked(c) => Work {
+                step: Step::Submission,
+                day: None,
+                links: c.links.into_iter().map(|l| (c.municipality.clone(), l)).collect(),
+                merges: c.merged,
+                watched: false,
+            },
+            Payload::CaseResolved(r) => Work {
+                step: Step::Submission,
+                day: None,
+                links: r.links.into_iter().map(|l| (r.municipality.clone(), l)).collect(),
+                merges: Vec::new(),
+                watched: false,
+            },
+            Payload::BusinessDay(d) => Work {
+                step: if d.day_close { Step::DayClose } else { Step::Submission },
+                day: Some(d.date),
+                links: Vec::new(),
+                merges: Vec::new(),
+                watched: d.day_close,
+            },
+            _ => return Ok(()),
+        };
+        loop {
+            let expected = self.bus.last_subject_seq(CONTINUITY.name, EVALUATIONS_SUBJECT).await.map_err(transient)?;
+            let last = self.bus.last_seq(CONTINUITY.name).await.map_err(transient)?;
+            if !self.state.wait_for(last, PATIENCE).await {
+                return Err(ApplyError::Transient("continuity's state is catching up".into()));
+            }
+            let store = self.state.store();
+            if u64_of(store.get(CURSOR)?) >= ev.seq {
+                return Ok(());
+            }
+            let evaluated = evaluate(store, &work, ev.seq)?;
+            let envelope = event::envelope(Payload::PersonsEvaluated(evaluated), "", "", "");
+            match self.bus.append(Append::event(EVALUATIONS_SUBJECT, &envelope).expect_last_subject_seq(expected)).await
+            {
+                Ok(a) => {
+                    self.state.wait_for(a.seq, PATIENCE).await;
+                    return Ok(());
+                }
+                Err(e) if e.kind() == BusErrorKind::WrongLastSequence => continue,
+                Err(e) => return Err(transient(e)),
+            }
+        }
+    }
+}
+
+fn date(v: u32) -> Option<Date> {
+    if v == 0 { None } else { Date::from_yyyymmdd(v) }
+}
+
+fn opt(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_string())
+}
+
+fn to_domain(p: &pb::PeriodState) -> Option<domain::Period> {
+    Some(domain::Period {
+        municipality: p.municipality.clone(),
+        resident: p.resident_number.clone(),
+        start: date(p.start)?,
+        start_reason: p.start_reason.clone(),
+        end: date(p.end),
+        end_reason: opt(&p.end_reason),
+        moved_in_from: opt(&p.moved_in_from),
+        moved_out_to: opt(&p.moved_out_to),
+    })
+}
+
+fn anomaly_of(a: &pb::AnomalyState) -> Anomaly {
+    Anomaly {
+        code: match a.code.as_str() {
+            "A01" => "A01",
+            "A02" => "A02",
+            "A03" => "A03",
+            "A04" => "A04",
+            "A05" => "A05",
+            "A06" => "A06",
+            _ => "A07",
+        },
+        to: a.municipality.clone(),
+        resident: a.resident_number.clone(),
+        counterpart: a.counterpart.clone(),
+        counterpart_start: date(a.counterpart_start),
+        counterpart_end: date(a.counterpart_end),
+    }
+}
+
+fn state_of(a: &Anomaly) -> pb::AnomalyState {
+    pb::AnomalyState {
+        code: a.code.into(),
+        municipality: a.to.clone(),
+        resident_number: a.resident.clone(),
+        counterpart: a.counterpart.clone(),
+        counterpart_start: a.counterpart_start.map(Date::to_yyyymmdd).unwrap_or(0),
+        counterpart_end: a.counterpart_end.map(Date::to_yyyymmdd).unwrap_or(0),
+    }
+}
+
+fn ymd(d: Option<Date>) -> String {
+    d.map(|d| d.to_string()).unwrap_or_default()
+}
+
+fn anomaly_message(code: &str) -> &'static str {
+    match code {
+        "A01" => "県内異動の前後の適用期間に空白があります",
+        "A02" => "県内異動の前後の適用期間が重複しています",
+        "A03" => "県内転出先の転入が届いていません",
+        "A04" => "県内転入元の転出が届いていません",
+        "A05" => "県内転出の処理がされていません",
+        "A06" => "二重加入の適用期間があります",
+        _ => "死亡後に始まる適用期間があります",
+    }
+}
+
+/// Rows per municipality.
+#[derive(Default)]
+struct Rows(BTreeMap<String, Vec<ResultRow>>);
+
+impl Rows {
+    fn push(&mut self, municipality: &str, kind: &str, fields: Vec<String>) {
+        self.0.entry(municipality.to_string()).or_default().push(ResultRow { kind: kind.into(), fields });
+    }
+
+    fn anomaly(&mut self, a: &Anomaly, state: &str) {
+        let fields = vec![
+            "A".into(),
+            a.code.into(),
+            String::new(),
+            String::new(),
+            String::new(),
+            a.resident.clone(),
+            String::new(),
+            anomaly_message(a.code).into(),
+            a.counterpart.clone(),
+            ymd(a.counterpart_start),
+            ymd(a.counterpart_end),
+            state.into(),
+        ];
+        self.push(&a.to, "RE", fields);
+    }
+}
+
+fn evaluate(store: &dyn Store, work: &Work, identity_seq: u64) -> Result<pb::PersonsEvaluated, ApplyError> {
+    let day = work.day.unwrap_or_else(|| u32_of(store.get(DAY).ok().flatten()));
+    let business_date = Date::from_yyyymmdd(day).unwrap_or(Date::MAX);
+    let mut persons: BTreeMap<String, pb::PersonState> = BTreeMap::new();
+    let get = |persons: &mut BTreeMap<String, pb::PersonState>, pref: &str| -> Result<(), ApplyError> {
+        if !persons.contains_key(pref) {
+            let s =
+                load(store, pref)?.unwrap_or_else(|| pb::PersonState { pref_id: pref.into(), ..Default::default() });
+            persons.insert(pref.into(), s);
+        }
+        Ok(())
+    };
+    let mut merged_away = Vec::new();
+    for m in &work.merges {
+        get(&mut persons, &m.into)?;
+        if let Some(from) = load(store, &m.from)? {
+            let into = persons.get_mut(&m.into).expect("loaded above");
+            into.periods.extend(from.periods);
+            into.open.extend(from.open);
+        }
+        persons.remove(&m.from);
+        merged_away.push(m.from.clone());
+    }
+    // Periods removed by a 削除: their rows are withdrawn (判定区分 9).
+    let mut withdrawn: Vec<pb::PeriodState> = Vec::new();
+    for (muni, link) in &work.links {
+        let Some(r) = &link.record else { continue };
+        if r.insured_kind != "1" {
+            continue; // a 擬制世帯主 has no period
+        }
+        get(&mut persons, &link.pref_id)?;
+        let person = persons.get_mut(&link.pref_id).expect("loaded above");
+        let same = |p: &pb::PeriodState| {
+            p.municipality == *muni && p.resident_number == r.resident_number && p.start == r.start_date
+        };
+        let existing = person.periods.iter().position(same);
+        if r.processing == "3" {
+            if let Some(i) = existing {
+                withdrawn.push(person.periods.remove(i));
+            }
+            continue;
+        }
+        if r.birth_date != 0 {
+            person.birth_date = r.birth_date;
+        }
+        let sent = existing.map(|i| person.periods[i].sent.clone()).unwrap_or_default();
+        let period = pb::PeriodState {
+            municipality: muni.clone(),
+            resident_number: r.resident_number.clone(),
+            muni_id: link.muni_id.clone(),
+            start: r.start_date,
+            start_reason: r.start_reason.clone(),
+            end: r.end_date,
+            end_reason: r.end_reason.clone(),
+            moved_in_from: r.moved_in_from.clone(),
+            moved_out_to: r.moved_out_to.clone(),
+            sent,
+        };
+        match existing {
+            Some(i) => person.periods[i] = period,
+            None => person.periods.push(period),
+        }
+    }
+    if work.watched {
+        for pref in watched(store)? {
+            get(&mut persons, &pref)?;
+        }
+    }
+    let mut rows = Rows::default();
+    for w in &withdrawn {
+        if !w.sent.is_empty() {
+            let mut fields = w.sent.clone();
+            fields[8] = "9".into();
+            fields.push("1".into());
+            rows.push(&w.municipality, "RS", fields);
+        }
+    }
+    for person in persons.values_mut() {
+        evaluate_person(person, work.step, business_date, &mut rows);
+    }
+    Ok(pb::PersonsEvaluated {
+        identity_sequence: identity_seq,
+        business_date: day,
+        persons: persons.into_values().collect(),
+        merged_away,
+        rows: rows.0.into_iter().map(|(municipality, rows)| ipb::MunicipalityRows { municipality, rows }).collect(),
+    })
+}
+
+/// Evaluates one person, updates what was sent and what is open, and adds the rows.
+fn evaluate_person(person: &mut pb::PersonState, step: Step, business_date: Date, rows: &mut Rows) {
+    let periods: Vec<domain::Period> = person.periods.iter().filter_map(to_domain).collect();
+    let ev = domain::evaluate(&periods, date(person.birth_date), business_date);
+    for p in &mut person.periods {
+        let Some(dp) = to_domain(p) else { continue };
+        let determination = ev.periods.get(&dp.key()).cloned().flatten();
+        let fields = determination.map(|d| {
+            vec![
+                p.resident_number.clone(),
+                p.muni_id.clone(),
+                d.acquired_on.to_string(),
+                d.acquired_reason,
+                ymd(d.lost_on),
+                d.lost_reason.unwrap_or_default(),
+                dp.start.to_string(),
+                ymd(dp.end),
+                d.kubun.to_string(),
+            ]
+        });
+        match fields {
+            Some(f) if f != p.sent => {
+                let mut row = f.clone();
+                row.push(if p.sent.is_empty() { "0" } else { "1" }.into());
+                rows.push(&p.municipality, "RS", row);
+                if ev.early_late_elderly.contains(&dp.key()) {
+                    rows.push(
+                        &p.municipality,
+                        "RE",
+                        vec![
+                            "W".into(),
+                            "W004".into(),
+                            String::new(),
+                            "KK".into(),
+                            String::new(),
+                            p.resident_number.clone(),
+                            "適用終了年月日".into(),
+                            "後期高齢者医療移行が75歳到達日の前日ではありません".into(),
+                            String::new(),
+                            String::new(),
+                            String::new(),
+                            "1".into(),
+                        ],
+                    );
+                }
+                p.sent = f;
+            }
+            // The determination is unknown again (its pair disappeared): withdraw (C9).
+            None if !p.sent.is_empty() => {
+                let mut row = p.sent.clone();
+                row[8] = "9".into();
+                row.push("1".into());
+                rows.push(&p.municipality, "RS", row);
+                p.sent.clear();
+            }
+            _ => {}
+        }
+    }
+    let before: BTreeSet<Anomaly> = person.open.iter().map(anomaly_of).collect();
+    let after = domain::open_after(step, &before, &ev.anomalies);
+    for a in after.difference(&before) {
+        rows.anomaly(a, "1");
+    }
+    for a in before.difference(&after) {
+        rows.anomaly(a, "2");
+    }
+    person.open = after.iter().map(state_of).collect();
+    // Watched: a later day close may raise a window anomaly or settle an unpaired move.
+    person.watch = domain::needs_day_close(&periods) || after.iter().any(Anomaly::raised_at_day_close_only);
+}
+
+/// Workflow `forward-rows`: continuity's RS and RE rows go to the municipalities' files.
+pub(crate) struct ForwardRows {
+    pub(crate) bus: Bus,
+}
+
+impl Workflow for ForwardRows {
+    const NAME: &'static str = "forward-rows";
+    const STREAM: &'static str = CONTINUITY.name;
+
+    async fn handle(&self, ev: &LogEvent<'_>) -> Result<(), ApplyError> {
+        let (_, payload) = event::decode(ev.payload).map_err(ApplyError::Malformed)?;
+        let Payload::PersonsEvaluated(e) = payload else { return Ok(()) };
+        for m in e.rows {
+            let group = format!("continuity:{}:{}", e.identity_sequence, m.municipality);
+            kokuho_outbox::publish_rows(&self.bus, &group, &m.municipality, m.rows).await.map_err(transient)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,62 @@
+//! continuity: from the periods all municipalities report, each person's prefecture-level
+//! 資格取得日 / 資格喪失日 and the places where a move does not join up (rules.md C1–C10).
+//!
+//! Consumes `KOKUHO_IDENTITY` (workflow `evaluate`): linked records (`ChunkLinked`,
+//! `CaseResolved`), merges, and the business calendar (`BusinessDay`, in the same order as the
+//! chunks). For every person an event touches it updates the person's periods, evaluates them
+//! with the pure rules of `kokuho-continuity-domain`, and appends one `PersonsEvaluated` with
+//! the new states and the rows it sends: RS when a period's determination is first known or
+//! changes (訂正 1), 判定区分 9 when it is withdrawn; RE A rows when an anomaly opens (状態 1)
+//! and closes (状態 2); W004. At a day close every watched person (a move half missing, an
+//! overlap) is evaluated again, and only then are window anomalies raised (T1).
+//!
+//! Keeps the `state` projection of its own stream (persons, the watch list, the business date,
+//! the cursor); workflow `forward-rows` hands the rows to the outbox.
+
+mod evaluate;
+mod state;
+
+use anyhow::Context as _;
+use kokuho_bus::{Bus, StreamDef};
+use kokuho_store::{ProjectionHandle, RunnerSettings, Runners, SledDb};
+
+pub use state::person_state;
+
+/// continuity's stream.
+pub const CONTINUITY: StreamDef = StreamDef {
+    name: "KOKUHO_CONTINUITY",
+    subjects: &["kokuho.continuity.>"],
+    description: "Persons' periods, determinations and anomalies, per identity event",
+};
+
+pub(crate) const EVALUATIONS_SUBJECT: &str = "kokuho.continuity.evaluations";
+pub(crate) const IDENTITY_STREAM: &str = "KOKUHO_IDENTITY";
+
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    pub runner: RunnerSettings,
+}
+
+pub struct App {
+    state: ProjectionHandle,
+    runners: Runners,
+}
+
+impl App {
+    pub async fn build(config: Config, bus: Bus, db: &SledDb) -> anyhow::Result<Self> {
+        bus.ensure_stream(&CONTINUITY).await.context("ensure continuity stream")?;
+        let mut runners = Runners::new("continuity", bus.clone(), db.clone(), config.runner);
+        let state = runners.projection(state::ContinuityState, "continuity-state")?;
+        runners.workflow(evaluate::Evaluate { bus: bus.clone(), state: state.clone() })?;
+        runners.workflow(evaluate::ForwardRows { bus })?;
+        Ok(Self { state, runners })
+    }
+
+    pub fn state(&self) -> &ProjectionHandle {
+        &self.state
+    }
+
+    pub async fn shutdown(self) {
+        self.runners.shutdown().await;
+    }
+}

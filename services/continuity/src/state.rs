@@ -1,0 +1,79 @@
+//! continuity's projection of its own stream.
+//!
+//! Keys: `cursor` → the last identity sequence evaluated; `day` → business date (u32 BE);
+//! `p/<pref id>` → `PersonState`; `w/<pref id>` → present while the person is watched;
+//! `a/<alias>` → the survivor of a merged person (I5).
+
+use kokuho_bus::event::{self, Payload};
+use kokuho_proto::continuity::v1 as pb;
+use kokuho_store::{ApplyError, LogEvent, Projection, ProjectionHandle, Store, StoreError, Tx};
+use prost::Message as _;
+
+use crate::CONTINUITY;
+
+pub(crate) struct ContinuityState;
+
+pub(crate) const CURSOR: &[u8] = b"cursor";
+pub(crate) const DAY: &[u8] = b"day";
+
+pub(crate) fn person_key(pref: &str) -> Vec<u8> {
+    format!("p/{pref}").into_bytes()
+}
+pub(crate) const WATCH_PREFIX: &str = "w/";
+fn watch_key(pref: &str) -> Vec<u8> {
+    format!("{WATCH_PREFIX}{pref}").into_bytes()
+}
+
+impl Projection for ContinuityState {
+    const NAME: &'static str = "state";
+    const VERSION: u32 = 1;
+    const STREAM: &'static str = CONTINUITY.name;
+
+    fn apply(&self, tx: &mut Tx<'_>, ev: &LogEvent<'_>) -> Result<(), ApplyError> {
+        let (_, payload) = event::decode(ev.payload).map_err(ApplyError::Malformed)?;
+        let Payload::PersonsEvaluated(e) = payload else { return Ok(()) };
+        for p in &e.persons {
+            tx.put(person_key(&p.pref_id), p.encode_to_vec());
+            if p.watch { tx.put(watch_key(&p.pref_id), Vec::new()) } else { tx.delete(watch_key(&p.pref_id)) }
+        }
+        for gone in &e.merged_away {
+            tx.delete(person_key(gone));
+            tx.delete(watch_key(gone));
+        }
+        tx.put(DAY.to_vec(), e.business_date.to_be_bytes().to_vec());
+        tx.put(CURSOR.to_vec(), e.identity_sequence.to_be_bytes().to_vec());
+        Ok(())
+    }
+}
+
+/// A person's state (periods with what was sent, open anomalies), for queries and tests.
+pub fn person_state(state: &ProjectionHandle, pref_id: &str) -> Result<Option<pb::PersonState>, StoreError> {
+    state
+        .store()
+        .get(&person_key(pref_id))?
+        .map(|b| pb::PersonState::decode(b.as_slice()).map_err(|e| StoreError::Corrupt(e.to_string())))
+        .transpose()
+}
+
+pub(crate) fn load(store: &dyn Store, pref_id: &str) -> Result<Option<pb::PersonState>, ApplyError> {
+    store
+        .get(&person_key(pref_id))?
+        .map(|b| pb::PersonState::decode(b.as_slice()).map_err(|e| ApplyError::Malformed(e.to_string())))
+        .transpose()
+}
+
+pub(crate) fn watched(store: &dyn Store) -> Result<Vec<String>, ApplyError> {
+    Ok(store
+        .scan_prefix(WATCH_PREFIX.as_bytes())?
+        .into_iter()
+        .map(|(k, _)| String::from_utf8_lossy(&k[WATCH_PREFIX.len()..]).into_owned())
+        .collect())
+}
+
+pub(crate) fn u64_of(v: Option<Vec<u8>>) -> u64 {
+    v.and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok()).map(u64::from_be_bytes).unwrap_or(0)
+}
+
+pub(crate) fn u32_of(v: Option<Vec<u8>>) -> u32 {
+    v.and_then(|b| <[u8; 4]>::try_from(b.as_slice()).ok()).map(u32::from_be_bytes).unwrap_or(0)
+}
