@@ -159,3 +159,51 @@ pub async fn all_events(bus: &kokuho_bus::Bus, stream: &'static str) -> Vec<koku
     }
     out
 }
+
+/// The `continuity` section of every municipality: RS (latest row per 宛名番号 + 適用開始年月日,
+/// IDs as placeholders), open A01–A07 rows, W004 rows.
+pub fn continuity_view(reports: &[StepReport]) -> Value {
+    let ri = rows(reports, "RI");
+    let rs = rows(reports, "RS");
+    let re = rows(reports, "RE");
+    let mut munis: Vec<String> = rs.keys().chain(re.keys()).cloned().collect();
+    munis.sort();
+    munis.dedup();
+    let mut out = serde_json::Map::new();
+    for m in munis {
+        let mut latest_ri: BTreeMap<String, String> = BTreeMap::new();
+        for row in ri.get(&m).into_iter().flatten() {
+            latest_ri.insert(row[0].clone(), row[1].clone());
+        }
+        let mut placeholder: BTreeMap<String, String> = BTreeMap::new();
+        for (atena, id) in &latest_ri {
+            placeholder.entry(id.clone()).or_insert_with(|| format!("MID#{m}:{atena}"));
+        }
+        let mut rs_view = serde_json::Map::new();
+        for row in rs.get(&m).into_iter().flatten() {
+            let f = |i: usize| row.get(i).cloned().unwrap_or_default();
+            let key = format!("{}/{}", f(0), f(6));
+            let v = if f(8) == "9" {
+                json!({ "判定区分": "9" })
+            } else {
+                json!({ "市区町村被保険者ID": placeholder.get(&f(1)).cloned().unwrap_or_else(|| "MID#?".into()),
+                        "資格取得年月日": f(2), "資格取得事由": f(3), "資格喪失年月日": f(4), "資格喪失事由": f(5),
+                        "適用開始年月日": f(6), "適用終了年月日": f(7), "判定区分": f(8), "訂正": f(9) })
+            };
+            rs_view.insert(key, v);
+        }
+        let mut state: BTreeMap<String, String> = BTreeMap::new();
+        let mut warnings: BTreeMap<String, u64> = BTreeMap::new();
+        for row in re.get(&m).into_iter().flatten() {
+            let f = |i: usize| row.get(i).cloned().unwrap_or_default();
+            if f(0) == "A" && f(1) != "A08" {
+                state.insert(format!("{}/{}/{}/{}/{}", f(1), f(5), f(8), f(9), f(10)), f(11));
+            } else if f(1) == "W004" {
+                *warnings.entry(format!("{}/{}", f(5), f(1))).or_default() += 1;
+            }
+        }
+        let open: Vec<String> = state.into_iter().filter(|(_, s)| s == "1").map(|(k, _)| k).collect();
+        out.insert(m, json!({ "RS": rs_view, "open": open, "RE": warnings }));
+    }
+    Value::Object(out)
+}

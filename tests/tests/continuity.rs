@@ -1,0 +1,77 @@
+//! continuity through the running system: replay equals live, and window anomalies wait for a
+//! day close (rules.md T1).
+#![allow(clippy::unwrap_used)] // Tests may panic on what cannot happen.
+
+use kokuho_client::scenario::{self, Scenario};
+use kokuho_e2e::sample_dir;
+use kokuho_testkit::app::{CHIYODA, TestSystem, spawn_system};
+
+const RESIDENTS: [(&str, &str); 7] = [
+    ("131016", "100001"),
+    ("131016", "100002"),
+    ("131016", "100003"),
+    ("131016", "100004"),
+    ("131032", "200001"),
+    ("131024", "300001"),
+    ("131024", "300002"),
+];
+
+fn states(sys: &TestSystem) -> Vec<Option<kokuho_proto::continuity::v1::PersonState>> {
+    let identity = sys.system().identity().unwrap().state();
+    let continuity = sys.system().continuity().unwrap().state();
+    RESIDENTS
+        .iter()
+        .map(|(m, r)| {
+            let pref = kokuho_identity::link_of(identity, m, r).unwrap().unwrap().pref_id;
+            kokuho_continuity::person_state(continuity, &pref).unwrap()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_equals_live() {
+    let scenario = Scenario::load(&sample_dir()).unwrap();
+    let mut sys = spawn_system(scenario.first_business_date().unwrap()).await;
+    scenario::play(&mut sys.client, &scenario, |_| {}).await.unwrap();
+    let live = states(&sys);
+    assert!(live.iter().all(Option::is_some));
+    // X's periods in both wards are one person's (C1 across municipalities).
+    assert_eq!(live[0].as_ref().unwrap().periods.len(), 2);
+
+    sys.stop_services().await;
+    std::fs::remove_dir_all(sys.data_dir().join("store").join("continuity")).unwrap();
+    sys.start_services().await;
+    sys.settle().await;
+    assert_eq!(states(&sys), live, "rebuilt from the log, continuity's state is the live one");
+    // Nothing was sent twice: the replay found every evaluation in the log.
+    assert!(sys.client.fetch_files(CHIYODA).await.unwrap().is_empty());
+    sys.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t1_a03_waits_for_a_day_close() {
+    let mut sys = spawn_system(20260401).await;
+    let ks = "1,KS,131016,130013,20260401,1\n2,1,1003,20150401,01,100004,0,千代田,1003,04,\n9,1\n";
+    let kk = "1,KK,131016,130013,20260401,1\n2,1,100004,1003,1,456789012346,佐藤 健,ｻﾄｳ ｹﾝ,19800707,1,01,20150401,03,20260410,02,,131032,20260411\n9,1\n";
+    sys.client
+        .submit(CHIYODA, vec![("KS".into(), ks.as_bytes().to_vec()), ("KK".into(), kk.as_bytes().to_vec())])
+        .await
+        .unwrap();
+    sys.settle().await;
+    let open = |sys: &TestSystem| {
+        let pref = kokuho_identity::link_of(sys.system().identity().unwrap().state(), CHIYODA, "100004")
+            .unwrap()
+            .unwrap()
+            .pref_id;
+        kokuho_continuity::person_state(sys.system().continuity().unwrap().state(), &pref).unwrap().unwrap().open
+    };
+    assert!(open(&sys).is_empty(), "no A03 before a day close");
+    sys.client.close_day(20260501).await.unwrap();
+    sys.settle().await;
+    assert!(open(&sys).is_empty(), "2026-05-01 is within 30 days of the end");
+    sys.client.close_day(20260601).await.unwrap();
+    sys.settle().await;
+    let now = open(&sys);
+    assert_eq!((now.len(), now[0].code.as_str(), now[0].counterpart.as_str()), (1, "A03", "131032"));
+    sys.stop().await;
+}
