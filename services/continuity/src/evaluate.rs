@@ -210,7 +210,7 @@ fn evaluate(store: &dyn Store, work: &Work, identity_seq: u64) -> Result<pb::Per
         merged_away.push(m.from.clone());
     }
     // Periods removed by a 削除: their rows are withdrawn (判定区分 9).
-    let mut withdrawn: Vec<pb::PeriodState> = Vec::new();
+    let mut withdrawn: Vec<(String, pb::PeriodState)> = Vec::new();
     for (muni, link) in &work.links {
         let Some(r) = &link.record else { continue };
         if r.insured_kind != "1" {
@@ -224,7 +224,7 @@ fn evaluate(store: &dyn Store, work: &Work, identity_seq: u64) -> Result<pb::Per
         let existing = person.periods.iter().position(same);
         if r.processing == "3" {
             if let Some(i) = existing {
-                withdrawn.push(person.periods.remove(i));
+                withdrawn.push((link.pref_id.clone(), person.periods.remove(i)));
             }
             continue;
         }
@@ -255,16 +255,13 @@ fn evaluate(store: &dyn Store, work: &Work, identity_seq: u64) -> Result<pb::Per
         }
     }
     let mut rows = Rows::default();
-    for w in &withdrawn {
-        if !w.sent.is_empty() {
-            let mut fields = w.sent.clone();
-            fields[8] = "9".into();
-            fields.push("1".into());
-            rows.push(&w.municipality, "RS", fields);
-        }
+    let mut withdrawn_by_person: BTreeMap<String, Vec<pb::PeriodState>> = BTreeMap::new();
+    for (pref, w) in withdrawn {
+        withdrawn_by_person.entry(pref).or_default().push(w);
     }
     for person in persons.values_mut() {
-        evaluate_person(person, work.step, business_date, &mut rows);
+        let gone = withdrawn_by_person.remove(&person.pref_id).unwrap_or_default();
+        evaluate_person(person, &gone, work.step, business_date, &mut rows);
     }
     Ok(pb::PersonsEvaluated {
         identity_sequence: identity_seq,
@@ -275,75 +272,50 @@ fn evaluate(store: &dyn Store, work: &Work, identity_seq: u64) -> Result<pb::Per
     })
 }
 
-/// Evaluates one person, updates what was sent and what is open, and adds the rows.
-fn evaluate_person(person: &mut pb::PersonState, step: Step, business_date: Date, rows: &mut Rows) {
-    let periods: Vec<domain::Period> = person.periods.iter().filter_map(to_domain).collect();
-    let ev = domain::evaluate(&periods, date(person.birth_date), business_date);
-    for p in &mut person.periods {
-        let Some(dp) = to_domain(p) else { continue };
-        let determination = ev.periods.get(&dp.key()).cloned().flatten();
-        let fields = determination.map(|d| {
-            vec![
-                p.resident_number.clone(),
-                p.muni_id.clone(),
-                d.acquired_on.to_string(),
-                d.acquired_reason,
-                ymd(d.lost_on),
-                d.lost_reason.unwrap_or_default(),
-                dp.start.to_string(),
-                ymd(dp.end),
-                d.kubun.to_string(),
-            ]
-        });
-        match fields {
-            Some(f) if f != p.sent => {
-                let mut row = f.clone();
-                row.push(if p.sent.is_empty() { "0" } else { "1" }.into());
-                rows.push(&p.municipality, "RS", row);
-                if ev.early_late_elderly.contains(&dp.key()) {
-                    rows.push(
-                        &p.municipality,
-                        "RE",
-                        vec![
-                            "W".into(),
-                            "W004".into(),
-                            String::new(),
-                            "KK".into(),
-                            String::new(),
-                            p.resident_number.clone(),
-                            "適用終了年月日".into(),
-                            "後期高齢者医療移行が75歳到達日の前日ではありません".into(),
-                            String::new(),
-                            String::new(),
-                            String::new(),
-                            "1".into(),
-                        ],
-                    );
-                }
-                p.sent = f;
-            }
-            // The determination is unknown again (its pair disappeared): withdraw (C9).
-            None if !p.sent.is_empty() => {
-                let mut row = p.sent.clone();
-                row[8] = "9".into();
-                row.push("1".into());
-                rows.push(&p.municipality, "RS", row);
-                p.sent.clear();
-            }
-            _ => {}
+fn tracked(p: &pb::PeriodState) -> Option<domain::Tracked> {
+    Some(domain::Tracked { period: to_domain(p)?, muni_id: p.muni_id.clone(), sent: p.sent.clone() })
+}
+
+/// Evaluates one person with the pure step of the domain and keeps what it sent and opened.
+fn evaluate_person(
+    person: &mut pb::PersonState,
+    withdrawn: &[pb::PeriodState],
+    step: Step,
+    business_date: Date,
+    rows: &mut Rows,
+) {
+    let mut periods: Vec<domain::Tracked> = person.periods.iter().filter_map(tracked).collect();
+    let gone: Vec<domain::Tracked> = withdrawn.iter().filter_map(tracked).collect();
+    let mut open: BTreeSet<Anomaly> = person.open.iter().map(anomaly_of).collect();
+    for sent in domain::step(&mut periods, &gone, &mut open, date(person.birth_date), step, business_date) {
+        match sent {
+            domain::Sent::Rs { to, fields } => rows.push(&to, "RS", fields),
+            domain::Sent::Anomaly { anomaly, open } => rows.anomaly(&anomaly, if open { "1" } else { "2" }),
+            domain::Sent::EarlyLateElderly { to, resident } => rows.push(
+                &to,
+                "RE",
+                vec![
+                    "W".into(),
+                    "W004".into(),
+                    String::new(),
+                    "KK".into(),
+                    String::new(),
+                    resident,
+                    "適用終了年月日".into(),
+                    "後期高齢者医療移行が75歳到達日の前日ではありません".into(),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    "1".into(),
+                ],
+            ),
         }
     }
-    let before: BTreeSet<Anomaly> = person.open.iter().map(anomaly_of).collect();
-    let after = domain::open_after(step, &before, &ev.anomalies);
-    for a in after.difference(&before) {
-        rows.anomaly(a, "1");
+    for (state, t) in person.periods.iter_mut().zip(&periods) {
+        state.sent = t.sent.clone();
     }
-    for a in before.difference(&after) {
-        rows.anomaly(a, "2");
-    }
-    person.open = after.iter().map(state_of).collect();
-    // Watched: a later day close may raise a window anomaly or settle an unpaired move.
-    person.watch = domain::needs_day_close(&periods) || after.iter().any(Anomaly::raised_at_day_close_only);
+    person.watch = domain::watch(&periods, &open);
+    person.open = open.iter().map(state_of).collect();
 }
 
 /// Workflow `forward-rows`: continuity's RS and RE rows go to the municipalities' files.

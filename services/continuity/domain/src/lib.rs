@@ -316,3 +316,96 @@ pub fn open_after(step: Step, before: &BTreeSet<Anomaly>, now: &BTreeSet<Anomaly
 
 #[cfg(test)]
 mod tests;
+
+/// A period as continuity keeps it between evaluations: with its 宛名番号's 市区町村被保険者ID
+/// and the RS fields 2–10 last sent for it (empty: none yet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tracked {
+    pub period: Period,
+    pub muni_id: String,
+    pub sent: Vec<String>,
+}
+
+/// A row an evaluation sends, with the municipality that gets it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sent {
+    /// RS fields 2–11.
+    Rs { to: String, fields: Vec<String> },
+    /// An anomaly opened (`true`) or closed.
+    Anomaly { anomaly: Anomaly, open: bool },
+    /// W004 for a period ending 06 not at the 75th birthday (C8).
+    EarlyLateElderly { to: String, resident: String },
+}
+
+fn ymd(d: Option<Date>) -> String {
+    d.map(|d| d.to_string()).unwrap_or_default()
+}
+
+/// One evaluation step of a person (C9, C10, T1): evaluates, compares with what was sent and
+/// what is open, updates both, and returns the rows to send. Periods removed by a 削除 are
+/// passed in `withdrawn`: their rows are withdrawn with 判定区分 9.
+pub fn step(
+    tracked: &mut [Tracked],
+    withdrawn: &[Tracked],
+    open: &mut BTreeSet<Anomaly>,
+    birth: Option<Date>,
+    step: Step,
+    business_date: Date,
+) -> Vec<Sent> {
+    let mut out = Vec::new();
+    let withdraw = |t: &Tracked| {
+        let mut fields = t.sent.clone();
+        fields[8] = "9".into();
+        fields.push("1".into());
+        Sent::Rs { to: t.period.municipality.clone(), fields }
+    };
+    for t in withdrawn.iter().filter(|t| !t.sent.is_empty()) {
+        out.push(withdraw(t));
+    }
+    let periods: Vec<Period> = tracked.iter().map(|t| t.period.clone()).collect();
+    let ev = evaluate(&periods, birth, business_date);
+    for t in tracked.iter_mut() {
+        let p = &t.period;
+        let fields = ev.periods.get(&p.key()).cloned().flatten().map(|d| {
+            vec![
+                p.resident.clone(),
+                t.muni_id.clone(),
+                d.acquired_on.to_string(),
+                d.acquired_reason,
+                ymd(d.lost_on),
+                d.lost_reason.unwrap_or_default(),
+                p.start.to_string(),
+                ymd(p.end),
+                d.kubun.to_string(),
+            ]
+        });
+        match fields {
+            Some(f) if f != t.sent => {
+                let mut row = f.clone();
+                row.push(if t.sent.is_empty() { "0" } else { "1" }.into());
+                out.push(Sent::Rs { to: p.municipality.clone(), fields: row });
+                if ev.early_late_elderly.contains(&p.key()) {
+                    out.push(Sent::EarlyLateElderly { to: p.municipality.clone(), resident: p.resident.clone() });
+                }
+                t.sent = f;
+            }
+            // The determination is unknown again (its pair disappeared): withdraw (C9).
+            None if !t.sent.is_empty() => {
+                out.push(withdraw(t));
+                t.sent.clear();
+            }
+            _ => {}
+        }
+    }
+    let after = open_after(step, open, &ev.anomalies);
+    out.extend(after.difference(open).map(|a| Sent::Anomaly { anomaly: a.clone(), open: true }));
+    out.extend(open.difference(&after).map(|a| Sent::Anomaly { anomaly: a.clone(), open: false }));
+    *open = after;
+    out
+}
+
+/// True if the person must be evaluated again at the next day close.
+pub fn watch(tracked: &[Tracked], open: &BTreeSet<Anomaly>) -> bool {
+    let periods: Vec<Period> = tracked.iter().map(|t| t.period.clone()).collect();
+    needs_day_close(&periods) || open.iter().any(Anomaly::raised_at_day_close_only)
+}
