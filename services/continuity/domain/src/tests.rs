@@ -267,13 +267,16 @@ fn arb_scenario() -> impl Strategy<Value = Vec<Vec<Submission>>> {
         })
 }
 
+/// The latest RS fields 2–10 per (municipality, 宛名番号, 適用開始年月日).
+type Latest = BTreeMap<(String, String, String), Vec<String>>;
+
 /// Plays the phases with the submissions of each phase in `order` (a permutation that keeps
 /// each municipality's own order), a day close after each phase; returns the latest RS fields
 /// 2–10 per period and the open anomalies.
 fn play(
     phases: &[Vec<Submission>],
     shuffle: u64,
-) -> (BTreeMap<(String, String, String), Vec<String>>, BTreeSet<Anomaly>) {
+) -> (Latest, BTreeSet<Anomaly>) {
     let mut tracked: Vec<Tracked> = Vec::new();
     let mut open = BTreeSet::new();
     let mut latest = BTreeMap::new();
@@ -309,7 +312,7 @@ fn play(
     (latest, open)
 }
 
-fn record(latest: &mut BTreeMap<(String, String, String), Vec<String>>, sent: Vec<Sent>) {
+fn record(latest: &mut Latest, sent: Vec<Sent>) {
     for s in sent {
         if let Sent::Rs { to, fields } = s {
             latest.insert((to, fields[0].clone(), fields[6].clone()), fields[..9].to_vec());
