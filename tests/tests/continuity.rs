@@ -75,3 +75,31 @@ async fn t1_a03_waits_for_a_day_close() {
     assert_eq!((now.len(), now[0].code.as_str(), now[0].counterpart.as_str()), (1, "A03", "131032"));
     sys.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_municipality_queries_its_own_residents_and_sees_others_as_code_and_dates() {
+    use kokuho_runtime::credentials::{Caller, Credentials};
+
+    let scenario = Scenario::load(&sample_dir()).unwrap();
+    let mut sys = spawn_system(scenario.first_business_date().unwrap()).await;
+    scenario::play(&mut sys.client, &scenario, |_| {}).await.unwrap();
+    let dir = kokuho_system::credentials_dir(&sys.data_dir());
+    let token = Credentials::token_of(&dir, &Caller::Municipality(CHIYODA.into())).unwrap();
+    let mut chiyoda = sys.client.with_token(token);
+    let x = chiyoda.query_person(CHIYODA, "100001").await.unwrap();
+    assert!(x.found);
+    assert_eq!(x.periods.len(), 2);
+    let own = x.periods.iter().find(|p| p.municipality == CHIYODA).unwrap();
+    assert_eq!((own.acquired_on.as_str(), own.kubun.as_str()), ("20200401", "1"));
+    let other = x.periods.iter().find(|p| p.municipality == "131032").unwrap();
+    assert_eq!(
+        (other.start, other.resident_number.as_str(), other.kubun.as_str()),
+        (20260510, "", ""),
+        "code and dates only"
+    );
+    let z = chiyoda.query_person(CHIYODA, "100003").await.unwrap();
+    assert_eq!(z.open.iter().map(|a| a.code.as_str()).collect::<Vec<_>>(), vec!["A01"]);
+    assert!(chiyoda.query_person("131024", "300001").await.is_err(), "another municipality's resident");
+    assert!(sys.client.query_person(CHIYODA, "100001").await.is_err(), "no credential");
+    sys.stop().await;
+}

@@ -6,6 +6,8 @@ pub mod scenario;
 use std::path::Path;
 use std::time::Duration;
 
+use kokuho_proto::continuity::v1 as cpb;
+use kokuho_proto::continuity::v1::continuity_service_client::ContinuityServiceClient;
 use kokuho_proto::identity::v1 as ipb;
 use kokuho_proto::identity::v1::identity_service_client::IdentityServiceClient;
 use kokuho_proto::intake::v1 as pb;
@@ -14,6 +16,7 @@ use kokuho_proto::results::v1 as rpb;
 use kokuho_proto::results::v1::result_service_client::ResultServiceClient;
 use tonic::transport::Channel;
 
+pub use kokuho_proto::continuity::v1::QueryPersonResponse;
 pub use kokuho_proto::identity::v1::{LookupIdsResponse, ReviewAction, ReviewCase};
 pub use kokuho_proto::intake::v1::{GetStatusResponse, SubmissionStatus, SubmitResponse, WaitIdleResponse};
 pub use kokuho_proto::results::v1::ResultFile;
@@ -44,6 +47,7 @@ pub struct Client {
     intake: IntakeServiceClient<Channel>,
     results: ResultServiceClient<Channel>,
     identity: IdentityServiceClient<Channel>,
+    continuity: ContinuityServiceClient<Channel>,
     /// Sent as `authorization: Bearer <token>` (the caller's credential).
     token: Option<String>,
 }
@@ -59,7 +63,8 @@ impl Client {
         Ok(Self {
             intake: IntakeServiceClient::new(channel.clone()).max_decoding_message_size(64 << 20),
             results: ResultServiceClient::new(channel.clone()).max_decoding_message_size(256 << 20),
-            identity: IdentityServiceClient::new(channel),
+            identity: IdentityServiceClient::new(channel.clone()),
+            continuity: ContinuityServiceClient::new(channel),
             token: None,
         })
     }
@@ -87,6 +92,16 @@ impl Client {
     ) -> Result<ipb::LookupIdsResponse, ClientError> {
         let m = ipb::LookupIdsRequest { municipality: municipality.into(), resident_number: resident.into() };
         Ok(self.identity.lookup_ids(self.request(m)).await?.into_inner())
+    }
+
+    /// A person's periods, determinations and open anomalies, for the municipality's own credential.
+    pub async fn query_person(
+        &mut self,
+        municipality: &str,
+        resident: &str,
+    ) -> Result<QueryPersonResponse, ClientError> {
+        let m = cpb::QueryPersonRequest { municipality: municipality.into(), resident_number: resident.into() };
+        Ok(self.continuity.query_person(self.request(m)).await?.into_inner())
     }
 
     /// Operator: the held records (I6).

@@ -147,6 +147,18 @@ impl System {
         } else {
             None
         };
+        // Callers' tokens (identity and continuity check them).
+        let credentials = || -> anyhow::Result<Credentials> {
+            let dir = match &config.credentials_dir {
+                Some(dir) => dir.clone(),
+                None => {
+                    let dir = credentials_dir(&config.data_dir);
+                    Credentials::ensure(&dir, config.registry.municipalities().map(|m| m.code.to_string()))?;
+                    dir
+                }
+            };
+            Credentials::load(&dir).with_context(|| format!("credentials in {}", dir.display()))
+        };
         let identity = if config.services.contains(&Service::Identity) {
             let keys = match &config.identity_keys_dir {
                 Some(dir) => dir.clone(),
@@ -155,26 +167,18 @@ impl System {
                     config.data_dir.join("keys")
                 }
             };
-            let credentials = match &config.credentials_dir {
-                Some(dir) => dir.clone(),
-                None => {
-                    let dir = credentials_dir(&config.data_dir);
-                    Credentials::ensure(&dir, config.registry.municipalities().map(|m| m.code.to_string()))?;
-                    dir
-                }
-            };
             let identity_config = kokuho_identity::Config {
                 vault: Arc::new(kokuho_crypto::Vault::load(&keys)?),
                 runner: RunnerSettings::default(),
-                credentials: Credentials::load(&credentials)
-                    .with_context(|| format!("credentials in {}", credentials.display()))?,
+                credentials: credentials()?,
             };
             Some(kokuho_identity::App::build(identity_config, bus.clone(), &store("identity")?).await?)
         } else {
             None
         };
         let continuity = if config.services.contains(&Service::Continuity) {
-            let continuity_config = kokuho_continuity::Config { runner: RunnerSettings::default() };
+            let continuity_config =
+                kokuho_continuity::Config { runner: RunnerSettings::default(), credentials: credentials()? };
             Some(kokuho_continuity::App::build(continuity_config, bus.clone(), &store("continuity")?).await?)
         } else {
             None
@@ -191,11 +195,15 @@ impl System {
         if identity.is_some() {
             names.push("kokuho.identity.v1.IdentityService");
         }
+        if continuity.is_some() {
+            names.push("kokuho.continuity.v1.ContinuityService");
+        }
         let router = tonic::transport::Server::builder()
             .add_service(kokuho_runtime::grpc::health(&names).await)
             .add_optional_service(intake_svc)
             .add_optional_service(results_svc)
-            .add_optional_service(identity.as_ref().map(|i| i.service()));
+            .add_optional_service(identity.as_ref().map(|i| i.service()))
+            .add_optional_service(continuity.as_ref().map(|c| c.service()));
         let (listener, addr) = kokuho_runtime::grpc::bind(config.listen).await?;
         let endpoint = format!("http://{addr}");
         let (stop_server, stopped) = tokio::sync::oneshot::channel::<()>();

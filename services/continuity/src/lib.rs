@@ -14,13 +14,16 @@
 //! the cursor); workflow `forward-rows` hands the rows to the outbox.
 
 mod evaluate;
+mod grpc;
 mod state;
 
 use anyhow::Context as _;
 use kokuho_bus::{Bus, StreamDef};
+use kokuho_runtime::credentials::Credentials;
 use kokuho_store::{ProjectionHandle, RunnerSettings, Runners, SledDb};
 
-pub use state::person_state;
+pub use grpc::{ContinuityGrpc, ContinuityServer, view};
+pub use state::{person_of_resident, person_state};
 
 /// continuity's stream.
 pub const CONTINUITY: StreamDef = StreamDef {
@@ -35,21 +38,29 @@ pub(crate) const IDENTITY_STREAM: &str = "KOKUHO_IDENTITY";
 #[derive(Debug, Clone, Default)]
 pub struct Config {
     pub runner: RunnerSettings,
+    /// Who may query: each municipality for its own residents.
+    pub credentials: Credentials,
 }
 
 pub struct App {
     state: ProjectionHandle,
+    credentials: Credentials,
     runners: Runners,
 }
 
 impl App {
     pub async fn build(config: Config, bus: Bus, db: &SledDb) -> anyhow::Result<Self> {
         bus.ensure_stream(&CONTINUITY).await.context("ensure continuity stream")?;
-        let mut runners = Runners::new("continuity", bus.clone(), db.clone(), config.runner);
+        let mut runners = Runners::new("continuity", bus.clone(), db.clone(), config.runner.clone());
         let state = runners.projection(state::ContinuityState, "continuity-state")?;
         runners.workflow(evaluate::Evaluate { bus: bus.clone(), state: state.clone() })?;
         runners.workflow(evaluate::ForwardRows { bus })?;
-        Ok(Self { state, runners })
+        Ok(Self { state, credentials: config.credentials, runners })
+    }
+
+    /// The gRPC service of continuity.
+    pub fn service(&self) -> ContinuityServer {
+        grpc::server(self.state.clone(), self.credentials.clone())
     }
 
     pub fn state(&self) -> &ProjectionHandle {

@@ -2,7 +2,7 @@
 //!
 //! Keys: `cursor` → the last identity sequence evaluated; `day` → business date (u32 BE);
 //! `p/<pref id>` → `PersonState`; `w/<pref id>` → present while the person is watched;
-//! `a/<alias>` → the survivor of a merged person (I5).
+//! `r/<muni>/<宛名番号>` → the person (queries).
 
 use kokuho_bus::event::{self, Payload};
 use kokuho_proto::continuity::v1 as pb;
@@ -19,6 +19,10 @@ pub(crate) const DAY: &[u8] = b"day";
 pub(crate) fn person_key(pref: &str) -> Vec<u8> {
     format!("p/{pref}").into_bytes()
 }
+/// `r/<muni>/<宛名番号>` → 都道府県被保険者ID, for queries.
+pub(crate) fn resident_key(muni: &str, resident: &str) -> Vec<u8> {
+    format!("r/{muni}/{resident}").into_bytes()
+}
 pub(crate) const WATCH_PREFIX: &str = "w/";
 fn watch_key(pref: &str) -> Vec<u8> {
     format!("{WATCH_PREFIX}{pref}").into_bytes()
@@ -34,6 +38,9 @@ impl Projection for ContinuityState {
         let Payload::PersonsEvaluated(e) = payload else { return Ok(()) };
         for p in &e.persons {
             tx.put(person_key(&p.pref_id), p.encode_to_vec());
+            for period in &p.periods {
+                tx.put(resident_key(&period.municipality, &period.resident_number), p.pref_id.as_bytes().to_vec());
+            }
             if p.watch { tx.put(watch_key(&p.pref_id), Vec::new()) } else { tx.delete(watch_key(&p.pref_id)) }
         }
         for gone in &e.merged_away {
@@ -43,6 +50,18 @@ impl Projection for ContinuityState {
         tx.put(DAY.to_vec(), e.business_date.to_be_bytes().to_vec());
         tx.put(CURSOR.to_vec(), e.identity_sequence.to_be_bytes().to_vec());
         Ok(())
+    }
+}
+
+/// The state of the person (municipality, 宛名番号) belongs to.
+pub fn person_of_resident(
+    state: &ProjectionHandle,
+    municipality: &str,
+    resident: &str,
+) -> Result<Option<pb::PersonState>, StoreError> {
+    match state.store().get(&resident_key(municipality, resident))? {
+        Some(pref) => person_state(state, &String::from_utf8_lossy(&pref)),
+        None => Ok(None),
     }
 }
 

@@ -273,10 +273,7 @@ type Latest = BTreeMap<(String, String, String), Vec<String>>;
 /// Plays the phases with the submissions of each phase in `order` (a permutation that keeps
 /// each municipality's own order), a day close after each phase; returns the latest RS fields
 /// 2–10 per period and the open anomalies.
-fn play(
-    phases: &[Vec<Submission>],
-    shuffle: u64,
-) -> (Latest, BTreeSet<Anomaly>) {
+fn play(phases: &[Vec<Submission>], shuffle: u64) -> (Latest, BTreeSet<Anomaly>) {
     let mut tracked: Vec<Tracked> = Vec::new();
     let mut open = BTreeSet::new();
     let mut latest = BTreeMap::new();
