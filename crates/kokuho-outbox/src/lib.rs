@@ -299,3 +299,38 @@ impl Outbox {
 fn u32_of(v: Option<Vec<u8>>) -> u32 {
     v.and_then(|b| <[u8; 4]>::try_from(b.as_slice()).ok()).map(u32::from_be_bytes).unwrap_or(0)
 }
+
+/// Rows a log event carries for municipalities: (group id, municipality, rows). The group id
+/// must be deterministic, so that a repeat counts once.
+pub type RowGroups = Vec<(String, String, Vec<pb::ResultRow>)>;
+
+/// Where a service's rows come from: which of its stream's events carry rows, and which.
+pub trait RowSource: Send + Sync + 'static {
+    /// Stable: the workflow's name.
+    const NAME: &'static str;
+    const STREAM: &'static str;
+
+    fn rows(&self, payload: Payload) -> RowGroups;
+}
+
+/// The one workflow that hands a service's rows to the outbox (at least once; idempotent by
+/// group id).
+pub struct ForwardRows<S> {
+    pub bus: Bus,
+    pub source: S,
+}
+
+impl<S: RowSource> kokuho_store::Workflow for ForwardRows<S> {
+    const NAME: &'static str = S::NAME;
+    const STREAM: &'static str = S::STREAM;
+
+    async fn handle(&self, ev: &LogEvent<'_>) -> Result<(), ApplyError> {
+        let (_, payload) = event::decode(ev.payload).map_err(ApplyError::Malformed)?;
+        for (group, municipality, rows) in self.source.rows(payload) {
+            publish_rows(&self.bus, &group, &municipality, rows)
+                .await
+                .map_err(|e| ApplyError::Transient(e.to_string()))?;
+        }
+        Ok(())
+    }
+}

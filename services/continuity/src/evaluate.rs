@@ -318,22 +318,18 @@ fn evaluate_person(
     person.open = open.iter().map(state_of).collect();
 }
 
-/// Workflow `forward-rows`: continuity's RS and RE rows go to the municipalities' files.
-pub(crate) struct ForwardRows {
-    pub(crate) bus: Bus,
-}
+/// continuity's RS and RE rows for the outbox.
+pub(crate) struct ContinuityRows;
 
-impl Workflow for ForwardRows {
+impl kokuho_outbox::RowSource for ContinuityRows {
     const NAME: &'static str = "forward-rows";
     const STREAM: &'static str = CONTINUITY.name;
 
-    async fn handle(&self, ev: &LogEvent<'_>) -> Result<(), ApplyError> {
-        let (_, payload) = event::decode(ev.payload).map_err(ApplyError::Malformed)?;
-        let Payload::PersonsEvaluated(e) = payload else { return Ok(()) };
-        for m in e.rows {
-            let group = format!("continuity:{}:{}", e.identity_sequence, m.municipality);
-            kokuho_outbox::publish_rows(&self.bus, &group, &m.municipality, m.rows).await.map_err(transient)?;
-        }
-        Ok(())
+    fn rows(&self, payload: Payload) -> kokuho_outbox::RowGroups {
+        let Payload::PersonsEvaluated(e) = payload else { return Vec::new() };
+        e.rows
+            .into_iter()
+            .map(|m| (format!("continuity:{}:{}", e.identity_sequence, m.municipality), m.municipality, m.rows))
+            .collect()
     }
 }

@@ -54,7 +54,7 @@ impl App {
         let mut runners = Runners::new("continuity", bus.clone(), db.clone(), config.runner.clone());
         let state = runners.projection(state::ContinuityState, "continuity-state")?;
         runners.workflow(evaluate::Evaluate { bus: bus.clone(), state: state.clone() })?;
-        runners.workflow(evaluate::ForwardRows { bus })?;
+        runners.workflow(kokuho_outbox::ForwardRows { bus, source: evaluate::ContinuityRows })?;
         Ok(Self { state, credentials: config.credentials, runners })
     }
 

@@ -68,7 +68,7 @@ impl App {
             &format!("identity-state-{}", config.vault.current_id()),
         )?;
         runners.workflow(link::LinkRecords { bus: bus.clone(), state: state.clone(), vault: config.vault.clone() })?;
-        runners.workflow(link::ForwardRows { bus: bus.clone() })?;
+        runners.workflow(kokuho_outbox::ForwardRows { bus: bus.clone(), source: link::IdentityRows })?;
         let identity = Identity { bus, state: state.clone(), vault: config.vault };
         Ok(Self { state, identity, credentials: config.credentials, runners })
     }

@@ -445,30 +445,25 @@ impl LinkRecords {
     }
 }
 
-/// Workflow `forward-rows`: identity's RI and RE rows go to the municipality's result files.
-pub(crate) struct ForwardRows {
-    pub(crate) bus: Bus,
-}
+/// identity's RI and RE rows for the outbox (and a merge's RI to other municipalities, I5).
+pub(crate) struct IdentityRows;
 
-impl Workflow for ForwardRows {
+impl kokuho_outbox::RowSource for IdentityRows {
     const NAME: &'static str = "forward-rows";
     const STREAM: &'static str = IDENTITY.name;
 
-    async fn handle(&self, ev: &LogEvent<'_>) -> Result<(), ApplyError> {
-        let (_, payload) = event::decode(ev.payload).map_err(ApplyError::Malformed)?;
-        let (group, municipality, rows, others) = match payload {
+    fn rows(&self, payload: Payload) -> kokuho_outbox::RowGroups {
+        match payload {
             Payload::ChunkLinked(c) => {
-                (format!("identity:{}", c.intake_sequence), c.municipality, c.rows, c.other_rows)
+                let group = format!("identity:{}", c.intake_sequence);
+                let mut out = vec![(group.clone(), c.municipality, c.rows)];
+                out.extend(
+                    c.other_rows.into_iter().map(|o| (format!("{group}:{}", o.municipality), o.municipality, o.rows)),
+                );
+                out
             }
-            Payload::CaseResolved(c) => (format!("identity:case:{}", c.case_id), c.municipality, c.rows, Vec::new()),
-            _ => return Ok(()),
-        };
-        kokuho_outbox::publish_rows(&self.bus, &group, &municipality, rows).await.map_err(transient)?;
-        // A merge corrects RI in other municipalities too (I5).
-        for o in others {
-            let group = format!("{group}:{}", o.municipality);
-            kokuho_outbox::publish_rows(&self.bus, &group, &o.municipality, o.rows).await.map_err(transient)?;
+            Payload::CaseResolved(c) => vec![(format!("identity:case:{}", c.case_id), c.municipality, c.rows)],
+            _ => Vec::new(),
         }
-        Ok(())
     }
 }

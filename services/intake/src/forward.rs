@@ -1,24 +1,20 @@
-//! Workflow `forward-rows`: intake's E, W and F rows go to the municipality's RE file.
+//! intake's rows for the outbox: E, W and F rows go to the municipality's RE file.
 
-use kokuho_bus::Bus;
-use kokuho_bus::event::{self, Payload};
-use kokuho_store::{ApplyError, LogEvent, Workflow};
+use kokuho_bus::event::Payload;
+use kokuho_outbox::{RowGroups, RowSource};
 
 use crate::INTAKE;
 
-pub(crate) struct ForwardRowsToOutbox {
-    pub(crate) bus: Bus,
-}
+pub(crate) struct IntakeRows;
 
-impl Workflow for ForwardRowsToOutbox {
+impl RowSource for IntakeRows {
     const NAME: &'static str = "forward-rows";
     const STREAM: &'static str = INTAKE.name;
 
-    async fn handle(&self, ev: &LogEvent<'_>) -> Result<(), ApplyError> {
-        let (_, payload) = event::decode(ev.payload).map_err(ApplyError::Malformed)?;
-        let (group, muni, rows) = match payload {
-            Payload::SubmissionRejected(s) => (format!("intake:{}", s.receipt), s.municipality, s.rows),
-            Payload::RecordsAccepted(c) => (format!("intake:{}:{}", c.receipt, c.chunk), c.municipality, c.rows),
+    fn rows(&self, payload: Payload) -> RowGroups {
+        match payload {
+            Payload::SubmissionRejected(s) => vec![(format!("intake:{}", s.receipt), s.municipality, s.rows)],
+            Payload::RecordsAccepted(c) => vec![(format!("intake:{}:{}", c.receipt, c.chunk), c.municipality, c.rows)],
             Payload::SubmissionAccepted(_)
             | Payload::BusinessDateSet(_)
             | Payload::DayClosed(_)
@@ -29,11 +25,7 @@ impl Workflow for ForwardRowsToOutbox {
             | Payload::CaseResolved(_)
             | Payload::NumberReleased(_)
             | Payload::BusinessDay(_)
-            | Payload::PersonsEvaluated(_) => return Ok(()),
-        };
-        // The group id makes a repeat (after a crash before the position was stored) count once.
-        kokuho_outbox::publish_rows(&self.bus, &group, &muni, rows)
-            .await
-            .map_err(|e| ApplyError::Transient(e.to_string()))
+            | Payload::PersonsEvaluated(_) => Vec::new(),
+        }
     }
 }

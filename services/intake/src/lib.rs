@@ -154,7 +154,7 @@ impl App {
         let mut runners = Runners::new("intake", bus.clone(), db.clone(), config.runner.clone());
         let state = runners.projection(state::IntakeState, "intake-state")?;
         let outbox = runners.projection(OutboxProjection, "intake-outbox")?;
-        runners.workflow(forward::ForwardRowsToOutbox { bus: bus.clone() })?;
+        runners.workflow(kokuho_outbox::ForwardRows { bus: bus.clone(), source: forward::IntakeRows })?;
         let outbox = Outbox::new(bus.clone(), outbox, config.registry.clone());
         let intake =
             Intake { inner: Arc::new(Inner { bus, state, outbox, config, locks: Mutex::new(BTreeMap::new()) }) };
