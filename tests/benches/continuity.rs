@@ -15,7 +15,9 @@ use kokuho_system::{System, SystemConfig};
 fn rss_mib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
         .map(|kib| kib / 1024)
         .unwrap_or(0)
 }
@@ -70,7 +72,11 @@ async fn main() {
     .unwrap();
     let mut client = Client::connect(system.endpoint()).await.unwrap();
     let per_muni = persons / munis.len() as u64;
-    println!("kokuho bench (continuity): {} persons in {} municipalities, a year of moves; fsync always", per_muni * munis.len() as u64, munis.len());
+    println!(
+        "kokuho bench (continuity): {} persons in {} municipalities, a year of moves; fsync always",
+        per_muni * munis.len() as u64,
+        munis.len()
+    );
     let start = Instant::now();
     // Phase 1: everyone insured since 2025-04-01.
     for (i, (code, insurer, symbol)) in munis.iter().enumerate() {
@@ -79,7 +85,10 @@ async fn main() {
             let serial = i as u64 * per_muni + j;
             let (h, r) = (100_000 + j, 500_000 + j);
             ks.push(format!("2,1,{h},20250401,01,{r},0,{symbol},{h},,"));
-            kk.push(format!("2,1,{r},{h},1,{},生成 太郎,セイセイ タロウ,19800101,1,01,20250401,03,,,,,20250401", number(serial)));
+            kk.push(format!(
+                "2,1,{r},{h},1,{},生成 太郎,セイセイ タロウ,19800101,1,01,20250401,03,,,,,20250401",
+                number(serial)
+            ));
         }
         client.submit(code, submission(code, insurer, 1, &ks, &kk)).await.unwrap();
     }
@@ -95,12 +104,18 @@ async fn main() {
         for j in (0..per_muni).step_by(10) {
             let serial = i as u64 * per_muni + j;
             let (h, r) = (100_000 + j, 500_000 + j);
-            out_kk.push(format!("2,1,{r},{h},1,{},生成 太郎,セイセイ タロウ,19800101,1,01,20250401,03,20250930,02,,{next},20251001", number(serial)));
+            out_kk.push(format!(
+                "2,1,{r},{h},1,{},生成 太郎,セイセイ タロウ,19800101,1,01,20250401,03,20250930,02,,{next},20251001",
+                number(serial)
+            ));
             // Arrivals from the previous municipality.
             let from = ((i + munis.len() - 1) % munis.len()) as u64 * per_muni + j;
             let (nh, nr) = (300_000 + j, 700_000 + j);
             in_ks.push(format!("2,1,{nh},20251001,02,{nr},0,{symbol},{nh},,{prev}"));
-            in_kk.push(format!("2,1,{nr},{nh},1,{},生成 太郎,セイセイ タロウ,19800101,1,01,20251001,02,,,{prev},,20251001", number(from)));
+            in_kk.push(format!(
+                "2,1,{nr},{nh},1,{},生成 太郎,セイセイ タロウ,19800101,1,01,20251001,02,,,{prev},,20251001",
+                number(from)
+            ));
         }
         let mut files = submission(code, insurer, 2, &in_ks, &[]);
         let mut kk = out_kk;
@@ -140,8 +155,15 @@ async fn main() {
     println!("| --- | ---: |");
     println!("| identity stream | {messages} messages, {} MiB |", bytes >> 20);
     println!("| raw JetStream: consume the identity stream, ack each | {raw_rate:.0} msg/s |");
-    println!("| whole pipeline, person-period updates evaluated by continuity | {rate:.0} /s ({:.1} s + {:.1} s) |", phase1.as_secs_f64(), phase2.as_secs_f64());
-    println!("| ratio (continuity events ÷ raw messages, per second) | {:.2} |", (messages as f64 / (phase1 + phase2).as_secs_f64()) / raw_rate);
+    println!(
+        "| whole pipeline, person-period updates evaluated by continuity | {rate:.0} /s ({:.1} s + {:.1} s) |",
+        phase1.as_secs_f64(),
+        phase2.as_secs_f64()
+    );
+    println!(
+        "| ratio (continuity events ÷ raw messages, per second) | {:.2} |",
+        (messages as f64 / (phase1 + phase2).as_secs_f64()) / raw_rate
+    );
     println!("| resident memory after the first year / after the moves | {rss1} MiB / {rss2} MiB |");
     system.stop().await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);
