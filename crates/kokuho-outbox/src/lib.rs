@@ -22,7 +22,7 @@ use kokuho_bus::event::{self, Payload};
 use kokuho_bus::{Append, Bus, BusErrorKind, StreamDef};
 use kokuho_ids::{LocalGovCode, Registry};
 use kokuho_proto::results::v1 as pb;
-use kokuho_store::{ApplyError, LogEvent, Projection, ProjectionHandle, Store, Tx};
+use kokuho_store::{ApplyError, LogEvent, Projection, ProjectionHandle, Store, Tx, u32_of};
 use prost::Message as _;
 use tokio::sync::Mutex;
 
@@ -294,10 +294,6 @@ impl Outbox {
         }
         Ok(count)
     }
-}
-
-fn u32_of(v: Option<Vec<u8>>) -> u32 {
-    v.and_then(|b| <[u8; 4]>::try_from(b.as_slice()).ok()).map(u32::from_be_bytes).unwrap_or(0)
 }
 
 /// Rows a log event carries for municipalities: (group id, municipality, rows). The group id

@@ -55,6 +55,16 @@ pub trait Store: Send + Sync + 'static {
     fn clear(&self) -> Result<(), StoreError>;
 }
 
+/// A stored big-endian counter, 0 when absent or malformed (counters and dates in stores).
+pub fn u64_of(v: Option<Vec<u8>>) -> u64 {
+    v.and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok()).map(u64::from_be_bytes).unwrap_or(0)
+}
+
+/// A stored big-endian `u32`, 0 when absent or malformed.
+pub fn u32_of(v: Option<Vec<u8>>) -> u32 {
+    v.and_then(|b| <[u8; 4]>::try_from(b.as_slice()).ok()).map(u32::from_be_bytes).unwrap_or(0)
+}
+
 /// Reads the checkpoint (last applied stream sequence; 0 if none).
 pub fn checkpoint(store: &dyn Store) -> Result<u64, StoreError> {
     decode_u64(store.get(META_CHECKPOINT)?)

@@ -7,6 +7,7 @@
 use kokuho_bus::event::{self, Payload};
 use kokuho_proto::continuity::v1 as pb;
 use kokuho_store::{ApplyError, LogEvent, Projection, ProjectionHandle, Store, StoreError, Tx};
+pub(crate) use kokuho_store::{u32_of, u64_of};
 use prost::Message as _;
 
 use crate::CONTINUITY;
@@ -87,12 +88,4 @@ pub(crate) fn watched(store: &dyn Store) -> Result<Vec<String>, ApplyError> {
         .into_iter()
         .map(|(k, _)| String::from_utf8_lossy(&k[WATCH_PREFIX.len()..]).into_owned())
         .collect())
-}
-
-pub(crate) fn u64_of(v: Option<Vec<u8>>) -> u64 {
-    v.and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok()).map(u64::from_be_bytes).unwrap_or(0)
-}
-
-pub(crate) fn u32_of(v: Option<Vec<u8>>) -> u32 {
-    v.and_then(|b| <[u8; 4]>::try_from(b.as_slice()).ok()).map(u32::from_be_bytes).unwrap_or(0)
 }

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use kokuho_bus::event::{self, Payload};
 use kokuho_crypto::Vault;
 use kokuho_proto::identity::v1 as pb;
+pub(crate) use kokuho_store::u64_of;
 use kokuho_store::{ApplyError, LogEvent, Projection, Store, StoreError, Tx};
 use prost::Message as _;
 
@@ -61,10 +62,6 @@ pub(crate) fn case_key(case: &str) -> Vec<u8> {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-pub(crate) fn u64_of(v: Option<Vec<u8>>) -> u64 {
-    v.and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok()).map(u64::from_be_bytes).unwrap_or(0)
 }
 
 fn transient(e: impl std::fmt::Display) -> ApplyError {

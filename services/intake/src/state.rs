@@ -17,16 +17,12 @@ use kokuho_ids::codes::KogakuKind;
 use kokuho_ids::{Date, Month};
 use kokuho_intake_domain::submission::{Facts, Lookups};
 use kokuho_proto::intake::v1 as pb;
-use kokuho_store::{ApplyError, LogEvent, Projection, Store, StoreError, Tx};
+use kokuho_store::{ApplyError, LogEvent, Projection, Store, StoreError, Tx, u32_of};
 use prost::Message as _;
 
 use crate::INTAKE;
 
 pub(crate) struct IntakeState;
-
-fn u32_of(v: Option<Vec<u8>>) -> u32 {
-    v.and_then(|b| <[u8; 4]>::try_from(b.as_slice()).ok()).map(u32::from_be_bytes).unwrap_or(0)
-}
 
 const DAY: &[u8] = b"day";
 
