@@ -58,3 +58,4 @@ fmt:
 # Benchmarks side by side with raw JetStream in the same run (docs/benchmarks.md).
 bench: deps
     cargo bench -p kokuho-e2e --bench intake --locked
+    cargo bench -p kokuho --bench continuity --locked

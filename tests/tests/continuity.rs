@@ -103,3 +103,45 @@ async fn a_municipality_queries_its_own_residents_and_sees_others_as_code_and_da
     assert!(sys.client.query_person(CHIYODA, "100001").await.is_err(), "no credential");
     sys.stop().await;
 }
+
+/// continuity evaluates a group of identity events against an overlay of what the group
+/// changed, and appends one batch for it. Deriving continuity's stream again from identity's
+/// log, in groups far larger than live, must send the same rows in the same order and end in the
+/// same states (T2: only each municipality's own order matters, and here even that is kept).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evaluating_in_larger_groups_changes_no_result() {
+    use kokuho_bus::event::Payload;
+
+    async fn evaluations(sys: &TestSystem) -> (usize, std::collections::BTreeMap<String, Vec<Vec<String>>>) {
+        let bus = sys.nats.bus().await;
+        let mut count = 0;
+        let mut rows: std::collections::BTreeMap<String, Vec<Vec<String>>> = Default::default();
+        for p in kokuho_e2e::all_events(&bus, "KOKUHO_CONTINUITY").await {
+            if let Payload::PersonsEvaluated(e) = p {
+                count += 1;
+                for m in e.rows {
+                    rows.entry(m.municipality).or_default().extend(m.rows.into_iter().map(|r| r.fields));
+                }
+            }
+        }
+        (count, rows)
+    }
+
+    let scenario = Scenario::load(&sample_dir()).unwrap();
+    let mut sys = spawn_system(scenario.first_business_date().unwrap()).await;
+    scenario::play(&mut sys.client, &scenario, |_| {}).await.unwrap();
+    let live_states = states(&sys);
+    let (live_events, live_rows) = evaluations(&sys).await;
+    assert!(live_rows.values().map(Vec::len).sum::<usize>() > 10, "the sample sends RS and RE rows");
+
+    sys.stop_services().await;
+    sys.nats.bus().await.delete_stream("KOKUHO_CONTINUITY").await.unwrap();
+    std::fs::remove_dir_all(sys.data_dir().join("store").join("continuity")).unwrap();
+    sys.start_services().await;
+    sys.settle().await;
+    let (again_events, again_rows) = evaluations(&sys).await;
+    assert!(again_events < live_events, "identity's log was evaluated in fewer, larger groups");
+    assert_eq!(again_rows, live_rows);
+    assert_eq!(states(&sys), live_states);
+    sys.stop().await;
+}

@@ -31,7 +31,7 @@ use bytes::Bytes;
 use futures::StreamExt as _;
 
 pub use error::{BusError, BusErrorKind};
-pub use server::server_config;
+pub use server::{MAX_PAYLOAD, server_config};
 
 /// The most messages one atomic batch may hold (server limit, error 10199).
 pub const MAX_BATCH: usize = 1_000;
@@ -293,6 +293,17 @@ impl Bus {
         unreachable!("the loop returns at the last message")
     }
 
+    /// Deletes a whole stream. Only for a stream that is derived from another (continuity's
+    /// from identity's) and is to be derived again, and for tests: an input stream is never
+    /// deleted (nothing accepted is ever lost).
+    pub async fn delete_stream(&self, stream: &str) -> Result<(), BusError> {
+        self.js
+            .delete_stream(stream)
+            .await
+            .map_err(|e| BusError::new(BusErrorKind::Unavailable, "delete stream", e))?;
+        Ok(())
+    }
+
     /// Sequence of the stream's last message (0 if empty).
     pub async fn last_seq(&self, stream: &str) -> Result<u64, BusError> {
         let mut s =
@@ -374,6 +385,9 @@ impl Bus {
         let messages = c
             .stream()
             .max_messages_per_batch(1_000)
+            // Bounds what the client buffers; twice the largest message, so that every message
+            // fits in a pull (a message larger than a pull's byte limit is never delivered).
+            .max_bytes_per_batch(2 * server::MAX_PAYLOAD)
             .heartbeat(Duration::from_secs(5))
             .expires(Duration::from_secs(30))
             .messages()
@@ -478,23 +492,33 @@ impl Bus {
     }
 }
 
+/// A group stops growing once its payloads reach this many bytes (memory stays bounded however
+/// large the messages of a stream are).
+pub const GROUP_MAX_BYTES: usize = 8 << 20;
+
 /// The message stream of a durable consumer.
 pub struct Consumer {
     messages: consumer::pull::Stream,
 }
 
 impl Consumer {
-    /// Waits for the next message, then takes whatever else is already there, up to `max`:
-    /// the group a projection commits in one store transaction (group commit).
+    /// Waits for the next message, then takes whatever else is already there, up to `max`
+    /// messages and [`GROUP_MAX_BYTES`]: the group a projection commits in one store
+    /// transaction (group commit).
     pub async fn next_group(&mut self, max: usize, linger: Duration) -> Result<Vec<Delivered>, BusError> {
-        let mut group = Vec::new();
+        let mut group: Vec<Delivered> = Vec::new();
         match self.messages.next().await {
             Some(m) => group.push(delivered(m)?),
             None => return Err(BusError::msg(BusErrorKind::Unavailable, "consumer stream ended")),
         }
-        while group.len() < max {
+        let mut bytes = group[0].payload.len();
+        while group.len() < max && bytes < GROUP_MAX_BYTES {
             match tokio::time::timeout(linger, self.messages.next()).await {
-                Ok(Some(m)) => group.push(delivered(m)?),
+                Ok(Some(m)) => {
+                    let d = delivered(m)?;
+                    bytes += d.payload.len();
+                    group.push(d);
+                }
                 Ok(None) => return Err(BusError::msg(BusErrorKind::Unavailable, "consumer stream ended")),
                 Err(_) => break,
             }

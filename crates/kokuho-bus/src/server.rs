@@ -2,6 +2,9 @@
 
 use std::path::Path;
 
+/// The largest message kokuho writes or accepts (`max_payload`).
+pub const MAX_PAYLOAD: usize = 8 << 20;
+
 /// A nats-server configuration for a single local server: JetStream in `store_dir`, loopback
 /// only, and `sync_interval: always` so that every acknowledged write has been fsynced.
 pub fn server_config(port: u16, store_dir: &Path) -> String {
@@ -9,7 +12,7 @@ pub fn server_config(port: u16, store_dir: &Path) -> String {
         "# Written by kokuho. sync_interval: always fsyncs every write before it is acknowledged\n\
          # (the default fsyncs every two minutes; see docs/architecture.md, Durability).\n\
          listen: 127.0.0.1:{port}\n\
-         max_payload: 8MB\n\
+         max_payload: {MAX_PAYLOAD}\n\
          jetstream {{\n  store_dir: \"{}\"\n  sync_interval: always\n}}\n",
         store_dir.display()
     )

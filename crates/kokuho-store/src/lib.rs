@@ -20,10 +20,10 @@ mod sled_store;
 mod tx;
 
 pub use runner::{
-    ApplyError, LogEvent, Projection, ProjectionHandle, ProjectionRunner, ProjectionStep, Runner, RunnerSettings,
-    Runners, Step, Workflow, WorkflowRunner, WorkflowStep,
+    ApplyError, LogEvent, Projection, ProjectionHandle, ProjectionRunner, ProjectionStep, Rejected, Runner,
+    RunnerSettings, Runners, Step, Workflow, WorkflowRunner, WorkflowStep,
 };
-pub use sled_store::{SledDb, SledStore};
+pub use sled_store::{CACHE_BYTES, SledDb, SledStore};
 pub use tx::Tx;
 
 /// Keys the runner keeps in every projection's store; projection keys never start with 0x00.

@@ -15,6 +15,8 @@ pub struct LogEvent<'a> {
     pub seq: u64,
     pub subject: &'a str,
     pub payload: &'a [u8],
+    /// The span of this event's handling, a child of the trace that appended it.
+    pub span: tracing::Span,
 }
 
 /// Why a projection could not apply an event.
@@ -32,6 +34,10 @@ pub enum ApplyError {
     #[error("transient: {0}")]
     Transient(String),
 }
+
+/// Events of a group that can never be handled: (index in the group, why). They go to the
+/// dead-letter stream and the runner moves on.
+pub type Rejected = Vec<(usize, String)>;
 
 /// A deterministic fold of log events into a store. No network, no clock, no randomness:
 /// rebuilding from sequence 1 gives the same rows.
@@ -56,9 +62,30 @@ pub trait Workflow: Send + Sync + 'static {
     const STREAM: &'static str;
 
     fn handle(&self, event: &LogEvent<'_>) -> impl std::future::Future<Output = Result<(), ApplyError>> + Send;
+
+    /// Handles a group of consecutive events, after which the runner records its position.
+    /// The default handles them one by one; a workflow whose effect is cheaper in bulk (one
+    /// append for many events) overrides it.
+    fn handle_group(
+        &self,
+        events: &[LogEvent<'_>],
+    ) -> impl std::future::Future<Output = Result<Rejected, ApplyError>> + Send {
+        async move {
+            use tracing::Instrument as _;
+            let mut rejected = Vec::new();
+            for (i, event) in events.iter().enumerate() {
+                match self.handle(event).instrument(event.span.clone()).await {
+                    Ok(()) => {}
+                    Err(ApplyError::Malformed(why)) => rejected.push((i, why)),
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(rejected)
+        }
+    }
 }
 
-/// What the runner does with each event: apply a projection or run a workflow.
+/// What the runner does with each group: apply a projection or run a workflow.
 #[doc(hidden)]
 pub trait Step: Send + Sync + 'static {
     const NAME: &'static str;
@@ -68,8 +95,8 @@ pub trait Step: Send + Sync + 'static {
     fn step<'a>(
         &'a self,
         tx: &'a mut Tx<'_>,
-        event: &'a LogEvent<'a>,
-    ) -> impl std::future::Future<Output = Result<(), ApplyError>> + Send + 'a;
+        events: &'a [LogEvent<'a>],
+    ) -> impl std::future::Future<Output = Result<Rejected, ApplyError>> + Send + 'a;
 }
 
 #[doc(hidden)]
@@ -86,9 +113,19 @@ impl<P: Projection> Step for ProjectionStep<P> {
     fn step<'a>(
         &'a self,
         tx: &'a mut Tx<'_>,
-        event: &'a LogEvent<'a>,
-    ) -> impl std::future::Future<Output = Result<(), ApplyError>> + Send + 'a {
-        async move { self.0.apply(tx, event) }
+        events: &'a [LogEvent<'a>],
+    ) -> impl std::future::Future<Output = Result<Rejected, ApplyError>> + Send + 'a {
+        async move {
+            let mut rejected = Vec::new();
+            for (i, event) in events.iter().enumerate() {
+                match event.span.in_scope(|| self.0.apply(tx, event)) {
+                    Ok(()) => {}
+                    Err(ApplyError::Malformed(why)) => rejected.push((i, why)),
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(rejected)
+        }
     }
 }
 
@@ -101,9 +138,9 @@ impl<W: Workflow> Step for WorkflowStep<W> {
     fn step<'a>(
         &'a self,
         _tx: &'a mut Tx<'_>,
-        event: &'a LogEvent<'a>,
-    ) -> impl std::future::Future<Output = Result<(), ApplyError>> + Send + 'a {
-        self.0.handle(event)
+        events: &'a [LogEvent<'a>],
+    ) -> impl std::future::Future<Output = Result<Rejected, ApplyError>> + Send + 'a {
+        self.0.handle_group(events)
     }
 }
 
@@ -338,29 +375,27 @@ impl<S: Step> Runner<S> {
     async fn apply_group(&self, group: &[Delivered]) -> Result<(), String> {
         let start =
             decode_u64(self.store.get(META_CHECKPOINT).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
-        let mut last = start;
+        let fresh: Vec<&Delivered> = group.iter().filter(|d| d.stream_seq > start).collect();
+        let events: Vec<LogEvent<'_>> = fresh
+            .iter()
+            .map(|d| {
+                let span = tracing::info_span!("apply", projection = S::NAME, seq = d.stream_seq);
+                kokuho_bus::trace::follow(&span, d.headers.as_ref());
+                LogEvent { seq: d.stream_seq, subject: &d.subject, payload: &d.payload, span }
+            })
+            .collect();
+        let last = fresh.last().map_or(start, |d| d.stream_seq);
         let mut tx = Tx::new(&self.store);
-        for d in group {
-            if d.stream_seq <= last {
-                continue; // Applied before the last crash or redelivered: skip.
-            }
-            let span = tracing::info_span!("apply", projection = S::NAME, seq = d.stream_seq);
-            kokuho_bus::trace::follow(&span, d.headers.as_ref());
-            let event = LogEvent { seq: d.stream_seq, subject: &d.subject, payload: &d.payload };
-            let applied = {
-                use tracing::Instrument as _;
-                self.step.step(&mut tx, &event).instrument(span).await
-            };
-            match applied {
-                Ok(()) => {}
-                Err(ApplyError::Malformed(why)) => {
-                    tracing::error!(projection = S::NAME, seq = d.stream_seq, error = %why,
-                        "Event cannot be applied; moved to the dead-letter stream");
-                    self.bus.dead_letter(&self.consumer.name, S::STREAM, d, &why).await.map_err(|e| e.to_string())?;
-                }
-                Err(e @ (ApplyError::Store(_) | ApplyError::Transient(_))) => return Err(e.to_string()),
-            }
-            last = d.stream_seq;
+        let rejected = if events.is_empty() {
+            Vec::new()
+        } else {
+            self.step.step(&mut tx, &events).await.map_err(|e| e.to_string())?
+        };
+        for (i, why) in rejected {
+            let d = fresh[i];
+            tracing::error!(projection = S::NAME, seq = d.stream_seq, error = %why,
+                "Event cannot be applied; moved to the dead-letter stream");
+            self.bus.dead_letter(&self.consumer.name, S::STREAM, d, &why).await.map_err(|e| e.to_string())?;
         }
         if last > start {
             tx.put(META_CHECKPOINT.to_vec(), last.to_be_bytes().to_vec());

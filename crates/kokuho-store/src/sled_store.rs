@@ -47,6 +47,7 @@ impl SledDb {
             .path(path)
             // Durability comes from the explicit flush of each commit group.
             .flush_every_ms(None)
+            .cache_capacity(CACHE_BYTES)
             .open()
             .map_err(map_err)?;
         Ok(Self { db, path: path.to_path_buf() })
@@ -70,6 +71,10 @@ fn map_err(e: sled::Error) -> StoreError {
         other => StoreError::Io(other.to_string()),
     }
 }
+
+/// sled's page cache per store (its default is 1 GiB): what a service keeps in memory of its
+/// projections whatever their size.
+pub const CACHE_BYTES: u64 = 128 << 20;
 
 /// One projection's tree.
 #[derive(Clone)]

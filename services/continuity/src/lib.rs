@@ -23,7 +23,7 @@ use kokuho_runtime::credentials::Credentials;
 use kokuho_store::{ProjectionHandle, RunnerSettings, Runners, SledDb};
 
 pub use grpc::{ContinuityGrpc, ContinuityServer, view};
-pub use state::{person_of_resident, person_state};
+pub use state::{evaluated_up_to, person_of_resident, person_state};
 
 /// continuity's stream.
 pub const CONTINUITY: StreamDef = StreamDef {

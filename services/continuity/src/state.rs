@@ -54,6 +54,11 @@ impl Projection for ContinuityState {
     }
 }
 
+/// The last identity sequence evaluated and committed (progress of continuity, for operators).
+pub fn evaluated_up_to(state: &ProjectionHandle) -> Result<u64, StoreError> {
+    Ok(u64_of(state.store().get(CURSOR)?))
+}
+
 /// The state of the person (municipality, 宛名番号) belongs to.
 pub fn person_of_resident(
     state: &ProjectionHandle,

@@ -132,7 +132,7 @@ pub(crate) struct SubmitArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
-    /// intake or identity (continuity, kogaku, relay and midserver-sim come with their issues).
+    /// intake, identity or continuity (kogaku, relay and midserver-sim come with their issues).
     pub(crate) service: String,
     /// A TOML file with any of the settings below (flags and KOKUHO_* variables win over it).
     #[arg(long, env = "KOKUHO_CONFIG")]
@@ -159,7 +159,7 @@ pub(crate) struct ServeSettings {
     /// identity's private keys: a directory of `*.key` files, `identity.key` current (identity).
     #[arg(long, env = "KOKUHO_IDENTITY_KEYS")]
     pub(crate) identity_keys: Option<PathBuf>,
-    /// Callers' tokens: a directory of `<caller>.token` files (identity).
+    /// Callers' tokens: a directory of `<caller>.token` files (identity, continuity).
     #[arg(long, env = "KOKUHO_CREDENTIALS")]
     pub(crate) credentials: Option<PathBuf>,
     /// First business date of a new log (YYYYMMDD); ignored when the log has one.

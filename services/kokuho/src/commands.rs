@@ -225,15 +225,17 @@ async fn serve(global: &Global, args: ServeArgs) -> anyhow::Result<u8> {
                 "no identity public key: give --identity-public-key, KOKUHO_IDENTITY_PUBLIC_KEY or `identity_public_key`",
             )?);
         }
-        Service::Continuity => {}
         Service::Identity => {
             config.identity_keys_dir = Some(settings.identity_keys.context(
                 "no identity keys: give --identity-keys, KOKUHO_IDENTITY_KEYS or `identity_keys` (a directory)",
             )?);
-            config.credentials_dir = Some(settings.credentials.context(
-                "no credentials: give --credentials, KOKUHO_CREDENTIALS or `credentials` (a directory of tokens)",
-            )?);
         }
+        Service::Continuity => {}
+    }
+    if matches!(service, Service::Identity | Service::Continuity) {
+        config.credentials_dir = Some(settings.credentials.context(
+            "no credentials: give --credentials, KOKUHO_CREDENTIALS or `credentials` (a directory of tokens)",
+        )?);
     }
     let _telemetry =
         kokuho_runtime::telemetry::init("kokuho", &kokuho_runtime::telemetry::TelemetrySettings::from_env())?;

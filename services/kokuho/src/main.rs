@@ -7,6 +7,12 @@ mod output;
 
 use clap::Parser as _;
 
+// jemalloc: resident memory stays near the heap under many threads, where glibc's arenas grew
+// it by half (docs/benchmarks.md, continuity).
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Exit codes (documented in `kokuho --help`).
 pub(crate) const EXIT_OK: u8 = 0;
 pub(crate) const EXIT_REJECTED: u8 = 1;

@@ -146,8 +146,26 @@ async fn serve_takes_its_settings_from_a_config_file() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("noise"), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// `kokuho serve <service>` with its own data dir; returns the process and its gRPC endpoint.
+async fn serve(nats: &TestNats, service: &str, args: &[&std::ffi::OsStr]) -> (std::process::Child, String) {
+    let data = nats.dir().join(format!("{service}-data"));
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_kokuho"))
+        .args(["serve", service, "--nats", &nats.url(), "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let endpoint = eventually(&format!("{service} writes its endpoint"), Duration::from_secs(30), || async {
+        std::fs::read_to_string(data.join("endpoint")).ok().filter(|s| !s.is_empty())
+    })
+    .await;
+    (child, endpoint)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn intake_and_identity_run_as_separate_services() {
+async fn intake_identity_and_continuity_run_as_separate_services() {
     use kokuho_runtime::credentials::{Caller, Credentials};
 
     let nats = TestNats::start().await;
@@ -155,24 +173,16 @@ async fn intake_and_identity_run_as_separate_services() {
     let credentials = nats.dir().join("credentials");
     Credentials::ensure(&credentials, ["131016".to_string()]).unwrap();
     let mut intake = start_intake(&nats).await;
-    // identity: its private keys and the callers' tokens, its own data dir.
-    let identity_data = nats.dir().join("identity-data");
-    let mut identity = std::process::Command::new(env!("CARGO_BIN_EXE_kokuho"))
-        .args(["serve", "identity", "--nats", &nats.url(), "--listen", "127.0.0.1:0"])
-        .arg("--identity-keys")
-        .arg(nats.dir().join("keys"))
-        .arg("--credentials")
-        .arg(&credentials)
-        .arg("--data-dir")
-        .arg(&identity_data)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let identity_endpoint = eventually("identity writes its endpoint", Duration::from_secs(30), || async {
-        std::fs::read_to_string(identity_data.join("endpoint")).ok().filter(|s| !s.is_empty())
-    })
+    // identity: its private keys and the callers' tokens; continuity: the callers' tokens.
+    let (keys, tokens) = (nats.dir().join("keys"), credentials.clone());
+    let (mut identity, identity_endpoint) = serve(
+        &nats,
+        "identity",
+        &["--identity-keys".as_ref(), keys.as_os_str(), "--credentials".as_ref(), tokens.as_os_str()],
+    )
     .await;
+    let (mut continuity, continuity_endpoint) =
+        serve(&nats, "continuity", &["--credentials".as_ref(), tokens.as_os_str()]).await;
 
     let mut client = Client::connect(&intake.endpoint).await.unwrap();
     let kk = "1,KK,131016,130013,20260401,1\n2,1,100001,1001,1,123456789018,山田 太郎,ヤマダ タロウ,S300820,1,01,20200401,03,,,,,20200401\n9,1\n";
@@ -182,7 +192,7 @@ async fn intake_and_identity_run_as_separate_services() {
         .await
         .unwrap();
     let token = Credentials::token_of(&credentials, &Caller::Municipality("131016".into())).unwrap();
-    let mut lookup = Client::connect(&identity_endpoint).await.unwrap().with_token(token);
+    let mut lookup = Client::connect(&identity_endpoint).await.unwrap().with_token(token.clone());
     let found = eventually("identity links the record", Duration::from_secs(30), || {
         let mut lookup = lookup.clone();
         async move { lookup.lookup_ids("131016", "100001").await.ok().filter(|r| r.found) }
@@ -190,7 +200,21 @@ async fn intake_and_identity_run_as_separate_services() {
     .await;
     assert!(found.pref_id.starts_with("13") && found.muni_id.starts_with("13101"), "{found:?}");
     assert!(lookup.lookup_ids("131016", "999999").await.map(|r| !r.found).unwrap());
-    for child in [&mut intake.child, &mut identity] {
+    let query = Client::connect(&continuity_endpoint).await.unwrap().with_token(token);
+    let person = eventually("continuity evaluates the period", Duration::from_secs(30), || {
+        let mut query = query.clone();
+        async move { query.query_person("131016", "100001").await.ok().filter(|r| r.found) }
+    })
+    .await;
+    assert_eq!(person.periods.len(), 1, "{person:?}");
+    // Without callers' tokens continuity refuses to start.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kokuho"))
+        .args(["serve", "continuity", "--nats", &nats.url()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--credentials"));
+    for child in [&mut intake.child, &mut identity, &mut continuity] {
         child.kill().unwrap();
         child.wait().unwrap();
     }
