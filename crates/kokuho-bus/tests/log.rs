@@ -108,3 +108,37 @@ fn nats_down_long_enough() -> bool {
     static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
     START.get_or_init(std::time::Instant::now).elapsed() > std::time::Duration::from_millis(700)
 }
+
+/// Regression: without a byte limit on pulls, a consumer of large messages (here 320 × 300 kB,
+/// like identity's chunks) stalled after about 40 MB with every message sent by the server.
+/// Every message must arrive, in order, with no gap, and groups stay within their byte cap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_messages_all_arrive_in_order_without_stalling() {
+    let (_nats, bus) = setup().await;
+    let payload = vec![7u8; 300_000];
+    for b in 0..4 {
+        let batch: Vec<Append> =
+            (0..80).map(|i| Append::new("kokuho.test.big", payload.clone(), format!("m{b}-{i}"))).collect();
+        bus.append_atomic(batch).await.unwrap();
+    }
+    let n = bus.last_seq("KOKUHO_TEST").await.unwrap();
+    let def = ConsumerDef { name: "test-big".into(), stream: TEST.name, max_deliver: 1, filter_subject: None };
+    let mut c = bus.consume(&def, 1).await.unwrap();
+    let mut last = 0;
+    while last < n {
+        let group = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            c.next_group(1_000, std::time::Duration::from_millis(5)),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("the consumer stalled after sequence {last} of {n}"))
+        .unwrap();
+        let bytes: usize = group.iter().map(|d| d.payload.len()).sum();
+        assert!(bytes < kokuho_bus::GROUP_MAX_BYTES + payload.len(), "a group of {bytes} bytes");
+        for d in &group {
+            assert_eq!(d.stream_seq, last + 1, "no gap");
+            last = d.stream_seq;
+            d.ack().await.unwrap();
+        }
+    }
+}
