@@ -247,3 +247,47 @@ async fn i4_c02_is_held_and_an_operator_relinks_it() {
     assert!(text.lines().any(|l| l.starts_with("2,C,C02,") && l.ends_with(",2")), "{text}");
     sys.stop().await;
 }
+
+/// link-records decides a group of intake chunks in order, each on identity's state as the
+/// earlier ones of the group leave it (kokuho_store::Decider). Here both wards' submissions wait
+/// in intake's log while identity is down, so identity decides them in one group: the person
+/// Chiyoda registers in the first chunk must be the one Minato's arrival links to in the second
+/// (I1), not a second person.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunks_decided_in_one_group_see_each_other() {
+    use kokuho_system::{Service, System, SystemConfig};
+
+    let nats = kokuho_testkit::TestNats::start().await;
+    let config = |services: Vec<Service>| SystemConfig {
+        services,
+        nats_url: Some(nats.url()),
+        business_date: Some(20260601),
+        ..SystemConfig::embedded(nats.dir().join("data"), std::sync::Arc::new(kokuho_system::default_registry()))
+    };
+    let intake_alone = System::start(config(vec![Service::Intake])).await.unwrap();
+    let mut client = kokuho_client::Client::connect(intake_alone.endpoint()).await.unwrap();
+    for files in [["01_131016_KS.csv", "01_131016_KK.csv"], ["06_131032_KS.csv", "06_131032_KK.csv"]] {
+        let r = client.submit(&files[0][3..9], files.iter().map(|f| read(f)).collect()).await.unwrap();
+        assert_ne!(r.status(), kokuho_client::SubmissionStatus::Rejected, "{r:?}");
+    }
+    intake_alone.stop().await.unwrap();
+
+    let system = System::start(config(Service::ALL.to_vec())).await.unwrap();
+    let mut client = kokuho_client::Client::connect(system.endpoint()).await.unwrap();
+    assert!(client.wait_idle(std::time::Duration::from_secs(60)).await.unwrap().idle);
+    let state = system.identity().unwrap().state();
+    let pref = |m: &str, r: &str| kokuho_identity::link_of(state, m, r).unwrap().unwrap().pref_id;
+    assert_eq!(pref(CHIYODA, "100001"), pref(MINATO, "200001"));
+    assert_eq!(pref(CHIYODA, "100002"), pref(MINATO, "200002"));
+    // Registered once each: a second registration would also have taken an ID already given.
+    let mut registered = Vec::new();
+    for p in kokuho_e2e::all_events(&nats.bus().await, "KOKUHO_IDENTITY").await {
+        if let kokuho_bus::event::Payload::ChunkLinked(c) = p {
+            registered.extend(c.persons.into_iter().map(|p| p.pref_id));
+        }
+    }
+    let distinct: std::collections::BTreeSet<&String> = registered.iter().collect();
+    assert_eq!(distinct.len(), registered.len(), "an ID registered twice: {registered:?}");
+    assert!(distinct.contains(&pref(MINATO, "200001")));
+    system.stop().await.unwrap();
+}

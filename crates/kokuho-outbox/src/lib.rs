@@ -22,7 +22,7 @@ use kokuho_bus::event::{self, Payload};
 use kokuho_bus::{Append, Bus, BusErrorKind, StreamDef};
 use kokuho_ids::{LocalGovCode, Registry};
 use kokuho_proto::results::v1 as pb;
-use kokuho_store::{ApplyError, LogEvent, Projection, ProjectionHandle, Store, Tx, u32_of};
+use kokuho_store::{ApplyError, LogEvent, Projection, ProjectionHandle, Read, Tx, u32_of};
 use prost::Message as _;
 use tokio::sync::Mutex;
 

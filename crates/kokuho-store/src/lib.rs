@@ -5,6 +5,9 @@
 //! - [`Tx`]: a write set over a store with read-your-writes, committed atomically together
 //!   with the projection's checkpoint (the last applied stream sequence) and made durable
 //!   with one flush: group commit.
+//! - [`Decider`]: a workflow that turns input events into events of its own service, each
+//!   decided on the service's projection as the group's earlier decisions leave it, and appended
+//!   a group at a time.
 //! - [`Workflow`]: the same runner for reactions with effects elsewhere (at least once, so
 //!   idempotent), recording only its position.
 //! - [`Projection`] and [`ProjectionRunner`]: reads a stream from the position the store holds
@@ -15,10 +18,12 @@
 //!
 //! Architecture invariant: only this crate imports `sled`.
 
+mod decide;
 mod runner;
 mod sled_store;
 mod tx;
 
+pub use decide::{Decided, Decider};
 pub use runner::{
     ApplyError, LogEvent, Projection, ProjectionHandle, ProjectionRunner, ProjectionStep, Rejected, Runner,
     RunnerSettings, Runners, Step, Workflow, WorkflowRunner, WorkflowStep,
@@ -44,11 +49,15 @@ pub type Entry = (Vec<u8>, Vec<u8>);
 /// A write of a commit: (key, `Some(value)` to put or `None` to delete).
 pub type Write = (Vec<u8>, Option<Vec<u8>>);
 
-/// A key-value store with ordered keys and atomic, durable multi-key commits.
-pub trait Store: Send + Sync + 'static {
+/// Reading ordered keys: a store's committed state, or a [`Tx`] (pending writes over it).
+pub trait Read: Send + Sync {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     /// Every (key, value) whose key starts with `prefix`, in key order.
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<Entry>, StoreError>;
+}
+
+/// A key-value store with ordered keys and atomic, durable multi-key commits.
+pub trait Store: Read + 'static {
     /// Applies all writes atomically (`None` deletes) and makes them durable before returning.
     fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError>;
     /// Removes every key.

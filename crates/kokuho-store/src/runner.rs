@@ -7,7 +7,9 @@ use std::time::Duration;
 use kokuho_bus::{Bus, ConsumerDef, Delivered};
 use tokio::sync::{mpsc, watch};
 
-use crate::{META_CHECKPOINT, META_EPOCH, META_VERSION, SledStore, Store, StoreError, Tx, checkpoint, decode_u64};
+use crate::{
+    META_CHECKPOINT, META_EPOCH, META_VERSION, Read, SledStore, Store, StoreError, Tx, checkpoint, decode_u64,
+};
 
 /// One event as the runner hands it to a projection.
 #[derive(Debug)]

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::{Entry, Store, StoreError, Write};
+use crate::{Entry, Read, Store, StoreError, Write};
 
 /// A service's sled database.
 #[derive(Clone)]
@@ -82,7 +82,7 @@ pub struct SledStore {
     tree: sled::Tree,
 }
 
-impl Store for SledStore {
+impl Read for SledStore {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.tree.get(key).map_err(map_err)?.map(|v| v.to_vec()))
     }
@@ -90,7 +90,9 @@ impl Store for SledStore {
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<Entry>, StoreError> {
         self.tree.scan_prefix(prefix).map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(map_err)).collect()
     }
+}
 
+impl Store for SledStore {
     fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         for (k, v) in writes {

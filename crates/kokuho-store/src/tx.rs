@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::{Entry, Store, StoreError, Write};
+use crate::{Entry, Read, Store, StoreError, Write};
 
 /// Pending writes of one commit group. Reads see the pending writes first, then the store.
 pub struct Tx<'a> {
@@ -54,5 +54,15 @@ impl<'a> Tx<'a> {
     /// The writes, for [`Store::commit`].
     pub fn into_writes(self) -> Vec<Write> {
         self.writes.into_iter().collect()
+    }
+}
+
+impl Read for Tx<'_> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Tx::get(self, key)
+    }
+
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<Entry>, StoreError> {
+        Tx::scan_prefix(self, prefix)
     }
 }

@@ -1,6 +1,7 @@
 //! The projection runner against a real nats-server and real sled files.
 #![allow(clippy::unwrap_used)] // Tests may panic on what cannot happen.
 
+use kokuho_store::Read as _;
 use std::time::Duration;
 
 use kokuho_bus::{Append, Bus, DEAD_LETTER, StreamDef};

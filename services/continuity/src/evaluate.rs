@@ -1,37 +1,22 @@
 //! Workflow `evaluate` (identity's events → `PersonsEvaluated`) and workflow `forward-rows`.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
+use kokuho_bus::Bus;
 use kokuho_bus::event::{self, Payload};
-use kokuho_bus::{Append, Bus, BusErrorKind};
 use kokuho_continuity_domain::{self as domain, Anomaly, Step};
 use kokuho_ids::Date;
 use kokuho_proto::continuity::v1 as pb;
 use kokuho_proto::identity::v1 as ipb;
 use kokuho_proto::results::v1::ResultRow;
-use kokuho_store::{ApplyError, LogEvent, ProjectionHandle, Rejected, Store, Workflow};
+use kokuho_store::{ApplyError, Decider, LogEvent, ProjectionHandle, Read, Rejected, Workflow};
 
-use crate::state::{CURSOR, DAY, load, u32_of, u64_of, watched};
+use crate::state::{CURSOR, ContinuityState, DAY, load, u32_of, u64_of, watched};
 use crate::{CONTINUITY, EVALUATIONS_SUBJECT, IDENTITY_STREAM};
-
-const PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// Persons (and rows) in one `PersonsEvaluated`: the size of an identity chunk.
-const PERSONS_PER_EVENT: usize = 1_000;
-const ROWS_PER_EVENT: usize = 5_000;
-/// `PersonsEvaluated` events appended in one atomic batch.
-const EVENTS_PER_APPEND: usize = 50;
-/// Persons held in memory while a group is evaluated: past this, what was evaluated is
-/// appended and the rest of the group goes on from the committed state (memory stays flat).
-const PERSONS_IN_MEMORY: usize = 20_000;
 
 pub(crate) struct Evaluate {
     pub(crate) bus: Bus,
     pub(crate) state: ProjectionHandle,
-}
-
-fn transient(e: impl std::fmt::Display) -> ApplyError {
-    ApplyError::Transient(e.to_string())
 }
 
 /// What one identity event asks continuity to do.
@@ -94,80 +79,27 @@ impl Workflow for Evaluate {
         }
     }
 
-    /// Evaluates a group of identity events in order against the committed state and an
-    /// in-memory overlay of what the group changed, and appends the results as one atomic batch
-    /// of `PersonsEvaluated` (one fsync for the group, not one per event).
+    /// Evaluates a group of identity events in order, each on continuity's state as the earlier
+    /// ones leave it, and appends the results as one atomic batch (kokuho_store::Decider).
     async fn handle_group(&self, events: &[LogEvent<'_>]) -> Result<Rejected, ApplyError> {
-        let mut rejected = BTreeMap::new();
-        let mut done = 0;
-        while done < events.len() {
-            done += self.evaluate_some(&events[done..], done, &mut rejected).await?;
-        }
-        Ok(rejected.into_iter().collect())
-    }
-}
-
-impl Evaluate {
-    /// Evaluates a prefix of `events` (as much as memory allows), appends the result, waits
-    /// until the state has applied it, and says how many events it took. Events are decoded one
-    /// at a time, as they are evaluated; an undecodable one goes into `rejected` (by its index
-    /// in the group: `offset` + its index here).
-    async fn evaluate_some(
-        &self,
-        events: &[LogEvent<'_>],
-        offset: usize,
-        rejected: &mut BTreeMap<usize, String>,
-    ) -> Result<usize, ApplyError> {
-        loop {
-            let expected = self.bus.last_subject_seq(CONTINUITY.name, EVALUATIONS_SUBJECT).await.map_err(transient)?;
-            let last = self.bus.last_seq(CONTINUITY.name).await.map_err(transient)?;
-            if !self.state.wait_for(last, PATIENCE).await {
-                return Err(ApplyError::Transient("continuity's state is catching up".into()));
-            }
-            let store = self.state.store();
-            let cursor = u64_of(store.get(CURSOR)?);
-            let evaluated_before = events.partition_point(|ev| ev.seq <= cursor);
-            let mut overlay = Overlay::new(store)?;
-            let mut outputs = Vec::new();
-            let mut used = evaluated_before;
-            for (i, ev) in events.iter().enumerate().skip(evaluated_before) {
-                used = i + 1;
-                match work_of(ev.payload) {
-                    Ok(Some(work)) => overlay.apply(&work)?,
-                    Ok(None) => continue,
-                    Err(why) => {
-                        rejected.insert(offset + i, why);
-                        continue;
-                    }
-                }
-                if overlay.dirty.len() >= PERSONS_PER_EVENT || overlay.rows.len() >= ROWS_PER_EVENT {
-                    outputs.push(overlay.flush(ev.seq));
-                }
-                if overlay.persons.len() >= PERSONS_IN_MEMORY || outputs.len() >= EVENTS_PER_APPEND {
-                    break;
-                }
-            }
-            if overlay.unflushed {
-                outputs.push(overlay.flush(events[used - 1].seq));
-            }
-            if outputs.is_empty() {
-                return Ok(used);
-            }
-            let mut batch = Vec::with_capacity(outputs.len());
-            for (i, evaluated) in outputs.into_iter().enumerate() {
-                let envelope = event::envelope(Payload::PersonsEvaluated(evaluated), "", "", "");
-                let append = Append::event(EVALUATIONS_SUBJECT, &envelope);
-                batch.push(if i == 0 { append.expect_last_subject_seq(expected) } else { append });
-            }
-            match self.bus.append_atomic(batch).await {
-                Ok(a) => {
-                    self.state.wait_for(a.seq, PATIENCE).await;
-                    return Ok(used);
-                }
-                Err(e) if e.kind() == BusErrorKind::WrongLastSequence => continue,
-                Err(e) => return Err(transient(e)),
-            }
-        }
+        let decider = Decider {
+            bus: &self.bus,
+            projection: &ContinuityState,
+            state: &self.state,
+            stream: CONTINUITY.name,
+            subject: EVALUATIONS_SUBJECT,
+        };
+        decider
+            .run(
+                events,
+                |view| Ok(u64_of(view.get(CURSOR)?)),
+                |view, ev| {
+                    let Some(work) = work_of(ev.payload).map_err(ApplyError::Malformed)? else { return Ok(None) };
+                    let evaluated = evaluate(view, &work, ev.seq)?;
+                    Ok(Some((Payload::PersonsEvaluated(evaluated), String::new(), String::new())))
+                },
+            )
+            .await
     }
 }
 
@@ -243,10 +175,6 @@ fn anomaly_message(code: &str) -> &'static str {
 struct Rows(BTreeMap<String, Vec<ResultRow>>);
 
 impl Rows {
-    fn len(&self) -> usize {
-        self.0.values().map(Vec::len).sum()
-    }
-
     fn push(&mut self, municipality: &str, kind: &str, fields: Vec<String>) {
         self.0.entry(municipality.to_string()).or_default().push(ResultRow { kind: kind.into(), fields });
     }
@@ -270,150 +198,90 @@ impl Rows {
     }
 }
 
-/// The persons a group of identity events touched, over the committed state, and what is to
-/// be appended for them.
-struct Overlay<'s> {
-    store: &'s dyn Store,
-    day: u32,
-    /// Every person read or changed so far in the group (merged-away ones as `None`).
-    persons: HashMap<String, Option<pb::PersonState>>,
-    /// Changed since the last flush.
-    dirty: BTreeSet<String>,
-    merged_away: Vec<String>,
-    rows: Rows,
-    /// Events applied since the last flush.
-    unflushed: bool,
-}
-
-impl<'s> Overlay<'s> {
-    fn new(store: &'s dyn Store) -> Result<Self, ApplyError> {
-        Ok(Self {
-            store,
-            day: u32_of(store.get(DAY)?),
-            persons: HashMap::new(),
-            dirty: BTreeSet::new(),
-            merged_away: Vec::new(),
-            rows: Rows::default(),
-            unflushed: false,
-        })
-    }
-
-    /// The person as the group left it (loaded from the store on first use; a new one if none).
-    fn person(&mut self, pref: &str) -> Result<&mut pb::PersonState, ApplyError> {
-        if !self.persons.contains_key(pref) {
-            let stored = load(self.store, pref)?;
-            self.persons.insert(pref.to_string(), stored);
-        }
-        let slot = self.persons.get_mut(pref).expect("inserted above");
-        Ok(slot.get_or_insert_with(|| pb::PersonState { pref_id: pref.into(), ..Default::default() }))
-    }
-
-    /// Everyone watched (rules.md C5): the committed watch list, as the group changed it.
-    fn watched(&self) -> Result<BTreeSet<String>, ApplyError> {
-        let mut out: BTreeSet<String> =
-            watched(self.store)?.into_iter().filter(|p| !self.persons.contains_key(p)).collect();
-        out.extend(self.persons.iter().filter(|(_, s)| s.as_ref().is_some_and(|s| s.watch)).map(|(p, _)| p.clone()));
-        Ok(out)
-    }
-
-    /// Applies one identity event: updates the periods it reports, evaluates every person it
-    /// touches (and, at a day close, every watched person) and collects the rows they send.
-    fn apply(&mut self, work: &Work) -> Result<(), ApplyError> {
-        self.unflushed = true;
-        if let Some(day) = work.day {
-            self.day = day;
-        }
-        let business_date = Date::from_yyyymmdd(self.day).unwrap_or(Date::MAX);
-        let mut touched = BTreeSet::new();
-        for m in &work.merges {
-            let from = match self.persons.get_mut(&m.from) {
-                Some(slot) => slot.take(),
-                None => load(self.store, &m.from)?,
-            };
-            self.persons.insert(m.from.clone(), None);
-            self.dirty.remove(&m.from);
-            touched.remove(&m.from);
-            self.merged_away.push(m.from.clone());
-            let into = self.person(&m.into)?;
-            if let Some(from) = from {
-                into.periods.extend(from.periods);
-                into.open.extend(from.open);
-            }
-            touched.insert(m.into.clone());
-        }
-        // Periods removed by a 削除: their rows are withdrawn (判定区分 9).
-        let mut withdrawn: BTreeMap<String, Vec<pb::PeriodState>> = BTreeMap::new();
-        for (muni, link) in &work.links {
-            let Some(r) = &link.record else { continue };
-            if r.insured_kind != "1" {
-                continue; // a 擬制世帯主 has no period
-            }
-            touched.insert(link.pref_id.clone());
-            let person = self.person(&link.pref_id)?;
-            let same = |p: &pb::PeriodState| {
-                p.municipality == *muni && p.resident_number == r.resident_number && p.start == r.start_date
-            };
-            let existing = person.periods.iter().position(same);
-            if r.processing == "3" {
-                if let Some(i) = existing {
-                    withdrawn.entry(link.pref_id.clone()).or_default().push(person.periods.remove(i));
-                }
-                continue;
-            }
-            if r.birth_date != 0 {
-                person.birth_date = r.birth_date;
-            }
-            let sent = existing.map(|i| person.periods[i].sent.clone()).unwrap_or_default();
-            let period = pb::PeriodState {
-                municipality: muni.clone(),
-                resident_number: r.resident_number.clone(),
-                muni_id: link.muni_id.clone(),
-                start: r.start_date,
-                start_reason: r.start_reason.clone(),
-                end: r.end_date,
-                end_reason: r.end_reason.clone(),
-                moved_in_from: r.moved_in_from.clone(),
-                moved_out_to: r.moved_out_to.clone(),
-                sent,
-            };
-            match existing {
-                Some(i) => person.periods[i] = period,
-                None => person.periods.push(period),
-            }
-        }
-        if work.watched {
-            touched.extend(self.watched()?);
-        }
-        for pref in touched {
-            let gone = withdrawn.remove(&pref).unwrap_or_default();
-            let mut rows = std::mem::take(&mut self.rows);
-            evaluate_person(self.person(&pref)?, &gone, work.step, business_date, &mut rows);
-            self.rows = rows;
-            self.dirty.insert(pref);
+/// Evaluates one identity event: updates the periods it reports, evaluates every person it
+/// touches (and, at a day close, every watched person) and collects the rows they send.
+fn evaluate(view: &dyn Read, work: &Work, identity_seq: u64) -> Result<pb::PersonsEvaluated, ApplyError> {
+    let day = work.day.unwrap_or_else(|| u32_of(view.get(DAY).ok().flatten()));
+    let business_date = Date::from_yyyymmdd(day).unwrap_or(Date::MAX);
+    let mut persons: BTreeMap<String, pb::PersonState> = BTreeMap::new();
+    let get = |persons: &mut BTreeMap<String, pb::PersonState>, pref: &str| -> Result<(), ApplyError> {
+        if !persons.contains_key(pref) {
+            let s = load(view, pref)?.unwrap_or_else(|| pb::PersonState { pref_id: pref.into(), ..Default::default() });
+            persons.insert(pref.into(), s);
         }
         Ok(())
+    };
+    let mut merged_away = Vec::new();
+    for m in &work.merges {
+        get(&mut persons, &m.into)?;
+        let from = match persons.remove(&m.from) {
+            Some(p) => Some(p),
+            None => load(view, &m.from)?,
+        };
+        if let Some(from) = from {
+            let into = persons.get_mut(&m.into).expect("loaded above");
+            into.periods.extend(from.periods);
+            into.open.extend(from.open);
+        }
+        merged_away.push(m.from.clone());
     }
-
-    /// What was changed since the last flush, as one event; `identity_seq` is the last identity
-    /// event it covers (the cursor).
-    fn flush(&mut self, identity_seq: u64) -> pb::PersonsEvaluated {
-        self.unflushed = false;
-        let persons = std::mem::take(&mut self.dirty)
-            .into_iter()
-            .filter_map(|p| self.persons.get(&p).cloned().flatten())
-            .collect();
-        pb::PersonsEvaluated {
-            identity_sequence: identity_seq,
-            business_date: self.day,
-            persons,
-            merged_away: std::mem::take(&mut self.merged_away),
-            rows: std::mem::take(&mut self.rows)
-                .0
-                .into_iter()
-                .map(|(municipality, rows)| ipb::MunicipalityRows { municipality, rows })
-                .collect(),
+    // Periods removed by a 削除: their rows are withdrawn (判定区分 9).
+    let mut withdrawn: BTreeMap<String, Vec<pb::PeriodState>> = BTreeMap::new();
+    for (muni, link) in &work.links {
+        let Some(r) = &link.record else { continue };
+        if r.insured_kind != "1" {
+            continue; // a 擬制世帯主 has no period
+        }
+        get(&mut persons, &link.pref_id)?;
+        let person = persons.get_mut(&link.pref_id).expect("loaded above");
+        let same = |p: &pb::PeriodState| {
+            p.municipality == *muni && p.resident_number == r.resident_number && p.start == r.start_date
+        };
+        let existing = person.periods.iter().position(same);
+        if r.processing == "3" {
+            if let Some(i) = existing {
+                withdrawn.entry(link.pref_id.clone()).or_default().push(person.periods.remove(i));
+            }
+            continue;
+        }
+        if r.birth_date != 0 {
+            person.birth_date = r.birth_date;
+        }
+        let sent = existing.map(|i| person.periods[i].sent.clone()).unwrap_or_default();
+        let period = pb::PeriodState {
+            municipality: muni.clone(),
+            resident_number: r.resident_number.clone(),
+            muni_id: link.muni_id.clone(),
+            start: r.start_date,
+            start_reason: r.start_reason.clone(),
+            end: r.end_date,
+            end_reason: r.end_reason.clone(),
+            moved_in_from: r.moved_in_from.clone(),
+            moved_out_to: r.moved_out_to.clone(),
+            sent,
+        };
+        match existing {
+            Some(i) => person.periods[i] = period,
+            None => person.periods.push(period),
         }
     }
+    if work.watched {
+        for pref in watched(view)? {
+            get(&mut persons, &pref)?;
+        }
+    }
+    let mut rows = Rows::default();
+    for person in persons.values_mut() {
+        let gone = withdrawn.remove(&person.pref_id).unwrap_or_default();
+        evaluate_person(person, &gone, work.step, business_date, &mut rows);
+    }
+    Ok(pb::PersonsEvaluated {
+        identity_sequence: identity_seq,
+        business_date: day,
+        persons: persons.into_values().collect(),
+        merged_away,
+        rows: rows.0.into_iter().map(|(municipality, rows)| ipb::MunicipalityRows { municipality, rows }).collect(),
+    })
 }
 
 fn tracked(p: &pb::PeriodState) -> Option<domain::Tracked> {

@@ -6,7 +6,7 @@
 
 use kokuho_bus::event::{self, Payload};
 use kokuho_proto::continuity::v1 as pb;
-use kokuho_store::{ApplyError, LogEvent, Projection, ProjectionHandle, Store, StoreError, Tx};
+use kokuho_store::{ApplyError, LogEvent, Projection, ProjectionHandle, Read, StoreError, Tx};
 pub(crate) use kokuho_store::{u32_of, u64_of};
 use prost::Message as _;
 
@@ -80,14 +80,14 @@ pub fn person_state(state: &ProjectionHandle, pref_id: &str) -> Result<Option<pb
         .transpose()
 }
 
-pub(crate) fn load(store: &dyn Store, pref_id: &str) -> Result<Option<pb::PersonState>, ApplyError> {
+pub(crate) fn load(store: &dyn Read, pref_id: &str) -> Result<Option<pb::PersonState>, ApplyError> {
     store
         .get(&person_key(pref_id))?
         .map(|b| pb::PersonState::decode(b.as_slice()).map_err(|e| ApplyError::Malformed(e.to_string())))
         .transpose()
 }
 
-pub(crate) fn watched(store: &dyn Store) -> Result<Vec<String>, ApplyError> {
+pub(crate) fn watched(store: &dyn Read) -> Result<Vec<String>, ApplyError> {
     Ok(store
         .scan_prefix(WATCH_PREFIX.as_bytes())?
         .into_iter()

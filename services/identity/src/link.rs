@@ -4,22 +4,23 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use kokuho_bus::Bus;
 use kokuho_bus::event::{self, Payload};
-use kokuho_bus::{Append, Bus, BusErrorKind};
 use kokuho_crypto::{SealedNumber, Vault, WrappedKey};
 use kokuho_identity_domain::{self as domain, Conflict, Decision, Facts, Incoming, NumberKey, PersonRef};
 use kokuho_ids::{IndividualNumber, LocalGovCode, MuniInsuredId, PrefInsuredId};
 use kokuho_proto::identity::v1 as pb;
 use kokuho_proto::intake::v1 as ipb;
 use kokuho_proto::results::v1::ResultRow;
-use kokuho_store::{ApplyError, LogEvent, ProjectionHandle, Store, Workflow};
+use kokuho_store::{ApplyError, Decided, Decider, LogEvent, ProjectionHandle, Read, Rejected, Workflow};
 use prost::Message as _;
 
+use crate::state::IdentityState;
 use crate::state::{
     CURSOR, PERSONS, holder_prefix, index_key, muni_count_key, muni_id_key, person_key, resident_key, residents_prefix,
     u64_of,
 };
-use crate::{CHUNKS_SUBJECT, IDENTITY, INTAKE_STREAM, PATIENCE, convert};
+use crate::{CHUNKS_SUBJECT, IDENTITY, INTAKE_STREAM, convert};
 
 pub(crate) struct LinkRecords {
     pub(crate) bus: Bus,
@@ -41,58 +42,67 @@ impl Workflow for LinkRecords {
     const STREAM: &'static str = INTAKE_STREAM;
 
     async fn handle(&self, ev: &LogEvent<'_>) -> Result<(), ApplyError> {
-        let (_, payload) = event::decode(ev.payload).map_err(ApplyError::Malformed)?;
-        match payload {
-            Payload::RecordsAccepted(chunk) => self.link_chunk(ev.seq, &chunk).await,
-            Payload::BusinessDateSet(d) => {
-                let day = pb::BusinessDay { intake_sequence: ev.seq, date: d.date, day_close: false };
-                self.append_once(ev.seq, |_| Ok(Some((Payload::BusinessDay(day), String::new(), String::new())))).await
-            }
-            Payload::DayClosed(d) => {
-                let day = pb::BusinessDay { intake_sequence: ev.seq, date: d.date, day_close: true };
-                self.append_once(ev.seq, |_| Ok(Some((Payload::BusinessDay(day), String::new(), String::new())))).await
-            }
-            _ => Ok(()),
+        match self.handle_group(std::slice::from_ref(ev)).await?.into_iter().next() {
+            Some((_, why)) => Err(ApplyError::Malformed(why)),
+            None => Ok(()),
         }
+    }
+
+    /// Decides a group of intake events in order, each on identity's state as the earlier ones
+    /// leave it, and appends the decisions as one atomic batch (kokuho_store::Decider).
+    async fn handle_group(&self, events: &[LogEvent<'_>]) -> Result<Rejected, ApplyError> {
+        let projection = IdentityState { vault: self.vault.clone() };
+        let decider = Decider {
+            bus: &self.bus,
+            projection: &projection,
+            state: &self.state,
+            stream: IDENTITY.name,
+            subject: CHUNKS_SUBJECT,
+        };
+        decider.run(events, |view| Ok(u64_of(view.get(CURSOR)?)), |view, ev| self.decide(view, ev)).await
     }
 }
 
-/// What to append for an intake event: the payload, its partition and correlation id.
-type Decided = Option<(Payload, String, String)>;
-
 impl LinkRecords {
-    /// Appends what `decide` makes of intake event `intake_seq`, once: on
-    /// `kokuho.identity.chunks` with expected-last-subject-sequence (one writer), skipped if the
-    /// projection's cursor shows it was appended before a restart.
-    async fn append_once(
-        &self,
-        intake_seq: u64,
-        decide: impl Fn(&dyn Store) -> Result<Decided, ApplyError>,
-    ) -> Result<(), ApplyError> {
-        loop {
-            let expected = self.bus.last_subject_seq(IDENTITY.name, CHUNKS_SUBJECT).await.map_err(transient)?;
-            let last = self.bus.last_seq(IDENTITY.name).await.map_err(transient)?;
-            if !self.state.wait_for(last, PATIENCE).await {
-                return Err(ApplyError::Transient("identity's state is catching up".into()));
-            }
-            let store = self.state.store();
-            if u64_of(store.get(CURSOR)?) >= intake_seq {
-                return Ok(()); // decided before a restart
-            }
-            let Some((payload, partition, correlation)) = decide(store)? else { return Ok(()) };
-            let envelope = event::envelope(payload, &partition, &correlation, "");
-            match self.bus.append(Append::event(CHUNKS_SUBJECT, &envelope).expect_last_subject_seq(expected)).await {
-                Ok(a) => {
-                    self.state.wait_for(a.seq, PATIENCE).await;
-                    return Ok(());
-                }
-                Err(e) if e.kind() == BusErrorKind::WrongLastSequence => continue,
-                Err(e) => return Err(transient(e)),
-            }
-        }
+    /// What an intake event becomes in identity's stream: a chunk of KK records is linked
+    /// (`ChunkLinked`); the calendar is carried over (`BusinessDay`) so that day closes keep
+    /// their place among the chunks.
+    fn decide(&self, view: &dyn Read, ev: &LogEvent<'_>) -> Result<Decided, ApplyError> {
+        let (_, payload) = event::decode(ev.payload).map_err(ApplyError::Malformed)?;
+        let none = String::new;
+        Ok(match payload {
+            Payload::RecordsAccepted(chunk) => self
+                .link_chunk(ev.seq, &chunk, view)?
+                .map(|linked| (Payload::ChunkLinked(linked), chunk.municipality.clone(), chunk.receipt.clone())),
+            Payload::BusinessDateSet(d) => Some((
+                Payload::BusinessDay(pb::BusinessDay { intake_sequence: ev.seq, date: d.date, day_close: false }),
+                none(),
+                none(),
+            )),
+            Payload::DayClosed(d) => Some((
+                Payload::BusinessDay(pb::BusinessDay { intake_sequence: ev.seq, date: d.date, day_close: true }),
+                none(),
+                none(),
+            )),
+            Payload::SubmissionAccepted(_)
+            | Payload::SubmissionRejected(_)
+            | Payload::ChunkLinked(_)
+            | Payload::CaseResolved(_)
+            | Payload::NumberReleased(_)
+            | Payload::BusinessDay(_)
+            | Payload::ResultRowsAdded(_)
+            | Payload::ResultFileIssued(_)
+            | Payload::ResultFilesAcknowledged(_)
+            | Payload::PersonsEvaluated(_) => None,
+        })
     }
 
-    async fn link_chunk(&self, intake_seq: u64, chunk: &ipb::RecordsAccepted) -> Result<(), ApplyError> {
+    fn link_chunk(
+        &self,
+        intake_seq: u64,
+        chunk: &ipb::RecordsAccepted,
+        view: &dyn Read,
+    ) -> Result<Option<pb::ChunkLinked>, ApplyError> {
         let persons: Vec<&ipb::PersonRecord> = chunk
             .records
             .iter()
@@ -102,7 +112,7 @@ impl LinkRecords {
             })
             .collect();
         if persons.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let lines: Vec<u32> = chunk
             .records
@@ -110,24 +120,21 @@ impl LinkRecords {
             .filter(|r| matches!(r.record, Some(ipb::change_record::Record::Person(_))))
             .map(|r| r.line)
             .collect();
-        self.append_once(intake_seq, |store| {
-            let linked = self.link(chunk, &persons, &lines, intake_seq, store)?;
-            Ok(Some((Payload::ChunkLinked(linked), chunk.municipality.clone(), chunk.receipt.clone())))
-        })
-        .await
+        self.link(&Chunk { records: chunk, persons, lines }, intake_seq, view).map(Some)
     }
+}
+
+/// An intake chunk's KK records, with their line numbers.
+struct Chunk<'c> {
+    records: &'c ipb::RecordsAccepted,
+    persons: Vec<&'c ipb::PersonRecord>,
+    lines: Vec<u32>,
 }
 
 impl LinkRecords {
     /// Opens the chunk's numbers, looks up the facts, decides, and builds the event.
-    fn link(
-        &self,
-        chunk: &ipb::RecordsAccepted,
-        persons: &[&ipb::PersonRecord],
-        lines: &[u32],
-        intake_seq: u64,
-        store: &dyn Store,
-    ) -> Result<pb::ChunkLinked, ApplyError> {
+    fn link(&self, c: &Chunk<'_>, intake_seq: u64, store: &dyn Read) -> Result<pb::ChunkLinked, ApplyError> {
+        let (chunk, persons, lines) = (c.records, &c.persons[..], &c.lines[..]);
         let muni = chunk.municipality.as_str();
         let opener = match &chunk.data_key {
             Some(k) => Some(
@@ -174,20 +181,20 @@ impl LinkRecords {
             .collect();
         let facts = self.facts(store, muni, &incoming)?;
         let decision = domain::decide(muni, &facts, &incoming);
-        let mut linked = self.event(chunk, persons, lines, &numbers, &facts, decision)?;
+        let mut linked = self.event(c, &numbers, &facts, decision, store)?;
         linked.intake_sequence = intake_seq;
         Ok(linked)
     }
 
     fn event(
         &self,
-        chunk: &ipb::RecordsAccepted,
-        persons: &[&ipb::PersonRecord],
-        lines: &[u32],
+        c: &Chunk<'_>,
         numbers: &[Option<IndividualNumber>],
         facts: &Facts,
         d: Decision,
+        store: &dyn Read,
     ) -> Result<pb::ChunkLinked, ApplyError> {
+        let (chunk, persons, lines) = (c.records, &c.persons[..], &c.lines[..]);
         let muni = chunk.municipality.as_str();
         let code = LocalGovCode::parse(muni).map_err(|e| ApplyError::Malformed(format!("municipality {muni}: {e}")))?;
         let mut new_ids: BTreeMap<u64, String> = BTreeMap::new();
@@ -300,7 +307,7 @@ impl LinkRecords {
         }
         for (from, into, _) in &d.merged {
             let into = id_of(into);
-            self.merge(self.state.store(), &mut out, from, &into, chunk.business_date)?;
+            self.merge(store, &mut out, from, &into, chunk.business_date)?;
         }
         for r in &d.rows {
             out.rows.push(ResultRow {
@@ -331,7 +338,7 @@ impl LinkRecords {
     /// the survivor's with 訂正 = 1.
     fn merge(
         &self,
-        store: &dyn Store,
+        store: &dyn Read,
         out: &mut pb::ChunkLinked,
         from: &str,
         into: &str,
@@ -379,7 +386,7 @@ impl LinkRecords {
     }
 
     /// Looks up what the decider needs for `incoming`.
-    fn facts(&self, store: &dyn Store, muni: &str, incoming: &[Incoming]) -> Result<Facts, ApplyError> {
+    fn facts(&self, store: &dyn Read, muni: &str, incoming: &[Incoming]) -> Result<Facts, ApplyError> {
         let mut f = Facts {
             persons_count: u64_of(store.get(PERSONS)?),
             muni_ids_count: u64_of(store.get(&muni_count_key(muni))?),

@@ -1,6 +1,7 @@
 //! identity's synchronous operations: lookups (own municipality only), the review queue (I6)
 //! and the release of a number to relay (R6) with its hash-chained audit entry (S8).
 
+use kokuho_store::Read as _;
 use std::sync::Arc;
 
 use kokuho_bus::event::{self, Payload};

@@ -18,7 +18,7 @@ use kokuho_bus::event::{self, Payload};
 use kokuho_crypto::Vault;
 use kokuho_proto::identity::v1 as pb;
 pub(crate) use kokuho_store::u64_of;
-use kokuho_store::{ApplyError, LogEvent, Projection, Store, StoreError, Tx};
+use kokuho_store::{ApplyError, LogEvent, Projection, Read, StoreError, Tx};
 use prost::Message as _;
 
 use crate::{IDENTITY, convert};

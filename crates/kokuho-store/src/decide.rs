@@ -1,0 +1,124 @@
+//! Workflows that decide: each input event becomes at most one event on the service's own
+//! subject, decided on the service's own projection. identity's `link-records` and
+//! continuity's `evaluate` are such workflows.
+//!
+//! A group of input events is decided in order. Each decision is applied at once, with the
+//! projection's own `apply`, to a write set over the committed state, so that the next decision
+//! of the group sees it exactly as it would after the append; then the group's decisions are
+//! appended as one atomic batch (one fsync) whose first message expects the subject's last
+//! sequence: a second instance, or a retry after a crash, decides again on fresh state instead
+//! of appending twice. Inputs at or below the projection's cursor were decided before a restart
+//! and are skipped.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use kokuho_bus::event::{self, Payload};
+use kokuho_bus::{Append, Bus, BusErrorKind, GROUP_MAX_BYTES};
+
+use crate::{ApplyError, LogEvent, Projection, ProjectionHandle, Read, Rejected, Tx};
+
+/// What to append for an input event: the payload, its partition and its correlation id.
+pub type Decided = Option<(Payload, String, String)>;
+
+/// Most events in one atomic batch (the server takes up to 1,000).
+const EVENTS_PER_APPEND: usize = 200;
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// Where a deciding workflow writes and what it decides on.
+pub struct Decider<'a, P: Projection> {
+    pub bus: &'a Bus,
+    /// The projection of the stream it appends to, and its handle (store and position).
+    pub projection: &'a P,
+    pub state: &'a ProjectionHandle,
+    pub stream: &'static str,
+    /// The subject it alone appends to.
+    pub subject: &'static str,
+}
+
+fn transient(e: impl std::fmt::Display) -> ApplyError {
+    ApplyError::Transient(e.to_string())
+}
+
+impl<P: Projection> Decider<'_, P> {
+    /// Decides `events` in order and appends the decisions, a batch at a time (at most 200
+    /// events or 8 MiB, so memory stays bounded). `cursor` reads the last input sequence the
+    /// projection has seen decided; `decide` sees the state as the earlier decisions leave it.
+    /// Undecodable inputs (`ApplyError::Malformed`) are returned for the dead-letter stream.
+    pub async fn run(
+        &self,
+        events: &[LogEvent<'_>],
+        cursor: impl Fn(&dyn Read) -> Result<u64, ApplyError>,
+        mut decide: impl FnMut(&dyn Read, &LogEvent<'_>) -> Result<Decided, ApplyError>,
+    ) -> Result<Rejected, ApplyError> {
+        let mut rejected = BTreeMap::new();
+        let mut done = 0;
+        while done < events.len() {
+            done = self.round(events, done, &cursor, &mut decide, &mut rejected).await?;
+        }
+        Ok(rejected.into_iter().collect())
+    }
+
+    /// Decides from `events[from]` on until a batch is full, appends it, waits until the
+    /// projection has applied it, and returns where the next round starts.
+    async fn round(
+        &self,
+        events: &[LogEvent<'_>],
+        from: usize,
+        cursor: &impl Fn(&dyn Read) -> Result<u64, ApplyError>,
+        decide: &mut impl FnMut(&dyn Read, &LogEvent<'_>) -> Result<Decided, ApplyError>,
+        rejected: &mut BTreeMap<usize, String>,
+    ) -> Result<usize, ApplyError> {
+        loop {
+            let expected = self.bus.last_subject_seq(self.stream, self.subject).await.map_err(transient)?;
+            let last = self.bus.last_seq(self.stream).await.map_err(transient)?;
+            if !self.state.wait_for(last, PATIENCE).await {
+                return Err(ApplyError::Transient(format!("{} is catching up", self.state.name())));
+            }
+            let (mut batch, next) = {
+                let mut view = Tx::new(self.state.store());
+                let decided_up_to = cursor(&view)?;
+                let (mut batch, mut bytes, mut next) = (Vec::new(), 0, from);
+                for (i, ev) in events.iter().enumerate().skip(from) {
+                    next = i + 1;
+                    if ev.seq <= decided_up_to {
+                        continue;
+                    }
+                    let Some((payload, partition, correlation)) = (match ev.span.in_scope(|| decide(&view, ev)) {
+                        Ok(d) => d,
+                        Err(ApplyError::Malformed(why)) => {
+                            rejected.insert(i, why);
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    }) else {
+                        continue;
+                    };
+                    let envelope = event::envelope(payload, &partition, &correlation, "");
+                    let append = Append::event(self.subject, &envelope);
+                    // What the projection will make of it, for the decisions after it (its
+                    // sequence is not known yet; a projection decided on does not read it).
+                    let speculative =
+                        LogEvent { seq: 0, subject: self.subject, payload: &append.payload, span: ev.span.clone() };
+                    self.projection.apply(&mut view, &speculative)?;
+                    bytes += append.payload.len();
+                    batch.push(append);
+                    if batch.len() >= EVENTS_PER_APPEND || bytes >= GROUP_MAX_BYTES {
+                        break;
+                    }
+                }
+                (batch, next)
+            };
+            let Some(first) = batch.first_mut() else { return Ok(next) };
+            first.expected_last_subject_seq = Some(expected);
+            match self.bus.append_atomic(batch).await {
+                Ok(a) => {
+                    self.state.wait_for(a.seq, PATIENCE).await;
+                    return Ok(next);
+                }
+                Err(e) if e.kind() == BusErrorKind::WrongLastSequence => continue,
+                Err(e) => return Err(transient(e)),
+            }
+        }
+    }
+}
