@@ -5,6 +5,10 @@
 #![allow(clippy::print_stdout)]
 #![allow(clippy::unwrap_used)] // Tests may panic on what cannot happen.
 
+// The allocator of the `kokuho` binary, so that the services run here as they are deployed.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

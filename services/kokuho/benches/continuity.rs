@@ -16,8 +16,9 @@
 //!    it under a profiler).
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
+// The allocator of the `kokuho` binary, so that the services run here as they are deployed.
 #[global_allocator]
-static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
