@@ -1,12 +1,11 @@
 //! The projection runner against a real nats-server and real sled files.
 #![allow(clippy::unwrap_used)] // Tests may panic on what cannot happen.
 
-use kokuho_store::Read as _;
 use std::time::Duration;
 
 use kokuho_bus::{Append, Bus, DEAD_LETTER, StreamDef};
 use kokuho_store::{
-    ApplyError, LogEvent, Projection, ProjectionHandle, ProjectionRunner, RunnerSettings, SledDb, Store, Tx,
+    ApplyError, LogEvent, Projection, ProjectionHandle, ProjectionRunner, Read as _, RunnerSettings, SledDb, Store, Tx,
 };
 use kokuho_testkit::TestNats;
 
