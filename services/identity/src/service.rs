@@ -1,7 +1,6 @@
 //! identity's synchronous operations: lookups (own municipality only), the review queue (I6)
 //! and the release of a number to relay (R6) with its hash-chained audit entry (S8).
 
-use kokuho_store::Read as _;
 use std::sync::Arc;
 
 use kokuho_bus::event::{self, Payload};
@@ -11,7 +10,7 @@ use kokuho_identity_domain::Person;
 use kokuho_ids::{LocalGovCode, MuniInsuredId, PrefInsuredId};
 use kokuho_proto::identity::v1 as pb;
 use kokuho_proto::results::v1::ResultRow;
-use kokuho_store::{ProjectionHandle, Store};
+use kokuho_store::{ProjectionHandle, Read};
 use prost::Message as _;
 use sha2::{Digest, Sha256};
 
@@ -126,7 +125,7 @@ impl Identity {
 
     fn decide(
         &self,
-        store: &dyn Store,
+        store: &dyn Read,
         held: &pb::LinkHeld,
         action: Action,
         reason: &str,
