@@ -71,7 +71,10 @@ async fn main() {
         .unwrap();
     let bus = Bus::connect(&url, "bench").await.unwrap();
     bus.ensure_stream(&RAW).await.unwrap();
-    let mut client = Client::connect(system.endpoint()).await.unwrap();
+    let mut client = Client::connect(system.endpoint())
+        .await
+        .unwrap()
+        .with_dev_credentials(kokuho_system::credentials_dir(&dir.join("data")));
 
     println!("kokuho bench: {RECORDS}-record KK submission, {RUNS} runs, medians; fsync always");
     let (mut raws, mut intakes, mut settled) = (Vec::new(), Vec::new(), Vec::new());

@@ -109,13 +109,13 @@ async fn review_release_and_lookup_answer_only_their_callers() {
     assert_eq!((found.found, found.pref_id.as_str()), (true, x.pref_id.as_str()));
     let refused = chiyoda.lookup_ids(MINATO, "200001").await.unwrap_err();
     assert!(matches!(&refused, ClientError::Status(s) if s.code() == Code::PermissionDenied), "{refused}");
-    assert!(sys.client.lookup_ids(CHIYODA, "100001").await.is_err(), "no credential, no answer");
+    assert!(sys.anonymous().await.lookup_ids(CHIYODA, "100001").await.is_err(), "no credential, no answer");
 
     // Release (R6): relay's credential only; each release is audited, hash-chained (S8).
     let mut relay = sys.client.with_token(token(&sys, &Caller::Relay));
     assert_eq!(relay.release_number(&x.pref_id, "中間サーバー連携 test").await.unwrap(), "123456789018");
     relay.release_number(&x.pref_id, "中間サーバー連携 test 2").await.unwrap();
-    for mut other in [sys.client.clone(), chiyoda.clone(), sys.client.with_token(token(&sys, &Caller::Operator))] {
+    for mut other in [sys.anonymous().await, chiyoda.clone(), sys.client.with_token(token(&sys, &Caller::Operator))] {
         assert!(other.release_number(&x.pref_id, "curious").await.is_err());
     }
     let bus = sys.nats.bus().await;
@@ -265,7 +265,12 @@ async fn chunks_decided_in_one_group_see_each_other() {
         ..SystemConfig::embedded(nats.dir().join("data"), std::sync::Arc::new(kokuho_system::default_registry()))
     };
     let intake_alone = System::start(config(vec![Service::Intake])).await.unwrap();
-    let mut client = kokuho_client::Client::connect(intake_alone.endpoint()).await.unwrap();
+    let credentials = kokuho_system::credentials_dir(&nats.dir().join("data"));
+    let connect = |endpoint: String| {
+        let credentials = credentials.clone();
+        async move { kokuho_client::Client::connect(&endpoint).await.unwrap().with_dev_credentials(credentials) }
+    };
+    let mut client = connect(intake_alone.endpoint().to_string()).await;
     for files in [["01_131016_KS.csv", "01_131016_KK.csv"], ["06_131032_KS.csv", "06_131032_KK.csv"]] {
         let r = client.submit(&files[0][3..9], files.iter().map(|f| read(f)).collect()).await.unwrap();
         assert_ne!(r.status(), kokuho_client::SubmissionStatus::Rejected, "{r:?}");
@@ -273,7 +278,7 @@ async fn chunks_decided_in_one_group_see_each_other() {
     intake_alone.stop().await.unwrap();
 
     let system = System::start(config(Service::ALL.to_vec())).await.unwrap();
-    let mut client = kokuho_client::Client::connect(system.endpoint()).await.unwrap();
+    let mut client = connect(system.endpoint().to_string()).await;
     assert!(client.wait_idle(std::time::Duration::from_secs(60)).await.unwrap().idle);
     let state = system.identity().unwrap().state();
     let pref = |m: &str, r: &str| kokuho_identity::link_of(state, m, r).unwrap().unwrap().pref_id;

@@ -3,7 +3,7 @@
 
 pub mod scenario;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use kokuho_proto::continuity::v1 as cpb;
@@ -14,6 +14,7 @@ use kokuho_proto::intake::v1 as pb;
 use kokuho_proto::intake::v1::intake_service_client::IntakeServiceClient;
 use kokuho_proto::results::v1 as rpb;
 use kokuho_proto::results::v1::result_service_client::ResultServiceClient;
+use kokuho_runtime::credentials::{AUTHORIZATION, Caller, Credentials};
 use tonic::transport::Channel;
 
 pub use kokuho_proto::continuity::v1::QueryPersonResponse;
@@ -50,6 +51,9 @@ pub struct Client {
     continuity: ContinuityServiceClient<Channel>,
     /// Sent as `authorization: Bearer <token>` (the caller's credential).
     token: Option<String>,
+    /// Without a token: the dev credentials of `kokuho up` (a token per role), from which each
+    /// request takes the role it acts as (the municipality it names, the operator, relay).
+    dev_credentials: Option<PathBuf>,
 }
 
 impl Client {
@@ -66,6 +70,7 @@ impl Client {
             identity: IdentityServiceClient::new(channel.clone()),
             continuity: ContinuityServiceClient::new(channel),
             token: None,
+            dev_credentials: None,
         })
     }
 
@@ -74,12 +79,24 @@ impl Client {
         Self { token: Some(token.into()), ..self.clone() }
     }
 
-    fn request<T>(&self, message: T) -> tonic::Request<T> {
+    /// The same client acting, request by request, with the dev token of the role each request
+    /// is made in (`dir`: the `credentials/` of `kokuho up`'s data dir). A token given with
+    /// [`Client::with_token`] wins.
+    pub fn with_dev_credentials(&self, dir: impl Into<PathBuf>) -> Self {
+        Self { dev_credentials: Some(dir.into()), ..self.clone() }
+    }
+
+    /// `message` with the credential of `caller` (security.md S5).
+    fn request<T>(&self, caller: &Caller, message: T) -> tonic::Request<T> {
         let mut r = tonic::Request::new(message);
-        if let Some(t) = &self.token
+        let token = self
+            .token
+            .clone()
+            .or_else(|| self.dev_credentials.as_ref().and_then(|dir| Credentials::token_of(dir, caller).ok()));
+        if let Some(t) = token
             && let Ok(v) = format!("Bearer {t}").parse()
         {
-            r.metadata_mut().insert("authorization", v);
+            r.metadata_mut().insert(AUTHORIZATION, v);
         }
         r
     }
@@ -91,7 +108,7 @@ impl Client {
         resident: &str,
     ) -> Result<ipb::LookupIdsResponse, ClientError> {
         let m = ipb::LookupIdsRequest { municipality: municipality.into(), resident_number: resident.into() };
-        Ok(self.identity.lookup_ids(self.request(m)).await?.into_inner())
+        Ok(self.identity.lookup_ids(self.request(&Caller::Municipality(municipality.into()), m)).await?.into_inner())
     }
 
     /// A person's periods, determinations and open anomalies, for the municipality's own credential.
@@ -101,12 +118,21 @@ impl Client {
         resident: &str,
     ) -> Result<QueryPersonResponse, ClientError> {
         let m = cpb::QueryPersonRequest { municipality: municipality.into(), resident_number: resident.into() };
-        Ok(self.continuity.query_person(self.request(m)).await?.into_inner())
+        Ok(self
+            .continuity
+            .query_person(self.request(&Caller::Municipality(municipality.into()), m))
+            .await?
+            .into_inner())
     }
 
     /// Operator: the held records (I6).
     pub async fn list_reviews(&mut self) -> Result<Vec<ipb::ReviewCase>, ClientError> {
-        Ok(self.identity.list_reviews(self.request(ipb::ListReviewsRequest {})).await?.into_inner().cases)
+        Ok(self
+            .identity
+            .list_reviews(self.request(&Caller::Operator, ipb::ListReviewsRequest {}))
+            .await?
+            .into_inner()
+            .cases)
     }
 
     /// Operator: link, relink or reject a held record.
@@ -123,13 +149,13 @@ impl Client {
             reason: reason.into(),
             operator: operator.into(),
         };
-        Ok(self.identity.resolve_review(self.request(m)).await?.into_inner().pref_id)
+        Ok(self.identity.resolve_review(self.request(&Caller::Operator, m)).await?.into_inner().pref_id)
     }
 
     /// relay only: a person's 個人番号 (audited by identity).
     pub async fn release_number(&mut self, pref_id: &str, purpose: &str) -> Result<String, ClientError> {
         let m = ipb::ReleaseNumberRequest { pref_id: pref_id.into(), purpose: purpose.into() };
-        Ok(self.identity.release_number(self.request(m)).await?.into_inner().individual_number)
+        Ok(self.identity.release_number(self.request(&Caller::Relay, m)).await?.into_inner().individual_number)
     }
 
     /// One submission of `municipality`: (file name, bytes) pairs.
@@ -154,33 +180,41 @@ impl Client {
                 });
             }
         }
-        Ok(self.intake.submit(tokio_stream::iter(parts)).await?.into_inner())
+        let request = self.request(&Caller::Municipality(municipality.into()), tokio_stream::iter(parts));
+        Ok(self.intake.submit(request).await?.into_inner())
     }
 
     pub async fn status(&mut self, receipt: &str) -> Result<GetStatusResponse, ClientError> {
-        Ok(self.intake.get_status(pb::GetStatusRequest { receipt: receipt.to_string() }).await?.into_inner())
+        // A receipt is `<municipality>-<serial>`.
+        let municipality = receipt.split('-').next().unwrap_or_default();
+        let request =
+            self.request(&Caller::Municipality(municipality.into()), pb::GetStatusRequest { receipt: receipt.into() });
+        Ok(self.intake.get_status(request).await?.into_inner())
     }
 
     pub async fn wait_idle(&mut self, timeout: Duration) -> Result<WaitIdleResponse, ClientError> {
         let timeout_ms = timeout.as_millis().min(u128::from(u32::MAX)) as u32;
-        Ok(self.intake.wait_idle(pb::WaitIdleRequest { timeout_ms }).await?.into_inner())
+        Ok(self
+            .intake
+            .wait_idle(self.request(&Caller::Operator, pb::WaitIdleRequest { timeout_ms }))
+            .await?
+            .into_inner())
     }
 
     pub async fn close_day(&mut self, date: u32) -> Result<pb::CloseDayResponse, ClientError> {
-        Ok(self.intake.close_day(pb::CloseDayRequest { date }).await?.into_inner())
+        Ok(self.intake.close_day(self.request(&Caller::Operator, pb::CloseDayRequest { date })).await?.into_inner())
     }
 
     /// Every pending result file of `municipality`, not yet acknowledged.
     pub async fn fetch_files(&mut self, municipality: &str) -> Result<Vec<ResultFile>, ClientError> {
-        let r = self.results.fetch_files(rpb::FetchFilesRequest { municipality: municipality.to_string() }).await?;
+        let m = rpb::FetchFilesRequest { municipality: municipality.to_string() };
+        let r = self.results.fetch_files(self.request(&Caller::Municipality(municipality.into()), m)).await?;
         Ok(r.into_inner().files)
     }
 
     pub async fn acknowledge(&mut self, municipality: &str, names: Vec<String>) -> Result<u32, ClientError> {
-        let r = self
-            .results
-            .acknowledge_files(rpb::AcknowledgeFilesRequest { municipality: municipality.to_string(), names })
-            .await?;
+        let m = rpb::AcknowledgeFilesRequest { municipality: municipality.to_string(), names };
+        let r = self.results.acknowledge_files(self.request(&Caller::Municipality(municipality.into()), m)).await?;
         Ok(r.into_inner().acknowledged)
     }
 

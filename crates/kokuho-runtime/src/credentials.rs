@@ -16,6 +16,20 @@ pub enum Caller {
 }
 
 impl Caller {
+    /// Refuses (and logs, security.md S5) `what` unless `allowed` holds for this caller.
+    pub fn require(&self, allowed: bool, what: &str) -> Result<(), tonic::Status> {
+        if allowed {
+            return Ok(());
+        }
+        tracing::warn!(caller = ?self, what, "Request refused: not the caller's to make");
+        Err(tonic::Status::permission_denied(format!("{what} is not allowed for this caller")))
+    }
+
+    /// A municipality acting for itself.
+    pub fn is_municipality(&self, code: &str) -> bool {
+        matches!(self, Caller::Municipality(c) if c == code)
+    }
+
     fn file_stem(&self) -> String {
         match self {
             Caller::Municipality(code) => code.clone(),
@@ -94,6 +108,16 @@ impl Credentials {
     pub fn caller(&self, authorization: Option<&str>) -> Option<&Caller> {
         let token = authorization?.strip_prefix("Bearer ")?;
         self.by_token.get(token.trim())
+    }
+
+    /// The caller of a gRPC request, by its `authorization: Bearer <token>`; a request without a
+    /// valid credential is refused (and logged).
+    pub fn caller_of<T>(&self, request: &tonic::Request<T>) -> Result<Caller, tonic::Status> {
+        let header = request.metadata().get(AUTHORIZATION).and_then(|v| v.to_str().ok());
+        self.caller(header).cloned().ok_or_else(|| {
+            tracing::warn!("Request without a valid credential refused");
+            tonic::Status::unauthenticated("a valid credential is required")
+        })
     }
 
     /// The token file of `caller` in `dir` (for clients).

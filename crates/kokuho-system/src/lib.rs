@@ -65,7 +65,7 @@ pub struct SystemConfig {
     pub identity_key: Option<PathBuf>,
     /// identity's private keys (identity): `None`: the dev keys of the data dir.
     pub identity_keys_dir: Option<PathBuf>,
-    /// Callers' tokens (identity): `None`: the dev credentials of the data dir (made if missing).
+    /// Callers' tokens (every service): `None`: the dev credentials of the data dir (made if missing).
     pub credentials_dir: Option<PathBuf>,
 }
 
@@ -131,6 +131,18 @@ impl System {
         };
         let bus = kokuho_bus::Bus::connect(&url, "kokuho").await?;
         let store = |name: &str| SledDb::open(&config.data_dir.join("store").join(name));
+        // Callers' tokens (every service checks them, security.md S5).
+        let credentials = || -> anyhow::Result<Credentials> {
+            let dir = match &config.credentials_dir {
+                Some(dir) => dir.clone(),
+                None => {
+                    let dir = credentials_dir(&config.data_dir);
+                    Credentials::ensure(&dir, config.registry.municipalities().map(|m| m.code.to_string()))?;
+                    dir
+                }
+            };
+            Credentials::load(&dir).with_context(|| format!("credentials in {}", dir.display()))
+        };
         let intake = if config.services.contains(&Service::Intake) {
             let identity_key = match &config.identity_key {
                 Some(path) => kokuho_crypto::PublicKey::load(path)?,
@@ -142,22 +154,11 @@ impl System {
                 limits: kokuho_intake::Limits::default(),
                 initial_business_date: config.business_date,
                 runner: RunnerSettings::default(),
+                credentials: credentials()?,
             };
             Some(kokuho_intake::App::build(intake_config, bus.clone(), &store("intake")?).await?)
         } else {
             None
-        };
-        // Callers' tokens (identity and continuity check them).
-        let credentials = || -> anyhow::Result<Credentials> {
-            let dir = match &config.credentials_dir {
-                Some(dir) => dir.clone(),
-                None => {
-                    let dir = credentials_dir(&config.data_dir);
-                    Credentials::ensure(&dir, config.registry.municipalities().map(|m| m.code.to_string()))?;
-                    dir
-                }
-            };
-            Credentials::load(&dir).with_context(|| format!("credentials in {}", dir.display()))
         };
         let identity = if config.services.contains(&Service::Identity) {
             let keys = match &config.identity_keys_dir {

@@ -30,13 +30,25 @@ pub async fn spawn_system(business_date: u32) -> TestSystem {
         ..SystemConfig::embedded(nats.dir().join("data"), Arc::new(kokuho_system::default_registry()))
     };
     let system = System::start(config.clone()).await.expect("start the system");
-    let client = Client::connect(system.endpoint()).await.expect("connect to the system");
+    let client = connect(&system, &config).await;
     TestSystem { nats, system: Some(system), client, config }
+}
+
+/// A client of the system that acts, request by request, with the dev token of the role the
+/// request is made in (the municipality it names, the operator, relay).
+async fn connect(system: &System, config: &SystemConfig) -> Client {
+    let client = Client::connect(system.endpoint()).await.expect("connect to the system");
+    client.with_dev_credentials(kokuho_system::credentials_dir(&config.data_dir))
 }
 
 impl TestSystem {
     pub fn system(&self) -> &System {
         self.system.as_ref().expect("the system is running")
+    }
+
+    /// A client with no credential at all (to see requests refused).
+    pub async fn anonymous(&self) -> Client {
+        Client::connect(self.system().endpoint()).await.expect("connect to the system")
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -53,7 +65,7 @@ impl TestSystem {
     /// Starts the services again on the same data dir and log.
     pub async fn start_services(&mut self) {
         let system = System::start(self.config.clone()).await.expect("restart the system");
-        self.client = Client::connect(system.endpoint()).await.expect("connect to the system");
+        self.client = connect(&system, &self.config).await;
         self.system = Some(system);
     }
 

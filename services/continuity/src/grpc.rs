@@ -2,7 +2,7 @@
 
 use kokuho_proto::continuity::v1 as pb;
 use kokuho_proto::continuity::v1::continuity_service_server::{ContinuityService, ContinuityServiceServer};
-use kokuho_runtime::credentials::{AUTHORIZATION, Caller, Credentials};
+use kokuho_runtime::credentials::Credentials;
 use kokuho_store::ProjectionHandle;
 use tonic::{Request, Response, Status};
 
@@ -64,17 +64,9 @@ impl ContinuityService for ContinuityGrpc {
         &self,
         request: Request<pb::QueryPersonRequest>,
     ) -> Result<Response<pb::QueryPersonResponse>, Status> {
-        let header = request.metadata().get(AUTHORIZATION).and_then(|v| v.to_str().ok());
-        let caller = self
-            .credentials
-            .caller(header)
-            .cloned()
-            .ok_or_else(|| Status::unauthenticated("a valid credential is required"))?;
+        let caller = self.credentials.caller_of(&request)?;
         let r = request.into_inner();
-        if caller != Caller::Municipality(r.municipality.clone()) {
-            tracing::warn!(?caller, "Query for another municipality refused");
-            return Err(Status::permission_denied("a query for another municipality is not allowed"));
-        }
+        caller.require(caller.is_municipality(&r.municipality), "a query for another municipality")?;
         let person = crate::state::person_of_resident(&self.state, &r.municipality, &r.resident_number)
             .map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(match person {

@@ -2,7 +2,7 @@
 
 use kokuho_proto::identity::v1 as pb;
 use kokuho_proto::identity::v1::identity_service_server::{IdentityService, IdentityServiceServer};
-use kokuho_runtime::credentials::{AUTHORIZATION, Caller, Credentials};
+use kokuho_runtime::credentials::{Caller, Credentials};
 use tonic::{Request, Response, Status};
 
 use crate::service::{Action, Identity, IdentityError};
@@ -32,33 +32,15 @@ impl From<IdentityError> for Status {
     }
 }
 
-impl IdentityGrpc {
-    fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
-        let header = request.metadata().get(AUTHORIZATION).and_then(|v| v.to_str().ok());
-        self.credentials.caller(header).cloned().ok_or_else(|| {
-            tracing::warn!("Request without a valid credential refused");
-            Status::unauthenticated("a valid credential is required")
-        })
-    }
-
-    fn require(&self, caller: &Caller, allowed: &Caller, what: &str) -> Result<(), Status> {
-        if caller == allowed {
-            return Ok(());
-        }
-        tracing::warn!(?caller, what, "Request refused: not the caller's to make");
-        Err(Status::permission_denied(format!("{what} is not allowed for this caller")))
-    }
-}
-
 #[tonic::async_trait]
 impl IdentityService for IdentityGrpc {
     async fn lookup_ids(
         &self,
         request: Request<pb::LookupIdsRequest>,
     ) -> Result<Response<pb::LookupIdsResponse>, Status> {
-        let caller = self.caller(&request)?;
+        let caller = self.credentials.caller_of(&request)?;
         let r = request.into_inner();
-        self.require(&caller, &Caller::Municipality(r.municipality.clone()), "a lookup in another municipality")?;
+        caller.require(caller.is_municipality(&r.municipality), "a lookup in another municipality")?;
         let found = crate::link_of(&self.identity.state, &r.municipality, &r.resident_number)
             .map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(match found {
@@ -73,8 +55,8 @@ impl IdentityService for IdentityGrpc {
         &self,
         request: Request<pb::ListReviewsRequest>,
     ) -> Result<Response<pb::ListReviewsResponse>, Status> {
-        let caller = self.caller(&request)?;
-        self.require(&caller, &Caller::Operator, "the review queue")?;
+        let caller = self.credentials.caller_of(&request)?;
+        caller.require(caller == Caller::Operator, "the review queue")?;
         let cases = crate::held_cases(&self.identity.state)
             .map_err(|e| Status::internal(e.to_string()))?
             .into_iter()
@@ -94,8 +76,8 @@ impl IdentityService for IdentityGrpc {
         &self,
         request: Request<pb::ResolveReviewRequest>,
     ) -> Result<Response<pb::ResolveReviewResponse>, Status> {
-        let caller = self.caller(&request)?;
-        self.require(&caller, &Caller::Operator, "a review decision")?;
+        let caller = self.credentials.caller_of(&request)?;
+        caller.require(caller == Caller::Operator, "a review decision")?;
         let r = request.into_inner();
         let action = match pb::ReviewAction::try_from(r.action) {
             Ok(pb::ReviewAction::Link) => Action::Link,
@@ -111,8 +93,8 @@ impl IdentityService for IdentityGrpc {
         &self,
         request: Request<pb::ReleaseNumberRequest>,
     ) -> Result<Response<pb::ReleaseNumberResponse>, Status> {
-        let caller = self.caller(&request)?;
-        self.require(&caller, &Caller::Relay, "the release of a 個人番号")?;
+        let caller = self.credentials.caller_of(&request)?;
+        caller.require(caller == Caller::Relay, "the release of a 個人番号")?;
         let r = request.into_inner();
         let number = self.identity.release(&r.pref_id, &r.purpose, "relay").await?;
         // The one answer that carries a plain number (security.md S1, rules.md R6).

@@ -8,6 +8,7 @@ use kokuho_proto::intake::v1 as pb;
 use kokuho_proto::intake::v1::intake_service_server::{IntakeService, IntakeServiceServer};
 use kokuho_proto::results::v1 as rpb;
 use kokuho_proto::results::v1::result_service_server::{ResultService, ResultServiceServer};
+use kokuho_runtime::credentials::{Caller, Credentials};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::{AppError, Intake, SubmitError, SubmitFile};
@@ -18,21 +19,26 @@ pub type ResultServer = ResultServiceServer<ResultGrpc>;
 /// Largest gRPC message intake accepts (a chunk of a file).
 const MAX_MESSAGE: usize = 4 << 20;
 
-pub(crate) fn services(intake: Intake) -> (IntakeServer, ResultServer) {
+pub(crate) fn services(intake: Intake, credentials: Credentials) -> (IntakeServer, ResultServer) {
     (
-        IntakeServiceServer::new(IntakeGrpc { intake: intake.clone() })
+        IntakeServiceServer::new(IntakeGrpc { intake: intake.clone(), credentials: credentials.clone() })
             .max_decoding_message_size(MAX_MESSAGE)
             .max_encoding_message_size(64 << 20),
-        ResultServiceServer::new(ResultGrpc { intake }).max_encoding_message_size(256 << 20),
+        ResultServiceServer::new(ResultGrpc { intake, credentials }).max_encoding_message_size(256 << 20),
     )
 }
 
+/// Who may do what (security.md S5): a municipality submits, asks for the status of its own
+/// receipts and fetches its own result files; operators close the day and may ask for any
+/// status; waiting for the system to settle needs any valid credential.
 pub struct IntakeGrpc {
     intake: Intake,
+    credentials: Credentials,
 }
 
 pub struct ResultGrpc {
     intake: Intake,
+    credentials: Credentials,
 }
 
 impl From<AppError> for Status {
@@ -71,13 +77,15 @@ impl IntakeService for IntakeGrpc {
         request: Request<Streaming<pb::SubmitRequest>>,
     ) -> Result<Response<pb::SubmitResponse>, Status> {
         let limits = &self.intake.inner.config.limits;
+        let caller = self.credentials.caller_of(&request)?;
         let mut stream = request.into_inner();
         let header = match stream.next().await {
             Some(Ok(pb::SubmitRequest { part: Some(pb::submit_request::Part::Header(h)) })) => h,
             Some(Err(e)) => return Err(e),
             _ => return Err(Status::invalid_argument("a submission starts with its header")),
         };
-        let caller = municipality(&header.municipality)?;
+        caller.require(caller.is_municipality(&header.municipality), "a submission for another municipality")?;
+        let submitter = municipality(&header.municipality)?;
         if header.file_names.is_empty() || header.file_names.len() > limits.max_files {
             return Err(Status::invalid_argument(format!("a submission holds 1 to {} files", limits.max_files)));
         }
@@ -100,7 +108,7 @@ impl IntakeService for IntakeGrpc {
                 _ => return Err(Status::invalid_argument("only file chunks may follow the header")),
             }
         }
-        let s = self.intake.submit(caller, files).await?;
+        let s = self.intake.submit(submitter, files).await?;
         Ok(Response::new(pb::SubmitResponse {
             receipt: s.receipt,
             status: s.status as i32,
@@ -116,15 +124,23 @@ impl IntakeService for IntakeGrpc {
         &self,
         request: Request<pb::GetStatusRequest>,
     ) -> Result<Response<pb::GetStatusResponse>, Status> {
-        Ok(Response::new(self.intake.status(&request.into_inner().receipt).await?))
+        let caller = self.credentials.caller_of(&request)?;
+        let receipt = request.into_inner().receipt;
+        // A receipt is `<municipality>-<serial>`.
+        let own = receipt.split('-').next().is_some_and(|m| caller.is_municipality(m));
+        caller.require(own || caller == Caller::Operator, "the status of another municipality's submission")?;
+        Ok(Response::new(self.intake.status(&receipt).await?))
     }
 
     async fn close_day(&self, request: Request<pb::CloseDayRequest>) -> Result<Response<pb::CloseDayResponse>, Status> {
+        let caller = self.credentials.caller_of(&request)?;
+        caller.require(caller == Caller::Operator, "a day close")?;
         let (business_date, previous) = self.intake.close_day(request.into_inner().date).await?;
         Ok(Response::new(pb::CloseDayResponse { business_date, previous }))
     }
 
     async fn wait_idle(&self, request: Request<pb::WaitIdleRequest>) -> Result<Response<pb::WaitIdleResponse>, Status> {
+        self.credentials.caller_of(&request)?;
         let patience = Duration::from_millis(u64::from(request.into_inner().timeout_ms.clamp(1, 3_600_000)));
         let idle = self.intake.wait_idle(patience).await?;
         let progress = self
@@ -148,7 +164,10 @@ impl ResultService for ResultGrpc {
         &self,
         request: Request<rpb::FetchFilesRequest>,
     ) -> Result<Response<rpb::FetchFilesResponse>, Status> {
-        let muni = municipality(&request.into_inner().municipality)?;
+        let caller = self.credentials.caller_of(&request)?;
+        let r = request.into_inner();
+        caller.require(caller.is_municipality(&r.municipality), "another municipality's result files")?;
+        let muni = municipality(&r.municipality)?;
         let files = self
             .intake
             .fetch(muni)
@@ -163,7 +182,9 @@ impl ResultService for ResultGrpc {
         &self,
         request: Request<rpb::AcknowledgeFilesRequest>,
     ) -> Result<Response<rpb::AcknowledgeFilesResponse>, Status> {
+        let caller = self.credentials.caller_of(&request)?;
         let r = request.into_inner();
+        caller.require(caller.is_municipality(&r.municipality), "another municipality's result files")?;
         let muni = municipality(&r.municipality)?;
         let acknowledged = self.intake.acknowledge(muni, r.names).await?;
         Ok(Response::new(rpb::AcknowledgeFilesResponse { acknowledged }))

@@ -78,6 +78,8 @@ pub struct Config {
     /// The first business date of a new log (rules.md T1); ignored when the log has one.
     pub initial_business_date: Option<u32>,
     pub runner: RunnerSettings,
+    /// Who may call (security.md S5): each municipality for itself, operators for the calendar.
+    pub credentials: kokuho_runtime::credentials::Credentials,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -168,7 +170,7 @@ impl App {
 
     /// The gRPC services of intake.
     pub fn services(&self) -> (grpc::IntakeServer, grpc::ResultServer) {
-        grpc::services(self.intake.clone())
+        grpc::services(self.intake.clone(), self.intake.inner.config.credentials.clone())
     }
 
     /// Stops the consumers and waits for them.

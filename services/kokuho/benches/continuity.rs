@@ -238,7 +238,10 @@ async fn main() {
     // 1. Load through intake and identity.
     let load_start = Instant::now();
     let system = System::start(config(vec![Service::Intake, Service::Identity])).await.unwrap();
-    let mut client = Client::connect(system.endpoint()).await.unwrap();
+    let mut client = Client::connect(system.endpoint())
+        .await
+        .unwrap()
+        .with_dev_credentials(kokuho_system::credentials_dir(&data_dir));
     let mut records = 0u64;
     for (i, m) in munis.iter().enumerate() {
         let (mut ks, mut kk) = (Vec::new(), Vec::new());

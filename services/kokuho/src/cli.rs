@@ -159,7 +159,7 @@ pub(crate) struct ServeSettings {
     /// identity's private keys: a directory of `*.key` files, `identity.key` current (identity).
     #[arg(long, env = "KOKUHO_IDENTITY_KEYS")]
     pub(crate) identity_keys: Option<PathBuf>,
-    /// Callers' tokens: a directory of `<caller>.token` files (identity, continuity).
+    /// Callers' tokens: a directory of `<caller>.token` files (every service).
     #[arg(long, env = "KOKUHO_CREDENTIALS")]
     pub(crate) credentials: Option<PathBuf>,
     /// First business date of a new log (YYYYMMDD); ignored when the log has one.

@@ -10,8 +10,6 @@ use kokuho_client::{Client, ClientError, SubmissionStatus};
 use kokuho_ids::Registry;
 use kokuho_system::{Service, System, SystemConfig};
 
-use kokuho_runtime::credentials::{Caller, Credentials};
-
 use crate::cli::{
     Cli, Command, DemoArgs, Global, KeysCommand, ReviewCommand, ServeArgs, ServeSettings, SubmitArgs, UpArgs,
 };
@@ -34,16 +32,7 @@ pub(crate) async fn run(cli: Cli) -> u8 {
         Command::Fetch { municipality, out: dir } => {
             client_command(&cli.global, out, |c| fetch(c, out, municipality, dir)).await
         }
-        Command::Review { command } => {
-            let token = match token(&cli.global, &Caller::Operator) {
-                Ok(t) => t,
-                Err(e) => {
-                    out.error(&format!("{e:#}"));
-                    return EXIT_USAGE;
-                }
-            };
-            client_command(&cli.global, out, |c| review(c.with_token(token), out, command)).await
-        }
+        Command::Review { command } => client_command(&cli.global, out, |c| review(c, out, command)).await,
         Command::Decide { .. } => {
             out.error("decide: 継続世帯確定指示 arrives with the kogaku service; nothing was sent");
             Ok(EXIT_USAGE)
@@ -90,6 +79,15 @@ where
             return Ok(EXIT_USAGE);
         }
     };
+    // The credential: `--token-file`, else the dev token of `up`'s data dir for the role each
+    // request is made in (the municipality it names, the operator).
+    let client = match &global.token_file {
+        Some(path) => {
+            let token = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
+            client.with_token(token.trim())
+        }
+        None => client.with_dev_credentials(kokuho_system::credentials_dir(&data_dir(global))),
+    };
     match f(client).await {
         Ok(code) => Ok(code),
         Err(e) if e.is_answer() => {
@@ -101,19 +99,6 @@ where
             Ok(EXIT_USAGE)
         }
     }
-}
-
-/// The credential to act as `caller`: `--token-file`, else the dev token of `up`'s data dir.
-fn token(global: &Global, caller: &Caller) -> anyhow::Result<String> {
-    if let Some(path) = &global.token_file {
-        return Ok(std::fs::read_to_string(path)
-            .with_context(|| format!("read {}", path.display()))?
-            .trim()
-            .to_string());
-    }
-    let dir = kokuho_system::credentials_dir(&data_dir(global));
-    Credentials::token_of(&dir, caller)
-        .with_context(|| format!("no credential for {caller:?} in {} (give --token-file)", dir.display()))
 }
 
 async fn review(mut client: Client, out: Out, command: ReviewCommand) -> Result<u8, ClientError> {
@@ -232,11 +217,11 @@ async fn serve(global: &Global, args: ServeArgs) -> anyhow::Result<u8> {
         }
         Service::Continuity => {}
     }
-    if matches!(service, Service::Identity | Service::Continuity) {
-        config.credentials_dir = Some(settings.credentials.context(
+    // Every service checks its callers (security.md S5).
+    config.credentials_dir =
+        Some(settings.credentials.context(
             "no credentials: give --credentials, KOKUHO_CREDENTIALS or `credentials` (a directory of tokens)",
         )?);
-    }
     let _telemetry =
         kokuho_runtime::telemetry::init("kokuho", &kokuho_runtime::telemetry::TelemetrySettings::from_env())?;
     let system = System::start(config).await?;
@@ -333,7 +318,8 @@ async fn demo(out: Out, args: DemoArgs) -> anyhow::Result<u8> {
         system.endpoint(),
         scenario.business_date
     ));
-    let mut client = Client::connect(system.endpoint()).await?;
+    let mut client =
+        Client::connect(system.endpoint()).await?.with_dev_credentials(kokuho_system::credentials_dir(&dir));
     let played = scenario::play(&mut client, &scenario, |report| out.step(report)).await;
     system.stop().await?;
     if args.keep {

@@ -36,8 +36,22 @@ async fn start_intake(nats: &TestNats) -> Intake {
     command
         .args(["serve", "intake", "--nats", &nats.url(), "--listen", "127.0.0.1:0", "--business-date", "20260401"])
         .arg("--identity-public-key")
-        .arg(nats.dir().join("keys/identity.pub"));
+        .arg(nats.dir().join("keys/identity.pub"))
+        .arg("--credentials")
+        .arg(credentials(nats));
     spawn_intake(nats, command).await
+}
+
+/// Callers' tokens of the test (Chiyoda's, the operator's, relay's).
+fn credentials(nats: &TestNats) -> std::path::PathBuf {
+    let dir = nats.dir().join("credentials");
+    kokuho_runtime::credentials::Credentials::ensure(&dir, ["131016".to_string()]).unwrap();
+    dir
+}
+
+/// A client that acts with Chiyoda's token for Chiyoda's requests.
+async fn chiyoda_client(nats: &TestNats, endpoint: &str) -> Client {
+    Client::connect(endpoint).await.unwrap().with_dev_credentials(credentials(nats))
 }
 
 async fn spawn_intake(nats: &TestNats, mut command: std::process::Command) -> Intake {
@@ -67,7 +81,7 @@ async fn killing_intake_mid_submission_leaves_all_or_nothing() {
 
     // Watch the batch's messages go by, and kill intake at the first one.
     let mut tap = bus.tap("kokuho.intake.records.131016").await.unwrap();
-    let mut client = Client::connect(&intake.endpoint).await.unwrap();
+    let mut client = chiyoda_client(&nats, &intake.endpoint).await;
     let submit = tokio::spawn(async move { client.submit("131016", files()).await });
     let seen = tokio::time::timeout(Duration::from_secs(120), tap.next()).await.expect("the batch started");
     assert!(seen.is_some());
@@ -87,7 +101,7 @@ async fn killing_intake_mid_submission_leaves_all_or_nothing() {
 
     // After a restart the same files are accepted exactly once.
     let intake = start_intake(&nats).await;
-    let mut client = Client::connect(&intake.endpoint).await.unwrap();
+    let mut client = chiyoda_client(&nats, &intake.endpoint).await;
     let r = client.submit("131016", files()).await.unwrap();
     assert!(matches!(
         r.status(),
@@ -119,16 +133,17 @@ async fn serve_takes_its_settings_from_a_config_file() {
     std::fs::write(
         &config,
         format!(
-            "nats = \"{}\"\nlisten = \"127.0.0.1:0\"\nidentity_public_key = \"{}\"\nbusiness_date = \"20260401\"\n",
+            "nats = \"{}\"\nlisten = \"127.0.0.1:0\"\nidentity_public_key = \"{}\"\nbusiness_date = \"20260401\"\ncredentials = \"{}\"\n",
             nats.url(),
-            nats.dir().join("keys/identity.pub").display()
+            nats.dir().join("keys/identity.pub").display(),
+            credentials(&nats).display()
         ),
     )
     .unwrap();
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_kokuho"));
     command.args(["serve", "intake", "--config"]).arg(&config);
     let mut intake = spawn_intake(&nats, command).await;
-    let mut client = Client::connect(&intake.endpoint).await.unwrap();
+    let mut client = chiyoda_client(&nats, &intake.endpoint).await;
     let ks = "1,KS,131016,130013,20260401,1\n2,1,1001,20200401,01,100001,0,千代田,1001,09,\n9,1\n";
     let r = client.submit("131016", vec![("KS.csv".into(), ks.as_bytes().to_vec())]).await.unwrap();
     assert_eq!(r.status(), kokuho_client::SubmissionStatus::Accepted);
@@ -184,7 +199,7 @@ async fn intake_identity_and_continuity_run_as_separate_services() {
     let (mut continuity, continuity_endpoint) =
         serve(&nats, "continuity", &["--credentials".as_ref(), tokens.as_os_str()]).await;
 
-    let mut client = Client::connect(&intake.endpoint).await.unwrap();
+    let mut client = chiyoda_client(&nats, &intake.endpoint).await;
     let kk = "1,KK,131016,130013,20260401,1\n2,1,100001,1001,1,123456789018,山田 太郎,ヤマダ タロウ,S300820,1,01,20200401,03,,,,,20200401\n9,1\n";
     let ks = "1,KS,131016,130013,20260401,1\n2,1,1001,20200401,01,100001,0,千代田,1001,09,\n9,1\n";
     client
