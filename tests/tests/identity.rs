@@ -22,6 +22,10 @@ fn links(sys: &TestSystem) -> Vec<Option<kokuho_identity::LinkView>> {
     RESIDENTS.iter().map(|(m, r)| kokuho_identity::link_of(state, m, r).unwrap()).collect()
 }
 
+fn operator_client(sys: &TestSystem) -> kokuho_client::Client {
+    sys.client.with_token(token(sys, &kokuho_runtime::credentials::Caller::Operator))
+}
+
 fn read(name: &str) -> (String, Vec<u8>) {
     (name.to_string(), std::fs::read(sample_dir().join(name)).unwrap())
 }
@@ -127,6 +131,25 @@ async fn review_release_and_lookup_answer_only_their_callers() {
     assert_eq!((entry.pref_id.as_str(), entry.caller.as_str()), (x.pref_id.as_str(), "relay"));
     assert!(!entry.previous_hash.is_empty(), "chained to the first release");
     assert_eq!(entry.hash, kokuho_identity::audit_hash(&entry));
+
+    // S8: the verify command finds the chain intact, for operators only...
+    let verified = operator_client(&sys).verify_audit().await.unwrap();
+    assert_eq!((verified.entries, verified.intact), (2, true), "{verified:?}");
+    assert!(chiyoda.verify_audit().await.is_err(), "a municipality cannot run the audit check");
+    // ...and finds an entry appended behind identity's back, even with a well-formed hash.
+    let mut forged = kokuho_proto::identity::v1::NumberReleased {
+        pref_id: x.pref_id.clone(),
+        purpose: "forged".into(),
+        caller: "relay".into(),
+        released_at: entry.released_at,
+        previous_hash: String::new(),
+        hash: String::new(),
+    };
+    forged.hash = kokuho_identity::audit_hash(&forged);
+    let envelope = kokuho_bus::event::envelope(kokuho_bus::event::Payload::NumberReleased(forged), "", "", "");
+    let at = bus.append(kokuho_bus::Append::event("kokuho.identity.audit", &envelope)).await.unwrap().seq;
+    let verified = operator_client(&sys).verify_audit().await.unwrap();
+    assert_eq!((verified.entries, verified.intact, verified.broken_at), (3, false, at), "{verified:?}");
 
     // Review (I6): the operator sees the C01 and rejects it with a reason; the C row closes.
     let mut operator = sys.client.with_token(token(&sys, &Caller::Operator));

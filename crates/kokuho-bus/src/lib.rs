@@ -396,6 +396,50 @@ impl Bus {
         Ok(Consumer { messages })
     }
 
+    /// Every message on `subject` (one subject, no wildcards), in order, as (sequence, payload):
+    /// read with an ephemeral consumer that leaves nothing behind. For audits and tools, not for
+    /// projections (those read through [`Bus::consume`] from their own position).
+    pub async fn read_subject(&self, stream: &str, subject: &str) -> Result<Vec<(u64, Bytes)>, BusError> {
+        let last = self.last_subject_seq(stream, subject).await?;
+        if last == 0 {
+            return Ok(Vec::new());
+        }
+        let s = self
+            .js
+            .get_stream_no_info(stream)
+            .await
+            .map_err(|e| BusError::new(BusErrorKind::Unavailable, "get stream", e))?;
+        let consumer = s
+            .create_consumer(consumer::pull::Config {
+                filter_subject: subject.to_string(),
+                ack_policy: consumer::AckPolicy::None,
+                inactive_threshold: Duration::from_secs(60),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| BusError::new(BusErrorKind::Unavailable, "create reader", e))?;
+        let mut messages = consumer
+            .stream()
+            .max_messages_per_batch(1_000)
+            .max_bytes_per_batch(2 * server::MAX_PAYLOAD)
+            .messages()
+            .await
+            .map_err(|e| BusError::new(BusErrorKind::Unavailable, "read", e))?;
+        let mut out = Vec::new();
+        while let Some(m) = messages.next().await {
+            let d = delivered(m)?;
+            out.push((d.stream_seq, d.payload));
+            if d.stream_seq >= last {
+                break;
+            }
+        }
+        drop(messages);
+        // Gone at once rather than after its inactivity threshold.
+        let name = consumer.cached_info().name.clone();
+        let _ = s.delete_consumer(&name).await;
+        Ok(out)
+    }
+
     /// Progress of every durable consumer on every stream whose name starts with `KOKUHO_`.
     pub async fn progress(&self) -> Result<Vec<ConsumerProgress>, BusError> {
         let mut out = Vec::new();
@@ -417,6 +461,9 @@ impl Bus {
             let mut consumers = s.consumers();
             while let Some(info) = consumers.next().await {
                 let info = info.map_err(|e| BusError::new(BusErrorKind::Unavailable, "list consumers", e))?;
+                if info.config.durable_name.is_none() {
+                    continue; // an ephemeral reader (read_subject), not a service's consumer
+                }
                 out.push(ConsumerProgress {
                     stream: name.clone(),
                     consumer: info.name.clone(),

@@ -158,6 +158,11 @@ impl Client {
         Ok(self.identity.release_number(self.request(&Caller::Relay, m)).await?.into_inner().individual_number)
     }
 
+    /// Operator: checks the hash chain of the audit log (security.md S8).
+    pub async fn verify_audit(&mut self) -> Result<ipb::VerifyAuditResponse, ClientError> {
+        Ok(self.identity.verify_audit(self.request(&Caller::Operator, ipb::VerifyAuditRequest {})).await?.into_inner())
+    }
+
     /// One submission of `municipality`: (file name, bytes) pairs.
     pub async fn submit(
         &mut self,

@@ -101,4 +101,13 @@ impl IdentityService for IdentityGrpc {
         let digits = String::from_utf8_lossy(&number.expose()).into_owned();
         Ok(Response::new(pb::ReleaseNumberResponse { individual_number: digits }))
     }
+
+    async fn verify_audit(
+        &self,
+        request: Request<pb::VerifyAuditRequest>,
+    ) -> Result<Response<pb::VerifyAuditResponse>, Status> {
+        let caller = self.credentials.caller_of(&request)?;
+        caller.require(caller == Caller::Operator, "an audit check")?;
+        Ok(Response::new(self.identity.verify_audit().await?))
+    }
 }

@@ -94,5 +94,5 @@ impl App {
 }
 
 pub use grpc::{IdentityGrpc, IdentityServer};
-pub use service::{Action, Identity, IdentityError, audit_hash};
+pub use service::{Action, ChainBreak, Identity, IdentityError, audit_hash, verify_audit_chain};
 pub use state::{Held, LinkView, held_cases, link_of};

@@ -298,6 +298,38 @@ impl Identity {
         }
     }
 
+    /// Reads the audit log and checks its chain (security.md S8).
+    pub async fn verify_audit(&self) -> Result<pb::VerifyAuditResponse, IdentityError> {
+        let messages = self.bus.read_subject(IDENTITY.name, AUDIT_SUBJECT).await.map_err(unavailable)?;
+        let mut entries = Vec::with_capacity(messages.len());
+        let mut seqs = Vec::with_capacity(messages.len());
+        for (seq, payload) in &messages {
+            match event::decode(payload) {
+                Ok((_, Payload::NumberReleased(e))) => {
+                    entries.push(e);
+                    seqs.push(*seq);
+                }
+                _ => {
+                    return Ok(pb::VerifyAuditResponse {
+                        entries: entries.len() as u64,
+                        intact: false,
+                        broken_at: *seq,
+                        reason: "not an audit entry".into(),
+                    });
+                }
+            }
+        }
+        Ok(match verify_audit_chain(&entries) {
+            Ok(()) => pb::VerifyAuditResponse { entries: entries.len() as u64, intact: true, ..Default::default() },
+            Err(b) => pb::VerifyAuditResponse {
+                entries: entries.len() as u64,
+                intact: false,
+                broken_at: seqs[b.index],
+                reason: b.reason.into(),
+            },
+        })
+    }
+
     pub fn person(&self, pref_id: &str) -> Result<Option<Person>, IdentityError> {
         let Some(b) = self.state.store().get(&person_key(pref_id)).map_err(internal)? else { return Ok(None) };
         let p = pb::PersonRegistered::decode(b.as_slice()).map_err(internal)?;
@@ -323,6 +355,33 @@ pub fn audit_hash(e: &pb::NumberReleased) -> String {
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Where an audit chain breaks: the first entry that does not hold (its index), and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainBreak {
+    pub index: usize,
+    pub reason: &'static str,
+}
+
+/// Checks an audit chain in log order (security.md S8): every entry names the hash of the one
+/// before it (the first names none), and its own hash is the hash of its fields and that one.
+/// A changed, removed, added or moved entry breaks it.
+pub fn verify_audit_chain(entries: &[pb::NumberReleased]) -> Result<(), ChainBreak> {
+    let mut previous = "";
+    for (index, e) in entries.iter().enumerate() {
+        if e.previous_hash != previous {
+            return Err(ChainBreak {
+                index,
+                reason: "it does not name the entry before it (an entry was removed, added or moved)",
+            });
+        }
+        if audit_hash(e) != e.hash {
+            return Err(ChainBreak { index, reason: "its hash is not its own (the entry was changed)" });
+        }
+        previous = &e.hash;
+    }
+    Ok(())
+}
+
 fn action_label(a: Action) -> &'static str {
     match a {
         Action::Link => "連携",
@@ -334,4 +393,58 @@ fn action_label(a: Action) -> &'static str {
 /// The municipality of a case id (`<muni>-<serial>:<line>`).
 fn muni_of(case_id: &str) -> String {
     case_id.split('-').next().unwrap_or_default().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chain(n: usize) -> Vec<pb::NumberReleased> {
+        let mut out: Vec<pb::NumberReleased> = Vec::new();
+        for i in 0..n {
+            let mut e = pb::NumberReleased {
+                pref_id: format!("13000000000{i:03}"),
+                purpose: format!("中間サーバー連携 {i}"),
+                caller: "relay".into(),
+                released_at: 1_790_000_000 + i as i64,
+                previous_hash: out.last().map(|p| p.hash.clone()).unwrap_or_default(),
+                hash: String::new(),
+            };
+            e.hash = audit_hash(&e);
+            out.push(e);
+        }
+        out
+    }
+
+    #[test]
+    fn s8_an_intact_chain_verifies() {
+        assert_eq!(verify_audit_chain(&chain(5)), Ok(()));
+        assert_eq!(verify_audit_chain(&[]), Ok(()));
+    }
+
+    #[test]
+    fn s8_a_changed_entry_is_found() {
+        let mut c = chain(5);
+        c[2].purpose = "好奇心".into();
+        assert_eq!(verify_audit_chain(&c).unwrap_err().index, 2);
+        // Its hash recomputed to hide the change: the next entry no longer names it.
+        c[2].hash = audit_hash(&c[2]);
+        assert_eq!(verify_audit_chain(&c).unwrap_err().index, 3);
+    }
+
+    #[test]
+    fn s8_a_removed_added_or_moved_entry_is_found() {
+        let mut removed = chain(5);
+        removed.remove(1);
+        assert_eq!(verify_audit_chain(&removed).unwrap_err().index, 1);
+        let mut moved = chain(5);
+        moved.swap(1, 3);
+        assert_eq!(verify_audit_chain(&moved).unwrap_err().index, 1);
+        let mut first_removed = chain(3);
+        first_removed.remove(0);
+        assert_eq!(verify_audit_chain(&first_removed).unwrap_err().index, 0);
+        let mut added = chain(3);
+        added.insert(2, chain(1).remove(0));
+        assert_eq!(verify_audit_chain(&added).unwrap_err().index, 2);
+    }
 }

@@ -84,6 +84,11 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: ReviewCommand,
     },
+    /// Operator: the audit log of personal-data access (security.md S8).
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Run one service.
     Serve(ServeArgs),
     /// Key management (security.md S3).
@@ -184,6 +189,12 @@ impl ServeSettings {
             data_dir: self.data_dir.or(file.data_dir),
         }
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AuditCommand {
+    /// Check the hash chain of the audit log: exit 0 if intact, 1 with the first broken entry.
+    Verify,
 }
 
 #[derive(Debug, Subcommand)]

@@ -11,7 +11,8 @@ use kokuho_ids::Registry;
 use kokuho_system::{Service, System, SystemConfig};
 
 use crate::cli::{
-    Cli, Command, DemoArgs, Global, KeysCommand, ReviewCommand, ServeArgs, ServeSettings, SubmitArgs, UpArgs,
+    AuditCommand, Cli, Command, DemoArgs, Global, KeysCommand, ReviewCommand, ServeArgs, ServeSettings, SubmitArgs,
+    UpArgs,
 };
 use crate::output::{self, Out};
 use crate::{EXIT_OK, EXIT_REJECTED, EXIT_USAGE};
@@ -33,6 +34,9 @@ pub(crate) async fn run(cli: Cli) -> u8 {
             client_command(&cli.global, out, |c| fetch(c, out, municipality, dir)).await
         }
         Command::Review { command } => client_command(&cli.global, out, |c| review(c, out, command)).await,
+        Command::Audit { command: AuditCommand::Verify } => {
+            client_command(&cli.global, out, |c| audit_verify(c, out)).await
+        }
         Command::Decide { .. } => {
             out.error("decide: 継続世帯確定指示 arrives with the kogaku service; nothing was sent");
             Ok(EXIT_USAGE)
@@ -98,6 +102,20 @@ where
             out.error(&e.to_string());
             Ok(EXIT_USAGE)
         }
+    }
+}
+
+async fn audit_verify(mut client: Client, out: Out) -> Result<u8, ClientError> {
+    let r = client.verify_audit().await?;
+    let json = serde_json::json!({
+        "entries": r.entries, "intact": r.intact, "broken_at": r.broken_at, "reason": r.reason,
+    });
+    if r.intact {
+        out.value(&format!("audit log intact: {} entries, each chained to the one before", r.entries), json);
+        Ok(EXIT_OK)
+    } else {
+        out.value(&format!("audit log BROKEN at log sequence {}: {}", r.broken_at, r.reason), json);
+        Ok(EXIT_REJECTED)
     }
 }
 
