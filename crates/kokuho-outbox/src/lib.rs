@@ -320,13 +320,24 @@ impl<S: RowSource> kokuho_store::Workflow for ForwardRows<S> {
     const NAME: &'static str = S::NAME;
     const STREAM: &'static str = S::STREAM;
 
-    async fn handle(&self, ev: &LogEvent<'_>) -> Result<(), ApplyError> {
-        let (_, payload) = event::decode(ev.payload).map_err(ApplyError::Malformed)?;
-        for (group, municipality, rows) in self.source.rows(payload) {
-            publish_rows(&self.bus, &group, &municipality, rows)
-                .await
-                .map_err(|e| ApplyError::Transient(e.to_string()))?;
+    async fn handle(&self, events: &[LogEvent<'_>]) -> Result<kokuho_store::Rejected, ApplyError> {
+        use tracing::Instrument as _;
+        let mut rejected = Vec::new();
+        for (i, ev) in events.iter().enumerate() {
+            let payload = match event::decode(ev.payload) {
+                Ok((_, payload)) => payload,
+                Err(why) => {
+                    rejected.push((i, why));
+                    continue;
+                }
+            };
+            for (group, municipality, rows) in self.source.rows(payload) {
+                publish_rows(&self.bus, &group, &municipality, rows)
+                    .instrument(ev.span.clone())
+                    .await
+                    .map_err(|e| ApplyError::Transient(e.to_string()))?;
+            }
         }
-        Ok(())
+        Ok(rejected)
     }
 }

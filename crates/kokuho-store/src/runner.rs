@@ -56,35 +56,19 @@ pub trait Projection: Send + Sync + 'static {
 
 /// A reaction to log events with an effect outside the store (appending to another stream,
 /// calling another system). At least once: the runner records its position after the effect,
-/// so the effect must be idempotent (deterministic message or group ids).
+/// so the effect must be idempotent (deterministic message or group ids). It is handed the
+/// runner's whole group.
 pub trait Workflow: Send + Sync + 'static {
     /// Stable: the store tree and the durable consumer are named after it.
     const NAME: &'static str;
     /// The stream it reads.
     const STREAM: &'static str;
 
-    fn handle(&self, event: &LogEvent<'_>) -> impl std::future::Future<Output = Result<(), ApplyError>> + Send;
-
-    /// Handles a group of consecutive events, after which the runner records its position.
-    /// The default handles them one by one; a workflow whose effect is cheaper in bulk (one
-    /// append for many events) overrides it.
-    fn handle_group(
-        &self,
-        events: &[LogEvent<'_>],
-    ) -> impl std::future::Future<Output = Result<Rejected, ApplyError>> + Send {
-        async move {
-            use tracing::Instrument as _;
-            let mut rejected = Vec::new();
-            for (i, event) in events.iter().enumerate() {
-                match self.handle(event).instrument(event.span.clone()).await {
-                    Ok(()) => {}
-                    Err(ApplyError::Malformed(why)) => rejected.push((i, why)),
-                    Err(e) => return Err(e),
-                }
-            }
-            Ok(rejected)
-        }
-    }
+    /// Handles a group of consecutive events, after which the runner records its position;
+    /// returns the events that can never be handled (they go to the dead-letter stream). A
+    /// workflow whose effect is cheaper in bulk does it once for the group (one append).
+    fn handle(&self, events: &[LogEvent<'_>])
+    -> impl std::future::Future<Output = Result<Rejected, ApplyError>> + Send;
 }
 
 /// What the runner does with each group: apply a projection or run a workflow.
@@ -142,7 +126,7 @@ impl<W: Workflow> Step for WorkflowStep<W> {
         _tx: &'a mut Tx<'_>,
         events: &'a [LogEvent<'a>],
     ) -> impl std::future::Future<Output = Result<Rejected, ApplyError>> + Send + 'a {
-        self.0.handle_group(events)
+        self.0.handle(events)
     }
 }
 

@@ -47,14 +47,7 @@ impl Workflow for Accumulate {
     const NAME: &'static str = "accumulate";
     const STREAM: &'static str = INPUT.name;
 
-    async fn handle(&self, ev: &LogEvent<'_>) -> Result<(), ApplyError> {
-        match self.handle_group(std::slice::from_ref(ev)).await?.into_iter().next() {
-            Some((_, why)) => Err(ApplyError::Malformed(why)),
-            None => Ok(()),
-        }
-    }
-
-    async fn handle_group(&self, events: &[LogEvent<'_>]) -> Result<Rejected, ApplyError> {
+    async fn handle(&self, events: &[LogEvent<'_>]) -> Result<Rejected, ApplyError> {
         let decider = Decider {
             bus: &self.bus,
             projection: &Running,

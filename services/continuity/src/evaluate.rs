@@ -72,16 +72,9 @@ impl Workflow for Evaluate {
     const NAME: &'static str = "evaluate";
     const STREAM: &'static str = IDENTITY_STREAM;
 
-    async fn handle(&self, ev: &LogEvent<'_>) -> Result<(), ApplyError> {
-        match self.handle_group(std::slice::from_ref(ev)).await?.into_iter().next() {
-            Some((_, why)) => Err(ApplyError::Malformed(why)),
-            None => Ok(()),
-        }
-    }
-
     /// Evaluates a group of identity events in order, each on continuity's state as the earlier
     /// ones leave it, and appends the results as one atomic batch (kokuho_store::Decider).
-    async fn handle_group(&self, events: &[LogEvent<'_>]) -> Result<Rejected, ApplyError> {
+    async fn handle(&self, events: &[LogEvent<'_>]) -> Result<Rejected, ApplyError> {
         let decider = Decider {
             bus: &self.bus,
             projection: &ContinuityState,

@@ -41,16 +41,9 @@ impl Workflow for LinkRecords {
     const NAME: &'static str = "link-records";
     const STREAM: &'static str = INTAKE_STREAM;
 
-    async fn handle(&self, ev: &LogEvent<'_>) -> Result<(), ApplyError> {
-        match self.handle_group(std::slice::from_ref(ev)).await?.into_iter().next() {
-            Some((_, why)) => Err(ApplyError::Malformed(why)),
-            None => Ok(()),
-        }
-    }
-
     /// Decides a group of intake events in order, each on identity's state as the earlier ones
     /// leave it, and appends the decisions as one atomic batch (kokuho_store::Decider).
-    async fn handle_group(&self, events: &[LogEvent<'_>]) -> Result<Rejected, ApplyError> {
+    async fn handle(&self, events: &[LogEvent<'_>]) -> Result<Rejected, ApplyError> {
         let projection = IdentityState { vault: self.vault.clone() };
         let decider = Decider {
             bus: &self.bus,
