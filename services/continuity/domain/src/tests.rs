@@ -1,4 +1,4 @@
-//! One test per rule (rules.md C1–C9, T1, T2), each failing if its rule is broken.
+//! One test per rule (rules.md C1–C10, T1, T2), each failing if its rule is broken.
 
 use proptest::prelude::*;
 
@@ -162,6 +162,37 @@ fn c8_late_elderly_not_at_the_75th_birthday() {
     // Born on Feb 29: the birthday is Mar 1 in a common year.
     let leap = period("131016", "1", "20200401", "03", Some(("20790228", "06")));
     assert!(evaluate(&[leap], Some(d("20040229")), d("20800101")).early_late_elderly.is_empty());
+}
+
+/// The anomalies a step opened (`true`) or closed, as (code, to).
+fn anomaly_rows(sent: &[Sent], opened: bool) -> Vec<(&'static str, String)> {
+    sent.iter()
+        .filter_map(|s| match s {
+            Sent::Anomaly { anomaly, open } if *open == opened => Some((anomaly.code, anomaly.to.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn c10_an_anomaly_closes_when_corrected_data_removes_its_cause() {
+    let today = d("20260601");
+    let track = |period: Period| Tracked { period, muni_id: String::new(), sent: Vec::new() };
+    let mut tracked: Vec<Tracked> = worked_example("20260520").into_iter().map(track).collect();
+    let mut open = BTreeSet::new();
+    let sent = step(&mut tracked, &[], &mut open, None, Step::Submission, today);
+    let gap = vec![("A01", "131016".to_string()), ("A01", "131032".to_string())];
+    assert_eq!(anomaly_rows(&sent, true), gap);
+    assert_eq!(open.len(), 2);
+    // 131032 corrects the start to 2026-05-10: the gap is gone, and both rows close (状態 2).
+    tracked[1].period.start = d("20260510");
+    let sent = step(&mut tracked, &[], &mut open, None, Step::Submission, today);
+    assert_eq!(anomaly_rows(&sent, false), gap);
+    assert!(anomaly_rows(&sent, true).is_empty());
+    assert!(open.is_empty());
+    // Closed once: nothing more is sent for them.
+    let again = step(&mut tracked, &[], &mut open, None, Step::DayClose, today);
+    assert!(again.iter().all(|s| !matches!(s, Sent::Anomaly { .. })), "{again:?}");
 }
 
 fn arb_period() -> impl Strategy<Value = Period> {
