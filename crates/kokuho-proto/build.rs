@@ -8,6 +8,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
     let protos: Vec<PathBuf> = [
         "kokuho/events/v1/envelope.proto",
+        "kokuho/audit/v1/events.proto",
         "kokuho/continuity/v1/continuity_service.proto",
         "kokuho/continuity/v1/events.proto",
         "kokuho/identity/v1/events.proto",

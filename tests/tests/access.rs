@@ -1,5 +1,6 @@
 //! security.md S5 at intake: every request carries a credential; a municipality submits,
-//! asks for the status of and fetches only its own; only an operator closes the day.
+//! asks for the status of and fetches only its own; only an operator closes the day. S6, S8:
+//! every read of personal data and every refusal is in a hash-chained audit log.
 #![allow(clippy::unwrap_used)] // Tests may panic on what cannot happen.
 
 use kokuho_client::{Client, ClientError, Code};
@@ -48,5 +49,87 @@ async fn s5_a_municipality_acts_only_for_itself_and_only_an_operator_closes_the_
     assert!(refused(chiyoda.close_day(20260501).await, Code::PermissionDenied));
     assert!(refused(anonymous.close_day(20260501).await, Code::Unauthenticated));
     assert_eq!(operator.close_day(20260501).await.unwrap().business_date, 20260501);
+    sys.stop().await;
+}
+
+/// The audit entries of `service`'s chain: (who, role, action, persons, outcome).
+async fn audit_entries(sys: &TestSystem, service: &str) -> Vec<(String, String, String, Vec<String>, String)> {
+    let bus = sys.nats.bus().await;
+    let subject = kokuho_runtime::audit::subject(service);
+    bus.read_subject("KOKUHO_AUDIT", &subject)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, payload)| match kokuho_bus::event::decode(&payload).unwrap().1 {
+            kokuho_bus::event::Payload::AccessRecorded(e) => (e.who, e.role, e.action, e.pref_ids, e.outcome),
+            other => panic!("not an audit entry: {other:?}"),
+        })
+        .collect()
+}
+
+fn entry(
+    who: &str,
+    role: &str,
+    action: &str,
+    persons: &[&str],
+    outcome: &str,
+) -> (String, String, String, Vec<String>, String) {
+    (who.into(), role.into(), action.into(), persons.iter().map(|p| p.to_string()).collect(), outcome.into())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s6_s8_every_read_of_personal_data_and_every_refusal_is_audited_in_a_chain() {
+    let scenario = kokuho_client::scenario::Scenario::load(&kokuho_e2e::sample_dir()).unwrap();
+    let mut sys = spawn_system(scenario.first_business_date().unwrap()).await;
+    let mut chiyoda = acting_as(&sys, Caller::Municipality(CHIYODA.into()));
+    let mut minato = acting_as(&sys, Caller::Municipality(MINATO.into()));
+    let mut operator = acting_as(&sys, Caller::Operator);
+    let receipt = chiyoda.submit(CHIYODA, vec![("KS.csv".into(), KS.as_bytes().to_vec())]).await.unwrap().receipt;
+    sys.settle().await;
+
+    // intake: an operator's read of a status (S6), a refused fetch, a fetch.
+    operator.status(&receipt).await.unwrap();
+    assert!(minato.fetch_files(CHIYODA).await.is_err());
+    chiyoda.fetch_files(CHIYODA).await.unwrap();
+    assert_eq!(
+        audit_entries(&sys, "intake").await,
+        vec![
+            entry("operator", "operator", "intake.GetStatus", &[], "allowed"),
+            entry(MINATO, "municipality", "intake.FetchFiles", &[], "refused"),
+            entry(CHIYODA, "municipality", "intake.FetchFiles", &[], "allowed"),
+        ]
+    );
+
+    // identity and continuity: a clerk's lookup and query name the person; a refused one, nobody.
+    kokuho_client::scenario::play(&mut sys.client, &scenario, |_| {}).await.unwrap();
+    let pref = chiyoda.lookup_ids(CHIYODA, "100001").await.unwrap().pref_id;
+    assert!(minato.lookup_ids(CHIYODA, "100001").await.is_err());
+    assert!(!chiyoda.lookup_ids(CHIYODA, "999999").await.unwrap().found);
+    operator.list_reviews().await.unwrap();
+    let identity = audit_entries(&sys, "identity").await;
+    assert_eq!(
+        identity[..3],
+        [
+            entry(CHIYODA, "municipality", "identity.LookupIds", &[&pref], "allowed"),
+            entry(MINATO, "municipality", "identity.LookupIds", &[], "refused"),
+            entry(CHIYODA, "municipality", "identity.LookupIds", &[], "not found"),
+        ]
+    );
+    let review = &identity[3];
+    assert_eq!(
+        (review.0.as_str(), review.2.as_str(), review.4.as_str()),
+        ("operator", "identity.ListReviews", "allowed")
+    );
+    assert!(!review.3.is_empty(), "the persons the queue showed");
+    chiyoda.query_person(CHIYODA, "100001").await.unwrap();
+    assert_eq!(
+        audit_entries(&sys, "continuity").await,
+        vec![entry(CHIYODA, "municipality", "continuity.QueryPerson", &[&pref], "allowed")]
+    );
+
+    // Every chain verifies.
+    let verified = operator.verify_audit().await.unwrap();
+    assert!(verified.intact, "{verified:?}");
+    assert!(verified.chains.iter().all(|c| c.intact));
     sys.stop().await;
 }

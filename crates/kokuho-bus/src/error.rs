@@ -27,7 +27,7 @@ impl BusError {
         Self { kind, context, message: source.to_string() }
     }
 
-    pub(crate) fn msg(kind: BusErrorKind, message: &'static str) -> Self {
+    pub fn msg(kind: BusErrorKind, message: &'static str) -> Self {
         Self { kind, context: "log", message: message.to_string() }
     }
 

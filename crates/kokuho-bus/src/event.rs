@@ -22,6 +22,7 @@ pub fn event_type(payload: &Payload) -> &'static str {
         Payload::NumberReleased(_) => "identity.NumberReleased",
         Payload::BusinessDay(_) => "identity.BusinessDay",
         Payload::PersonsEvaluated(_) => "continuity.PersonsEvaluated",
+        Payload::AccessRecorded(_) => "audit.AccessRecorded",
         Payload::ResultRowsAdded(_) => "results.ResultRowsAdded",
         Payload::ResultFileIssued(_) => "results.ResultFileIssued",
         Payload::ResultFilesAcknowledged(_) => "results.ResultFilesAcknowledged",

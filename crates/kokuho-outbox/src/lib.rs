@@ -154,6 +154,7 @@ impl Projection for OutboxProjection {
             | Payload::CaseResolved(_)
             | Payload::NumberReleased(_)
             | Payload::BusinessDay(_)
+            | Payload::AccessRecorded(_)
             | Payload::PersonsEvaluated(_) => {}
         }
         Ok(())

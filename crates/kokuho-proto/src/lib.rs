@@ -8,6 +8,12 @@ pub mod events {
     }
 }
 
+pub mod audit {
+    pub mod v1 {
+        tonic::include_proto!("kokuho.audit.v1");
+    }
+}
+
 pub mod continuity {
     pub mod v1 {
         tonic::include_proto!("kokuho.continuity.v1");

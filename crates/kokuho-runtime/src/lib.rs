@@ -4,6 +4,7 @@
 //!
 //! Architecture invariant: no business rule lives here.
 
+pub mod audit;
 pub mod credentials;
 pub mod grpc;
 pub mod local_nats;

@@ -64,6 +64,7 @@ fn work_of(payload: &[u8]) -> Result<Option<Work>, String> {
         | Payload::ResultRowsAdded(_)
         | Payload::ResultFileIssued(_)
         | Payload::ResultFilesAcknowledged(_)
+        | Payload::AccessRecorded(_)
         | Payload::PersonsEvaluated(_) => None,
     })
 }

@@ -2,6 +2,7 @@
 
 use kokuho_proto::continuity::v1 as pb;
 use kokuho_proto::continuity::v1::continuity_service_server::{ContinuityService, ContinuityServiceServer};
+use kokuho_runtime::audit::Auditor;
 use kokuho_runtime::credentials::Credentials;
 use kokuho_store::ProjectionHandle;
 use tonic::{Request, Response, Status};
@@ -11,10 +12,12 @@ pub type ContinuityServer = ContinuityServiceServer<ContinuityGrpc>;
 pub struct ContinuityGrpc {
     state: ProjectionHandle,
     credentials: Credentials,
+    /// Every query, and every refusal, is audited (security.md S8).
+    auditor: Auditor,
 }
 
-pub(crate) fn server(state: ProjectionHandle, credentials: Credentials) -> ContinuityServer {
-    ContinuityServiceServer::new(ContinuityGrpc { state, credentials })
+pub(crate) fn server(state: ProjectionHandle, credentials: Credentials, auditor: Auditor) -> ContinuityServer {
+    ContinuityServiceServer::new(ContinuityGrpc { state, credentials, auditor })
 }
 
 /// What a municipality may see of a person: its own periods in full, the others' as
@@ -64,11 +67,14 @@ impl ContinuityService for ContinuityGrpc {
         &self,
         request: Request<pb::QueryPersonRequest>,
     ) -> Result<Response<pb::QueryPersonResponse>, Status> {
+        const ACTION: &str = "continuity.QueryPerson";
         let caller = self.credentials.caller_of(&request)?;
         let r = request.into_inner();
-        caller.require(caller.is_municipality(&r.municipality), "a query for another municipality")?;
+        let purpose = format!("{} {}", r.municipality, r.resident_number);
+        self.auditor.require(&caller, caller.is_municipality(&r.municipality), ACTION, &purpose).await?;
         let person = crate::state::person_of_resident(&self.state, &r.municipality, &r.resident_number)
             .map_err(|e| Status::internal(e.to_string()))?;
+        self.auditor.answered(&caller, ACTION, person.iter().map(|p| p.pref_id.clone()).collect(), &purpose).await?;
         Ok(Response::new(match person {
             Some(p) => view(&p, &r.municipality),
             None => pb::QueryPersonResponse::default(),

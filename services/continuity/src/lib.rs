@@ -45,22 +45,25 @@ pub struct Config {
 pub struct App {
     state: ProjectionHandle,
     credentials: Credentials,
+    auditor: kokuho_runtime::audit::Auditor,
     runners: Runners,
 }
 
 impl App {
     pub async fn build(config: Config, bus: Bus, db: &SledDb) -> anyhow::Result<Self> {
         bus.ensure_stream(&CONTINUITY).await.context("ensure continuity stream")?;
+        let bus_for_audit = bus.clone();
         let mut runners = Runners::new("continuity", bus.clone(), db.clone(), config.runner.clone());
         let state = runners.projection(state::ContinuityState, "continuity-state")?;
         runners.workflow(evaluate::Evaluate { bus: bus.clone(), state: state.clone() })?;
         runners.workflow(kokuho_outbox::ForwardRows { bus, source: evaluate::ContinuityRows })?;
-        Ok(Self { state, credentials: config.credentials, runners })
+        let auditor = kokuho_runtime::audit::Auditor::new(bus_for_audit, "continuity").await.context("audit stream")?;
+        Ok(Self { state, credentials: config.credentials, auditor, runners })
     }
 
     /// The gRPC service of continuity.
     pub fn service(&self) -> ContinuityServer {
-        grpc::server(self.state.clone(), self.credentials.clone())
+        grpc::server(self.state.clone(), self.credentials.clone(), self.auditor.clone())
     }
 
     pub fn state(&self) -> &ProjectionHandle {

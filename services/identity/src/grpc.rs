@@ -2,6 +2,7 @@
 
 use kokuho_proto::identity::v1 as pb;
 use kokuho_proto::identity::v1::identity_service_server::{IdentityService, IdentityServiceServer};
+use kokuho_runtime::audit::{Auditor, Outcome, unaudited};
 use kokuho_runtime::credentials::{Caller, Credentials};
 use tonic::{Request, Response, Status};
 
@@ -12,10 +13,12 @@ pub type IdentityServer = IdentityServiceServer<IdentityGrpc>;
 pub struct IdentityGrpc {
     identity: Identity,
     credentials: Credentials,
+    /// Every read of personal data, and every refusal, is audited (security.md S6, S8).
+    auditor: Auditor,
 }
 
-pub(crate) fn server(identity: Identity, credentials: Credentials) -> IdentityServer {
-    IdentityServiceServer::new(IdentityGrpc { identity, credentials })
+pub(crate) fn server(identity: Identity, credentials: Credentials, auditor: Auditor) -> IdentityServer {
+    IdentityServiceServer::new(IdentityGrpc { identity, credentials, auditor })
 }
 
 impl From<IdentityError> for Status {
@@ -38,11 +41,15 @@ impl IdentityService for IdentityGrpc {
         &self,
         request: Request<pb::LookupIdsRequest>,
     ) -> Result<Response<pb::LookupIdsResponse>, Status> {
+        const ACTION: &str = "identity.LookupIds";
         let caller = self.credentials.caller_of(&request)?;
         let r = request.into_inner();
-        caller.require(caller.is_municipality(&r.municipality), "a lookup in another municipality")?;
+        let purpose = format!("{} {}", r.municipality, r.resident_number);
+        self.auditor.require(&caller, caller.is_municipality(&r.municipality), ACTION, &purpose).await?;
         let found = crate::link_of(&self.identity.state, &r.municipality, &r.resident_number)
             .map_err(|e| Status::internal(e.to_string()))?;
+        let persons = found.iter().map(|l| l.pref_id.clone()).collect();
+        self.auditor.answered(&caller, ACTION, persons, &purpose).await?;
         Ok(Response::new(match found {
             Some(l) => {
                 pb::LookupIdsResponse { found: true, pref_id: l.pref_id, muni_id: l.muni_id.unwrap_or_default() }
@@ -55,10 +62,13 @@ impl IdentityService for IdentityGrpc {
         &self,
         request: Request<pb::ListReviewsRequest>,
     ) -> Result<Response<pb::ListReviewsResponse>, Status> {
+        const ACTION: &str = "identity.ListReviews";
         let caller = self.credentials.caller_of(&request)?;
-        caller.require(caller == Caller::Operator, "the review queue")?;
-        let cases = crate::held_cases(&self.identity.state)
-            .map_err(|e| Status::internal(e.to_string()))?
+        self.auditor.require(&caller, caller == Caller::Operator, ACTION, "the review queue").await?;
+        let held = crate::held_cases(&self.identity.state).map_err(|e| Status::internal(e.to_string()))?;
+        let persons = held.iter().filter(|h| !h.pref_id.is_empty()).map(|h| h.pref_id.clone()).collect();
+        self.auditor.record(&caller, ACTION, persons, "the review queue", Outcome::Allowed).await.map_err(unaudited)?;
+        let cases = held
             .into_iter()
             .map(|h| pb::ReviewCase {
                 case_id: h.case_id,
@@ -76,9 +86,11 @@ impl IdentityService for IdentityGrpc {
         &self,
         request: Request<pb::ResolveReviewRequest>,
     ) -> Result<Response<pb::ResolveReviewResponse>, Status> {
+        const ACTION: &str = "identity.ResolveReview";
         let caller = self.credentials.caller_of(&request)?;
-        caller.require(caller == Caller::Operator, "a review decision")?;
         let r = request.into_inner();
+        let purpose = format!("case {}: {}", r.case_id, r.reason);
+        self.auditor.require(&caller, caller == Caller::Operator, ACTION, &purpose).await?;
         let action = match pb::ReviewAction::try_from(r.action) {
             Ok(pb::ReviewAction::Link) => Action::Link,
             Ok(pb::ReviewAction::Relink) => Action::Relink,
@@ -86,6 +98,8 @@ impl IdentityService for IdentityGrpc {
             _ => return Err(Status::invalid_argument("action: link, relink or reject")),
         };
         let pref_id = self.identity.resolve(&r.case_id, action, &r.reason, &r.operator).await?;
+        let persons = if pref_id.is_empty() { Vec::new() } else { vec![pref_id.clone()] };
+        self.auditor.record(&caller, ACTION, persons, &purpose, Outcome::Allowed).await.map_err(unaudited)?;
         Ok(Response::new(pb::ResolveReviewResponse { pref_id }))
     }
 
@@ -94,8 +108,9 @@ impl IdentityService for IdentityGrpc {
         request: Request<pb::ReleaseNumberRequest>,
     ) -> Result<Response<pb::ReleaseNumberResponse>, Status> {
         let caller = self.credentials.caller_of(&request)?;
-        caller.require(caller == Caller::Relay, "the release of a 個人番号")?;
         let r = request.into_inner();
+        // An allowed release is audited in its own chain before the number leaves (R6).
+        self.auditor.require(&caller, caller == Caller::Relay, "identity.ReleaseNumber", &r.pref_id).await?;
         let number = self.identity.release(&r.pref_id, &r.purpose, "relay").await?;
         // The one answer that carries a plain number (security.md S1, rules.md R6).
         let digits = String::from_utf8_lossy(&number.expose()).into_owned();
@@ -107,7 +122,7 @@ impl IdentityService for IdentityGrpc {
         request: Request<pb::VerifyAuditRequest>,
     ) -> Result<Response<pb::VerifyAuditResponse>, Status> {
         let caller = self.credentials.caller_of(&request)?;
-        caller.require(caller == Caller::Operator, "an audit check")?;
+        self.auditor.require(&caller, caller == Caller::Operator, "identity.VerifyAudit", "").await?;
         Ok(Response::new(self.identity.verify_audit().await?))
     }
 }

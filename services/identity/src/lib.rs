@@ -53,6 +53,7 @@ pub struct App {
     state: ProjectionHandle,
     identity: Identity,
     credentials: Credentials,
+    auditor: kokuho_runtime::audit::Auditor,
     runners: Runners,
 }
 
@@ -69,8 +70,9 @@ impl App {
         )?;
         runners.workflow(link::LinkRecords { bus: bus.clone(), state: state.clone(), vault: config.vault.clone() })?;
         runners.workflow(kokuho_outbox::ForwardRows { bus: bus.clone(), source: link::IdentityRows })?;
+        let auditor = kokuho_runtime::audit::Auditor::new(bus.clone(), "identity").await.context("audit stream")?;
         let identity = Identity { bus, state: state.clone(), vault: config.vault };
-        Ok(Self { state, identity, credentials: config.credentials, runners })
+        Ok(Self { state, identity, credentials: config.credentials, auditor, runners })
     }
 
     /// identity's operations (the gRPC service calls them).
@@ -80,7 +82,7 @@ impl App {
 
     /// The gRPC service of identity.
     pub fn service(&self) -> IdentityServer {
-        grpc::server(self.identity.clone(), self.credentials.clone())
+        grpc::server(self.identity.clone(), self.credentials.clone(), self.auditor.clone())
     }
 
     /// The state projection (queries and tests).
@@ -94,5 +96,5 @@ impl App {
 }
 
 pub use grpc::{IdentityGrpc, IdentityServer};
-pub use service::{Action, ChainBreak, Identity, IdentityError, audit_hash, verify_audit_chain};
+pub use service::{Action, Identity, IdentityError, audit_hash};
 pub use state::{Held, LinkView, held_cases, link_of};

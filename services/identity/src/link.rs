@@ -86,6 +86,7 @@ impl LinkRecords {
             | Payload::ResultRowsAdded(_)
             | Payload::ResultFileIssued(_)
             | Payload::ResultFilesAcknowledged(_)
+            | Payload::AccessRecorded(_)
             | Payload::PersonsEvaluated(_) => None,
         })
     }

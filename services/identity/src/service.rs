@@ -10,9 +10,9 @@ use kokuho_identity_domain::Person;
 use kokuho_ids::{LocalGovCode, MuniInsuredId, PrefInsuredId};
 use kokuho_proto::identity::v1 as pb;
 use kokuho_proto::results::v1::ResultRow;
+use kokuho_runtime::audit::{self, Chained as _};
 use kokuho_store::{ProjectionHandle, Read};
 use prost::Message as _;
-use sha2::{Digest, Sha256};
 
 use crate::state::{
     AUDIT_LAST, PERSONS, case_key, index_key, muni_count_key, muni_id_key, person_key, resident_key, u64_of,
@@ -298,35 +298,33 @@ impl Identity {
         }
     }
 
-    /// Reads the audit log and checks its chain (security.md S8).
+    /// Reads the audit log and checks its chains (security.md S8): every service's access
+    /// chain and the release chain.
     pub async fn verify_audit(&self) -> Result<pb::VerifyAuditResponse, IdentityError> {
-        let messages = self.bus.read_subject(IDENTITY.name, AUDIT_SUBJECT).await.map_err(unavailable)?;
-        let mut entries = Vec::with_capacity(messages.len());
-        let mut seqs = Vec::with_capacity(messages.len());
-        for (seq, payload) in &messages {
-            match event::decode(payload) {
-                Ok((_, Payload::NumberReleased(e))) => {
-                    entries.push(e);
-                    seqs.push(*seq);
-                }
-                _ => {
-                    return Ok(pb::VerifyAuditResponse {
-                        entries: entries.len() as u64,
-                        intact: false,
-                        broken_at: *seq,
-                        reason: "not an audit entry".into(),
-                    });
-                }
-            }
-        }
-        Ok(match verify_audit_chain(&entries) {
-            Ok(()) => pb::VerifyAuditResponse { entries: entries.len() as u64, intact: true, ..Default::default() },
-            Err(b) => pb::VerifyAuditResponse {
-                entries: entries.len() as u64,
-                intact: false,
-                broken_at: seqs[b.index],
-                reason: b.reason.into(),
-            },
+        let mut reports = audit::verify_all(&self.bus).await.map_err(unavailable)?;
+        let release = |p: Payload| match p {
+            Payload::NumberReleased(e) => Some(e),
+            _ => None,
+        };
+        reports
+            .push(audit::verify_subject(&self.bus, IDENTITY.name, AUDIT_SUBJECT, release).await.map_err(unavailable)?);
+        let chains: Vec<pb::AuditChain> = reports
+            .into_iter()
+            .map(|r| pb::AuditChain {
+                subject: r.subject,
+                entries: r.entries,
+                intact: r.broken.is_none(),
+                broken_at: r.broken.as_ref().map_or(0, |b| b.0),
+                reason: r.broken.map(|b| b.1).unwrap_or_default(),
+            })
+            .collect();
+        let first_broken = chains.iter().find(|c| !c.intact);
+        Ok(pb::VerifyAuditResponse {
+            entries: chains.iter().map(|c| c.entries).sum(),
+            intact: first_broken.is_none(),
+            broken_at: first_broken.map_or(0, |c| c.broken_at),
+            reason: first_broken.map(|c| format!("{}: {}", c.subject, c.reason)).unwrap_or_default(),
+            chains,
         })
     }
 
@@ -345,41 +343,10 @@ impl Identity {
     }
 }
 
-/// The hash of an audit entry: SHA-256 over the previous hash and the entry's fields.
+/// The hash of a release audit entry: SHA-256 over the previous hash and the entry's fields
+/// (`kokuho_runtime::audit::Chained`).
 pub fn audit_hash(e: &pb::NumberReleased) -> String {
-    let mut h = Sha256::new();
-    for part in [e.previous_hash.as_str(), &e.pref_id, &e.purpose, &e.caller, &e.released_at.to_string()] {
-        h.update(part.as_bytes());
-        h.update([0u8]);
-    }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Where an audit chain breaks: the first entry that does not hold (its index), and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChainBreak {
-    pub index: usize,
-    pub reason: &'static str,
-}
-
-/// Checks an audit chain in log order (security.md S8): every entry names the hash of the one
-/// before it (the first names none), and its own hash is the hash of its fields and that one.
-/// A changed, removed, added or moved entry breaks it.
-pub fn verify_audit_chain(entries: &[pb::NumberReleased]) -> Result<(), ChainBreak> {
-    let mut previous = "";
-    for (index, e) in entries.iter().enumerate() {
-        if e.previous_hash != previous {
-            return Err(ChainBreak {
-                index,
-                reason: "it does not name the entry before it (an entry was removed, added or moved)",
-            });
-        }
-        if audit_hash(e) != e.hash {
-            return Err(ChainBreak { index, reason: "its hash is not its own (the entry was changed)" });
-        }
-        previous = &e.hash;
-    }
-    Ok(())
+    e.computed_hash()
 }
 
 fn action_label(a: Action) -> &'static str {
@@ -393,58 +360,4 @@ fn action_label(a: Action) -> &'static str {
 /// The municipality of a case id (`<muni>-<serial>:<line>`).
 fn muni_of(case_id: &str) -> String {
     case_id.split('-').next().unwrap_or_default().to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn chain(n: usize) -> Vec<pb::NumberReleased> {
-        let mut out: Vec<pb::NumberReleased> = Vec::new();
-        for i in 0..n {
-            let mut e = pb::NumberReleased {
-                pref_id: format!("13000000000{i:03}"),
-                purpose: format!("中間サーバー連携 {i}"),
-                caller: "relay".into(),
-                released_at: 1_790_000_000 + i as i64,
-                previous_hash: out.last().map(|p| p.hash.clone()).unwrap_or_default(),
-                hash: String::new(),
-            };
-            e.hash = audit_hash(&e);
-            out.push(e);
-        }
-        out
-    }
-
-    #[test]
-    fn s8_an_intact_chain_verifies() {
-        assert_eq!(verify_audit_chain(&chain(5)), Ok(()));
-        assert_eq!(verify_audit_chain(&[]), Ok(()));
-    }
-
-    #[test]
-    fn s8_a_changed_entry_is_found() {
-        let mut c = chain(5);
-        c[2].purpose = "好奇心".into();
-        assert_eq!(verify_audit_chain(&c).unwrap_err().index, 2);
-        // Its hash recomputed to hide the change: the next entry no longer names it.
-        c[2].hash = audit_hash(&c[2]);
-        assert_eq!(verify_audit_chain(&c).unwrap_err().index, 3);
-    }
-
-    #[test]
-    fn s8_a_removed_added_or_moved_entry_is_found() {
-        let mut removed = chain(5);
-        removed.remove(1);
-        assert_eq!(verify_audit_chain(&removed).unwrap_err().index, 1);
-        let mut moved = chain(5);
-        moved.swap(1, 3);
-        assert_eq!(verify_audit_chain(&moved).unwrap_err().index, 1);
-        let mut first_removed = chain(3);
-        first_removed.remove(0);
-        assert_eq!(verify_audit_chain(&first_removed).unwrap_err().index, 0);
-        let mut added = chain(3);
-        added.insert(2, chain(1).remove(0));
-        assert_eq!(verify_audit_chain(&added).unwrap_err().index, 2);
-    }
 }

@@ -151,6 +151,7 @@ impl Projection for IdentityState {
             | Payload::ResultRowsAdded(_)
             | Payload::ResultFileIssued(_)
             | Payload::ResultFilesAcknowledged(_)
+            | Payload::AccessRecorded(_)
             | Payload::PersonsEvaluated(_) => {}
         }
         Ok(())

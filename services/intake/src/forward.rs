@@ -25,6 +25,7 @@ impl RowSource for IntakeRows {
             | Payload::CaseResolved(_)
             | Payload::NumberReleased(_)
             | Payload::BusinessDay(_)
+            | Payload::AccessRecorded(_)
             | Payload::PersonsEvaluated(_) => Vec::new(),
         }
     }

@@ -8,6 +8,7 @@ use kokuho_proto::intake::v1 as pb;
 use kokuho_proto::intake::v1::intake_service_server::{IntakeService, IntakeServiceServer};
 use kokuho_proto::results::v1 as rpb;
 use kokuho_proto::results::v1::result_service_server::{ResultService, ResultServiceServer};
+use kokuho_runtime::audit::{Auditor, Outcome, unaudited};
 use kokuho_runtime::credentials::{Caller, Credentials};
 use tonic::{Request, Response, Status, Streaming};
 
@@ -19,27 +20,25 @@ pub type ResultServer = ResultServiceServer<ResultGrpc>;
 /// Largest gRPC message intake accepts (a chunk of a file).
 const MAX_MESSAGE: usize = 4 << 20;
 
-pub(crate) fn services(intake: Intake, credentials: Credentials) -> (IntakeServer, ResultServer) {
+pub(crate) fn services(intake: Intake, credentials: Credentials, auditor: Auditor) -> (IntakeServer, ResultServer) {
+    let grpc = || IntakeGrpc { intake: intake.clone(), credentials: credentials.clone(), auditor: auditor.clone() };
     (
-        IntakeServiceServer::new(IntakeGrpc { intake: intake.clone(), credentials: credentials.clone() })
-            .max_decoding_message_size(MAX_MESSAGE)
-            .max_encoding_message_size(64 << 20),
-        ResultServiceServer::new(ResultGrpc { intake, credentials }).max_encoding_message_size(256 << 20),
+        IntakeServiceServer::new(grpc()).max_decoding_message_size(MAX_MESSAGE).max_encoding_message_size(64 << 20),
+        ResultServiceServer::new(ResultGrpc(grpc())).max_encoding_message_size(256 << 20),
     )
 }
 
 /// Who may do what (security.md S5): a municipality submits, asks for the status of its own
 /// receipts and fetches its own result files; operators close the day and may ask for any
-/// status; waiting for the system to settle needs any valid credential.
+/// status; waiting for the system to settle needs any valid credential. Reads of personal data
+/// (statuses with their rows, result files) and refusals are audited (S6, S8).
 pub struct IntakeGrpc {
     intake: Intake,
     credentials: Credentials,
+    auditor: Auditor,
 }
 
-pub struct ResultGrpc {
-    intake: Intake,
-    credentials: Credentials,
-}
+pub struct ResultGrpc(IntakeGrpc);
 
 impl From<AppError> for Status {
     fn from(e: AppError) -> Self {
@@ -84,7 +83,8 @@ impl IntakeService for IntakeGrpc {
             Some(Err(e)) => return Err(e),
             _ => return Err(Status::invalid_argument("a submission starts with its header")),
         };
-        caller.require(caller.is_municipality(&header.municipality), "a submission for another municipality")?;
+        let purpose = format!("a submission of {}", header.municipality);
+        self.auditor.require(&caller, caller.is_municipality(&header.municipality), "intake.Submit", &purpose).await?;
         let submitter = municipality(&header.municipality)?;
         if header.file_names.is_empty() || header.file_names.len() > limits.max_files {
             return Err(Status::invalid_argument(format!("a submission holds 1 to {} files", limits.max_files)));
@@ -128,8 +128,13 @@ impl IntakeService for IntakeGrpc {
         let receipt = request.into_inner().receipt;
         // A receipt is `<municipality>-<serial>`.
         let own = receipt.split('-').next().is_some_and(|m| caller.is_municipality(m));
-        caller.require(own || caller == Caller::Operator, "the status of another municipality's submission")?;
-        Ok(Response::new(self.intake.status(&receipt).await?))
+        self.auditor.require(&caller, own || caller == Caller::Operator, "intake.GetStatus", &receipt).await?;
+        let status = self.intake.status(&receipt).await?;
+        self.auditor
+            .record(&caller, "intake.GetStatus", Vec::new(), &receipt, Outcome::Allowed)
+            .await
+            .map_err(unaudited)?;
+        Ok(Response::new(status))
     }
 
     async fn close_day(&self, request: Request<pb::CloseDayRequest>) -> Result<Response<pb::CloseDayResponse>, Status> {
@@ -164,17 +169,22 @@ impl ResultService for ResultGrpc {
         &self,
         request: Request<rpb::FetchFilesRequest>,
     ) -> Result<Response<rpb::FetchFilesResponse>, Status> {
-        let caller = self.credentials.caller_of(&request)?;
+        const ACTION: &str = "intake.FetchFiles";
+        let g = &self.0;
+        let caller = g.credentials.caller_of(&request)?;
         let r = request.into_inner();
-        caller.require(caller.is_municipality(&r.municipality), "another municipality's result files")?;
+        g.auditor.require(&caller, caller.is_municipality(&r.municipality), ACTION, &r.municipality).await?;
         let muni = municipality(&r.municipality)?;
-        let files = self
+        let files: Vec<rpb::ResultFile> = g
             .intake
             .fetch(muni)
             .await?
             .into_iter()
             .map(|f| rpb::ResultFile { name: f.name, kind: f.kind, content: f.content, rows: f.rows })
             .collect();
+        let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
+        let purpose = format!("{}: {}", r.municipality, names.join(" "));
+        g.auditor.record(&caller, ACTION, Vec::new(), &purpose, Outcome::Allowed).await.map_err(unaudited)?;
         Ok(Response::new(rpb::FetchFilesResponse { files }))
     }
 
@@ -182,11 +192,14 @@ impl ResultService for ResultGrpc {
         &self,
         request: Request<rpb::AcknowledgeFilesRequest>,
     ) -> Result<Response<rpb::AcknowledgeFilesResponse>, Status> {
-        let caller = self.credentials.caller_of(&request)?;
+        let g = &self.0;
+        let caller = g.credentials.caller_of(&request)?;
         let r = request.into_inner();
-        caller.require(caller.is_municipality(&r.municipality), "another municipality's result files")?;
+        g.auditor
+            .require(&caller, caller.is_municipality(&r.municipality), "intake.AcknowledgeFiles", &r.municipality)
+            .await?;
         let muni = municipality(&r.municipality)?;
-        let acknowledged = self.intake.acknowledge(muni, r.names).await?;
+        let acknowledged = g.intake.acknowledge(muni, r.names).await?;
         Ok(Response::new(rpb::AcknowledgeFilesResponse { acknowledged }))
     }
 }

@@ -135,6 +135,7 @@ pub(crate) struct Inner {
 /// A running intake.
 pub struct App {
     intake: Intake,
+    auditor: kokuho_runtime::audit::Auditor,
     runners: Runners,
 }
 
@@ -161,7 +162,10 @@ impl App {
         let intake =
             Intake { inner: Arc::new(Inner { bus, state, outbox, config, locks: Mutex::new(BTreeMap::new()) }) };
         intake.ensure_business_date().await?;
-        Ok(Self { intake, runners })
+        let auditor = kokuho_runtime::audit::Auditor::new(intake.inner.bus.clone(), "intake")
+            .await
+            .map_err(|e| AppError::Unavailable(e.to_string()))?;
+        Ok(Self { intake, auditor, runners })
     }
 
     pub fn intake(&self) -> &Intake {
@@ -170,7 +174,7 @@ impl App {
 
     /// The gRPC services of intake.
     pub fn services(&self) -> (grpc::IntakeServer, grpc::ResultServer) {
-        grpc::services(self.intake.clone(), self.intake.inner.config.credentials.clone())
+        grpc::services(self.intake.clone(), self.intake.inner.config.credentials.clone(), self.auditor.clone())
     }
 
     /// Stops the consumers and waits for them.

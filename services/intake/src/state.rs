@@ -96,6 +96,7 @@ impl Projection for IntakeState {
             | Payload::CaseResolved(_)
             | Payload::NumberReleased(_)
             | Payload::BusinessDay(_)
+            | Payload::AccessRecorded(_)
             | Payload::PersonsEvaluated(_) => {}
         }
         Ok(())

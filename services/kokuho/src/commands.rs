@@ -107,16 +107,31 @@ where
 
 async fn audit_verify(mut client: Client, out: Out) -> Result<u8, ClientError> {
     let r = client.verify_audit().await?;
+    let chains: Vec<serde_json::Value> = r
+        .chains
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "subject": c.subject, "entries": c.entries, "intact": c.intact,
+                "broken_at": c.broken_at, "reason": c.reason,
+            })
+        })
+        .collect();
     let json = serde_json::json!({
-        "entries": r.entries, "intact": r.intact, "broken_at": r.broken_at, "reason": r.reason,
+        "entries": r.entries, "intact": r.intact, "broken_at": r.broken_at, "reason": r.reason, "chains": chains,
     });
-    if r.intact {
-        out.value(&format!("audit log intact: {} entries, each chained to the one before", r.entries), json);
-        Ok(EXIT_OK)
-    } else {
-        out.value(&format!("audit log BROKEN at log sequence {}: {}", r.broken_at, r.reason), json);
-        Ok(EXIT_REJECTED)
-    }
+    let mut text: Vec<String> = r
+        .chains
+        .iter()
+        .map(|c| match c.intact {
+            true => format!("  {}: {} entries, intact", c.subject, c.entries),
+            false => format!("  {}: BROKEN at log sequence {}: {}", c.subject, c.broken_at, c.reason),
+        })
+        .collect();
+    let verdict = if r.intact { "audit log intact" } else { "audit log BROKEN" };
+    text.insert(0, format!("{verdict}: {} entries in {} chains", r.entries, r.chains.len()));
+    out.value(&text.join("\n"), json);
+    Ok(if r.intact { EXIT_OK } else { EXIT_REJECTED })
 }
 
 async fn review(mut client: Client, out: Out, command: ReviewCommand) -> Result<u8, ClientError> {
