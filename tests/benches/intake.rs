@@ -26,12 +26,9 @@ fn submission(seq: u32) -> Vec<(String, Vec<u8>)> {
     let ks = format!("1,KS,131016,130013,20260401,{seq}\n2,1,1001,20200401,01,100001,0,千代田,1001,09,\n9,1\n");
     let mut kk = format!("1,KK,131016,130013,20260401,{seq}\n");
     for i in 0..RECORDS {
-        // Valid 個人番号 from a serial: 11 digits and the check digit.
-        let first11 = format!("{:011}", 10_000_000_000u64 + (seq as u64) * 1_000_000 + i as u64);
-        let digits: Vec<u8> = first11.bytes().map(|b| b - b'0').collect();
-        let check = kokuho_ids::individual_number_check(&digits.try_into().unwrap());
+        let number = kokuho_testkit::individual_number(10_000_000_000 + u64::from(seq) * 1_000_000 + i as u64);
         kk.push_str(&format!(
-            "2,1,{},1001,1,{first11}{check},山田 太郎,ヤマダ タロウ,19550820,1,01,20200401,03,,,,,20200401\n",
+            "2,1,{},1001,1,{number},山田 太郎,ヤマダ タロウ,19550820,1,01,20200401,03,,,,,20200401\n",
             1_000_000 + i
         ));
     }

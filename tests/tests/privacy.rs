@@ -158,9 +158,7 @@ fn generated_submissions() -> (Vec<Submission>, Vec<String>) {
         let ks = format!("1,KS,{muni},{insurer},20260401,7\n2,1,9001,20200401,01,900001,0,{symbol},9001,09,\n9,1\n");
         let mut kk = format!("1,KK,{muni},{insurer},20260401,7\n");
         for i in 0..150u64 {
-            let first11 = format!("{:011}", 70_000_000_000u64 + (w as u64) * 1_000 + i * 7_919);
-            let digits: Vec<u8> = first11.bytes().map(|b| b - b'0').collect();
-            let number = format!("{first11}{}", kokuho_ids::individual_number_check(&digits.try_into().unwrap()));
+            let number = kokuho_testkit::individual_number(70_000_000_000 + (w as u64) * 1_000 + i * 7_919);
             kk.push_str(&format!(
                 "2,1,{},9001,1,{number},生成 太郎,セイセイ タロウ,19800101,1,01,20200401,03,,,,,20200401\n",
                 900_001 + i

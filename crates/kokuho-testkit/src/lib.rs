@@ -62,6 +62,14 @@ impl TestNats {
     }
 }
 
+/// A valid 個人番号 (check digit included) whose first 11 digits are `first11`, for generated
+/// scenarios and benchmarks.
+pub fn individual_number(first11: u64) -> String {
+    let first = format!("{:011}", first11 % 100_000_000_000);
+    let digits: [u8; 11] = std::array::from_fn(|i| first.as_bytes()[i] - b'0');
+    format!("{first}{}", kokuho_ids::individual_number_check(&digits))
+}
+
 /// Polls `check` every 20 ms until it returns `Some`, for at most `patience`; panics with
 /// `what` if it never does.
 pub async fn eventually<T, F, Fut>(what: &str, patience: Duration, mut check: F) -> T

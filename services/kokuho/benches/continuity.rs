@@ -29,12 +29,6 @@ use kokuho_ids::{Date, Month};
 use kokuho_system::{Service, System, SystemConfig};
 use kokuho_testkit::TestNats;
 
-fn number(serial: u64) -> String {
-    let first11 = format!("{:011}", 20_000_000_000u64 + serial);
-    let digits: Vec<u8> = first11.bytes().map(|b| b - b'0').collect();
-    format!("{first11}{}", kokuho_ids::individual_number_check(&digits.try_into().unwrap()))
-}
-
 /// The first day of the `k`-th month after 2025-04.
 fn first_day(k: u32) -> Date {
     let m = Month::from_index(Month::new(2025, 4).unwrap().index() + k as i32);
@@ -67,7 +61,7 @@ struct Person {
 
 impl Person {
     fn number(self, per_muni: u64) -> String {
-        number(self.i as u64 * per_muni + self.j)
+        kokuho_testkit::individual_number(20_000_000_000 + self.i as u64 * per_muni + self.j)
     }
 
     /// Every tenth person moves once a year: in year `j % 10`, month `(j / 10) % 12` of it
