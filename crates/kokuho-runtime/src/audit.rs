@@ -28,11 +28,43 @@ pub fn subject(service: &str) -> String {
 }
 
 /// One link of a hash chain.
-pub trait Chained {
+pub trait Chained: Sized {
     fn previous_hash(&self) -> &str;
     fn hash(&self) -> &str;
     /// The hash the entry's fields and its `previous_hash` give.
     fn computed_hash(&self) -> String;
+    /// Links the entry after the one whose hash is `previous`: sets both hashes.
+    fn chain_to(&mut self, previous: String);
+    /// The entry an event of its chain carries.
+    fn of(payload: Payload) -> Option<Self>;
+    fn into_payload(self) -> Payload;
+}
+
+/// Appends `entry` to the chain on `subject` of `stream`, after the last entry there, with
+/// expected-last-subject-sequence (decided again when another writer came first). Returns once
+/// the entry is stored (fsynced).
+pub async fn append_chained<E: Chained + Clone>(
+    bus: &Bus,
+    stream: &str,
+    subject: &str,
+    mut entry: E,
+) -> Result<(), BusError> {
+    loop {
+        let (expected, previous) = match bus.last_message(stream, subject).await? {
+            Some((seq, payload)) => match event::decode(&payload).ok().and_then(|(_, p)| E::of(p)) {
+                Some(last) => (seq, last.hash().to_string()),
+                None => return Err(BusError::msg(BusErrorKind::Invalid, "the last audit entry is not an audit entry")),
+            },
+            None => (0, String::new()),
+        };
+        entry.chain_to(previous);
+        let envelope = event::envelope(entry.clone().into_payload(), "", "", "");
+        match bus.append(Append::event(subject, &envelope).expect_last_subject_seq(expected)).await {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == BusErrorKind::WrongLastSequence => continue,
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Where a chain breaks: the first entry that does not hold (its index), and why.
@@ -68,7 +100,7 @@ pub fn chain_hash<'a>(parts: impl IntoIterator<Item = &'a str>) -> String {
         h.update(part.as_bytes());
         h.update([0u8]);
     }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(h.finalize())
 }
 
 impl Chained for AccessRecorded {
@@ -93,6 +125,22 @@ impl Chained for AccessRecorded {
             &self.outcome,
         ])
     }
+
+    fn chain_to(&mut self, previous: String) {
+        self.previous_hash = previous;
+        self.hash = self.computed_hash();
+    }
+
+    fn of(payload: Payload) -> Option<Self> {
+        match payload {
+            Payload::AccessRecorded(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    fn into_payload(self) -> Payload {
+        Payload::AccessRecorded(self)
+    }
 }
 
 /// identity's release audit (rules.md R6): its own chain on `kokuho.identity.audit`.
@@ -108,6 +156,22 @@ impl Chained for NumberReleased {
     fn computed_hash(&self) -> String {
         let at = self.released_at.to_string();
         chain_hash([self.previous_hash.as_str(), &self.pref_id, &self.purpose, &self.caller, &at])
+    }
+
+    fn chain_to(&mut self, previous: String) {
+        self.previous_hash = previous;
+        self.hash = self.computed_hash();
+    }
+
+    fn of(payload: Payload) -> Option<Self> {
+        match payload {
+            Payload::NumberReleased(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    fn into_payload(self) -> Payload {
+        Payload::NumberReleased(self)
     }
 }
 
@@ -159,7 +223,7 @@ impl Auditor {
         };
         let at =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-        let mut entry = AccessRecorded {
+        let entry = AccessRecorded {
             who,
             role: role.into(),
             action: action.into(),
@@ -170,25 +234,7 @@ impl Auditor {
             previous_hash: String::new(),
             hash: String::new(),
         };
-        loop {
-            let (expected, previous) = match self.bus.last_message(AUDIT.name, &self.subject).await? {
-                Some((seq, payload)) => match event::decode(&payload) {
-                    Ok((_, Payload::AccessRecorded(last))) => (seq, last.hash),
-                    _ => {
-                        return Err(BusError::msg(BusErrorKind::Invalid, "the last audit entry is not an audit entry"));
-                    }
-                },
-                None => (0, String::new()),
-            };
-            entry.previous_hash = previous;
-            entry.hash = entry.computed_hash();
-            let envelope = event::envelope(Payload::AccessRecorded(entry.clone()), "", "", "");
-            match self.bus.append(Append::event(&self.subject, &envelope).expect_last_subject_seq(expected)).await {
-                Ok(_) => return Ok(()),
-                Err(e) if e.kind() == BusErrorKind::WrongLastSequence => continue,
-                Err(e) => return Err(e),
-            }
-        }
+        append_chained(&self.bus, AUDIT.name, &self.subject, entry).await
     }
 
     /// Checks `allowed` (security.md S5); a refusal is audited, logged and answered
@@ -236,18 +282,13 @@ pub struct ChainReport {
     pub broken: Option<(u64, String)>,
 }
 
-/// Reads and checks the chain on `subject` of `stream`; `entry` picks the entry out of an
-/// event (`None`: not an entry of this chain, which breaks it).
-pub async fn verify_subject<E: Chained>(
-    bus: &Bus,
-    stream: &str,
-    subject: &str,
-    entry: impl Fn(Payload) -> Option<E>,
-) -> Result<ChainReport, BusError> {
+/// Reads and checks the chain of `E` entries on `subject` of `stream` (any other event there
+/// breaks it).
+pub async fn verify_subject<E: Chained>(bus: &Bus, stream: &str, subject: &str) -> Result<ChainReport, BusError> {
     let messages = bus.read_subject(stream, subject).await?;
     let mut entries = Vec::with_capacity(messages.len());
     for (seq, payload) in &messages {
-        match event::decode(payload).ok().and_then(|(_, p)| entry(p)) {
+        match event::decode(payload).ok().and_then(|(_, p)| E::of(p)) {
             Some(e) => entries.push(e),
             None => {
                 return Ok(ChainReport {
@@ -267,11 +308,7 @@ pub async fn verify_all(bus: &Bus) -> Result<Vec<ChainReport>, BusError> {
     bus.ensure_stream(&AUDIT).await?;
     let mut out = Vec::new();
     for service in AUDITED_SERVICES {
-        let access = |p: Payload| match p {
-            Payload::AccessRecorded(e) => Some(e),
-            _ => None,
-        };
-        out.push(verify_subject(bus, AUDIT.name, &subject(service), access).await?);
+        out.push(verify_subject::<AccessRecorded>(bus, AUDIT.name, &subject(service)).await?);
     }
     Ok(out)
 }
@@ -291,10 +328,10 @@ mod tests {
                 purpose: format!("131016 10000{i}"),
                 at: 1_790_000_000 + i as i64,
                 outcome: "allowed".into(),
-                previous_hash: out.last().map(|p| p.hash.clone()).unwrap_or_default(),
+                previous_hash: String::new(),
                 hash: String::new(),
             };
-            e.hash = e.computed_hash();
+            e.chain_to(out.last().map(|p| p.hash.clone()).unwrap_or_default());
             out.push(e);
         }
         out

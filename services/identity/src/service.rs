@@ -14,9 +14,7 @@ use kokuho_runtime::audit::{self, Chained as _};
 use kokuho_store::{ProjectionHandle, Read};
 use prost::Message as _;
 
-use crate::state::{
-    AUDIT_LAST, PERSONS, case_key, index_key, muni_count_key, muni_id_key, person_key, resident_key, u64_of,
-};
+use crate::state::{PERSONS, case_key, index_key, muni_count_key, muni_id_key, person_key, resident_key, u64_of};
 use crate::{CHUNKS_SUBJECT, IDENTITY, INTAKE_STREAM, PATIENCE, convert};
 
 /// The subject of the release audit chain.
@@ -253,61 +251,37 @@ impl Identity {
         if purpose.trim().is_empty() {
             return Err(IdentityError::Invalid("a release needs its purpose".into()));
         }
-        loop {
-            let expected = self.bus.last_subject_seq(IDENTITY.name, AUDIT_SUBJECT).await.map_err(unavailable)?;
-            self.catch_up().await?;
-            let store = self.state.store();
-            let person = store
-                .get(&person_key(pref_id))
-                .map_err(internal)?
-                .ok_or_else(|| IdentityError::NotFound(format!("no person {pref_id}")))?;
-            let person = pb::PersonRegistered::decode(person.as_slice()).map_err(internal)?;
-            let sealed =
-                person.number.ok_or_else(|| IdentityError::NotFound(format!("{pref_id} has no 個人番号 yet")))?;
-            let number = self
-                .vault
-                .open_at_rest(&convert::at_rest(&sealed), &convert::person_context(pref_id))
-                .map_err(internal)?;
-            let previous_hash = store
-                .get(AUDIT_LAST)
-                .map_err(internal)?
-                .map(|b| String::from_utf8_lossy(&b).into_owned())
-                .unwrap_or_default();
-            let released_at = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs() as i64)
-                .unwrap_or(0);
-            let mut entry = pb::NumberReleased {
-                pref_id: pref_id.into(),
-                purpose: purpose.into(),
-                caller: caller.into(),
-                released_at,
-                previous_hash,
-                hash: String::new(),
-            };
-            entry.hash = audit_hash(&entry);
-            let envelope = event::envelope(Payload::NumberReleased(entry), "", pref_id, "");
-            match self.bus.append(Append::event(AUDIT_SUBJECT, &envelope).expect_last_subject_seq(expected)).await {
-                Ok(a) => {
-                    self.state.wait_for(a.seq, PATIENCE).await;
-                    return Ok(number);
-                }
-                Err(e) if e.kind() == BusErrorKind::WrongLastSequence => continue,
-                Err(e) => return Err(unavailable(e)),
-            }
-        }
+        self.catch_up().await?;
+        let store = self.state.store();
+        let person = store
+            .get(&person_key(pref_id))
+            .map_err(internal)?
+            .ok_or_else(|| IdentityError::NotFound(format!("no person {pref_id}")))?;
+        let person = pb::PersonRegistered::decode(person.as_slice()).map_err(internal)?;
+        let sealed = person.number.ok_or_else(|| IdentityError::NotFound(format!("{pref_id} has no 個人番号 yet")))?;
+        let number =
+            self.vault.open_at_rest(&convert::at_rest(&sealed), &convert::person_context(pref_id)).map_err(internal)?;
+        let released_at =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+        let entry = pb::NumberReleased {
+            pref_id: pref_id.into(),
+            purpose: purpose.into(),
+            caller: caller.into(),
+            released_at,
+            previous_hash: String::new(),
+            hash: String::new(),
+        };
+        // The release is in the audit chain before the number leaves.
+        audit::append_chained(&self.bus, IDENTITY.name, AUDIT_SUBJECT, entry).await.map_err(unavailable)?;
+        Ok(number)
     }
 
     /// Reads the audit log and checks its chains (security.md S8): every service's access
     /// chain and the release chain.
     pub async fn verify_audit(&self) -> Result<pb::VerifyAuditResponse, IdentityError> {
         let mut reports = audit::verify_all(&self.bus).await.map_err(unavailable)?;
-        let release = |p: Payload| match p {
-            Payload::NumberReleased(e) => Some(e),
-            _ => None,
-        };
-        reports
-            .push(audit::verify_subject(&self.bus, IDENTITY.name, AUDIT_SUBJECT, release).await.map_err(unavailable)?);
+        let releases = audit::verify_subject::<pb::NumberReleased>(&self.bus, IDENTITY.name, AUDIT_SUBJECT);
+        reports.push(releases.await.map_err(unavailable)?);
         let chains: Vec<pb::AuditChain> = reports
             .into_iter()
             .map(|r| pb::AuditChain {

@@ -10,7 +10,6 @@
 //! - `m/<muni>/<pref id>` → 市区町村被保険者ID
 //! - `c/persons`, `c/m/<muni>` → counters (u64 BE) for the next serials
 //! - `q/<case id>` → a held record (`LinkHeld`): the review queue (I6)
-//! - `audit/last` → the hash of the last release audit entry (S8)
 
 use std::sync::Arc;
 
@@ -29,8 +28,6 @@ pub(crate) struct IdentityState {
 
 pub(crate) const CURSOR: &[u8] = b"cursor";
 pub(crate) const PERSONS: &[u8] = b"c/persons";
-/// The hash of the last audit entry (S8 chain).
-pub(crate) const AUDIT_LAST: &[u8] = b"audit/last";
 
 pub(crate) fn index_key(hmac: &[u8; 32]) -> Vec<u8> {
     let mut k = b"n/".to_vec();
@@ -141,11 +138,11 @@ impl Projection for IdentityState {
                 Self::ids_and_links(tx, &r.municipality, &r.ids, &r.links)?;
                 tx.delete(case_key(&r.case_id));
             }
-            Payload::NumberReleased(r) => tx.put(AUDIT_LAST.to_vec(), r.hash.into_bytes()),
             Payload::BusinessDay(d) => tx.put(CURSOR.to_vec(), d.intake_sequence.to_be_bytes().to_vec()),
             Payload::SubmissionAccepted(_)
             | Payload::SubmissionRejected(_)
             | Payload::RecordsAccepted(_)
+            | Payload::NumberReleased(_)
             | Payload::BusinessDateSet(_)
             | Payload::DayClosed(_)
             | Payload::ResultRowsAdded(_)
