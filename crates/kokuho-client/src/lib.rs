@@ -190,8 +190,7 @@ impl Client {
     }
 
     pub async fn status(&mut self, receipt: &str) -> Result<GetStatusResponse, ClientError> {
-        // A receipt is `<municipality>-<serial>`.
-        let municipality = receipt.split('-').next().unwrap_or_default();
+        let municipality = kokuho_ids::receipt_municipality(receipt);
         let request =
             self.request(&Caller::Municipality(municipality.into()), pb::GetStatusRequest { receipt: receipt.into() });
         Ok(self.intake.get_status(request).await?.into_inner())

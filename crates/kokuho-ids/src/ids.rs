@@ -298,3 +298,27 @@ mod tests {
         }
     }
 }
+
+/// A 受付番号: `<municipality>-<serial:08>` (docs/decisions.md). A held record's case id is
+/// `<受付番号>:<行番号>`.
+pub fn receipt(municipality: &str, serial: u32) -> String {
+    format!("{municipality}-{serial:08}")
+}
+
+/// The municipality a 受付番号, or a case id made from one, belongs to.
+pub fn receipt_municipality(receipt: &str) -> &str {
+    receipt.split('-').next().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod receipt_tests {
+    use super::*;
+
+    #[test]
+    fn a_receipt_and_its_case_ids_name_their_municipality() {
+        let r = receipt("131016", 42);
+        assert_eq!(r, "131016-00000042");
+        assert_eq!(receipt_municipality(&r), "131016");
+        assert_eq!(receipt_municipality(&format!("{r}:7")), "131016");
+    }
+}

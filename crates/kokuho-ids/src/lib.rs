@@ -19,7 +19,10 @@ pub mod text;
 
 pub use check::{individual_number_check, insurer_check, local_gov_check, luhn_check, luhn_valid};
 pub use date::{Date, Month};
-pub use ids::{IndividualNumber, InsurerNumber, LocalGovCode, MuniInsuredId, PrefInsuredId, PrefectureCode};
+pub use ids::{
+    IndividualNumber, InsurerNumber, LocalGovCode, MuniInsuredId, PrefInsuredId, PrefectureCode, receipt,
+    receipt_municipality,
+};
 pub use registry::{Municipality, Registry, RegistryError, ResultEncoding};
 
 /// Why a value was refused. Each kind is one error code of formats.md.

@@ -253,8 +253,19 @@ impl Auditor {
         caller.require(false, action)
     }
 
-    /// Records an access that was answered: `Status::unavailable` if it cannot be recorded (an
-    /// access that cannot be audited is not answered).
+    /// Records an allowed access: `Status::unavailable` if it cannot be recorded (an access that
+    /// cannot be audited is not answered).
+    pub async fn allowed(
+        &self,
+        caller: &Caller,
+        action: &str,
+        pref_ids: Vec<String>,
+        purpose: &str,
+    ) -> Result<(), tonic::Status> {
+        self.record(caller, action, pref_ids, purpose, Outcome::Allowed).await.map_err(unaudited)
+    }
+
+    /// Records a lookup that was answered: allowed when it found persons, not found otherwise.
     pub async fn answered(
         &self,
         caller: &Caller,
@@ -267,8 +278,7 @@ impl Auditor {
     }
 }
 
-/// The answer to a request whose access could not be audited.
-pub fn unaudited(e: BusError) -> tonic::Status {
+fn unaudited(e: BusError) -> tonic::Status {
     tracing::error!(error = %e, "Cannot write the audit log; the request is not answered");
     tonic::Status::unavailable("the audit log cannot be written; try again")
 }

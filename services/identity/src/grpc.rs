@@ -2,7 +2,7 @@
 
 use kokuho_proto::identity::v1 as pb;
 use kokuho_proto::identity::v1::identity_service_server::{IdentityService, IdentityServiceServer};
-use kokuho_runtime::audit::{Auditor, Outcome, unaudited};
+use kokuho_runtime::audit::Auditor;
 use kokuho_runtime::credentials::{Caller, Credentials};
 use tonic::{Request, Response, Status};
 
@@ -67,7 +67,7 @@ impl IdentityService for IdentityGrpc {
         self.auditor.require(&caller, caller == Caller::Operator, ACTION, "the review queue").await?;
         let held = crate::held_cases(&self.identity.state).map_err(|e| Status::internal(e.to_string()))?;
         let persons = held.iter().filter(|h| !h.pref_id.is_empty()).map(|h| h.pref_id.clone()).collect();
-        self.auditor.record(&caller, ACTION, persons, "the review queue", Outcome::Allowed).await.map_err(unaudited)?;
+        self.auditor.allowed(&caller, ACTION, persons, "the review queue").await?;
         let cases = held
             .into_iter()
             .map(|h| pb::ReviewCase {
@@ -99,7 +99,7 @@ impl IdentityService for IdentityGrpc {
         };
         let pref_id = self.identity.resolve(&r.case_id, action, &r.reason, &r.operator).await?;
         let persons = if pref_id.is_empty() { Vec::new() } else { vec![pref_id.clone()] };
-        self.auditor.record(&caller, ACTION, persons, &purpose, Outcome::Allowed).await.map_err(unaudited)?;
+        self.auditor.allowed(&caller, ACTION, persons, &purpose).await?;
         Ok(Response::new(pb::ResolveReviewResponse { pref_id }))
     }
 

@@ -108,7 +108,12 @@ impl Identity {
             let date = self.business_date().await?;
             let resolved = self.decide(store, &held, action, reason, operator, date)?;
             let pref = resolved.links.first().map(|l| l.pref_id.clone()).unwrap_or_default();
-            let envelope = event::envelope(Payload::CaseResolved(resolved), &muni_of(case_id), case_id, "");
+            let envelope = event::envelope(
+                Payload::CaseResolved(resolved),
+                kokuho_ids::receipt_municipality(case_id),
+                case_id,
+                "",
+            );
             match self.bus.append(Append::event(CHUNKS_SUBJECT, &envelope).expect_last_subject_seq(expected)).await {
                 Ok(a) => {
                     self.state.wait_for(a.seq, PATIENCE).await;
@@ -130,7 +135,7 @@ impl Identity {
         operator: &str,
         date: u32,
     ) -> Result<pb::CaseResolved, IdentityError> {
-        let muni = muni_of(&held.case_id);
+        let muni = kokuho_ids::receipt_municipality(&held.case_id).to_string();
         let record = held.record.clone().unwrap_or_default();
         let receipt = held.case_id.rsplit_once(':').map(|(r, _)| r.to_string()).unwrap_or_default();
         let mut out = pb::CaseResolved {
@@ -329,9 +334,4 @@ fn action_label(a: Action) -> &'static str {
         Action::Relink => "再連携",
         Action::Reject => "不採用",
     }
-}
-
-/// The municipality of a case id (`<muni>-<serial>:<line>`).
-fn muni_of(case_id: &str) -> String {
-    case_id.split('-').next().unwrap_or_default().to_string()
 }

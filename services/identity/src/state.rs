@@ -244,7 +244,7 @@ pub fn held_cases(state: &kokuho_store::ProjectionHandle) -> Result<Vec<Held>, S
             let h = pb::LinkHeld::decode(v.as_slice()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             let r = h.record.unwrap_or_default();
             Ok(Held {
-                municipality: h.case_id.split('-').next().unwrap_or_default().to_string(),
+                municipality: kokuho_ids::receipt_municipality(&h.case_id).to_string(),
                 case_id: h.case_id,
                 code: h.code,
                 pref_id: h.pref_id,

@@ -8,7 +8,7 @@ use kokuho_proto::intake::v1 as pb;
 use kokuho_proto::intake::v1::intake_service_server::{IntakeService, IntakeServiceServer};
 use kokuho_proto::results::v1 as rpb;
 use kokuho_proto::results::v1::result_service_server::{ResultService, ResultServiceServer};
-use kokuho_runtime::audit::{Auditor, Outcome, unaudited};
+use kokuho_runtime::audit::Auditor;
 use kokuho_runtime::credentials::{Caller, Credentials};
 use tonic::{Request, Response, Status, Streaming};
 
@@ -126,14 +126,10 @@ impl IntakeService for IntakeGrpc {
     ) -> Result<Response<pb::GetStatusResponse>, Status> {
         let caller = self.credentials.caller_of(&request)?;
         let receipt = request.into_inner().receipt;
-        // A receipt is `<municipality>-<serial>`.
-        let own = receipt.split('-').next().is_some_and(|m| caller.is_municipality(m));
+        let own = caller.is_municipality(kokuho_ids::receipt_municipality(&receipt));
         self.auditor.require(&caller, own || caller == Caller::Operator, "intake.GetStatus", &receipt).await?;
         let status = self.intake.status(&receipt).await?;
-        self.auditor
-            .record(&caller, "intake.GetStatus", Vec::new(), &receipt, Outcome::Allowed)
-            .await
-            .map_err(unaudited)?;
+        self.auditor.allowed(&caller, "intake.GetStatus", Vec::new(), &receipt).await?;
         Ok(Response::new(status))
     }
 
@@ -184,7 +180,7 @@ impl ResultService for ResultGrpc {
             .collect();
         let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
         let purpose = format!("{}: {}", r.municipality, names.join(" "));
-        g.auditor.record(&caller, ACTION, Vec::new(), &purpose, Outcome::Allowed).await.map_err(unaudited)?;
+        g.auditor.allowed(&caller, ACTION, Vec::new(), &purpose).await?;
         Ok(Response::new(rpb::FetchFilesResponse { files }))
     }
 

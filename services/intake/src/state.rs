@@ -142,10 +142,9 @@ pub(crate) fn business_date(store: &dyn Store) -> Result<Option<u32>, StoreError
     Ok((d != 0).then_some(d))
 }
 
-/// The next receipt number of `muni`: `<muni>-<serial:08>`.
+/// The next receipt number of `muni`.
 pub(crate) fn next_receipt(store: &dyn Store, muni: &str) -> Result<String, StoreError> {
-    let n = u32_of(store.get(&receipts_key(muni))?) + 1;
-    Ok(format!("{muni}-{n:08}"))
+    Ok(kokuho_ids::receipt(muni, u32_of(store.get(&receipts_key(muni))?) + 1))
 }
 
 /// A stored receipt and the stream sequence of its last message.
