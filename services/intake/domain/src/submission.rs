@@ -318,6 +318,28 @@ impl State {
         }
     }
 
+    /// E007 or E010 of a 登録 KK or KG record rejected for its own fields, when its 世帯番号
+    /// field is itself valid (a field that failed names no household to look up).
+    fn household_issue_of_rejected(
+        &self,
+        kind: InputKind,
+        fields: &[String],
+        issues: &[record::Issue],
+    ) -> Option<(&'static str, &'static str)> {
+        let field = match kind {
+            InputKind::Persons => 3,
+            InputKind::KogakuMonths => 2,
+            InputKind::Households | InputKind::ContinuationDecisions => return None,
+        };
+        let names: &[&'static str] = if kind == InputKind::Persons { &KK_FIELDS } else { &KG_FIELDS };
+        let register = fields.get(1).is_some_and(|p| ProcessingKind::parse(p) == Ok(ProcessingKind::Register));
+        let household = fields.get(field).filter(|h| !h.is_empty())?;
+        if !register || issues.iter().any(|i| i.field == names[field] || i.field == record::RECORD) {
+            return None;
+        }
+        self.household_issue(household).map(|code| (code, names[field]))
+    }
+
     fn record(&mut self, kind: InputKind, line: u32, fields: &[String], ctx: &Context<'_>, out: &mut Accepted) {
         let checked = record::check(kind, fields, ctx);
         let row = |kubun: Kubun, code: &'static str, field: &'static str, message: String| ReRow {
@@ -343,6 +365,11 @@ impl State {
                     .filter(|i| i.kubun == Kubun::Error)
                     .map(|i| row(i.kubun, i.code, i.field, i.message.clone())),
             );
+            // One row per failing check (formats.md): a record that fails its own fields is
+            // still checked against the households, if its 世帯番号 can be read (E007, E010).
+            if let Some((code, field)) = self.household_issue_of_rejected(kind, fields, &checked.issues) {
+                out.rows.push(row(Kubun::Error, code, field, messages::record_message(code, field)));
+            }
             return;
         };
         // Checks against the state: E007, E009, E010.

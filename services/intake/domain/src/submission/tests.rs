@@ -186,3 +186,29 @@ fn lookups_name_the_keys_the_records_use() {
     assert_eq!(l.residents.len(), 2);
     assert_eq!(l.sequences.len(), 2);
 }
+
+/// formats.md: "one RE row per failing field and per failing cross-field check". A KK record
+/// that breaks a field rule and also names an unregistered household gets both rows (defect
+/// found by larger generated scenarios: only the field's row was sent).
+#[test]
+fn a_record_with_a_field_error_and_an_unknown_household_gets_e007_too() {
+    let kk = "1,KK,131016,130013,20260401,1\n\
+2,1,100001,9999,1,123456789018,山田 太郎,ヤマダ タロウ,S300820,3,01,20200401,03,,,,,20200401\n9,1\n";
+    let a = accepted(decide_with("131016", &Facts::default(), &[input_file("kk", kk)]));
+    assert_eq!(codes(&a), vec![(2, "E004", "性別"), (2, "E007", "世帯番号")]);
+    assert_eq!((a.accepted, a.rejected), (0, 1));
+    // A KG record too, and E010 where the household's KS was rejected here.
+    let bad_ks = "1,KS,131016,130013,20260401,1\n2,1,1001,20200401,01,100001,0,千代田,1001,77,\n9,1\n";
+    let kg = "1,KG,131016,130013,20260401,1\n2,1,1001,202513,1,20260101\n9,1\n";
+    let a = accepted(decide_with("131016", &Facts::default(), &[input_file("ks", bad_ks), input_file("kg", kg)]));
+    assert_eq!(codes(&a), vec![(2, "E004", "所得区分"), (2, "E003", "診療年月"), (2, "E010", "世帯番号")]);
+    // A 世帯番号 that itself fails names no household: no second row for it.
+    let kk_bad_household = kk.replace(",9999,", ",99999999999999999999999,");
+    let a = accepted(decide_with("131016", &Facts::default(), &[input_file("kk", &kk_bad_household)]));
+    assert!(codes(&a).iter().all(|(_, code, _)| *code != "E007"), "{:?}", codes(&a));
+    // A 削除 is checked on its key fields only, and a known household gives no row.
+    let mut facts = Facts::default();
+    facts.households.insert("9999".into(), [Date::from_ymd(2020, 4, 1).unwrap()].into());
+    let a = accepted(decide_with("131016", &facts, &[input_file("kk", kk)]));
+    assert_eq!(codes(&a), vec![(2, "E004", "性別")]);
+}
