@@ -16,7 +16,7 @@ const RESIDENTS: [(&str, &str); 7] = [
     ("131024", "300002"),
 ];
 
-fn states(sys: &TestSystem) -> Vec<Option<kokuho_proto::continuity::v1::PersonState>> {
+fn states(sys: &TestSystem) -> Vec<Option<kokuho_continuity_domain::PersonState>> {
     let identity = sys.system().identity().unwrap().state();
     let continuity = sys.system().continuity().unwrap().state();
     RESIDENTS
@@ -72,7 +72,8 @@ async fn t1_a03_waits_for_a_day_close() {
     sys.client.close_day(20260601).await.unwrap();
     sys.settle().await;
     let now = open(&sys);
-    assert_eq!((now.len(), now[0].code.as_str(), now[0].counterpart.as_str()), (1, "A03", "131032"));
+    let first = now.first().unwrap();
+    assert_eq!((now.len(), first.code.code(), first.counterpart.as_str()), (1, "A03", "131032"));
     sys.stop().await;
 }
 

@@ -166,6 +166,81 @@ code_set!(
     }
 );
 
+code_set!(
+    /// 区分 of an RE row (formats.md RE field 2).
+    Kubun {
+        Error = "E" => "エラー",
+        Warning = "W" => "警告",
+        Anomaly = "A" => "継続性異常",
+        Conflict = "C" => "識別子不整合",
+        Relay = "R" => "中間サーバー連携",
+    }
+);
+
+code_set!(
+    /// 状態 of an RE row (field 13): A, C and R rows open with 1 and close with 2; E and W rows
+    /// are always 1.
+    AlertState { Raised = "1" => "発生", Closed = "2" => "解消" }
+);
+
+code_set!(
+    /// 訂正 of RS, RI, RK and RG rows (RK also uses 2 取消).
+    Correction {
+        First = "0" => "初回",
+        Replaces = "1" => "訂正",
+        Withdrawn = "2" => "取消",
+    }
+);
+
+code_set!(
+    /// 判定区分 of an RS row (field 10, rules.md C9).
+    Judgement {
+        NewlyAcquired = "1" => "新規取得",
+        Continued = "2" => "県内継続",
+        Lost = "3" => "喪失",
+        Withdrawn = "9" => "取消",
+    }
+);
+
+code_set!(
+    /// Continuity and household anomalies (rules.md C3–C7, H5); the label is the RE message.
+    AnomalyCode {
+        A01 = "A01" => "県内異動の前後の適用期間に空白があります",
+        A02 = "A02" => "県内異動の前後の適用期間が重複しています",
+        A03 = "A03" => "県内転出先の転入が届いていません",
+        A04 = "A04" => "県内転入元の転出が届いていません",
+        A05 = "A05" => "県内転出の処理がされていません",
+        A06 = "A06" => "二重加入の適用期間があります",
+        A07 = "A07" => "死亡後に始まる適用期間があります",
+        A08 = "A08" => "継続世帯の確定後に事実が変更されました",
+    }
+);
+
+code_set!(
+    /// 転出元世帯主 of an RK row (field 7).
+    FormerHouseholder {
+        IsHouseholder = "1" => "この世帯の世帯主",
+        IsMember = "2" => "この世帯の世帯員",
+        NotMember = "3" => "この世帯に属さない",
+    }
+);
+
+code_set!(
+    /// 判定理由 of an RK row (field 10, rules.md H2).
+    ContinuationReason {
+        SameHouseholder = "11" => "世帯主同一",
+        HouseholderChanged = "12" => "同一世帯内の世帯主変更",
+        SplitWithoutHouseholder = "13" => "分離(旧世帯主のいない側)",
+        MergedNotHouseholder = "14" => "合併(旧世帯主が世帯主でない側)",
+        NeedsReview = "99" => "要確認",
+    }
+);
+
+code_set!(
+    /// 処理区分 of an RM row.
+    RelayProcessing { New = "1" => "新規", Change = "2" => "変更", Delete = "3" => "削除" }
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

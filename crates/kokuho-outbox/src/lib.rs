@@ -28,6 +28,12 @@ use tokio::sync::Mutex;
 
 pub use render::render;
 
+/// A typed row (kokuho-rows) as the results stream carries it: its kind and its fields in
+/// formats.md order. The one place a row becomes strings.
+pub fn wire(row: &kokuho_rows::Row) -> pb::ResultRow {
+    pb::ResultRow { kind: row.kind().code().to_string(), fields: row.fields() }
+}
+
 /// The results stream.
 pub const RESULTS: StreamDef = StreamDef {
     name: "KOKUHO_RESULTS",

@@ -1,5 +1,6 @@
 //! gRPC glue of continuity: the caller's municipality, one query, the answer.
 
+use kokuho_continuity_domain::PersonState;
 use kokuho_proto::continuity::v1 as pb;
 use kokuho_proto::continuity::v1::continuity_service_server::{ContinuityService, ContinuityServiceServer};
 use kokuho_runtime::audit::Auditor;
@@ -22,27 +23,31 @@ pub(crate) fn server(state: ProjectionHandle, credentials: Credentials, auditor:
 
 /// What a municipality may see of a person: its own periods in full, the others' as
 /// municipality and dates, and the anomalies sent to it.
-pub fn view(person: &pb::PersonState, municipality: &str) -> pb::QueryPersonResponse {
+pub fn view(person: &PersonState, municipality: &str) -> pb::QueryPersonResponse {
+    let ymd = |d: Option<kokuho_ids::Date>| d.map(|d| d.to_string()).unwrap_or_default();
+    let date = |d: Option<kokuho_ids::Date>| d.map(kokuho_ids::Date::to_yyyymmdd).unwrap_or(0);
     let periods = person
         .periods
         .iter()
-        .map(|p| {
+        .map(|t| {
+            let p = &t.period;
             let mut v = pb::PeriodView {
                 municipality: p.municipality.clone(),
-                start: p.start,
-                end: p.end,
+                start: p.start.to_yyyymmdd(),
+                end: date(p.end),
                 ..Default::default()
             };
             if p.municipality == municipality {
-                let sent = |i: usize| p.sent.get(i).cloned().unwrap_or_default();
-                v.resident_number = p.resident_number.clone();
-                v.start_reason = p.start_reason.clone();
-                v.end_reason = p.end_reason.clone();
-                v.acquired_on = sent(2);
-                v.acquired_reason = sent(3);
-                v.lost_on = sent(4);
-                v.lost_reason = sent(5);
-                v.kubun = sent(8);
+                v.resident_number = p.resident.clone();
+                v.start_reason = p.start_reason.code().into();
+                v.end_reason = p.end_reason.map(|r| r.code()).unwrap_or_default().into();
+                if let Some(sent) = &t.sent {
+                    v.acquired_on = sent.acquired_on.to_string();
+                    v.acquired_reason = sent.acquired_reason.code().into();
+                    v.lost_on = ymd(sent.lost_on);
+                    v.lost_reason = sent.lost_reason.map(|r| r.code()).unwrap_or_default().into();
+                    v.kubun = sent.judgement.code().into();
+                }
             }
             v
         })
@@ -50,12 +55,12 @@ pub fn view(person: &pb::PersonState, municipality: &str) -> pb::QueryPersonResp
     let open = person
         .open
         .iter()
-        .filter(|a| a.municipality == municipality)
+        .filter(|a| a.to == municipality)
         .map(|a| pb::AnomalyView {
-            code: a.code.clone(),
+            code: a.code.code().into(),
             counterpart: a.counterpart.clone(),
-            counterpart_start: a.counterpart_start,
-            counterpart_end: a.counterpart_end,
+            counterpart_start: date(a.counterpart_start),
+            counterpart_end: date(a.counterpart_end),
         })
         .collect();
     pb::QueryPersonResponse { found: true, periods, open }

@@ -13,6 +13,7 @@
 //! Keeps the `state` projection of its own stream (persons, the watch list, the business date,
 //! the cursor); workflow `forward-rows` hands the rows to the outbox.
 
+mod convert;
 mod evaluate;
 mod grpc;
 mod state;

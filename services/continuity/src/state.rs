@@ -5,6 +5,7 @@
 //! `r/<muni>/<宛名番号>` → the person (queries).
 
 use kokuho_bus::event::{self, Payload};
+use kokuho_continuity_domain::PersonState;
 use kokuho_proto::continuity::v1 as pb;
 use kokuho_store::{ApplyError, LogEvent, Projection, ProjectionHandle, Read, StoreError, Tx};
 pub(crate) use kokuho_store::{u32_of, u64_of};
@@ -31,7 +32,8 @@ fn watch_key(pref: &str) -> Vec<u8> {
 
 impl Projection for ContinuityState {
     const NAME: &'static str = "state";
-    const VERSION: u32 = 1;
+    // 2: periods keep the RS row last sent by name, and the record that reported them.
+    const VERSION: u32 = 2;
     const STREAM: &'static str = CONTINUITY.name;
 
     fn apply(&self, tx: &mut Tx<'_>, ev: &LogEvent<'_>) -> Result<(), ApplyError> {
@@ -64,7 +66,7 @@ pub fn person_of_resident(
     state: &ProjectionHandle,
     municipality: &str,
     resident: &str,
-) -> Result<Option<pb::PersonState>, StoreError> {
+) -> Result<Option<PersonState>, StoreError> {
     match state.store().get(&resident_key(municipality, resident))? {
         Some(pref) => person_state(state, &String::from_utf8_lossy(&pref)),
         None => Ok(None),
@@ -72,18 +74,19 @@ pub fn person_of_resident(
 }
 
 /// A person's state (periods with what was sent, open anomalies), for queries and tests.
-pub fn person_state(state: &ProjectionHandle, pref_id: &str) -> Result<Option<pb::PersonState>, StoreError> {
-    state
-        .store()
-        .get(&person_key(pref_id))?
-        .map(|b| pb::PersonState::decode(b.as_slice()).map_err(|e| StoreError::Corrupt(e.to_string())))
-        .transpose()
+pub fn person_state(state: &ProjectionHandle, pref_id: &str) -> Result<Option<PersonState>, StoreError> {
+    load(state.store(), pref_id).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-pub(crate) fn load(store: &dyn Read, pref_id: &str) -> Result<Option<pb::PersonState>, ApplyError> {
+/// A stored person as the domain knows them. A stored state that cannot be read (an unknown
+/// code) is an error with its reason, never a default.
+pub(crate) fn load(store: &dyn Read, pref_id: &str) -> Result<Option<PersonState>, ApplyError> {
     store
         .get(&person_key(pref_id))?
-        .map(|b| pb::PersonState::decode(b.as_slice()).map_err(|e| ApplyError::Malformed(e.to_string())))
+        .map(|b| {
+            let stored = pb::PersonState::decode(b.as_slice()).map_err(|e| ApplyError::Malformed(e.to_string()))?;
+            crate::convert::person_of(&stored).map_err(|e| ApplyError::Malformed(format!("person {pref_id}: {e}")))
+        })
         .transpose()
 }
 

@@ -21,3 +21,43 @@ pub(crate) fn person_context(pref_id: &str) -> Vec<u8> {
 pub(crate) fn case_context(case_id: &str) -> Vec<u8> {
     format!("case:{case_id}").into_bytes()
 }
+
+/// An RI row (I2, I5) on the wire. `date` is a business date (YYYYMMDD) of the log.
+pub(crate) fn ri(
+    resident: &str,
+    muni_id: &str,
+    date: u32,
+    correction: kokuho_ids::codes::Correction,
+) -> kokuho_proto::results::v1::ResultRow {
+    kokuho_outbox::wire(
+        &kokuho_rows::Ri {
+            resident: resident.to_string(),
+            muni_id: muni_id.to_string(),
+            assigned_on: kokuho_ids::Date::from_yyyymmdd(date).unwrap_or(kokuho_ids::Date::MAX),
+            correction,
+        }
+        .into(),
+    )
+}
+
+/// An RE row of identity's decider (W002, W005, C01, C02) on the wire, with the chunk's receipt.
+pub(crate) fn re(r: &kokuho_identity_domain::Row, receipt: &str) -> kokuho_proto::results::v1::ResultRow {
+    use kokuho_ids::codes::{AlertState, InputKind, Kubun};
+    kokuho_outbox::wire(
+        &kokuho_rows::Re {
+            kubun: if r.kubun == "C" { Kubun::Conflict } else { Kubun::Warning },
+            code: r.code,
+            receipt: receipt.to_string(),
+            file_kind: Some(InputKind::Persons),
+            line: Some(r.line),
+            resident: r.resident.clone(),
+            field: r.field.to_string(),
+            message: r.message.to_string(),
+            counterpart: String::new(),
+            counterpart_start: None,
+            counterpart_end: None,
+            state: AlertState::Raised,
+        }
+        .into(),
+    )
+}

@@ -8,6 +8,7 @@ use kokuho_bus::Bus;
 use kokuho_bus::event::{self, Payload};
 use kokuho_crypto::{SealedNumber, Vault, WrappedKey};
 use kokuho_identity_domain::{self as domain, Conflict, Decision, Facts, Incoming, NumberKey, PersonRef};
+use kokuho_ids::codes::Correction;
 use kokuho_ids::{IndividualNumber, LocalGovCode, MuniInsuredId, PrefInsuredId};
 use kokuho_proto::identity::v1 as pb;
 use kokuho_proto::intake::v1 as ipb;
@@ -175,7 +176,7 @@ impl LinkRecords {
             .collect();
         let facts = self.facts(store, muni, &incoming)?;
         let decision = domain::decide(muni, &facts, &incoming);
-        let mut linked = self.event(c, &numbers, &facts, decision, store)?;
+        let mut linked = self.event(c, &numbers, decision, store)?;
         linked.intake_sequence = intake_seq;
         Ok(linked)
     }
@@ -184,7 +185,6 @@ impl LinkRecords {
         &self,
         c: &Chunk<'_>,
         numbers: &[Option<IndividualNumber>],
-        facts: &Facts,
         d: Decision,
         store: &dyn Read,
     ) -> Result<pb::ChunkLinked, ApplyError> {
@@ -245,20 +245,17 @@ impl LinkRecords {
                 sex: persons[*i].sex.clone(),
             });
         }
-        let mut muni_ids: BTreeMap<String, String> = facts.muni_ids.clone();
+        // The domain names an ID it assigned here `new:<serial>`.
+        let muni_id_of = |id: &str| -> Result<String, ApplyError> {
+            match id.strip_prefix("new:").and_then(|n| n.parse::<u64>().ok()) {
+                Some(serial) => Ok(MuniInsuredId::new(code, serial).map_err(transient)?.to_string()),
+                None => Ok(id.to_string()),
+            }
+        };
         for (p, serial, i) in &d.assigned {
             let pref_id = id_of(p);
             let muni_id = MuniInsuredId::new(code, *serial).map_err(transient)?.to_string();
-            muni_ids.insert(pref_id.clone(), muni_id.clone());
-            out.rows.push(ResultRow {
-                kind: "RI".into(),
-                fields: vec![
-                    persons[*i].resident_number.clone(),
-                    muni_id.clone(),
-                    chunk.business_date.to_string(),
-                    "0".into(),
-                ],
-            });
+            out.rows.push(convert::ri(&persons[*i].resident_number, &muni_id, chunk.business_date, Correction::First));
             out.ids.push(pb::MunicipalIdAssigned {
                 pref_id,
                 municipality: muni.to_string(),
@@ -272,14 +269,11 @@ impl LinkRecords {
             let mut record = persons[*i].clone();
             record.individual_number = None; // I7: never downstream, sealed or not.
             out.links.push(pb::RecordLinked {
-                muni_id: if record.insured_kind == "1" {
-                    muni_ids.get(&pref_id).cloned().unwrap_or_default()
-                } else {
-                    String::new()
-                },
+                muni_id: d.link_ids.get(i).map(|id| muni_id_of(id)).transpose()?.unwrap_or_default(),
                 pref_id,
                 line: lines[*i],
                 record: Some(record),
+                receipt: chunk.receipt.clone(),
             });
         }
         for (conflict, pref_id, i) in &d.held {
@@ -300,27 +294,12 @@ impl LinkRecords {
             });
         }
         for (from, into, _) in &d.merged {
+            let from = id_of(&PersonRef::from_id(from));
             let into = id_of(into);
-            self.merge(store, &mut out, from, &into, chunk.business_date)?;
+            self.merge(store, &mut out, &from, &into, chunk.business_date)?;
         }
         for r in &d.rows {
-            out.rows.push(ResultRow {
-                kind: "RE".into(),
-                fields: vec![
-                    r.kubun.into(),
-                    r.code.into(),
-                    chunk.receipt.clone(),
-                    "KK".into(),
-                    r.line.to_string(),
-                    r.resident.clone(),
-                    r.field.into(),
-                    r.message.into(),
-                    String::new(),
-                    String::new(),
-                    String::new(),
-                    "1".into(),
-                ],
-            });
+            out.rows.push(convert::re(r, &chunk.receipt));
         }
         Ok(out)
     }
@@ -338,7 +317,8 @@ impl LinkRecords {
         into: &str,
         date: u32,
     ) -> Result<(), ApplyError> {
-        let mut merged = pb::PersonMerged { from: from.into(), into: into.into(), adopted: Vec::new() };
+        let mut merged =
+            pb::PersonMerged { from: from.into(), into: into.into(), adopted: Vec::new(), survivor_ids: Vec::new() };
         let prefix = residents_prefix(from);
         let mut by_muni: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (key, _) in store.scan_prefix(prefix.as_bytes())? {
@@ -351,22 +331,19 @@ impl LinkRecords {
             let Some(from_id) = store.get(&muni_id_key(&m, from))? else { continue };
             let from_id = String::from_utf8_lossy(&from_id).into_owned();
             let into_id = store.get(&muni_id_key(&m, into))?.map(|b| String::from_utf8_lossy(&b).into_owned());
+            let survivor = pb::MunicipalIdAssigned {
+                pref_id: into.into(),
+                municipality: m.clone(),
+                muni_id: into_id.clone().unwrap_or_else(|| from_id.clone()),
+                resident_number: residents.first().cloned().unwrap_or_default(),
+                assigned_on: date,
+            };
+            merged.survivor_ids.push(survivor.clone());
             match into_id {
-                None => merged.adopted.push(pb::MunicipalIdAssigned {
-                    pref_id: into.into(),
-                    municipality: m.clone(),
-                    muni_id: from_id,
-                    resident_number: residents.first().cloned().unwrap_or_default(),
-                    assigned_on: date,
-                }),
+                None => merged.adopted.push(survivor),
                 Some(into_id) => {
-                    let rows: Vec<ResultRow> = residents
-                        .iter()
-                        .map(|r| ResultRow {
-                            kind: "RI".into(),
-                            fields: vec![r.clone(), into_id.clone(), date.to_string(), "1".into()],
-                        })
-                        .collect();
+                    let rows: Vec<ResultRow> =
+                        residents.iter().map(|r| convert::ri(r, &into_id, date, Correction::Replaces)).collect();
                     if m == out.municipality {
                         out.rows.extend(rows);
                     } else {

@@ -7,9 +7,9 @@ use kokuho_bus::event::{self, Payload};
 use kokuho_bus::{Append, Bus, BusErrorKind};
 use kokuho_crypto::Vault;
 use kokuho_identity_domain::Person;
+use kokuho_ids::codes::{AlertState, Correction, InputKind, Kubun};
 use kokuho_ids::{LocalGovCode, MuniInsuredId, PrefInsuredId};
 use kokuho_proto::identity::v1 as pb;
-use kokuho_proto::results::v1::ResultRow;
 use kokuho_runtime::audit::{self, Chained as _};
 use kokuho_store::{ProjectionHandle, Read};
 use prost::Message as _;
@@ -191,24 +191,18 @@ impl Identity {
             // A 宛名番号 moved to another person: RI replaces the ID the municipality was told.
             let previous = store.get(&resident_key(&muni, &record.resident_number)).map_err(internal)?;
             let moved = previous.is_some_and(|p| p != pref_id.as_bytes());
-            let correction = if moved { "1" } else { "0" };
+            let correction = if moved { Correction::Replaces } else { Correction::First };
             if record.insured_kind == "1"
                 && let Some(id) = &muni_id
                 && moved
             {
-                out.rows.push(ResultRow {
-                    kind: "RI".into(),
-                    fields: vec![record.resident_number.clone(), id.clone(), date.to_string(), correction.into()],
-                });
+                out.rows.push(convert::ri(&record.resident_number, id, date, correction));
             }
             if record.insured_kind == "1" && muni_id.is_none() {
                 let code = LocalGovCode::parse(&muni).map_err(internal)?;
                 let serial = u64_of(store.get(&muni_count_key(&muni)).map_err(internal)?) + 1;
                 let id = MuniInsuredId::new(code, serial).map_err(internal)?.to_string();
-                out.rows.push(ResultRow {
-                    kind: "RI".into(),
-                    fields: vec![record.resident_number.clone(), id.clone(), date.to_string(), correction.into()],
-                });
+                out.rows.push(convert::ri(&record.resident_number, &id, date, correction));
                 out.ids.push(pb::MunicipalIdAssigned {
                     pref_id: pref_id.clone(),
                     municipality: muni.clone(),
@@ -223,26 +217,27 @@ impl Identity {
                 muni_id: if record.insured_kind == "1" { muni_id.unwrap_or_default() } else { String::new() },
                 line: held.line,
                 record: Some(record.clone()),
+                receipt: receipt.clone(),
             });
         }
         // The C row closes (状態 2): same 区分, コード, 宛名番号 and fields 10–12 as it opened.
-        out.rows.push(ResultRow {
-            kind: "RE".into(),
-            fields: vec![
-                "C".into(),
-                held.code.clone(),
+        out.rows.push(kokuho_outbox::wire(
+            &kokuho_rows::Re {
+                kubun: Kubun::Conflict,
+                code: if held.code == "C01" { "C01" } else { "C02" },
                 receipt,
-                "KK".into(),
-                held.line.to_string(),
-                record.resident_number.clone(),
-                "個人番号".into(),
-                format!("保留を解消しました（{}）", action_label(action)),
-                String::new(),
-                String::new(),
-                String::new(),
-                "2".into(),
-            ],
-        });
+                file_kind: Some(InputKind::Persons),
+                line: Some(held.line),
+                resident: record.resident_number.clone(),
+                field: "個人番号".into(),
+                message: format!("保留を解消しました（{}）", action_label(action)),
+                counterpart: String::new(),
+                counterpart_start: None,
+                counterpart_end: None,
+                state: AlertState::Closed,
+            }
+            .into(),
+        ));
         Ok(out)
     }
 

@@ -17,7 +17,7 @@ fn code<T: std::fmt::Display>(v: Option<T>) -> String {
 }
 
 pub(crate) fn re_row(row: &ReRow, receipt: &str) -> ResultRow {
-    ResultRow { kind: "RE".into(), fields: row.fields(receipt) }
+    kokuho_outbox::wire(&row.to_row(receipt).into())
 }
 
 pub(crate) fn file_info(f: &FileSummary) -> pb::FileInfo {

@@ -1,7 +1,7 @@
 //! continuity's rules (rules.md C1–C9, T1, T2) as pure functions of one person's facts.
 //!
-//! [`evaluate`] takes every application period of a person in every municipality, the
-//! person's 生年月日 and the business date, and returns the determination of each period (the
+//! [`evaluate`] takes every application period of a person in every municipality and the
+//! business date, and returns the determination of each period (the
 //! RS fields 3–10) and the anomalies the facts give. It depends on the facts only, never on
 //! the order they arrived in (T2). [`Step`] says whether the evaluation happens at a day close:
 //! the window rules (C5, C6) raise anomalies only then (T1), and any step closes what is gone.
@@ -12,15 +12,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use kokuho_ids::Date;
+use kokuho_ids::codes::{AnomalyCode, EndReason, Judgement, StartReason};
 
-/// 開始事由 / 終了事由 02: a move within the prefecture.
-pub const WITHIN: &str = "02";
-/// 終了事由 04: death.
-pub const DEATH: &str = "04";
-/// 終了事由 06: 後期高齢者医療移行.
-pub const LATE_ELDERLY: &str = "06";
+mod person;
+pub use person::{Change, PersonState, Sent, Source, Tracked, merge, report, step, watch};
+
 /// 資格取得事由 of an unpaired 02 転入 once its window has passed (C1).
-pub const UNKNOWN_START: &str = "99";
+pub const UNKNOWN_START: StartReason = StartReason::Other;
 /// Days a move may take before its missing half is an anomaly (C5).
 pub const WINDOW_DAYS: i64 = 30;
 
@@ -30,9 +28,9 @@ pub struct Period {
     pub municipality: String,
     pub resident: String,
     pub start: Date,
-    pub start_reason: String,
+    pub start_reason: StartReason,
     pub end: Option<Date>,
-    pub end_reason: Option<String>,
+    pub end_reason: Option<EndReason>,
     /// 転入元 (開始事由 02: a municipality of the prefecture).
     pub moved_in_from: Option<String>,
     /// 転出先 (終了事由 02).
@@ -46,11 +44,11 @@ impl Period {
     }
 
     fn moves_in(&self) -> bool {
-        self.start_reason == WITHIN
+        self.start_reason == StartReason::MoveInWithinPrefecture
     }
 
     fn moves_out(&self) -> bool {
-        self.end.is_some() && self.end_reason.as_deref() == Some(WITHIN)
+        self.end.is_some() && self.end_reason == Some(EndReason::MoveOutWithinPrefecture)
     }
 
     /// Ends the qualification: an end whose reason is not a move within the prefecture.
@@ -71,17 +69,17 @@ pub type PeriodKey = (String, String, Date);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Determination {
     pub acquired_on: Date,
-    pub acquired_reason: String,
+    pub acquired_reason: StartReason,
     pub lost_on: Option<Date>,
-    pub lost_reason: Option<String>,
+    pub lost_reason: Option<EndReason>,
     /// 1 新規取得, 2 県内継続, 3 喪失.
-    pub kubun: u8,
+    pub judgement: Judgement,
 }
 
 /// A continuity anomaly, as the municipality that gets it sees it (RE fields 3, 7, 10–12).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Anomaly {
-    pub code: &'static str,
+    pub code: AnomalyCode,
     /// The municipality that gets the row.
     pub to: String,
     /// Its 宛名番号 of the person.
@@ -94,7 +92,7 @@ pub struct Anomaly {
 impl Anomaly {
     /// A01–A05 and A07 depend on windows or pairs; A03–A06 are evaluated at day close only.
     pub fn raised_at_day_close_only(&self) -> bool {
-        matches!(self.code, "A03" | "A04" | "A05" | "A06")
+        matches!(self.code, AnomalyCode::A03 | AnomalyCode::A04 | AnomalyCode::A05 | AnomalyCode::A06)
     }
 }
 
@@ -114,8 +112,6 @@ pub struct Evaluation {
     pub periods: BTreeMap<PeriodKey, Option<Determination>>,
     /// Every anomaly the facts give now, window anomalies included.
     pub anomalies: BTreeSet<Anomaly>,
-    /// Periods ending 06 not at the 75th birthday (C8): a warning when the period is reported.
-    pub early_late_elderly: BTreeSet<PeriodKey>,
 }
 
 /// C2: the pairs (転出 index, 転入 index) of a person's periods.
@@ -174,7 +170,7 @@ fn birthday_75(birth: Date) -> Option<Date> {
 }
 
 /// Evaluates one person's periods on `business_date`.
-pub fn evaluate(periods: &[Period], birth: Option<Date>, business_date: Date) -> Evaluation {
+pub fn evaluate(periods: &[Period], business_date: Date) -> Evaluation {
     let mut ev = Evaluation::default();
     let pairs = pair(periods);
     let predecessor: BTreeMap<usize, usize> = pairs.iter().map(|(o, i)| (*i, *o)).collect();
@@ -191,8 +187,7 @@ pub fn evaluate(periods: &[Period], birth: Option<Date>, business_date: Date) ->
             ev.periods.insert(p.key(), None);
             continue;
         }
-        let (acquired_on, acquired_reason) =
-            (p.start, if unpaired_move_in { UNKNOWN_START.to_string() } else { p.start_reason.clone() });
+        let (acquired_on, acquired_reason) = (p.start, if unpaired_move_in { UNKNOWN_START } else { p.start_reason });
         let mut chain = vec![idx];
         while let Some(next) = pairs.get(chain.last().expect("a chain has a period")) {
             chain.push(*next);
@@ -200,21 +195,21 @@ pub fn evaluate(periods: &[Period], birth: Option<Date>, business_date: Date) ->
         for (pos, i) in chain.iter().enumerate() {
             let q = &periods[*i];
             let ends = q.ends_span();
-            let kubun = if ends {
-                3
+            let judgement = if ends {
+                Judgement::Lost
             } else if pos == 0 {
-                1
+                Judgement::NewlyAcquired
             } else {
-                2
+                Judgement::Continued
             };
             ev.periods.insert(
                 q.key(),
                 Some(Determination {
                     acquired_on,
-                    acquired_reason: acquired_reason.clone(),
+                    acquired_reason,
                     lost_on: if ends { q.end.and_then(|e| e.add_days(1)) } else { None },
-                    lost_reason: if ends { q.end_reason.clone() } else { None },
-                    kubun,
+                    lost_reason: if ends { q.end_reason } else { None },
+                    judgement,
                 }),
             );
         }
@@ -225,9 +220,9 @@ pub fn evaluate(periods: &[Period], birth: Option<Date>, business_date: Date) ->
         let (a, b) = (&periods[*o], &periods[*i]);
         let e = a.end.expect("a move out has an end");
         let code = if b.start > e.add_days(1).unwrap_or(e) {
-            Some("A01")
+            Some(AnomalyCode::A01)
         } else if b.start <= e {
-            Some("A02")
+            Some(AnomalyCode::A02)
         } else {
             None
         };
@@ -241,14 +236,14 @@ pub fn evaluate(periods: &[Period], birth: Option<Date>, business_date: Date) ->
     for (idx, p) in periods.iter().enumerate() {
         if p.moves_out() && !pairs.contains_key(&idx) && p.end.is_some_and(past) {
             let to = p.moved_out_to.clone().unwrap_or_default();
-            ev.anomalies.insert(anomaly("A03", p, &to, None, None));
+            ev.anomalies.insert(anomaly(AnomalyCode::A03, p, &to, None, None));
         }
         if p.moves_in() && !predecessor.contains_key(&idx) && past(p.start) {
             let from = p.moved_in_from.clone().unwrap_or_default();
-            ev.anomalies.insert(anomaly("A04", p, &from, None, None));
+            ev.anomalies.insert(anomaly(AnomalyCode::A04, p, &from, None, None));
             // A05 to A if the person's period there is still open.
             for q in periods.iter().filter(|q| q.municipality == from && q.end.is_none() && q.start < p.start) {
-                ev.anomalies.insert(anomaly("A05", q, &p.municipality, Some(p.start), p.end));
+                ev.anomalies.insert(anomaly(AnomalyCode::A05, q, &p.municipality, Some(p.start), p.end));
             }
         }
     }
@@ -269,32 +264,27 @@ pub fn evaluate(periods: &[Period], birth: Option<Date>, business_date: Date) ->
             if c5_case(a, b, j) || c5_case(b, a, i) {
                 continue;
             }
-            ev.anomalies.insert(anomaly("A06", a, &b.municipality, Some(b.start), b.end));
-            ev.anomalies.insert(anomaly("A06", b, &a.municipality, Some(a.start), a.end));
+            ev.anomalies.insert(anomaly(AnomalyCode::A06, a, &b.municipality, Some(b.start), b.end));
+            ev.anomalies.insert(anomaly(AnomalyCode::A06, b, &a.municipality, Some(a.start), a.end));
         }
     }
 
     // C7: a period starting after a death.
-    for d in periods.iter().filter(|d| d.end_reason.as_deref() == Some(DEATH)) {
+    for d in periods.iter().filter(|d| d.end_reason == Some(EndReason::Death)) {
         let Some(died) = d.end else { continue };
         for p in periods.iter().filter(|p| p.start > died) {
-            ev.anomalies.insert(anomaly("A07", p, &d.municipality, Some(d.start), d.end));
-        }
-    }
-
-    // C8: 後期高齢者医療移行 not at the day before the 75th birthday.
-    if let Some(birth) = birth {
-        for p in periods.iter().filter(|p| p.end_reason.as_deref() == Some(LATE_ELDERLY)) {
-            let expected = birthday_75(birth).and_then(|b| b.add_days(-1));
-            if p.end != expected {
-                ev.early_late_elderly.insert(p.key());
-            }
+            ev.anomalies.insert(anomaly(AnomalyCode::A07, p, &d.municipality, Some(d.start), d.end));
         }
     }
     ev
 }
 
-fn anomaly(code: &'static str, own: &Period, counterpart: &str, start: Option<Date>, end: Option<Date>) -> Anomaly {
+/// C8: the period ends 06 後期高齢者医療移行, but not on the day before the 75th birthday.
+pub fn early_late_elderly(p: &Period, birth: Date) -> bool {
+    p.end_reason == Some(EndReason::LateElderly) && p.end != birthday_75(birth).and_then(|b| b.add_days(-1))
+}
+
+fn anomaly(code: AnomalyCode, own: &Period, counterpart: &str, start: Option<Date>, end: Option<Date>) -> Anomaly {
     Anomaly {
         code,
         to: own.municipality.clone(),
@@ -316,96 +306,3 @@ pub fn open_after(step: Step, before: &BTreeSet<Anomaly>, now: &BTreeSet<Anomaly
 
 #[cfg(test)]
 mod tests;
-
-/// A period as continuity keeps it between evaluations: with its 宛名番号's 市区町村被保険者ID
-/// and the RS fields 2–10 last sent for it (empty: none yet).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tracked {
-    pub period: Period,
-    pub muni_id: String,
-    pub sent: Vec<String>,
-}
-
-/// A row an evaluation sends, with the municipality that gets it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Sent {
-    /// RS fields 2–11.
-    Rs { to: String, fields: Vec<String> },
-    /// An anomaly opened (`true`) or closed.
-    Anomaly { anomaly: Anomaly, open: bool },
-    /// W004 for a period ending 06 not at the 75th birthday (C8).
-    EarlyLateElderly { to: String, resident: String },
-}
-
-fn ymd(d: Option<Date>) -> String {
-    d.map(|d| d.to_string()).unwrap_or_default()
-}
-
-/// One evaluation step of a person (C9, C10, T1): evaluates, compares with what was sent and
-/// what is open, updates both, and returns the rows to send. Periods removed by a 削除 are
-/// passed in `withdrawn`: their rows are withdrawn with 判定区分 9.
-pub fn step(
-    tracked: &mut [Tracked],
-    withdrawn: &[Tracked],
-    open: &mut BTreeSet<Anomaly>,
-    birth: Option<Date>,
-    step: Step,
-    business_date: Date,
-) -> Vec<Sent> {
-    let mut out = Vec::new();
-    let withdraw = |t: &Tracked| {
-        let mut fields = t.sent.clone();
-        fields[8] = "9".into();
-        fields.push("1".into());
-        Sent::Rs { to: t.period.municipality.clone(), fields }
-    };
-    for t in withdrawn.iter().filter(|t| !t.sent.is_empty()) {
-        out.push(withdraw(t));
-    }
-    let periods: Vec<Period> = tracked.iter().map(|t| t.period.clone()).collect();
-    let ev = evaluate(&periods, birth, business_date);
-    for t in tracked.iter_mut() {
-        let p = &t.period;
-        let fields = ev.periods.get(&p.key()).cloned().flatten().map(|d| {
-            vec![
-                p.resident.clone(),
-                t.muni_id.clone(),
-                d.acquired_on.to_string(),
-                d.acquired_reason,
-                ymd(d.lost_on),
-                d.lost_reason.unwrap_or_default(),
-                p.start.to_string(),
-                ymd(p.end),
-                d.kubun.to_string(),
-            ]
-        });
-        match fields {
-            Some(f) if f != t.sent => {
-                let mut row = f.clone();
-                row.push(if t.sent.is_empty() { "0" } else { "1" }.into());
-                out.push(Sent::Rs { to: p.municipality.clone(), fields: row });
-                if ev.early_late_elderly.contains(&p.key()) {
-                    out.push(Sent::EarlyLateElderly { to: p.municipality.clone(), resident: p.resident.clone() });
-                }
-                t.sent = f;
-            }
-            // The determination is unknown again (its pair disappeared): withdraw (C9).
-            None if !t.sent.is_empty() => {
-                out.push(withdraw(t));
-                t.sent.clear();
-            }
-            _ => {}
-        }
-    }
-    let after = open_after(step, open, &ev.anomalies);
-    out.extend(after.difference(open).map(|a| Sent::Anomaly { anomaly: a.clone(), open: true }));
-    out.extend(open.difference(&after).map(|a| Sent::Anomaly { anomaly: a.clone(), open: false }));
-    *open = after;
-    out
-}
-
-/// True if the person must be evaluated again at the next day close.
-pub fn watch(tracked: &[Tracked], open: &BTreeSet<Anomaly>) -> bool {
-    let periods: Vec<Period> = tracked.iter().map(|t| t.period.clone()).collect();
-    needs_day_close(&periods) || open.iter().any(Anomaly::raised_at_day_close_only)
-}

@@ -1,5 +1,7 @@
 //! One test per rule (rules.md C1–C10, T1, T2), each failing if its rule is broken.
 
+use kokuho_ids::codes::{AlertState, EndReason, StartReason};
+use kokuho_rows::Row;
 use proptest::prelude::*;
 
 use super::*;
@@ -13,9 +15,9 @@ fn period(m: &str, r: &str, start: &str, reason: &str, end: Option<(&str, &str)>
         municipality: m.into(),
         resident: r.into(),
         start: d(start),
-        start_reason: reason.into(),
+        start_reason: StartReason::parse(reason).unwrap(),
         end: end.map(|(e, _)| d(e)),
-        end_reason: end.map(|(_, r)| r.to_string()),
+        end_reason: end.map(|(_, r)| EndReason::parse(r).unwrap()),
         moved_in_from: None,
         moved_out_to: None,
     }
@@ -36,7 +38,12 @@ fn det(ev: &Evaluation, p: &Period) -> Option<Determination> {
 }
 
 fn codes(ev: &Evaluation) -> Vec<(&'static str, String)> {
-    ev.anomalies.iter().map(|a| (a.code, a.to.clone())).collect()
+    ev.anomalies.iter().map(|a| (a.code.code(), a.to.clone())).collect()
+}
+
+/// 判定区分 as a number, for short assertions.
+fn j(d: &Determination) -> u8 {
+    d.judgement.code().parse().unwrap()
 }
 
 /// The worked example of rules.md: X moves from 131016 to 131032.
@@ -50,17 +57,17 @@ fn worked_example(s: &str) -> Vec<Period> {
 #[test]
 fn c1_c9_the_worked_example() {
     let periods = worked_example("20260510");
-    let ev = evaluate(&periods, None, d("20260601"));
+    let ev = evaluate(&periods, d("20260601"));
     let a = det(&ev, &periods[0]).unwrap();
     let b = det(&ev, &periods[1]).unwrap();
-    assert_eq!((a.acquired_on, a.acquired_reason.as_str(), a.kubun, a.lost_on), (d("20200401"), "03", 1, None));
-    assert_eq!((b.acquired_on, b.acquired_reason.as_str(), b.kubun, b.lost_on), (d("20200401"), "03", 2, None));
+    assert_eq!((a.acquired_on, a.acquired_reason.code(), j(&a), a.lost_on), (d("20200401"), "03", 1, None));
+    assert_eq!((b.acquired_on, b.acquired_reason.code(), j(&b), b.lost_on), (d("20200401"), "03", 2, None));
     assert!(ev.anomalies.is_empty());
     // With 2026-05-20: A01 GAP to both, the same RS rows.
     let gap = worked_example("20260520");
-    let ev2 = evaluate(&gap, None, d("20260601"));
+    let ev2 = evaluate(&gap, d("20260601"));
     assert_eq!(det(&ev2, &gap[0]), Some(a));
-    assert_eq!(det(&ev2, &gap[1]).map(|x| (x.acquired_on, x.kubun)), Some((d("20200401"), 2)));
+    assert_eq!(det(&ev2, &gap[1]).map(|x| (x.acquired_on, j(&x))), Some((d("20200401"), 2)));
     assert_eq!(codes(&ev2), vec![("A01", "131016".into()), ("A01", "131032".into())]);
     let to_a = ev2.anomalies.iter().find(|x| x.to == "131016").unwrap();
     assert_eq!(
@@ -72,22 +79,22 @@ fn c1_c9_the_worked_example() {
 #[test]
 fn c1_a_span_ends_at_an_end_that_is_not_a_move() {
     let w = period("131024", "300002", "20180401", "03", Some(("20260415", "03")));
-    let ev = evaluate(std::slice::from_ref(&w), None, d("20260601"));
+    let ev = evaluate(std::slice::from_ref(&w), d("20260601"));
     let x = det(&ev, &w).unwrap();
-    assert_eq!((x.kubun, x.lost_on, x.lost_reason.as_deref()), (3, Some(d("20260416")), Some("03")));
+    assert_eq!((j(&x), x.lost_on, x.lost_reason.map(EndReason::code)), (3, Some(d("20260416")), Some("03")));
     // An 02 end without a successor does not end the span.
     let v = moved_out(period("131016", "100004", "20150401", "03", Some(("20260410", "02"))), "131032");
-    let ev = evaluate(std::slice::from_ref(&v), None, d("20260601"));
-    assert_eq!(det(&ev, &v).map(|x| (x.kubun, x.lost_on)), Some((1, None)));
+    let ev = evaluate(std::slice::from_ref(&v), d("20260601"));
+    assert_eq!(det(&ev, &v).map(|x| (j(&x), x.lost_on)), Some((1, None)));
 }
 
 #[test]
 fn c1_an_unpaired_move_in_has_no_row_until_its_window_passes_then_starts_with_99() {
     let p = moved_in(period("131032", "200001", "20260510", "02", None), "131016");
-    assert_eq!(evaluate(std::slice::from_ref(&p), None, d("20260601")).periods.get(&p.key()), Some(&None));
-    let late = evaluate(std::slice::from_ref(&p), None, d("20260610"));
+    assert_eq!(evaluate(std::slice::from_ref(&p), d("20260601")).periods.get(&p.key()), Some(&None));
+    let late = evaluate(std::slice::from_ref(&p), d("20260610"));
     let x = det(&late, &p).unwrap();
-    assert_eq!((x.acquired_reason.as_str(), x.kubun), ("99", 1));
+    assert_eq!((x.acquired_reason.code(), j(&x)), ("99", 1));
 }
 
 #[test]
@@ -109,17 +116,17 @@ fn c2_pairs_the_nearest_end_one_to_one() {
 #[test]
 fn c4_overlap() {
     let periods = worked_example("20260505");
-    let ev = evaluate(&periods, None, d("20260601"));
+    let ev = evaluate(&periods, d("20260601"));
     assert_eq!(codes(&ev), vec![("A02", "131016".into()), ("A02", "131032".into())]);
 }
 
 #[test]
 fn c5_missing_halves_after_the_window_and_t1_only_at_day_close() {
     let v = moved_out(period("131016", "100004", "20150401", "03", Some(("20260410", "02"))), "131032");
-    assert!(evaluate(std::slice::from_ref(&v), None, d("20260501")).anomalies.is_empty(), "within the window");
-    let ev = evaluate(std::slice::from_ref(&v), None, d("20260601"));
+    assert!(evaluate(std::slice::from_ref(&v), d("20260501")).anomalies.is_empty(), "within the window");
+    let ev = evaluate(std::slice::from_ref(&v), d("20260601"));
     let a03: Vec<_> = ev.anomalies.iter().collect();
-    assert_eq!((a03[0].code, a03[0].to.as_str(), a03[0].counterpart.as_str()), ("A03", "131016", "131032"));
+    assert_eq!((a03[0].code.code(), a03[0].to.as_str(), a03[0].counterpart.as_str()), ("A03", "131016", "131032"));
     // T1: raised at a day close only; closed at any step once the cause is gone.
     let none = BTreeSet::new();
     assert!(open_after(Step::Submission, &none, &ev.anomalies).is_empty());
@@ -129,7 +136,7 @@ fn c5_missing_halves_after_the_window_and_t1_only_at_day_close() {
     // A04 to B, and A05 to A while the period at A is open.
     let open_at_a = period("131016", "100001", "20200401", "03", None);
     let arrived = moved_in(period("131032", "200001", "20260410", "02", None), "131016");
-    let ev = evaluate(&[open_at_a, arrived], None, d("20260601"));
+    let ev = evaluate(&[open_at_a, arrived], d("20260601"));
     assert_eq!(codes(&ev), vec![("A04", "131032".into()), ("A05", "131016".into())]);
 }
 
@@ -137,10 +144,10 @@ fn c5_missing_halves_after_the_window_and_t1_only_at_day_close() {
 fn c6_double_enrolment_but_not_the_c5_case() {
     let a = period("131016", "1", "20200401", "03", None);
     let b = period("131032", "2", "20250401", "01", None);
-    let ev = evaluate(&[a.clone(), b], None, d("20250402"));
+    let ev = evaluate(&[a.clone(), b], d("20250402"));
     assert_eq!(codes(&ev), vec![("A06", "131016".into()), ("A06", "131032".into())]);
     let c5 = moved_in(period("131032", "2", "20250401", "02", None), "131016");
-    let ev = evaluate(&[a, c5], None, d("20250402"));
+    let ev = evaluate(&[a, c5], d("20250402"));
     assert!(ev.anomalies.is_empty());
 }
 
@@ -148,7 +155,7 @@ fn c6_double_enrolment_but_not_the_c5_case() {
 fn c7_a_period_after_death() {
     let dead = period("131016", "1", "20200401", "03", Some(("20250101", "04")));
     let after = period("131032", "2", "20250401", "01", None);
-    let ev = evaluate(&[dead, after], None, d("20250402"));
+    let ev = evaluate(&[dead, after], d("20250402"));
     assert_eq!(codes(&ev), vec![("A07", "131032".into())]);
 }
 
@@ -156,43 +163,160 @@ fn c7_a_period_after_death() {
 fn c8_late_elderly_not_at_the_75th_birthday() {
     let on_time = period("131016", "1", "20200401", "03", Some(("20300819", "06")));
     let early = period("131016", "1", "20200401", "03", Some(("20290101", "06")));
-    let birth = Some(d("19550820"));
-    assert!(evaluate(&[on_time], birth, d("20300901")).early_late_elderly.is_empty());
-    assert_eq!(evaluate(std::slice::from_ref(&early), birth, d("20300901")).early_late_elderly.len(), 1);
+    let birth = d("19550820");
+    assert!(!early_late_elderly(&on_time, birth));
+    assert!(early_late_elderly(&early, birth));
+    // Another end reason is no 後期高齢者医療移行.
+    let other = period("131016", "1", "20200401", "03", Some(("20290101", "03")));
+    assert!(!early_late_elderly(&other, birth));
     // Born on Feb 29: the birthday is Mar 1 in a common year.
     let leap = period("131016", "1", "20200401", "03", Some(("20790228", "06")));
-    assert!(evaluate(&[leap], Some(d("20040229")), d("20800101")).early_late_elderly.is_empty());
+    assert!(!early_late_elderly(&leap, d("20040229")));
 }
 
-/// The anomalies a step opened (`true`) or closed, as (code, to).
-fn anomaly_rows(sent: &[Sent], opened: bool) -> Vec<(&'static str, String)> {
+fn source(receipt: &str, line: u32) -> Source {
+    Source { receipt: receipt.into(), line }
+}
+
+fn register(p: &Period, muni_id: &str, src: Source) -> Change {
+    Change::Register { period: p.clone(), muni_id: muni_id.into(), birth: None, source: src }
+}
+
+/// C8 as sent: the W004 row names the receipt and line of the record that reported the end
+/// (defect: it was sent with a blank 受付番号 and 行番号), once per such record.
+#[test]
+fn c8_w004_names_the_receipt_and_line_of_the_record() {
+    let mut person = PersonState { birth: Some(d("19550820")), ..Default::default() };
+    let open = period("131016", "100001", "20200401", "03", None);
+    let mut gone = Vec::new();
+    assert!(report(&mut person, register(&open, "M1", source("131016-00000001", 2)), &mut gone).is_empty());
+    let early = period("131016", "100001", "20200401", "03", Some(("20290101", "06")));
+    let sent = report(&mut person, register(&early, "M1", source("131016-00000003", 7)), &mut gone);
+    let [Sent { to, row: Row::Re(w) }] = &sent[..] else { panic!("one W004 row: {sent:?}") };
+    assert_eq!(to, "131016");
+    assert_eq!(
+        (w.code, w.receipt.as_str(), w.line, w.resident.as_str()),
+        ("W004", "131016-00000003", Some(7), "100001")
+    );
+    assert_eq!(w.file_kind, Some(kokuho_ids::codes::InputKind::Persons));
+    // The evaluation sends the RS row only; no second W004.
+    let rows = step(&mut person, &gone, Step::Submission, d("20300101"));
+    assert!(rows.iter().all(|s| matches!(s.row, Row::Rs(_))), "{rows:?}");
+}
+
+/// The RS rows of a step, as (to, 宛名番号, 市区町村被保険者ID, 判定区分, 訂正).
+fn rs_rows(sent: &[Sent]) -> Vec<(String, String, String, &'static str, &'static str)> {
     sent.iter()
-        .filter_map(|s| match s {
-            Sent::Anomaly { anomaly, open } if *open == opened => Some((anomaly.code, anomaly.to.clone())),
+        .filter_map(|s| match &s.row {
+            Row::Rs(r) => {
+                Some((s.to.clone(), r.resident.clone(), r.muni_id.clone(), r.judgement.code(), r.correction.code()))
+            }
             _ => None,
         })
         .collect()
 }
 
+/// C9: a period's RS row is sent when first known, again with 訂正 1 when it changes, never
+/// when nothing changed, and withdrawn with 判定区分 9 when the period is deleted.
+#[test]
+fn c9_rows_are_sent_when_new_or_changed_and_withdrawn_on_delete() {
+    let today = d("20260601");
+    let mut person = PersonState::default();
+    let mut gone = Vec::new();
+    let p = period("131024", "300002", "20180401", "03", None);
+    report(&mut person, register(&p, "M3", source("r1", 2)), &mut gone);
+    let sent = step(&mut person, &gone, Step::Submission, today);
+    assert_eq!(rs_rows(&sent), vec![("131024".into(), "300002".into(), "M3".into(), "1", "0")]);
+    assert!(step(&mut person, &[], Step::DayClose, today).is_empty(), "nothing changed");
+    let ended = period("131024", "300002", "20180401", "03", Some(("20260415", "03")));
+    report(&mut person, register(&ended, "M3", source("r2", 3)), &mut gone);
+    let sent = step(&mut person, &gone, Step::Submission, today);
+    assert_eq!(rs_rows(&sent), vec![("131024".into(), "300002".into(), "M3".into(), "3", "1")]);
+    let Row::Rs(rs) = &sent[0].row else { unreachable!() };
+    assert_eq!((rs.lost_on, rs.lost_reason), (Some(d("20260416")), Some(EndReason::JoinedEmployeeInsurance)));
+    report(&mut person, Change::Delete { key: ended.key() }, &mut gone);
+    assert!(person.periods.is_empty());
+    let sent = step(&mut person, &gone, Step::Submission, today);
+    assert_eq!(rs_rows(&sent), vec![("131024".into(), "300002".into(), "M3".into(), "9", "1")]);
+}
+
+/// I2 in continuity: the 市区町村被保険者ID a record carries is the person's in that municipality,
+/// so every period there carries it; a blank one (a 擬制世帯主's) changes nothing.
+#[test]
+fn i2_every_period_of_a_municipality_carries_the_persons_id() {
+    let mut person = PersonState::default();
+    let mut gone = Vec::new();
+    let first = period("131016", "100001", "20100401", "03", Some(("20150331", "03")));
+    let second = period("131016", "100001", "20200401", "03", None);
+    report(&mut person, register(&first, "", source("r1", 2)), &mut gone);
+    report(&mut person, register(&second, "M1", source("r1", 3)), &mut gone);
+    assert!(person.periods.iter().all(|t| t.muni_id == "M1"));
+    report(&mut person, register(&second, "", source("r2", 2)), &mut gone);
+    assert!(person.periods.iter().all(|t| t.muni_id == "M1"));
+}
+
+/// I5 in continuity: a merge moves the provisional person's periods to the survivor and gives
+/// them the survivor's 市区町村被保険者ID; the next step re-sends their rows with 訂正 = 1 (defect:
+/// RS kept the provisional or a blank ID).
+#[test]
+fn i5_a_merge_gives_the_periods_the_survivors_ids_and_resends_them() {
+    let today = d("20260601");
+    let mut provisional = PersonState { pref_id: "P".into(), ..Default::default() };
+    let mut gone = Vec::new();
+    let p = period("131016", "100009", "20260401", "04", None);
+    report(&mut provisional, register(&p, "MP", source("r1", 2)), &mut gone);
+    step(&mut provisional, &[], Step::Submission, today);
+    let mut survivor = PersonState { pref_id: "S".into(), ..Default::default() };
+    let q = period("131024", "300009", "20200401", "03", Some(("20260331", "01")));
+    report(&mut survivor, register(&q, "MS24", source("r0", 2)), &mut gone);
+    step(&mut survivor, &[], Step::Submission, today);
+    // The survivor has its own ID at 131016: the provisional person's period takes it.
+    let ids = [("131016".to_string(), "MS16".to_string())].into();
+    merge(&mut survivor, provisional.clone(), &ids);
+    assert_eq!(survivor.periods.len(), 2);
+    let sent = step(&mut survivor, &[], Step::Submission, today);
+    assert_eq!(rs_rows(&sent), vec![("131016".into(), "100009".into(), "MS16".into(), "1", "1")]);
+    // Where the survivor adopts the provisional ID, nothing is sent again.
+    let mut survivor2 = PersonState { pref_id: "S2".into(), ..Default::default() };
+    merge(&mut survivor2, provisional, &[("131016".to_string(), "MP".to_string())].into());
+    assert!(step(&mut survivor2, &[], Step::Submission, today).is_empty());
+}
+
+/// The anomalies a step opened (`true`) or closed, as (code, to).
+fn anomaly_rows(sent: &[Sent], opened: bool) -> Vec<(&'static str, String)> {
+    let state = if opened { AlertState::Raised } else { AlertState::Closed };
+    sent.iter()
+        .filter_map(|s| match &s.row {
+            Row::Re(r) if r.kubun == kokuho_ids::codes::Kubun::Anomaly && r.state == state => {
+                Some((r.code, s.to.clone()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn tracked(period: Period) -> Tracked {
+    Tracked { period, muni_id: String::new(), sent: None, source: Source::default() }
+}
+
 #[test]
 fn c10_an_anomaly_closes_when_corrected_data_removes_its_cause() {
     let today = d("20260601");
-    let track = |period: Period| Tracked { period, muni_id: String::new(), sent: Vec::new() };
-    let mut tracked: Vec<Tracked> = worked_example("20260520").into_iter().map(track).collect();
-    let mut open = BTreeSet::new();
-    let sent = step(&mut tracked, &[], &mut open, None, Step::Submission, today);
+    let mut person =
+        PersonState { periods: worked_example("20260520").into_iter().map(tracked).collect(), ..Default::default() };
+    let sent = step(&mut person, &[], Step::Submission, today);
     let gap = vec![("A01", "131016".to_string()), ("A01", "131032".to_string())];
     assert_eq!(anomaly_rows(&sent, true), gap);
-    assert_eq!(open.len(), 2);
+    assert_eq!(person.open.len(), 2);
     // 131032 corrects the start to 2026-05-10: the gap is gone, and both rows close (状態 2).
-    tracked[1].period.start = d("20260510");
-    let sent = step(&mut tracked, &[], &mut open, None, Step::Submission, today);
+    person.periods[1].period.start = d("20260510");
+    let sent = step(&mut person, &[], Step::Submission, today);
     assert_eq!(anomaly_rows(&sent, false), gap);
     assert!(anomaly_rows(&sent, true).is_empty());
-    assert!(open.is_empty());
+    assert!(person.open.is_empty());
     // Closed once: nothing more is sent for them.
-    let again = step(&mut tracked, &[], &mut open, None, Step::DayClose, today);
-    assert!(again.iter().all(|s| !matches!(s, Sent::Anomaly { .. })), "{again:?}");
+    let again = step(&mut person, &[], Step::DayClose, today);
+    assert!(again.iter().all(|s| !matches!(s.row, Row::Re(_))), "{again:?}");
 }
 
 fn arb_period() -> impl Strategy<Value = Period> {
@@ -201,7 +325,11 @@ fn arb_period() -> impl Strategy<Value = Period> {
         munis.clone(),
         0i64..400,
         0i64..200,
-        prop::option::of(prop_oneof![Just("02"), Just("03"), Just("04")]),
+        prop::option::of(prop_oneof![
+            Just(EndReason::MoveOutWithinPrefecture),
+            Just(EndReason::JoinedEmployeeInsurance),
+            Just(EndReason::Death)
+        ]),
         munis,
         any::<bool>(),
     )
@@ -212,11 +340,15 @@ fn arb_period() -> impl Strategy<Value = Period> {
                 municipality: m.into(),
                 resident: format!("r{m}"),
                 start,
-                start_reason: if moves_in { "02".into() } else { "03".into() },
+                start_reason: if moves_in {
+                    StartReason::MoveInWithinPrefecture
+                } else {
+                    StartReason::LeftEmployeeInsurance
+                },
                 end: end_reason.map(|_| start.add_days(len).unwrap()),
-                end_reason: end_reason.map(str::to_string),
+                end_reason,
                 moved_in_from: moves_in.then(|| other.to_string()),
-                moved_out_to: (end_reason == Some("02")).then(|| other.to_string()),
+                moved_out_to: (end_reason == Some(EndReason::MoveOutWithinPrefecture)).then(|| other.to_string()),
             }
         })
 }
@@ -229,14 +361,14 @@ proptest! {
         let mut seen = BTreeSet::new();
         periods.retain(|p| seen.insert(p.key()));
         let date = Date::from_ymd(2026, 1, 1).unwrap();
-        let first = evaluate(&periods, None, date);
+        let first = evaluate(&periods, date);
         let mut shuffled = periods.clone();
         let n = shuffled.len();
         for i in 0..n {
             let j = ((seed >> (i % 60)) as usize + i * 7) % n;
             shuffled.swap(i, j);
         }
-        prop_assert_eq!(evaluate(&shuffled, None, date), first);
+        prop_assert_eq!(evaluate(&shuffled, date), first);
     }
 }
 
@@ -272,9 +404,17 @@ fn arb_scenario() -> impl Strategy<Value = Vec<Vec<Submission>>> {
                     municipality: m.into(),
                     resident: format!("{}{}", &m[3..5], i),
                     start,
-                    start_reason: if i == 0 { "03".into() } else { "02".into() },
+                    start_reason: if i == 0 {
+                        StartReason::LeftEmployeeInsurance
+                    } else {
+                        StartReason::MoveInWithinPrefecture
+                    },
                     end: if last && !ends { None } else { Some(end) },
-                    end_reason: if last { ends.then(|| "03".to_string()) } else { Some("02".into()) },
+                    end_reason: if last {
+                        ends.then_some(EndReason::JoinedEmployeeInsurance)
+                    } else {
+                        Some(EndReason::MoveOutWithinPrefecture)
+                    },
                     moved_in_from: (i > 0).then(|| munis[i - 1].to_string()),
                     moved_out_to: (!last).then(|| munis[i + 1].to_string()),
                 });
@@ -305,8 +445,7 @@ type Latest = BTreeMap<(String, String, String), Vec<String>>;
 /// each municipality's own order), a day close after each phase; returns the latest RS fields
 /// 2–10 per period and the open anomalies.
 fn play(phases: &[Vec<Submission>], shuffle: u64) -> (Latest, BTreeSet<Anomaly>) {
-    let mut tracked: Vec<Tracked> = Vec::new();
-    let mut open = BTreeSet::new();
+    let mut person = PersonState::default();
     let mut latest = BTreeMap::new();
     let closes = ["20251001", "20260401", "20270401"];
     let mut today = d("20250401");
@@ -322,28 +461,24 @@ fn play(phases: &[Vec<Submission>], shuffle: u64) -> (Latest, BTreeSet<Anomaly>)
             seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             let m = ready[(seed >> 33) as usize % ready.len()];
             let s = queues.get_mut(m).unwrap().pop_front().unwrap();
+            let mut gone = Vec::new();
             for p in &s.periods {
-                match tracked.iter_mut().find(|t| t.period.key() == p.key()) {
-                    Some(t) => t.period = p.clone(),
-                    None => tracked.push(Tracked {
-                        period: p.clone(),
-                        muni_id: format!("MID{}", p.municipality),
-                        sent: Vec::new(),
-                    }),
-                }
+                let change = register(p, &format!("MID{}", p.municipality), source("r", 1));
+                report(&mut person, change, &mut gone);
             }
-            record(&mut latest, step(&mut tracked, &[], &mut open, None, Step::Submission, today));
+            record(&mut latest, step(&mut person, &gone, Step::Submission, today));
         }
         today = d(closes[k]);
-        record(&mut latest, step(&mut tracked, &[], &mut open, None, Step::DayClose, today));
+        record(&mut latest, step(&mut person, &[], Step::DayClose, today));
     }
-    (latest, open)
+    (latest, person.open)
 }
 
 fn record(latest: &mut Latest, sent: Vec<Sent>) {
     for s in sent {
-        if let Sent::Rs { to, fields } = s {
-            latest.insert((to, fields[0].clone(), fields[6].clone()), fields[..9].to_vec());
+        if let Row::Rs(_) = &s.row {
+            let fields = s.row.fields();
+            latest.insert((s.to, fields[0].clone(), fields[6].clone()), fields[..9].to_vec());
         }
     }
 }

@@ -92,8 +92,13 @@ pub struct Decision {
     pub corrected: Vec<(String, usize)>,
     /// New 市区町村被保険者ID: (person, serial in the municipality, record).
     pub assigned: Vec<(PersonRef, u64, usize)>,
-    /// Linked records: (person, record).
+    /// Linked records: (person, record). A record linked to a provisional person that a later
+    /// record of the chunk merged into another names the survivor (I5).
     pub linked: Vec<(PersonRef, usize)>,
+    /// The 市区町村被保険者ID each linked 被保険者 record carries: the person's in the municipality
+    /// after the whole chunk (I2; after a merge the survivor's, I5). `new:<serial>` names one
+    /// assigned by this decision (`assigned`).
+    pub link_ids: BTreeMap<usize, String>,
     /// Held records: (conflict, the person concerned, record).
     pub held: Vec<(Conflict, String, usize)>,
     /// I5 merges: (the provisional person, the survivor, the record that brought the number).
@@ -106,6 +111,13 @@ pub struct Decision {
 pub enum PersonRef {
     Known(String),
     New(u64),
+}
+
+impl PersonRef {
+    /// The person a decision's person id names: `new:<serial>` for one registered by it.
+    pub fn from_id(id: &str) -> Self {
+        State::key_of(id)
+    }
 }
 
 const NAME_DIFFERS: &str = "氏名が連携先の被保険者と異なります（同一人として連携しました）";
@@ -121,6 +133,7 @@ pub fn decide(municipality: &str, facts: &Facts, records: &[Incoming]) -> Decisi
     for r in records {
         s.record(municipality, r);
     }
+    s.resolve_links(records);
     s.decision
 }
 
@@ -306,6 +319,33 @@ impl State {
             self.row("W", "W002", r, "氏名カナ", KANA_DIFFERS);
         }
         Some(p.clone())
+    }
+
+    /// After the chunk: links name the survivor of any merge, and each linked 被保険者 record the
+    /// person's 市区町村被保険者ID here as the chunk leaves it (I2, I5).
+    fn resolve_links(&mut self, records: &[Incoming]) {
+        let alias: BTreeMap<String, String> =
+            self.decision.merged.iter().map(|(from, into, _)| (from.clone(), Self::id_of(into))).collect();
+        let resolve = |p: &PersonRef| {
+            let mut id = Self::id_of(p);
+            // Chains are short (a merge into a person merged later in the same chunk); bounded anyway.
+            for _ in 0..alias.len() {
+                match alias.get(&id) {
+                    Some(next) => id = next.clone(),
+                    None => break,
+                }
+            }
+            Self::key_of(&id)
+        };
+        let insured: BTreeSet<usize> = records.iter().filter(|r| r.insured && !r.delete).map(|r| r.index).collect();
+        for (p, i) in &mut self.decision.linked {
+            *p = resolve(p);
+            if insured.contains(i)
+                && let Some(id) = self.facts.muni_ids.get(&Self::id_of(p))
+            {
+                self.decision.link_ids.insert(*i, id.clone());
+            }
+        }
     }
 
     fn link(&mut self, municipality: &str, p: PersonRef, r: &Incoming) {

@@ -172,3 +172,32 @@ fn a_delete_follows_the_link() {
     del.resident = "999".into();
     assert!(decide("131016", &f, &[del]).linked.is_empty());
 }
+
+/// I2 and I5 on the links: every linked 被保険者 record carries the person's 市区町村被保険者ID
+/// as the chunk leaves it. After a merge into a survivor without an ID here, that is the ID the
+/// survivor took over (defect: the link carried none, and RS went out with a blank ID).
+#[test]
+fn i5_links_carry_the_id_the_survivor_takes_over() {
+    let mut f = facts_with(known("13q", Some(A), &["131032"]), &[]);
+    f.persons.insert("13p".into(), known("13p", None, &["131016"]));
+    f.by_resident.insert("100001".into(), "13p".into());
+    f.muni_ids.insert("13p".into(), "MID-P".into());
+    let d = decide("131016", &f, &[rec(0, "100001", Some(A))]);
+    assert_eq!(d.link_ids, [(0, "MID-P".to_string())].into());
+    // A survivor with its own ID here keeps it, and the link carries it.
+    f.muni_ids.insert("13q".into(), "MID-Q".into());
+    let d = decide("131016", &f, &[rec(0, "100001", Some(A))]);
+    assert_eq!(d.link_ids, [(0, "MID-Q".to_string())].into());
+    // A record without a number, linked to a provisional person merged by a later record of
+    // the same chunk, names the survivor.
+    let f = facts_with(known("13q", Some(A), &["131032"]), &[]);
+    let d = decide("131016", &f, &[rec(0, "100001", None), rec(1, "100001", Some(A))]);
+    assert_eq!(d.linked, vec![(PersonRef::Known("13q".into()), 0), (PersonRef::Known("13q".into()), 1)]);
+    assert_eq!(d.link_ids.get(&0), d.link_ids.get(&1));
+    assert_eq!(d.link_ids.get(&0).map(String::as_str), Some("new:1"));
+    // A 擬制世帯主 gets none (I2: only 被保険者).
+    let mut deemed = rec(0, "100002", Some(B));
+    deemed.insured = false;
+    let d = decide("131016", &Facts::default(), &[deemed]);
+    assert!(d.link_ids.is_empty());
+}

@@ -11,15 +11,6 @@ pub enum Kubun {
     Warning,
 }
 
-impl Kubun {
-    pub fn code(self) -> &'static str {
-        match self {
-            Kubun::Error => "E",
-            Kubun::Warning => "W",
-        }
-    }
-}
-
 /// One RE row. Never holds a 個人番号: `message` is built from fixed texts only.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReRow {
@@ -33,22 +24,25 @@ pub struct ReRow {
 }
 
 impl ReRow {
-    /// Fields 2–13 of the RE row (after the record type `2`), with the receipt in field 4.
-    pub fn fields(&self, receipt: &str) -> Vec<String> {
-        vec![
-            self.kubun.code().to_string(),
-            self.code.to_string(),
-            receipt.to_string(),
-            self.kind.map(|k| k.code().to_string()).unwrap_or_default(),
-            self.line.to_string(),
-            self.resident_number.clone(),
-            self.field.to_string(),
-            self.message.clone(),
-            String::new(),
-            String::new(),
-            String::new(),
-            // 状態: E and W rows are always 1.
-            "1".to_string(),
-        ]
+    /// The RE row (formats.md) of this check, with the submission's receipt.
+    pub fn to_row(&self, receipt: &str) -> kokuho_rows::Re {
+        kokuho_rows::Re {
+            kubun: match self.kubun {
+                Kubun::Error => kokuho_ids::codes::Kubun::Error,
+                Kubun::Warning => kokuho_ids::codes::Kubun::Warning,
+            },
+            code: self.code,
+            receipt: receipt.to_string(),
+            file_kind: self.kind,
+            line: Some(self.line),
+            resident: self.resident_number.clone(),
+            field: self.field.to_string(),
+            message: self.message.clone(),
+            counterpart: String::new(),
+            counterpart_start: None,
+            counterpart_end: None,
+            // E and W rows are always 1.
+            state: kokuho_ids::codes::AlertState::Raised,
+        }
     }
 }
