@@ -1,27 +1,30 @@
-//! Compiles `proto/` with the vendored protoc (no system protoc needed).
+//! Compiles every `.proto` under `proto/` with the vendored protoc (no system protoc needed).
+//! A new context's protos are found by themselves; the generated packages are nested modules
+//! of one include file (`kokuho::<context>::v1`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+fn protos(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            protos(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "proto") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = tonic_prost_build::Config::new();
     config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
-    let protos: Vec<PathBuf> = [
-        "kokuho/events/v1/envelope.proto",
-        "kokuho/audit/v1/events.proto",
-        "kokuho/continuity/v1/continuity_service.proto",
-        "kokuho/continuity/v1/events.proto",
-        "kokuho/identity/v1/events.proto",
-        "kokuho/identity/v1/identity_service.proto",
-        "kokuho/intake/v1/events.proto",
-        "kokuho/intake/v1/intake_service.proto",
-        "kokuho/results/v1/results.proto",
-    ]
-    .iter()
-    .map(|p| root.join(p))
-    .collect();
+    let mut files = Vec::new();
+    protos(&root.join("kokuho"), &mut files)?;
+    files.sort();
     let includes = vec![root.clone(), protoc_bin_vendored::include_path()?];
-    tonic_prost_build::configure().compile_with_config(config, &protos, &includes)?;
+    tonic_prost_build::configure().include_file("packages.rs").compile_with_config(config, &files, &includes)?;
     println!("cargo:rerun-if-changed={}", root.display());
     Ok(())
 }

@@ -141,8 +141,12 @@ pub fn identity_view(reports: &[StepReport]) -> Value {
     Value::Object(out)
 }
 
-/// Every event stored in `stream`, in order (read with a throwaway consumer).
-pub async fn all_events(bus: &kokuho_bus::Bus, stream: &'static str) -> Vec<kokuho_bus::event::Payload> {
+/// Every event stored in `stream` (whose events `S` declares), in order (read with a throwaway
+/// consumer).
+pub async fn all_events<S: kokuho_bus::event::StreamEvents>(
+    bus: &kokuho_bus::Bus,
+    stream: &'static str,
+) -> Vec<S::Event> {
     let last = bus.last_seq(stream).await.expect("stream");
     let def = kokuho_bus::ConsumerDef { name: "test-scan".into(), stream, max_deliver: 1, filter_subject: None };
     let mut consumer = bus.consume(&def, 1).await.expect("consumer");
@@ -152,7 +156,7 @@ pub async fn all_events(bus: &kokuho_bus::Bus, stream: &'static str) -> Vec<koku
         let group = consumer.next_group(1_000, std::time::Duration::from_millis(20)).await.expect("messages");
         for d in &group {
             seen = d.stream_seq;
-            out.push(kokuho_bus::event::decode(&d.payload).expect("an event").1);
+            out.push(kokuho_bus::event::decode::<S>(&d.payload).expect("an event").1);
         }
         // Acknowledged, so that the scan leaves nothing pending for `kokuho wait`.
         group.last().expect("a group is never empty").ack().await.expect("ack");

@@ -56,13 +56,14 @@ async fn s5_a_municipality_acts_only_for_itself_and_only_an_operator_closes_the_
 async fn audit_entries(sys: &TestSystem, service: &str) -> Vec<(String, String, String, Vec<String>, String)> {
     let bus = sys.nats.bus().await;
     let subject = kokuho_runtime::audit::subject(service);
-    bus.read_subject("KOKUHO_AUDIT", &subject)
+    bus.read_subject(kokuho_runtime::audit::AUDIT.name, &subject)
         .await
         .unwrap()
         .into_iter()
-        .map(|(_, payload)| match kokuho_bus::event::decode(&payload).unwrap().1 {
-            kokuho_bus::event::Payload::AccessRecorded(e) => (e.who, e.role, e.action, e.pref_ids, e.outcome),
-            other => panic!("not an audit entry: {other:?}"),
+        .map(|(_, payload)| match kokuho_bus::event::decode::<kokuho_runtime::audit::Audit>(&payload).unwrap().1 {
+            kokuho_proto::audit::v1::audit_event::Event::AccessRecorded(e) => {
+                (e.who, e.role, e.action, e.pref_ids, e.outcome)
+            }
         })
         .collect()
 }

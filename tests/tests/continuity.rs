@@ -111,18 +111,18 @@ async fn a_municipality_queries_its_own_residents_and_sees_others_as_code_and_da
 /// many, must send the same rows in the same order and end in the same states.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn evaluating_in_larger_groups_changes_no_result() {
-    use kokuho_bus::event::Payload;
-
     async fn evaluations(sys: &TestSystem) -> (usize, std::collections::BTreeMap<String, Vec<Vec<String>>>) {
         let bus = sys.nats.bus().await;
         let mut count = 0;
         let mut rows: std::collections::BTreeMap<String, Vec<Vec<String>>> = Default::default();
-        for p in kokuho_e2e::all_events(&bus, "KOKUHO_CONTINUITY").await {
-            if let Payload::PersonsEvaluated(e) = p {
-                count += 1;
-                for m in e.rows {
-                    rows.entry(m.municipality).or_default().extend(m.rows.into_iter().map(|r| r.fields));
-                }
+        for p in
+            kokuho_e2e::all_events::<kokuho_continuity_contract::Events>(&bus, kokuho_continuity_contract::STREAM.name)
+                .await
+        {
+            let kokuho_continuity_contract::Event::PersonsEvaluated(e) = p;
+            count += 1;
+            for m in e.rows {
+                rows.entry(m.municipality).or_default().extend(m.rows.into_iter().map(|r| r.fields));
             }
         }
         (count, rows)

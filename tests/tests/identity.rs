@@ -4,6 +4,7 @@
 
 use kokuho_client::scenario::{self, Scenario};
 use kokuho_e2e::sample_dir;
+use kokuho_identity_contract as identity;
 use kokuho_testkit::app::{CHIYODA, MINATO, TestSystem, spawn_system};
 
 const RESIDENTS: [(&str, &str); 8] = [
@@ -48,8 +49,8 @@ async fn a_rebuild_from_the_log_gives_everyone_the_same_ids() {
     // 個人番号, sealed or not (only held records keep it, sealed at rest, for the review).
     let bus = sys.nats.bus().await;
     let mut published = 0;
-    for e in kokuho_e2e::all_events(&bus, "KOKUHO_IDENTITY").await {
-        if let kokuho_bus::event::Payload::ChunkLinked(c) = e {
+    for e in kokuho_e2e::all_events::<identity::Events>(&bus, identity::STREAM.name).await {
+        if let identity::Event::ChunkLinked(c) = e {
             for l in &c.links {
                 assert!(l.record.as_ref().unwrap().individual_number.is_none());
                 published += 1;
@@ -123,9 +124,9 @@ async fn review_release_and_lookup_answer_only_their_callers() {
         assert!(other.release_number(&x.pref_id, "curious").await.is_err());
     }
     let bus = sys.nats.bus().await;
-    assert_eq!(bus.count("KOKUHO_IDENTITY", "kokuho.identity.audit").await.unwrap(), 2, "only the two releases");
-    let (_, last) = bus.last_message("KOKUHO_IDENTITY", "kokuho.identity.audit").await.unwrap().unwrap();
-    let kokuho_bus::event::Payload::NumberReleased(entry) = kokuho_bus::event::decode(&last).unwrap().1 else {
+    assert_eq!(bus.count(identity::STREAM.name, identity::RELEASES_SUBJECT).await.unwrap(), 2, "only the two releases");
+    let (_, last) = bus.last_message(identity::STREAM.name, identity::RELEASES_SUBJECT).await.unwrap().unwrap();
+    let identity::Event::NumberReleased(entry) = kokuho_bus::event::decode::<identity::Events>(&last).unwrap().1 else {
         panic!("an audit entry")
     };
     assert_eq!((entry.pref_id.as_str(), entry.caller.as_str()), (x.pref_id.as_str(), "relay"));
@@ -135,7 +136,7 @@ async fn review_release_and_lookup_answer_only_their_callers() {
     // S8: the verify command finds the chain intact, for operators only...
     let verified = operator_client(&sys).verify_audit().await.unwrap();
     let releases = |v: &kokuho_proto::identity::v1::VerifyAuditResponse| {
-        v.chains.iter().find(|c| c.subject == "kokuho.identity.audit").cloned().unwrap()
+        v.chains.iter().find(|c| c.subject == identity::RELEASES_SUBJECT).cloned().unwrap()
     };
     assert!(verified.intact, "{verified:?}");
     assert_eq!((releases(&verified).entries, releases(&verified).intact), (2, true), "{verified:?}");
@@ -150,8 +151,8 @@ async fn review_release_and_lookup_answer_only_their_callers() {
         hash: String::new(),
     };
     forged.hash = kokuho_identity::audit_hash(&forged);
-    let envelope = kokuho_bus::event::envelope(kokuho_bus::event::Payload::NumberReleased(forged), "", "", "");
-    let at = bus.append(kokuho_bus::Append::event("kokuho.identity.audit", &envelope)).await.unwrap().seq;
+    let envelope = kokuho_bus::event::envelope::<identity::Events>(identity::Event::NumberReleased(forged), "", "", "");
+    let at = bus.append(kokuho_bus::Append::event(identity::RELEASES_SUBJECT, &envelope)).await.unwrap().seq;
     let verified = operator_client(&sys).verify_audit().await.unwrap();
     assert_eq!((verified.intact, verified.broken_at), (false, at), "{verified:?}");
     assert_eq!((releases(&verified).entries, releases(&verified).intact), (3, false), "{verified:?}");
@@ -255,11 +256,11 @@ async fn i4_c02_is_held_and_an_operator_relinks_it() {
     let now = kokuho_identity::link_of(&state, CHIYODA, "100001").unwrap().unwrap();
     assert_eq!(now.pref_id, y);
     let bus = sys.nats.bus().await;
-    let resolved: Vec<_> = kokuho_e2e::all_events(&bus, "KOKUHO_IDENTITY")
+    let resolved: Vec<_> = kokuho_e2e::all_events::<identity::Events>(&bus, identity::STREAM.name)
         .await
         .into_iter()
         .filter_map(|e| match e {
-            kokuho_bus::event::Payload::CaseResolved(c) => Some(c),
+            identity::Event::CaseResolved(c) => Some(c),
             _ => None,
         })
         .collect();
@@ -314,8 +315,8 @@ async fn chunks_decided_in_one_group_see_each_other() {
     assert_eq!(pref(CHIYODA, "100002"), pref(MINATO, "200002"));
     // Registered once each: a second registration would also have taken an ID already given.
     let mut registered = Vec::new();
-    for p in kokuho_e2e::all_events(&nats.bus().await, "KOKUHO_IDENTITY").await {
-        if let kokuho_bus::event::Payload::ChunkLinked(c) = p {
+    for p in kokuho_e2e::all_events::<identity::Events>(&nats.bus().await, identity::STREAM.name).await {
+        if let identity::Event::ChunkLinked(c) = p {
             registered.extend(c.persons.into_iter().map(|p| p.pref_id));
         }
     }

@@ -1,46 +1,82 @@
 //! The envelope every event travels in (proto `kokuho.events.v1.Envelope`), built and read in
-//! one place.
+//! one place. The payload is the encoded stream message of the context that owns the stream
+//! ([`StreamEvents`]): a consumer decodes only the streams it reads, and a new stream costs the
+//! others nothing.
 
 use bytes::Bytes;
 pub use kokuho_proto::events::v1::Envelope;
-pub use kokuho_proto::events::v1::envelope::Payload;
 use prost::Message as _;
 
 /// Current schema version of every payload (bump per payload when it changes shape).
 pub const EVENT_VERSION: u32 = 1;
 
-/// The stable name of a payload, stored in `event_type`.
-pub fn event_type(payload: &Payload) -> &'static str {
-    match payload {
-        Payload::SubmissionAccepted(_) => "intake.SubmissionAccepted",
-        Payload::SubmissionRejected(_) => "intake.SubmissionRejected",
-        Payload::RecordsAccepted(_) => "intake.RecordsAccepted",
-        Payload::BusinessDateSet(_) => "intake.BusinessDateSet",
-        Payload::DayClosed(_) => "intake.DayClosed",
-        Payload::ChunkLinked(_) => "identity.ChunkLinked",
-        Payload::CaseResolved(_) => "identity.CaseResolved",
-        Payload::NumberReleased(_) => "identity.NumberReleased",
-        Payload::BusinessDay(_) => "identity.BusinessDay",
-        Payload::PersonsEvaluated(_) => "continuity.PersonsEvaluated",
-        Payload::AccessRecorded(_) => "audit.AccessRecorded",
-        Payload::ResultRowsAdded(_) => "results.ResultRowsAdded",
-        Payload::ResultFileIssued(_) => "results.ResultFileIssued",
-        Payload::ResultFilesAcknowledged(_) => "results.ResultFilesAcknowledged",
-    }
+/// The events of one stream, declared by the context that owns it (its contract): the stream
+/// message (a `oneof` of the context's events) and the stable name of each event.
+pub trait StreamEvents {
+    /// The stream message, e.g. `kokuho.intake.v1.IntakeEvent`.
+    type Message: prost::Message + Default;
+    /// The message's `oneof`: one variant per event.
+    type Event;
+    /// The owning context: every `event_type` of the stream starts with it and a dot, and an
+    /// envelope of another stream is refused rather than misread.
+    const CONTEXT: &'static str;
+
+    fn wrap(event: Self::Event) -> Self::Message;
+    fn unwrap(message: Self::Message) -> Option<Self::Event>;
+    /// The stable name stored in `event_type`, e.g. "intake.SubmissionAccepted".
+    fn event_type(event: &Self::Event) -> &'static str;
+}
+
+/// Declares the events of a stream: `stream_events!(Marker, "context", Message, Event { Variant, … })`
+/// with `Message` (the stream message, a `oneof event`) and `Event` (its oneof enum) in scope.
+/// Every variant must be listed (the match is exhaustive); its `event_type` is
+/// `"<context>.<Variant>"`.
+#[macro_export]
+macro_rules! stream_events {
+    ($(#[$meta:meta])* $marker:ident, $context:literal, $message:ident, $event:ident { $($variant:ident),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy)]
+        pub struct $marker;
+
+        impl $crate::event::StreamEvents for $marker {
+            type Message = $message;
+            type Event = $event;
+            const CONTEXT: &'static str = $context;
+
+            fn wrap(event: Self::Event) -> Self::Message {
+                $message { event: Some(event) }
+            }
+
+            fn unwrap(message: Self::Message) -> Option<Self::Event> {
+                message.event
+            }
+
+            fn event_type(event: &Self::Event) -> &'static str {
+                match event {
+                    $($event::$variant(_) => concat!($context, ".", stringify!($variant)),)+
+                }
+            }
+        }
+    };
 }
 
 /// A new envelope with a fresh UUID v7 event id and the wall-clock append time (metadata only).
-pub fn envelope(payload: Payload, partition: &str, correlation_id: &str, causation_id: &str) -> Envelope {
+pub fn envelope<S: StreamEvents>(
+    event: S::Event,
+    partition: &str,
+    correlation_id: &str,
+    causation_id: &str,
+) -> Envelope {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     Envelope {
         event_id: uuid::Uuid::now_v7().to_string(),
-        event_type: event_type(&payload).to_string(),
+        event_type: S::event_type(&event).to_string(),
         event_version: EVENT_VERSION,
         partition: partition.to_string(),
         correlation_id: correlation_id.to_string(),
         causation_id: causation_id.to_string(),
         occurred_at: Some(prost_types::Timestamp { seconds: now.as_secs() as i64, nanos: now.subsec_nanos() as i32 }),
-        payload: Some(payload),
+        payload: S::wrap(event).encode_to_vec(),
     }
 }
 
@@ -48,14 +84,23 @@ pub fn encode(envelope: &Envelope) -> Bytes {
     Bytes::from(envelope.encode_to_vec())
 }
 
-/// Decodes an envelope; `Err` names what is wrong (the runner dead-letters it).
-pub fn decode(bytes: &[u8]) -> Result<(Envelope, Payload), String> {
+/// Decodes an envelope and its event as stream `S` declares them; `Err` names what is wrong
+/// (the runner dead-letters it).
+pub fn decode<S: StreamEvents>(bytes: &[u8]) -> Result<(Envelope, S::Event), String> {
     let mut envelope = Envelope::decode(bytes).map_err(|e| format!("not an envelope: {e}"))?;
     if envelope.event_version != EVENT_VERSION {
         return Err(format!("{} version {} is not known", envelope.event_type, envelope.event_version));
     }
-    let payload = envelope.payload.take().ok_or_else(|| format!("{} without payload", envelope.event_type))?;
-    Ok((envelope, payload))
+    let ours = envelope.event_type.strip_prefix(S::CONTEXT).is_some_and(|rest| rest.starts_with('.'));
+    if !ours {
+        return Err(format!("{} is not an event of the {} stream", envelope.event_type, S::CONTEXT));
+    }
+    let payload = std::mem::take(&mut envelope.payload);
+    let message = S::Message::decode(payload.as_slice())
+        .map_err(|e| format!("{} is not an event of this stream: {e}", envelope.event_type))?;
+    let event =
+        S::unwrap(message).ok_or_else(|| format!("{} of an unknown kind or without payload", envelope.event_type))?;
+    Ok((envelope, event))
 }
 
 impl crate::Append {
@@ -67,15 +112,33 @@ impl crate::Append {
 
 #[cfg(test)]
 mod tests {
+    use kokuho_proto::audit::v1::{AccessRecorded, AuditEvent, audit_event};
+
     use super::*;
+
+    use audit_event::Event;
+
+    crate::stream_events!(
+        #[allow(unreachable_pub)]
+        Audit,
+        "audit",
+        AuditEvent,
+        Event { AccessRecorded }
+    );
 
     #[test]
     fn round_trip() {
-        let p = Payload::DayClosed(kokuho_proto::intake::v1::DayClosed { date: 20260501, previous: 20260401 });
-        let e = envelope(p.clone(), "", "c", "");
-        let (back, payload) = decode(&encode(&e)).unwrap();
-        assert_eq!(payload, p);
-        assert_eq!(back.event_type, "intake.DayClosed");
-        assert!(decode(b"\xff\xff").is_err());
+        let e = audit_event::Event::AccessRecorded(AccessRecorded { who: "131016".into(), ..Default::default() });
+        let env = envelope::<Audit>(e.clone(), "", "c", "");
+        let (back, event) = decode::<Audit>(&encode(&env)).unwrap();
+        assert_eq!(event, e);
+        assert_eq!(back.event_type, "audit.AccessRecorded");
+        assert!(decode::<Audit>(b"\xff\xff").is_err());
+        // An envelope without an event (another stream's unknown field, or none) is an error.
+        let empty = Envelope { event_version: EVENT_VERSION, event_type: "audit.X".into(), ..Default::default() };
+        assert!(decode::<Audit>(&encode(&empty)).is_err());
+        // Another stream's event is refused by its type, not misread.
+        let other = Envelope { event_type: "intake.DayClosed".into(), ..env };
+        assert!(decode::<Audit>(&encode(&other)).unwrap_err().contains("not an event of the audit stream"));
     }
 }

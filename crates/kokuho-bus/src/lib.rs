@@ -527,6 +527,23 @@ impl Bus {
         Ok(total)
     }
 
+    /// The subjects of `stream` matching `filter` that hold messages, in order.
+    pub async fn subjects(&self, stream: &str, filter: &str) -> Result<Vec<String>, BusError> {
+        let s =
+            self.js.get_stream(stream).await.map_err(|e| BusError::new(BusErrorKind::Unavailable, "get stream", e))?;
+        let mut subjects = s
+            .info_with_subjects(filter)
+            .await
+            .map_err(|e| BusError::new(BusErrorKind::Unavailable, "list subjects", e))?;
+        let mut out = Vec::new();
+        while let Some(entry) = subjects.next().await {
+            let (subject, _) = entry.map_err(|e| BusError::new(BusErrorKind::Unavailable, "list subjects", e))?;
+            out.push(subject);
+        }
+        out.sort();
+        Ok(out)
+    }
+
     /// Subjects of the messages published on `subject` (wildcards allowed) from now on, as
     /// they pass through the server, stored or not: for operators' taps and for tests.
     pub async fn tap(&self, subject: &str) -> Result<impl futures::Stream<Item = String> + use<>, BusError> {

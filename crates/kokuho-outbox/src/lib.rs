@@ -18,11 +18,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kokuho_bus::event::{self, Payload};
+use kokuho_bus::event::{self, StreamEvents};
 use kokuho_bus::{Append, Bus, BusErrorKind, StreamDef};
 use kokuho_ids::{LocalGovCode, Registry};
 use kokuho_proto::results::v1 as pb;
 use kokuho_store::{ApplyError, LogEvent, Projection, ProjectionHandle, Read, Tx, u32_of};
+use pb::ResultsEvent;
+use pb::results_event::Event;
 use prost::Message as _;
 use tokio::sync::Mutex;
 
@@ -40,6 +42,14 @@ pub const RESULTS: StreamDef = StreamDef {
     subjects: &["kokuho.results.>"],
     description: "Rows for municipalities' result files, the files cut from them and their acknowledgements",
 };
+
+kokuho_bus::stream_events!(
+    /// The events of [`RESULTS`] (the outbox owns the stream; every service appends rows to it).
+    Results,
+    "results",
+    ResultsEvent,
+    Event { ResultRowsAdded, ResultFileIssued, ResultFilesAcknowledged }
+);
 
 fn rows_subject(municipality: &str) -> String {
     format!("kokuho.results.rows.{municipality}")
@@ -74,12 +84,12 @@ pub async fn publish_rows(
     if rows.is_empty() {
         return Ok(());
     }
-    let payload = Payload::ResultRowsAdded(pb::ResultRowsAdded {
+    let added = Event::ResultRowsAdded(pb::ResultRowsAdded {
         group_id: group_id.to_string(),
         municipality: municipality.to_string(),
         rows,
     });
-    let envelope = event::envelope(payload, municipality, group_id, group_id);
+    let envelope = event::envelope::<Results>(added, municipality, group_id, group_id);
     bus.append(Append::new(rows_subject(municipality), event::encode(&envelope), format!("rows:{group_id}"))).await?;
     Ok(())
 }
@@ -113,9 +123,9 @@ impl Projection for OutboxProjection {
     const STREAM: &'static str = RESULTS.name;
 
     fn apply(&self, tx: &mut Tx<'_>, ev: &LogEvent<'_>) -> Result<(), ApplyError> {
-        let (_, payload) = event::decode(ev.payload).map_err(ApplyError::Malformed)?;
-        match payload {
-            Payload::ResultRowsAdded(added) => {
+        let (_, event) = event::decode::<Results>(ev.payload).map_err(ApplyError::Malformed)?;
+        match event {
+            Event::ResultRowsAdded(added) => {
                 if tx.contains(&group_key(&added.group_id))? {
                     return Ok(());
                 }
@@ -124,7 +134,7 @@ impl Projection for OutboxProjection {
                     tx.put(pending_key(&added.municipality, &row.kind, ev.seq, i), row.encode_to_vec());
                 }
             }
-            Payload::ResultFileIssued(issued) => {
+            Event::ResultFileIssued(issued) => {
                 let prefix = format!("{}{}/", pending_prefix(&issued.municipality), issued.kind);
                 for (key, value) in tx.scan_prefix(prefix.as_bytes())? {
                     let tail = &key[prefix.len()..];
@@ -143,7 +153,7 @@ impl Projection for OutboxProjection {
                 tx.put(file_seq_key(&issued.municipality), issued.file_sequence.to_be_bytes().to_vec());
                 tx.put(file_key(&issued.municipality, &issued.name), issued.encode_to_vec());
             }
-            Payload::ResultFilesAcknowledged(ack) => {
+            Event::ResultFilesAcknowledged(ack) => {
                 for name in &ack.names {
                     tx.delete(file_key(&ack.municipality, name));
                     for (key, _) in tx.scan_prefix(file_rows_prefix(&ack.municipality, name).as_bytes())? {
@@ -151,17 +161,6 @@ impl Projection for OutboxProjection {
                     }
                 }
             }
-            Payload::SubmissionAccepted(_)
-            | Payload::SubmissionRejected(_)
-            | Payload::RecordsAccepted(_)
-            | Payload::BusinessDateSet(_)
-            | Payload::DayClosed(_)
-            | Payload::ChunkLinked(_)
-            | Payload::CaseResolved(_)
-            | Payload::NumberReleased(_)
-            | Payload::BusinessDay(_)
-            | Payload::AccessRecorded(_)
-            | Payload::PersonsEvaluated(_) => {}
         }
         Ok(())
     }
@@ -243,7 +242,7 @@ impl Outbox {
                     rows: 0,
                     business_date,
                 };
-                let envelope = event::envelope(Payload::ResultFileIssued(issued), &muni, &name, "");
+                let envelope = event::envelope::<Results>(Event::ResultFileIssued(issued), &muni, &name, "");
                 let mut append =
                     Append::new(subject.clone(), event::encode(&envelope), format!("issue:{muni}:{file_seq}"));
                 if batch.is_empty() {
@@ -294,7 +293,7 @@ impl Outbox {
         }
         let count = known.len() as u32;
         let ack = pb::ResultFilesAcknowledged { municipality: muni.clone(), names: known };
-        let envelope = event::envelope(Payload::ResultFilesAcknowledged(ack), &muni, "", "");
+        let envelope = event::envelope::<Results>(Event::ResultFilesAcknowledged(ack), &muni, "", "");
         let seq = self.bus.append(Append::event(files_subject(&muni), &envelope)).await?.seq;
         if !self.projection.wait_for(seq, PATIENCE).await {
             return Err(OutboxError::Behind);
@@ -312,8 +311,10 @@ pub trait RowSource: Send + Sync + 'static {
     /// Stable: the workflow's name.
     const NAME: &'static str;
     const STREAM: &'static str;
+    /// The events of the stream (the service's own).
+    type Events: StreamEvents;
 
-    fn rows(&self, payload: Payload) -> RowGroups;
+    fn rows(&self, event: <Self::Events as StreamEvents>::Event) -> RowGroups;
 }
 
 /// The one workflow that hands a service's rows to the outbox (at least once; idempotent by
@@ -331,14 +332,14 @@ impl<S: RowSource> kokuho_store::Workflow for ForwardRows<S> {
         use tracing::Instrument as _;
         let mut rejected = Vec::new();
         for (i, ev) in events.iter().enumerate() {
-            let payload = match event::decode(ev.payload) {
-                Ok((_, payload)) => payload,
+            let event = match event::decode::<S::Events>(ev.payload) {
+                Ok((_, event)) => event,
                 Err(why) => {
                     rejected.push((i, why));
                     continue;
                 }
             };
-            for (group, municipality, rows) in self.source.rows(payload) {
+            for (group, municipality, rows) in self.source.rows(event) {
                 publish_rows(&self.bus, &group, &municipality, rows)
                     .instrument(ev.span.clone())
                     .await

@@ -6,10 +6,10 @@
 //! cannot be audited is not answered. `verify_chain` finds a changed, removed, added or moved
 //! entry.
 
-use kokuho_bus::event::{self, Payload};
+use kokuho_bus::event::{self, StreamEvents};
 use kokuho_bus::{Append, Bus, BusError, BusErrorKind, StreamDef};
-use kokuho_proto::audit::v1::AccessRecorded;
-use kokuho_proto::identity::v1::NumberReleased;
+use kokuho_proto::audit::v1::audit_event::Event;
+use kokuho_proto::audit::v1::{AccessRecorded, AuditEvent};
 use sha2::{Digest, Sha256};
 
 use crate::credentials::Caller;
@@ -20,8 +20,13 @@ pub const AUDIT: StreamDef = StreamDef {
     description: "Access to personal data (S6, S8): hash-chained, one subject per service",
 };
 
-/// The services that write an audit chain.
-pub const AUDITED_SERVICES: [&str; 3] = ["intake", "identity", "continuity"];
+kokuho_bus::stream_events!(
+    /// The events of [`AUDIT`].
+    Audit,
+    "audit",
+    AuditEvent,
+    Event { AccessRecorded }
+);
 
 pub fn subject(service: &str) -> String {
     format!("kokuho.audit.{service}")
@@ -35,9 +40,16 @@ pub trait Chained: Sized {
     fn computed_hash(&self) -> String;
     /// Links the entry after the one whose hash is `previous`: sets both hashes.
     fn chain_to(&mut self, previous: String);
+    /// The events of the stream its chain lives in.
+    type Events: StreamEvents;
     /// The entry an event of its chain carries.
-    fn of(payload: Payload) -> Option<Self>;
-    fn into_payload(self) -> Payload;
+    fn of(event: <Self::Events as StreamEvents>::Event) -> Option<Self>;
+    fn into_event(self) -> <Self::Events as StreamEvents>::Event;
+}
+
+/// The entry a stored message of `E`'s chain carries, if it is one.
+fn entry_of<E: Chained>(bytes: &[u8]) -> Option<E> {
+    event::decode::<E::Events>(bytes).ok().and_then(|(_, e)| E::of(e))
 }
 
 /// Appends `entry` to the chain on `subject` of `stream`, after the last entry there, with
@@ -51,14 +63,14 @@ pub async fn append_chained<E: Chained + Clone>(
 ) -> Result<(), BusError> {
     loop {
         let (expected, previous) = match bus.last_message(stream, subject).await? {
-            Some((seq, payload)) => match event::decode(&payload).ok().and_then(|(_, p)| E::of(p)) {
+            Some((seq, payload)) => match entry_of::<E>(&payload) {
                 Some(last) => (seq, last.hash().to_string()),
                 None => return Err(BusError::msg(BusErrorKind::Invalid, "the last audit entry is not an audit entry")),
             },
             None => (0, String::new()),
         };
         entry.chain_to(previous);
-        let envelope = event::envelope(entry.clone().into_payload(), "", "", "");
+        let envelope = event::envelope::<E::Events>(entry.clone().into_event(), "", "", "");
         match bus.append(Append::event(subject, &envelope).expect_last_subject_seq(expected)).await {
             Ok(_) => return Ok(()),
             Err(e) if e.kind() == BusErrorKind::WrongLastSequence => continue,
@@ -131,47 +143,16 @@ impl Chained for AccessRecorded {
         self.hash = self.computed_hash();
     }
 
-    fn of(payload: Payload) -> Option<Self> {
-        match payload {
-            Payload::AccessRecorded(e) => Some(e),
-            _ => None,
+    type Events = Audit;
+
+    fn of(event: Event) -> Option<Self> {
+        match event {
+            Event::AccessRecorded(e) => Some(e),
         }
     }
 
-    fn into_payload(self) -> Payload {
-        Payload::AccessRecorded(self)
-    }
-}
-
-/// identity's release audit (rules.md R6): its own chain on `kokuho.identity.audit`.
-impl Chained for NumberReleased {
-    fn previous_hash(&self) -> &str {
-        &self.previous_hash
-    }
-
-    fn hash(&self) -> &str {
-        &self.hash
-    }
-
-    fn computed_hash(&self) -> String {
-        let at = self.released_at.to_string();
-        chain_hash([self.previous_hash.as_str(), &self.pref_id, &self.purpose, &self.caller, &at])
-    }
-
-    fn chain_to(&mut self, previous: String) {
-        self.previous_hash = previous;
-        self.hash = self.computed_hash();
-    }
-
-    fn of(payload: Payload) -> Option<Self> {
-        match payload {
-            Payload::NumberReleased(e) => Some(e),
-            _ => None,
-        }
-    }
-
-    fn into_payload(self) -> Payload {
-        Payload::NumberReleased(self)
+    fn into_event(self) -> Event {
+        Event::AccessRecorded(self)
     }
 }
 
@@ -298,7 +279,7 @@ pub async fn verify_subject<E: Chained>(bus: &Bus, stream: &str, subject: &str) 
     let messages = bus.read_subject(stream, subject).await?;
     let mut entries = Vec::with_capacity(messages.len());
     for (seq, payload) in &messages {
-        match event::decode(payload).ok().and_then(|(_, p)| E::of(p)) {
+        match entry_of::<E>(payload) {
             Some(e) => entries.push(e),
             None => {
                 return Ok(ChainReport {
@@ -313,12 +294,13 @@ pub async fn verify_subject<E: Chained>(bus: &Bus, stream: &str, subject: &str) 
     Ok(ChainReport { subject: subject.into(), entries: entries.len() as u64, broken })
 }
 
-/// Every service's chain (`AUDITED_SERVICES`).
+/// Every service's chain: every subject of the audit stream (a service that audits needs no
+/// entry in a list here).
 pub async fn verify_all(bus: &Bus) -> Result<Vec<ChainReport>, BusError> {
     bus.ensure_stream(&AUDIT).await?;
     let mut out = Vec::new();
-    for service in AUDITED_SERVICES {
-        out.push(verify_subject::<AccessRecorded>(bus, AUDIT.name, &subject(service)).await?);
+    for subject in bus.subjects(AUDIT.name, "kokuho.audit.>").await? {
+        out.push(verify_subject::<AccessRecorded>(bus, AUDIT.name, &subject).await?);
     }
     Ok(out)
 }

@@ -13,13 +13,14 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use kokuho_bus::event::{self, Payload};
+use kokuho_bus::event::Envelope;
 use kokuho_bus::{Append, Bus, BusErrorKind, GROUP_MAX_BYTES};
 
 use crate::{ApplyError, LogEvent, Projection, ProjectionHandle, Read, Rejected, Tx};
 
-/// What to append for an input event: the payload, its partition and its correlation id.
-pub type Decided = Option<(Payload, String, String)>;
+/// What to append for an input event: the event, in its envelope (built with the deciding
+/// service's own stream events), or nothing.
+pub type Decided = Option<Envelope>;
 
 /// Most events in one atomic batch (the server takes up to 1,000).
 const EVENTS_PER_APPEND: usize = 200;
@@ -84,7 +85,7 @@ impl<P: Projection> Decider<'_, P> {
                     if ev.seq <= decided_up_to {
                         continue;
                     }
-                    let Some((payload, partition, correlation)) = (match ev.span.in_scope(|| decide(&view, ev)) {
+                    let Some(envelope) = (match ev.span.in_scope(|| decide(&view, ev)) {
                         Ok(d) => d,
                         Err(ApplyError::Malformed(why)) => {
                             rejected.insert(i, why);
@@ -94,7 +95,6 @@ impl<P: Projection> Decider<'_, P> {
                     }) else {
                         continue;
                     };
-                    let envelope = event::envelope(payload, &partition, &correlation, "");
                     let append = Append::event(self.subject, &envelope);
                     // What the projection will make of it, for the decisions after it (its
                     // sequence is not known yet; a projection decided on does not read it).

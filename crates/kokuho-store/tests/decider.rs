@@ -5,9 +5,10 @@
 
 use std::time::Duration;
 
-use kokuho_bus::event::{self, Payload};
+use kokuho_bus::event;
 use kokuho_bus::{Append, Bus, ConsumerDef, DEAD_LETTER, StreamDef};
-use kokuho_proto::identity::v1::BusinessDay;
+use kokuho_proto::identity::v1::identity_event::Event;
+use kokuho_proto::identity::v1::{BusinessDay, IdentityEvent};
 use kokuho_store::{
     ApplyError, Decider, LogEvent, Projection, ProjectionHandle, Read, Rejected, RunnerSettings, Runners, SledDb,
     Store, Tx, Workflow, u64_of,
@@ -17,6 +18,14 @@ use kokuho_testkit::TestNats;
 const INPUT: StreamDef = StreamDef { name: "KOKUHO_DIN", subjects: &["kokuho.din.>"], description: "test" };
 const OUTPUT: StreamDef = StreamDef { name: "KOKUHO_DOUT", subjects: &["kokuho.dout.>"], description: "test" };
 const DECISIONS: &str = "kokuho.dout.decisions";
+
+// The test's output events: a borrowed message shape (only `BusinessDay` is used).
+kokuho_bus::stream_events!(
+    Decisions,
+    "decisions",
+    IdentityEvent,
+    Event { ChunkLinked, CaseResolved, BusinessDay, NumberReleased }
+);
 
 /// The output stream's projection: the running total and the last input decided. (The
 /// decisions travel as `BusinessDay` events: `intake_sequence` is the input, `date` the total.)
@@ -28,8 +37,8 @@ impl Projection for Running {
     const STREAM: &'static str = OUTPUT.name;
 
     fn apply(&self, tx: &mut Tx<'_>, ev: &LogEvent<'_>) -> Result<(), ApplyError> {
-        let (_, payload) = event::decode(ev.payload).map_err(ApplyError::Malformed)?;
-        let Payload::BusinessDay(d) = payload else { return Err(ApplyError::Malformed("not a decision".into())) };
+        let (_, payload) = event::decode::<Decisions>(ev.payload).map_err(ApplyError::Malformed)?;
+        let Event::BusinessDay(d) = payload else { return Err(ApplyError::Malformed("not a decision".into())) };
         tx.put(b"cursor".to_vec(), d.intake_sequence.to_be_bytes().to_vec());
         tx.put(b"total".to_vec(), u64::from(d.date).to_be_bytes().to_vec());
         Ok(())
@@ -64,7 +73,7 @@ impl Workflow for Accumulate {
                     let n: u64 = text.parse().map_err(|_| ApplyError::Malformed(format!("not a number: {text}")))?;
                     let total = u64_of(view.get(b"total")?) + n;
                     let day = BusinessDay { intake_sequence: ev.seq, date: total as u32, day_close: false };
-                    Ok(Some((Payload::BusinessDay(day), String::new(), String::new())))
+                    Ok(Some(event::envelope::<Decisions>(Event::BusinessDay(day), "", "", "")))
                 },
             )
             .await
@@ -88,7 +97,7 @@ async fn decisions(bus: &Bus) -> Vec<(u64, u32)> {
     while seen < last {
         for d in consumer.next_group(1_000, Duration::from_millis(20)).await.unwrap() {
             seen = d.stream_seq;
-            if let Ok((_, Payload::BusinessDay(b))) = event::decode(&d.payload) {
+            if let Ok((_, Event::BusinessDay(b))) = event::decode::<Decisions>(&d.payload) {
                 out.push((b.intake_sequence, b.date));
             }
         }

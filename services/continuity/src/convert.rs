@@ -4,11 +4,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use kokuho_continuity_contract::pb;
 use kokuho_continuity_domain::{self as domain, Anomaly, Change, PersonState, Source, Step, Tracked};
+use kokuho_identity_contract::pb as ipb;
 use kokuho_ids::Date;
 use kokuho_ids::codes::{AnomalyCode, Correction, EndReason, InsuredKind, Judgement, ProcessingKind, StartReason};
-use kokuho_proto::continuity::v1 as pb;
-use kokuho_proto::identity::v1 as ipb;
 use kokuho_proto::results::v1::ResultRow;
 use kokuho_rows::{Row, Rs};
 
@@ -94,11 +94,13 @@ fn changes(municipality: &str, links: &[ipb::RecordLinked]) -> Result<Vec<(Strin
     links.iter().filter_map(|l| change_of(municipality, l).transpose()).collect()
 }
 
-/// The work of an identity event; `None` for events continuity has nothing to do with.
-pub(crate) fn work_of(payload: kokuho_bus::event::Payload) -> Result<Option<Work>, String> {
-    use kokuho_bus::event::Payload;
-    Ok(match payload {
-        Payload::ChunkLinked(c) => Some(Work {
+/// The work of an event of identity's stream; `None` for events continuity has nothing to do
+/// with. Every event of the stream is named here, so a new one forces a decision.
+pub(crate) fn work_of(bytes: &[u8]) -> Result<Option<Work>, String> {
+    use kokuho_identity_contract::Event;
+    let (_, event) = kokuho_bus::event::decode::<kokuho_identity_contract::Events>(bytes)?;
+    Ok(match event {
+        Event::ChunkLinked(c) => Some(Work {
             step: Step::Submission,
             day: None,
             changes: changes(&c.municipality, &c.links)?,
@@ -113,31 +115,21 @@ pub(crate) fn work_of(payload: kokuho_bus::event::Payload) -> Result<Option<Work
                 .collect(),
             watched: false,
         }),
-        Payload::CaseResolved(r) => Some(Work {
+        Event::CaseResolved(r) => Some(Work {
             step: Step::Submission,
             day: None,
             changes: changes(&r.municipality, &r.links)?,
             merges: Vec::new(),
             watched: false,
         }),
-        Payload::BusinessDay(d) => Some(Work {
+        Event::BusinessDay(d) => Some(Work {
             step: if d.day_close { Step::DayClose } else { Step::Submission },
             day: Some(d.date),
             changes: Vec::new(),
             merges: Vec::new(),
             watched: d.day_close,
         }),
-        Payload::SubmissionAccepted(_)
-        | Payload::SubmissionRejected(_)
-        | Payload::RecordsAccepted(_)
-        | Payload::BusinessDateSet(_)
-        | Payload::DayClosed(_)
-        | Payload::NumberReleased(_)
-        | Payload::ResultRowsAdded(_)
-        | Payload::ResultFileIssued(_)
-        | Payload::ResultFilesAcknowledged(_)
-        | Payload::AccessRecorded(_)
-        | Payload::PersonsEvaluated(_) => None,
+        Event::NumberReleased(_) => None,
     })
 }
 

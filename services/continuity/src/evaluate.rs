@@ -4,16 +4,16 @@
 use std::collections::BTreeMap;
 
 use kokuho_bus::Bus;
-use kokuho_bus::event::{self, Payload};
+use kokuho_bus::event;
+use kokuho_continuity_contract::pb;
 use kokuho_continuity_domain::{self as domain, PersonState};
 use kokuho_ids::Date;
-use kokuho_proto::continuity::v1 as pb;
 use kokuho_rows::Row;
 use kokuho_store::{ApplyError, Decider, LogEvent, ProjectionHandle, Read, Rejected, Workflow};
 
 use crate::convert::{self, Work};
 use crate::state::{CURSOR, ContinuityState, DAY, load, u32_of, u64_of, watched};
-use crate::{CONTINUITY, EVALUATIONS_SUBJECT, IDENTITY_STREAM};
+use crate::{CONTINUITY, EVALUATIONS_SUBJECT, Event, Events};
 
 pub(crate) struct Evaluate {
     pub(crate) bus: Bus,
@@ -22,7 +22,7 @@ pub(crate) struct Evaluate {
 
 impl Workflow for Evaluate {
     const NAME: &'static str = "evaluate";
-    const STREAM: &'static str = IDENTITY_STREAM;
+    const STREAM: &'static str = kokuho_identity_contract::STREAM.name;
 
     /// Evaluates a group of identity events in order, each on continuity's state as the earlier
     /// ones leave it, and appends the results as one atomic batch (kokuho_store::Decider).
@@ -39,12 +39,11 @@ impl Workflow for Evaluate {
                 events,
                 |view| Ok(u64_of(view.get(CURSOR)?)),
                 |view, ev| {
-                    let (_, payload) = event::decode(ev.payload).map_err(ApplyError::Malformed)?;
-                    let Some(work) = convert::work_of(payload).map_err(ApplyError::Malformed)? else {
+                    let Some(work) = convert::work_of(ev.payload).map_err(ApplyError::Malformed)? else {
                         return Ok(None);
                     };
                     let evaluated = evaluate(view, work, ev.seq)?;
-                    Ok(Some((Payload::PersonsEvaluated(evaluated), String::new(), String::new())))
+                    Ok(Some(event::envelope::<Events>(Event::PersonsEvaluated(evaluated), "", "", "")))
                 },
             )
             .await
@@ -125,9 +124,10 @@ pub(crate) struct ContinuityRows;
 impl kokuho_outbox::RowSource for ContinuityRows {
     const NAME: &'static str = "forward-rows";
     const STREAM: &'static str = CONTINUITY.name;
+    type Events = Events;
 
-    fn rows(&self, payload: Payload) -> kokuho_outbox::RowGroups {
-        let Payload::PersonsEvaluated(e) = payload else { return Vec::new() };
+    fn rows(&self, event: Event) -> kokuho_outbox::RowGroups {
+        let Event::PersonsEvaluated(e) = event;
         e.rows
             .into_iter()
             .map(|m| (format!("continuity:{}:{}", e.identity_sequence, m.municipality), m.municipality, m.rows))

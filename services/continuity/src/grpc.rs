@@ -1,7 +1,7 @@
 //! gRPC glue of continuity: the caller's municipality, one query, the answer.
 
+use kokuho_continuity_contract::pb;
 use kokuho_continuity_domain::PersonState;
-use kokuho_proto::continuity::v1 as pb;
 use kokuho_proto::continuity::v1::continuity_service_server::{ContinuityService, ContinuityServiceServer};
 use kokuho_runtime::audit::Auditor;
 use kokuho_runtime::credentials::Credentials;

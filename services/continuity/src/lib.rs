@@ -19,22 +19,15 @@ mod grpc;
 mod state;
 
 use anyhow::Context as _;
-use kokuho_bus::{Bus, StreamDef};
+use kokuho_bus::Bus;
 use kokuho_runtime::credentials::Credentials;
 use kokuho_store::{ProjectionHandle, RunnerSettings, Runners, SledDb};
 
 pub use grpc::{ContinuityGrpc, ContinuityServer, view};
 pub use state::{evaluated_up_to, person_of_resident, person_state};
 
-/// continuity's stream.
-pub const CONTINUITY: StreamDef = StreamDef {
-    name: "KOKUHO_CONTINUITY",
-    subjects: &["kokuho.continuity.>"],
-    description: "Persons' periods, determinations and anomalies, per identity event",
-};
-
-pub(crate) const EVALUATIONS_SUBJECT: &str = "kokuho.continuity.evaluations";
-pub(crate) const IDENTITY_STREAM: &str = "KOKUHO_IDENTITY";
+pub use kokuho_continuity_contract::STREAM as CONTINUITY;
+pub(crate) use kokuho_continuity_contract::{EVALUATIONS_SUBJECT, Event, Events};
 
 #[derive(Debug, Clone, Default)]
 pub struct Config {

@@ -4,14 +4,14 @@
 //! `p/<pref id>` → `PersonState`; `w/<pref id>` → present while the person is watched;
 //! `r/<muni>/<宛名番号>` → the person (queries).
 
-use kokuho_bus::event::{self, Payload};
+use kokuho_bus::event;
+use kokuho_continuity_contract::pb;
 use kokuho_continuity_domain::PersonState;
-use kokuho_proto::continuity::v1 as pb;
 use kokuho_store::{ApplyError, LogEvent, Projection, ProjectionHandle, Read, StoreError, Tx};
 pub(crate) use kokuho_store::{u32_of, u64_of};
 use prost::Message as _;
 
-use crate::CONTINUITY;
+use crate::{CONTINUITY, Event, Events};
 
 pub(crate) struct ContinuityState;
 
@@ -37,8 +37,8 @@ impl Projection for ContinuityState {
     const STREAM: &'static str = CONTINUITY.name;
 
     fn apply(&self, tx: &mut Tx<'_>, ev: &LogEvent<'_>) -> Result<(), ApplyError> {
-        let (_, payload) = event::decode(ev.payload).map_err(ApplyError::Malformed)?;
-        let Payload::PersonsEvaluated(e) = payload else { return Ok(()) };
+        let (_, event) = event::decode::<Events>(ev.payload).map_err(ApplyError::Malformed)?;
+        let Event::PersonsEvaluated(e) = event;
         for p in &e.persons {
             tx.put(person_key(&p.pref_id), p.encode_to_vec());
             for period in &p.periods {

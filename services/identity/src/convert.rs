@@ -1,5 +1,7 @@
-//! Wire ↔ crypto and domain types for identity: the only module that builds proto messages
-//! from decisions.
+//! Wire ↔ crypto and domain types for identity: the only module that reads another stream's
+//! events (intake's) and builds proto messages from decisions.
+
+use kokuho_intake_contract as intake;
 
 use kokuho_crypto::AtRest;
 use kokuho_proto::identity::v1 as pb;
@@ -60,4 +62,27 @@ pub(crate) fn re(r: &kokuho_identity_domain::Row, receipt: &str) -> kokuho_proto
         }
         .into(),
     )
+}
+
+/// What identity does with an event of the intake stream.
+pub(crate) enum IntakeInput {
+    /// A chunk of accepted records: its KK records are linked (I1–I5).
+    Chunk(intake::pb::RecordsAccepted),
+    /// The business calendar, carried over so day closes keep their place among the chunks.
+    Calendar { date: u32, day_close: bool },
+    /// Nothing for identity to decide.
+    Nothing,
+}
+
+/// Decodes an event of the intake stream (every event of it is named here, so a new one forces
+/// a decision).
+pub(crate) fn intake_input(bytes: &[u8]) -> Result<IntakeInput, String> {
+    use intake::Event;
+    let (_, event) = kokuho_bus::event::decode::<intake::Events>(bytes)?;
+    Ok(match event {
+        Event::RecordsAccepted(chunk) => IntakeInput::Chunk(chunk),
+        Event::BusinessDateSet(d) => IntakeInput::Calendar { date: d.date, day_close: false },
+        Event::DayClosed(d) => IntakeInput::Calendar { date: d.date, day_close: true },
+        Event::SubmissionAccepted(_) | Event::SubmissionRejected(_) => IntakeInput::Nothing,
+    })
 }

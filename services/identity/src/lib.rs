@@ -15,6 +15,7 @@
 mod convert;
 mod grpc;
 mod link;
+mod release;
 mod service;
 mod state;
 
@@ -22,23 +23,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use kokuho_bus::{Bus, StreamDef};
+use kokuho_bus::Bus;
 use kokuho_crypto::Vault;
 use kokuho_runtime::credentials::Credentials;
 use kokuho_store::{ProjectionHandle, RunnerSettings, Runners, SledDb};
 
-/// identity's stream.
-pub const IDENTITY: StreamDef = StreamDef {
-    name: "KOKUHO_IDENTITY",
-    subjects: &["kokuho.identity.>"],
-    description: "Persons, links, municipal IDs and held records, decided per chunk of accepted records",
-};
-
-/// The subject of `ChunkLinked`: one writer, each intake chunk once.
-pub(crate) const CHUNKS_SUBJECT: &str = "kokuho.identity.chunks";
-
-/// The intake stream (identity reads it; the name is the intake service's).
-pub(crate) const INTAKE_STREAM: &str = "KOKUHO_INTAKE";
+pub use kokuho_identity_contract::STREAM as IDENTITY;
+pub(crate) use kokuho_identity_contract::{CHUNKS_SUBJECT, Event, Events, RELEASES_SUBJECT};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -96,5 +87,6 @@ impl App {
 }
 
 pub use grpc::{IdentityGrpc, IdentityServer};
-pub use service::{Action, Identity, IdentityError, audit_hash};
+pub use release::{Release, audit_hash};
+pub use service::{Action, Identity, IdentityError};
 pub use state::{Held, LinkView, held_cases, link_of};

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use kokuho_bus::Bus;
-use kokuho_bus::event::{self, Payload};
+use kokuho_bus::event;
 use kokuho_crypto::{SealedNumber, Vault, WrappedKey};
 use kokuho_identity_domain::{self as domain, Conflict, Decision, Facts, Incoming, NumberKey, PersonRef};
 use kokuho_ids::codes::Correction;
@@ -16,12 +16,13 @@ use kokuho_proto::results::v1::ResultRow;
 use kokuho_store::{ApplyError, Decided, Decider, LogEvent, ProjectionHandle, Read, Rejected, Workflow};
 use prost::Message as _;
 
+use crate::convert::IntakeInput;
 use crate::state::IdentityState;
 use crate::state::{
     CURSOR, PERSONS, holder_prefix, index_key, muni_count_key, muni_id_key, person_key, resident_key, residents_prefix,
     u64_of,
 };
-use crate::{CHUNKS_SUBJECT, IDENTITY, INTAKE_STREAM, convert};
+use crate::{CHUNKS_SUBJECT, Event, Events, IDENTITY, convert};
 
 pub(crate) struct LinkRecords {
     pub(crate) bus: Bus,
@@ -40,7 +41,7 @@ fn intake_context(municipality: &str, resident: &str) -> Vec<u8> {
 
 impl Workflow for LinkRecords {
     const NAME: &'static str = "link-records";
-    const STREAM: &'static str = INTAKE_STREAM;
+    const STREAM: &'static str = kokuho_intake_contract::STREAM.name;
 
     /// Decides a group of intake events in order, each on identity's state as the earlier ones
     /// leave it, and appends the decisions as one atomic batch (kokuho_store::Decider).
@@ -62,33 +63,16 @@ impl LinkRecords {
     /// (`ChunkLinked`); the calendar is carried over (`BusinessDay`) so that day closes keep
     /// their place among the chunks.
     fn decide(&self, view: &dyn Read, ev: &LogEvent<'_>) -> Result<Decided, ApplyError> {
-        let (_, payload) = event::decode(ev.payload).map_err(ApplyError::Malformed)?;
-        let none = String::new;
-        Ok(match payload {
-            Payload::RecordsAccepted(chunk) => self
-                .link_chunk(ev.seq, &chunk, view)?
-                .map(|linked| (Payload::ChunkLinked(linked), chunk.municipality.clone(), chunk.receipt.clone())),
-            Payload::BusinessDateSet(d) => Some((
-                Payload::BusinessDay(pb::BusinessDay { intake_sequence: ev.seq, date: d.date, day_close: false }),
-                none(),
-                none(),
-            )),
-            Payload::DayClosed(d) => Some((
-                Payload::BusinessDay(pb::BusinessDay { intake_sequence: ev.seq, date: d.date, day_close: true }),
-                none(),
-                none(),
-            )),
-            Payload::SubmissionAccepted(_)
-            | Payload::SubmissionRejected(_)
-            | Payload::ChunkLinked(_)
-            | Payload::CaseResolved(_)
-            | Payload::NumberReleased(_)
-            | Payload::BusinessDay(_)
-            | Payload::ResultRowsAdded(_)
-            | Payload::ResultFileIssued(_)
-            | Payload::ResultFilesAcknowledged(_)
-            | Payload::AccessRecorded(_)
-            | Payload::PersonsEvaluated(_) => None,
+        let day = |date, day_close| {
+            let day = pb::BusinessDay { intake_sequence: ev.seq, date, day_close };
+            Some(event::envelope::<Events>(Event::BusinessDay(day), "", "", ""))
+        };
+        Ok(match convert::intake_input(ev.payload).map_err(ApplyError::Malformed)? {
+            IntakeInput::Chunk(chunk) => self.link_chunk(ev.seq, &chunk, view)?.map(|linked| {
+                event::envelope::<Events>(Event::ChunkLinked(linked), &chunk.municipality, &chunk.receipt, "")
+            }),
+            IntakeInput::Calendar { date, day_close } => day(date, day_close),
+            IntakeInput::Nothing => None,
         })
     }
 
@@ -429,10 +413,11 @@ pub(crate) struct IdentityRows;
 impl kokuho_outbox::RowSource for IdentityRows {
     const NAME: &'static str = "forward-rows";
     const STREAM: &'static str = IDENTITY.name;
+    type Events = Events;
 
-    fn rows(&self, payload: Payload) -> kokuho_outbox::RowGroups {
-        match payload {
-            Payload::ChunkLinked(c) => {
+    fn rows(&self, event: Event) -> kokuho_outbox::RowGroups {
+        match event {
+            Event::ChunkLinked(c) => {
                 let group = format!("identity:{}", c.intake_sequence);
                 let mut out = vec![(group.clone(), c.municipality, c.rows)];
                 out.extend(
@@ -440,8 +425,8 @@ impl kokuho_outbox::RowSource for IdentityRows {
                 );
                 out
             }
-            Payload::CaseResolved(c) => vec![(format!("identity:case:{}", c.case_id), c.municipality, c.rows)],
-            _ => Vec::new(),
+            Event::CaseResolved(c) => vec![(format!("identity:case:{}", c.case_id), c.municipality, c.rows)],
+            Event::BusinessDay(_) | Event::NumberReleased(_) => Vec::new(),
         }
     }
 }

@@ -3,24 +3,20 @@
 
 use std::sync::Arc;
 
-use kokuho_bus::event::{self, Payload};
+use kokuho_bus::event;
 use kokuho_bus::{Append, Bus, BusErrorKind};
 use kokuho_crypto::Vault;
 use kokuho_identity_domain::Person;
 use kokuho_ids::codes::{AlertState, Correction, InputKind, Kubun};
 use kokuho_ids::{LocalGovCode, MuniInsuredId, PrefInsuredId};
 use kokuho_proto::identity::v1 as pb;
-use kokuho_runtime::audit::{self, Chained as _};
+use kokuho_runtime::audit;
 use kokuho_store::{ProjectionHandle, Read};
 use prost::Message as _;
 
+use crate::release::Release;
 use crate::state::{PERSONS, case_key, index_key, muni_count_key, muni_id_key, person_key, resident_key, u64_of};
-use crate::{CHUNKS_SUBJECT, IDENTITY, INTAKE_STREAM, PATIENCE, convert};
-
-/// The subject of the release audit chain.
-pub(crate) const AUDIT_SUBJECT: &str = "kokuho.identity.audit";
-/// intake's calendar subject (the business date of a decision).
-const CALENDAR_SUBJECT: &str = "kokuho.intake.calendar";
+use crate::{CHUNKS_SUBJECT, Event, Events, IDENTITY, PATIENCE, RELEASES_SUBJECT, convert};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
@@ -74,14 +70,17 @@ impl Identity {
 
     /// The business date now: the last calendar fact of the intake stream.
     async fn business_date(&self) -> Result<u32, IdentityError> {
-        let Some((_, bytes)) = self.bus.last_message(INTAKE_STREAM, CALENDAR_SUBJECT).await.map_err(unavailable)?
+        let calendar = kokuho_intake_contract::CALENDAR_SUBJECT;
+        let Some((_, bytes)) =
+            self.bus.last_message(kokuho_intake_contract::STREAM.name, calendar).await.map_err(unavailable)?
         else {
             return Err(IdentityError::Invalid("the log has no business date yet".into()));
         };
-        match event::decode(&bytes).map_err(internal)?.1 {
-            Payload::BusinessDateSet(d) => Ok(d.date),
-            Payload::DayClosed(d) => Ok(d.date),
-            _ => Err(internal("calendar subject holds another event")),
+        match convert::intake_input(&bytes).map_err(internal)? {
+            convert::IntakeInput::Calendar { date, .. } => Ok(date),
+            convert::IntakeInput::Chunk(_) | convert::IntakeInput::Nothing => {
+                Err(internal("calendar subject holds another event"))
+            }
         }
     }
 
@@ -108,8 +107,8 @@ impl Identity {
             let date = self.business_date().await?;
             let resolved = self.decide(store, &held, action, reason, operator, date)?;
             let pref = resolved.links.first().map(|l| l.pref_id.clone()).unwrap_or_default();
-            let envelope = event::envelope(
-                Payload::CaseResolved(resolved),
+            let envelope = event::envelope::<Events>(
+                Event::CaseResolved(resolved),
                 kokuho_ids::receipt_municipality(case_id),
                 case_id,
                 "",
@@ -272,7 +271,7 @@ impl Identity {
             hash: String::new(),
         };
         // The release is in the audit chain before the number leaves.
-        audit::append_chained(&self.bus, IDENTITY.name, AUDIT_SUBJECT, entry).await.map_err(unavailable)?;
+        audit::append_chained(&self.bus, IDENTITY.name, RELEASES_SUBJECT, Release(entry)).await.map_err(unavailable)?;
         Ok(number)
     }
 
@@ -280,7 +279,7 @@ impl Identity {
     /// chain and the release chain.
     pub async fn verify_audit(&self) -> Result<pb::VerifyAuditResponse, IdentityError> {
         let mut reports = audit::verify_all(&self.bus).await.map_err(unavailable)?;
-        let releases = audit::verify_subject::<pb::NumberReleased>(&self.bus, IDENTITY.name, AUDIT_SUBJECT);
+        let releases = audit::verify_subject::<Release>(&self.bus, IDENTITY.name, RELEASES_SUBJECT);
         reports.push(releases.await.map_err(unavailable)?);
         let chains: Vec<pb::AuditChain> = reports
             .into_iter()
@@ -315,12 +314,6 @@ impl Identity {
             holders: Default::default(),
         }))
     }
-}
-
-/// The hash of a release audit entry: SHA-256 over the previous hash and the entry's fields
-/// (`kokuho_runtime::audit::Chained`).
-pub fn audit_hash(e: &pb::NumberReleased) -> String {
-    e.computed_hash()
 }
 
 fn action_label(a: Action) -> &'static str {

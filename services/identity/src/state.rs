@@ -13,14 +13,14 @@
 
 use std::sync::Arc;
 
-use kokuho_bus::event::{self, Payload};
+use kokuho_bus::event;
 use kokuho_crypto::Vault;
 use kokuho_proto::identity::v1 as pb;
 pub(crate) use kokuho_store::u64_of;
 use kokuho_store::{ApplyError, LogEvent, Projection, Read, StoreError, Tx};
 use prost::Message as _;
 
-use crate::{IDENTITY, convert};
+use crate::{Event, Events, IDENTITY, convert};
 
 pub(crate) struct IdentityState {
     pub(crate) vault: Arc<Vault>,
@@ -102,9 +102,9 @@ impl Projection for IdentityState {
     const STREAM: &'static str = IDENTITY.name;
 
     fn apply(&self, tx: &mut Tx<'_>, ev: &LogEvent<'_>) -> Result<(), ApplyError> {
-        let (_, payload) = event::decode(ev.payload).map_err(ApplyError::Malformed)?;
-        match payload {
-            Payload::ChunkLinked(chunk) => {
+        let (_, event) = event::decode::<Events>(ev.payload).map_err(ApplyError::Malformed)?;
+        match event {
+            Event::ChunkLinked(chunk) => {
                 let muni = chunk.municipality.as_str();
                 self.persons(tx, &chunk.persons)?;
                 for a in &chunk.attached {
@@ -133,23 +133,13 @@ impl Projection for IdentityState {
                 }
                 tx.put(CURSOR.to_vec(), chunk.intake_sequence.to_be_bytes().to_vec());
             }
-            Payload::CaseResolved(r) => {
+            Event::CaseResolved(r) => {
                 self.persons(tx, &r.persons)?;
                 Self::ids_and_links(tx, &r.municipality, &r.ids, &r.links)?;
                 tx.delete(case_key(&r.case_id));
             }
-            Payload::BusinessDay(d) => tx.put(CURSOR.to_vec(), d.intake_sequence.to_be_bytes().to_vec()),
-            Payload::SubmissionAccepted(_)
-            | Payload::SubmissionRejected(_)
-            | Payload::RecordsAccepted(_)
-            | Payload::NumberReleased(_)
-            | Payload::BusinessDateSet(_)
-            | Payload::DayClosed(_)
-            | Payload::ResultRowsAdded(_)
-            | Payload::ResultFileIssued(_)
-            | Payload::ResultFilesAcknowledged(_)
-            | Payload::AccessRecorded(_)
-            | Payload::PersonsEvaluated(_) => {}
+            Event::BusinessDay(d) => tx.put(CURSOR.to_vec(), d.intake_sequence.to_be_bytes().to_vec()),
+            Event::NumberReleased(_) => {}
         }
         Ok(())
     }

@@ -24,8 +24,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use kokuho_bus::event::{self, Payload};
-use kokuho_bus::{Append, Bus, BusErrorKind, DEAD_LETTER, StreamDef};
+use kokuho_bus::event;
+use kokuho_bus::{Append, Bus, BusErrorKind, DEAD_LETTER};
 use kokuho_crypto::PublicKey;
 use kokuho_ids::Registry;
 use kokuho_outbox::{Outbox, OutboxProjection, RESULTS};
@@ -37,21 +37,8 @@ pub use convert::number_context;
 pub use grpc::{IntakeGrpc, IntakeServer, ResultGrpc, ResultServer};
 pub use submit::{Submission, SubmitError, SubmitFile};
 
-/// The intake stream.
-pub const INTAKE: StreamDef = StreamDef {
-    name: "KOKUHO_INTAKE",
-    subjects: &["kokuho.intake.>"],
-    description: "Submissions, their accepted records, and the business calendar",
-};
-
-/// Subjects of the intake stream.
-pub(crate) fn submission_subject(muni: &str) -> String {
-    format!("kokuho.intake.submission.{muni}")
-}
-pub(crate) fn records_subject(muni: &str) -> String {
-    format!("kokuho.intake.records.{muni}")
-}
-pub(crate) const CALENDAR_SUBJECT: &str = "kokuho.intake.calendar";
+pub use kokuho_intake_contract::STREAM as INTAKE;
+pub(crate) use kokuho_intake_contract::{CALENDAR_SUBJECT, Event, Events, records_subject, submission_subject};
 
 /// Bounds on what one submission may hold (security.md S9).
 #[derive(Debug, Clone)]
@@ -203,7 +190,7 @@ impl Intake {
             Some(d) => d,
             None => return Ok(()),
         };
-        let envelope = event::envelope(Payload::BusinessDateSet(pb::BusinessDateSet { date }), "", "", "");
+        let envelope = event::envelope::<Events>(Event::BusinessDateSet(pb::BusinessDateSet { date }), "", "", "");
         match self.inner.bus.append(Append::event(CALENDAR_SUBJECT, &envelope).expect_last_subject_seq(0)).await {
             Ok(a) => {
                 self.inner.state.wait_for(a.seq, PATIENCE).await;
@@ -236,7 +223,7 @@ impl Intake {
                     "the business date is {previous}; a day close must name a later date"
                 )));
             }
-            let envelope = event::envelope(Payload::DayClosed(pb::DayClosed { date, previous }), "", "", "");
+            let envelope = event::envelope::<Events>(Event::DayClosed(pb::DayClosed { date, previous }), "", "", "");
             match self
                 .inner
                 .bus

@@ -7,12 +7,12 @@
 //! - `q/<muni>/<kind>/<通番:06>` → `<sha256> <receipt>`; `qh/<muni>/<kind>` → highest 通番
 //! - `h/<muni>/<世帯番号>/<異動年月日>`, `k/<muni>/<宛名番号>/<適用開始年月日|00000000>`,
 //!   `g/<muni>/<世帯番号>/<診療年月>/<該当区分>` → present while registered
-//! - `r/<receipt>` → the receipt (a `SubmissionAccepted` or `SubmissionRejected`, encoded) and
+//! - `r/<receipt>` → the receipt (an `IntakeEvent`: `SubmissionAccepted` or `SubmissionRejected`) and
 //!   `rs/<receipt>` → the stream sequence of its last message
 
 use std::collections::BTreeSet;
 
-use kokuho_bus::event::{self, Payload};
+use kokuho_bus::event::{self, StreamEvents as _};
 use kokuho_ids::codes::KogakuKind;
 use kokuho_ids::{Date, Month};
 use kokuho_intake_domain::submission::{Facts, Lookups};
@@ -20,7 +20,7 @@ use kokuho_proto::intake::v1 as pb;
 use kokuho_store::{ApplyError, LogEvent, Projection, Store, StoreError, Tx, u32_of};
 use prost::Message as _;
 
-use crate::INTAKE;
+use crate::{Event, Events, INTAKE};
 
 pub(crate) struct IntakeState;
 
@@ -57,11 +57,11 @@ impl Projection for IntakeState {
     const STREAM: &'static str = INTAKE.name;
 
     fn apply(&self, tx: &mut Tx<'_>, ev: &LogEvent<'_>) -> Result<(), ApplyError> {
-        let (_, payload) = event::decode(ev.payload).map_err(ApplyError::Malformed)?;
-        match payload {
-            Payload::BusinessDateSet(p) => tx.put(DAY.to_vec(), p.date.to_be_bytes().to_vec()),
-            Payload::DayClosed(p) => tx.put(DAY.to_vec(), p.date.to_be_bytes().to_vec()),
-            Payload::SubmissionAccepted(s) => {
+        let (_, event) = event::decode::<Events>(ev.payload).map_err(ApplyError::Malformed)?;
+        match event {
+            Event::BusinessDateSet(p) => tx.put(DAY.to_vec(), p.date.to_be_bytes().to_vec()),
+            Event::DayClosed(p) => tx.put(DAY.to_vec(), p.date.to_be_bytes().to_vec()),
+            Event::SubmissionAccepted(s) => {
                 let n = u32_of(tx.get(&receipts_key(&s.municipality))?) + 1;
                 tx.put(receipts_key(&s.municipality), n.to_be_bytes().to_vec());
                 for f in &s.files {
@@ -76,41 +76,21 @@ impl Projection for IntakeState {
                 }
                 let last = ev.seq + u64::from(s.chunks);
                 tx.put(receipt_seq_key(&s.receipt), last.to_be_bytes().to_vec());
-                tx.put(receipt_key(&s.receipt), Payload::SubmissionAccepted(s).encode_to_vec_tagged());
+                tx.put(receipt_key(&s.receipt), Events::wrap(Event::SubmissionAccepted(s)).encode_to_vec());
             }
-            Payload::SubmissionRejected(s) => {
+            Event::SubmissionRejected(s) => {
                 let n = u32_of(tx.get(&receipts_key(&s.municipality))?) + 1;
                 tx.put(receipts_key(&s.municipality), n.to_be_bytes().to_vec());
                 tx.put(receipt_seq_key(&s.receipt), ev.seq.to_be_bytes().to_vec());
-                tx.put(receipt_key(&s.receipt), Payload::SubmissionRejected(s).encode_to_vec_tagged());
+                tx.put(receipt_key(&s.receipt), Events::wrap(Event::SubmissionRejected(s)).encode_to_vec());
             }
-            Payload::RecordsAccepted(chunk) => {
+            Event::RecordsAccepted(chunk) => {
                 for r in &chunk.records {
                     apply_record(tx, &chunk.municipality, r);
                 }
             }
-            Payload::ResultRowsAdded(_)
-            | Payload::ResultFileIssued(_)
-            | Payload::ResultFilesAcknowledged(_)
-            | Payload::ChunkLinked(_)
-            | Payload::CaseResolved(_)
-            | Payload::NumberReleased(_)
-            | Payload::BusinessDay(_)
-            | Payload::AccessRecorded(_)
-            | Payload::PersonsEvaluated(_) => {}
         }
         Ok(())
-    }
-}
-
-/// Encodes a receipt payload with its variant, for `r/<receipt>`.
-trait EncodeTagged {
-    fn encode_to_vec_tagged(&self) -> Vec<u8>;
-}
-
-impl EncodeTagged for Payload {
-    fn encode_to_vec_tagged(&self) -> Vec<u8> {
-        kokuho_proto::events::v1::Envelope { payload: Some(self.clone()), ..Default::default() }.encode_to_vec()
     }
 }
 
@@ -148,11 +128,11 @@ pub(crate) fn next_receipt(store: &dyn Store, muni: &str) -> Result<String, Stor
 }
 
 /// A stored receipt and the stream sequence of its last message.
-pub(crate) fn receipt(store: &dyn Store, receipt: &str) -> Result<Option<(Payload, u64)>, StoreError> {
+pub(crate) fn receipt(store: &dyn Store, receipt: &str) -> Result<Option<(Event, u64)>, StoreError> {
     let Some(bytes) = store.get(&receipt_key(receipt))? else { return Ok(None) };
-    let envelope = kokuho_proto::events::v1::Envelope::decode(bytes.as_slice())
+    let message = pb::IntakeEvent::decode(bytes.as_slice())
         .map_err(|e| StoreError::Corrupt(format!("receipt {receipt}: {e}")))?;
-    let payload = envelope.payload.ok_or_else(|| StoreError::Corrupt(format!("receipt {receipt}")))?;
+    let payload = Events::unwrap(message).ok_or_else(|| StoreError::Corrupt(format!("receipt {receipt}")))?;
     let seq = store.get(&receipt_seq_key(receipt))?.and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok());
     Ok(Some((payload, seq.map(u64::from_be_bytes).unwrap_or(0))))
 }

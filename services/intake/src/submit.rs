@@ -1,6 +1,6 @@
 //! The submit command: decide a submission and append its events.
 
-use kokuho_bus::event::{self, Payload};
+use kokuho_bus::event;
 use kokuho_bus::{Append, BusErrorKind, MAX_BATCH};
 use kokuho_crypto::Sealer;
 use kokuho_ids::LocalGovCode;
@@ -9,7 +9,7 @@ use kokuho_intake_domain::{ReRow, file};
 use kokuho_proto::intake::v1 as pb;
 use kokuho_proto::results::v1::ResultRow;
 
-use crate::{AppError, INTAKE, Intake, PATIENCE, convert, records_subject, state, submission_subject};
+use crate::{AppError, Event, Events, INTAKE, Intake, PATIENCE, convert, records_subject, state, submission_subject};
 
 /// One file as the caller sent it.
 #[derive(Debug, Clone)]
@@ -150,7 +150,7 @@ impl Intake {
             })),
             Outcome::Rejected { code, files, rows: re } => {
                 let rows = rows(&re);
-                let payload = Payload::SubmissionRejected(pb::SubmissionRejected {
+                let payload = Event::SubmissionRejected(pb::SubmissionRejected {
                     receipt: receipt.to_string(),
                     municipality: muni.to_string(),
                     code: code.code().to_string(),
@@ -158,7 +158,7 @@ impl Intake {
                     rows: rows.clone(),
                     business_date,
                 });
-                let envelope = event::envelope(payload, muni, receipt, "");
+                let envelope = event::envelope::<Events>(payload, muni, receipt, "");
                 let answer = Submission {
                     receipt: receipt.to_string(),
                     status: pb::SubmissionStatus::Rejected,
@@ -181,8 +181,8 @@ impl Intake {
                         (MAX_BATCH - 1) * CHUNK_RECORDS
                     )));
                 }
-                let head = event::envelope(
-                    Payload::SubmissionAccepted(pb::SubmissionAccepted {
+                let head = event::envelope::<Events>(
+                    Event::SubmissionAccepted(pb::SubmissionAccepted {
                         receipt: receipt.to_string(),
                         municipality: muni.to_string(),
                         files: a.files.iter().map(convert::file_info).collect(),
@@ -220,7 +220,8 @@ impl Intake {
                         data_key: sealed_any.then(|| convert::wrapped_key(&sealer)),
                         business_date,
                     };
-                    let envelope = event::envelope(Payload::RecordsAccepted(chunk), muni, receipt, &head.event_id);
+                    let envelope =
+                        event::envelope::<Events>(Event::RecordsAccepted(chunk), muni, receipt, &head.event_id);
                     batch.push(Append::event(records_subject(muni), &envelope));
                 }
                 let status =
@@ -245,7 +246,7 @@ impl Intake {
         let (payload, last_seq) = state::receipt(self.inner.state.store(), receipt)?
             .ok_or_else(|| AppError::NotFound(format!("no receipt {receipt}")))?;
         let mut response = match payload {
-            Payload::SubmissionAccepted(s) => pb::GetStatusResponse {
+            Event::SubmissionAccepted(s) => pb::GetStatusResponse {
                 receipt: s.receipt,
                 municipality: s.municipality,
                 status: if s.rejected == 0 { pb::SubmissionStatus::Accepted } else { pb::SubmissionStatus::Partial }
@@ -257,7 +258,7 @@ impl Intake {
                 files: s.files.iter().map(|f| format!("{} {} 通番{}", f.name, f.kind, f.sequence_number)).collect(),
                 progress: Vec::new(),
             },
-            Payload::SubmissionRejected(s) => pb::GetStatusResponse {
+            Event::SubmissionRejected(s) => pb::GetStatusResponse {
                 receipt: s.receipt,
                 municipality: s.municipality,
                 status: pb::SubmissionStatus::Rejected as i32,

@@ -183,7 +183,9 @@ async fn rows_sent(bus: &Bus) -> (u64, u64, u64) {
         let group = consumer.next_group(1_000, Duration::from_millis(20)).await.unwrap();
         for d in &group {
             seen = d.stream_seq;
-            let Ok((_, kokuho_bus::event::Payload::PersonsEvaluated(e))) = kokuho_bus::event::decode(&d.payload) else {
+            let Ok((_, kokuho_continuity_contract::Event::PersonsEvaluated(e))) =
+                kokuho_bus::event::decode::<kokuho_continuity_contract::Events>(&d.payload)
+            else {
                 continue;
             };
             for row in e.rows.iter().flat_map(|m| &m.rows) {
