@@ -55,10 +55,10 @@ fn median(mut v: Vec<f64>) -> f64 {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let dir = tempfile_dir();
-    let system = System::start(SystemConfig {
-        business_date: Some(20260401),
-        ..SystemConfig::embedded(dir.join("data"), Arc::new(kokuho_system::default_registry()))
-    })
+    let system = System::start(
+        SystemConfig::embedded(dir.join("data"), Arc::new(kokuho_system::default_registry()))
+            .with_business_date(20260401),
+    )
     .await
     .expect("start the system");
     let url = std::fs::read_to_string(dir.join("data/nats/nats-server.conf"))

@@ -2,6 +2,8 @@
 //! and the normalised view of what municipalities got back (the shape of `expected.json`,
 //! as `../shared/acceptance/run-fixture` builds it).
 
+pub mod app;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 

@@ -4,8 +4,8 @@
 #![allow(clippy::unwrap_used)] // Tests may panic on what cannot happen.
 
 use kokuho_client::{Client, ClientError, Code};
+use kokuho_e2e::app::{CHIYODA, MINATO, TestSystem, spawn_system};
 use kokuho_runtime::credentials::{Caller, Credentials};
-use kokuho_testkit::app::{CHIYODA, MINATO, TestSystem, spawn_system};
 
 fn acting_as(sys: &TestSystem, caller: Caller) -> Client {
     let token = Credentials::token_of(&kokuho_system::credentials_dir(&sys.data_dir()), &caller).unwrap();

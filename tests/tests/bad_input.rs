@@ -3,8 +3,8 @@
 #![allow(clippy::unwrap_used)] // Tests may panic on what cannot happen.
 
 use kokuho_client::{ClientError, Code, SubmissionStatus};
+use kokuho_e2e::app::{CHIYODA, CHUO, spawn_system};
 use kokuho_e2e::sample_dir;
-use kokuho_testkit::app::{CHIYODA, CHUO, spawn_system};
 
 /// A small deterministic generator (xorshift), so a failure can be replayed.
 struct Rng(u64);

@@ -3,8 +3,8 @@
 #![allow(clippy::unwrap_used)] // Tests may panic on what cannot happen.
 
 use kokuho_client::scenario::{self, Scenario};
+use kokuho_e2e::app::{CHIYODA, TestSystem, spawn_system};
 use kokuho_e2e::sample_dir;
-use kokuho_testkit::app::{CHIYODA, TestSystem, spawn_system};
 
 const RESIDENTS: [(&str, &str); 7] = [
     ("131016", "100001"),
@@ -17,8 +17,8 @@ const RESIDENTS: [(&str, &str); 7] = [
 ];
 
 fn states(sys: &TestSystem) -> Vec<Option<kokuho_continuity_domain::PersonState>> {
-    let identity = sys.system().identity().unwrap().state();
-    let continuity = sys.system().continuity().unwrap().state();
+    let identity = sys.system().service::<kokuho_identity::App>().unwrap().state();
+    let continuity = sys.system().service::<kokuho_continuity::App>().unwrap().state();
     RESIDENTS
         .iter()
         .map(|(m, r)| {
@@ -59,11 +59,18 @@ async fn t1_a03_waits_for_a_day_close() {
         .unwrap();
     sys.settle().await;
     let open = |sys: &TestSystem| {
-        let pref = kokuho_identity::link_of(sys.system().identity().unwrap().state(), CHIYODA, "100004")
+        let pref = kokuho_identity::link_of(
+            sys.system().service::<kokuho_identity::App>().unwrap().state(),
+            CHIYODA,
+            "100004",
+        )
+        .unwrap()
+        .unwrap()
+        .pref_id;
+        kokuho_continuity::person_state(sys.system().service::<kokuho_continuity::App>().unwrap().state(), &pref)
             .unwrap()
             .unwrap()
-            .pref_id;
-        kokuho_continuity::person_state(sys.system().continuity().unwrap().state(), &pref).unwrap().unwrap().open
+            .open
     };
     assert!(open(&sys).is_empty(), "no A03 before a day close");
     sys.client.close_day(20260501).await.unwrap();

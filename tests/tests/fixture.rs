@@ -3,8 +3,8 @@
 #![allow(clippy::unwrap_used)] // Tests may panic on what cannot happen.
 
 use kokuho_client::scenario::{self, Scenario};
+use kokuho_e2e::app::spawn_system;
 use kokuho_e2e::{continuity_view, expected, identity_view, intake_view, sample_dir};
-use kokuho_testkit::app::spawn_system;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sample_scenario_gives_the_expected_intake_identity_and_continuity_results() {

@@ -3,9 +3,9 @@
 #![allow(clippy::unwrap_used)] // Tests may panic on what cannot happen.
 
 use kokuho_client::scenario::{self, Scenario};
+use kokuho_e2e::app::{CHIYODA, MINATO, TestSystem, spawn_system};
 use kokuho_e2e::sample_dir;
 use kokuho_identity_contract as identity;
-use kokuho_testkit::app::{CHIYODA, MINATO, TestSystem, spawn_system};
 
 const RESIDENTS: [(&str, &str); 8] = [
     ("131016", "100001"),
@@ -19,7 +19,7 @@ const RESIDENTS: [(&str, &str); 8] = [
 ];
 
 fn links(sys: &TestSystem) -> Vec<Option<kokuho_identity::LinkView>> {
-    let state = sys.system().identity().unwrap().state();
+    let state = sys.system().service::<kokuho_identity::App>().unwrap().state();
     RESIDENTS.iter().map(|(m, r)| kokuho_identity::link_of(state, m, r).unwrap()).collect()
 }
 
@@ -41,7 +41,7 @@ async fn a_rebuild_from_the_log_gives_everyone_the_same_ids() {
     // X is one person in both wards, with a municipal ID in each (I1, I2).
     assert_eq!(before[0].as_ref().unwrap().pref_id, before[4].as_ref().unwrap().pref_id);
     assert_ne!(before[0].as_ref().unwrap().muni_id, before[4].as_ref().unwrap().muni_id);
-    let held = kokuho_identity::held_cases(sys.system().identity().unwrap().state()).unwrap();
+    let held = kokuho_identity::held_cases(sys.system().service::<kokuho_identity::App>().unwrap().state()).unwrap();
     assert_eq!(held.len(), 1, "the C01 of 300009 is on the review queue");
     assert_eq!((held[0].code.as_str(), held[0].resident_number.as_str()), ("C01", "300009"));
 
@@ -64,7 +64,10 @@ async fn a_rebuild_from_the_log_gives_everyone_the_same_ids() {
     sys.start_services().await;
     sys.settle().await;
     assert_eq!(links(&sys), before);
-    assert_eq!(kokuho_identity::held_cases(sys.system().identity().unwrap().state()).unwrap(), held);
+    assert_eq!(
+        kokuho_identity::held_cases(sys.system().service::<kokuho_identity::App>().unwrap().state()).unwrap(),
+        held
+    );
     sys.stop().await;
 }
 
@@ -199,7 +202,7 @@ async fn i5_a_provisional_person_merges_into_the_owner_of_its_number() {
         sys.client.submit(CHIYODA, vec![ks, kk(1, &[("100001", ""), ("100005", "123456789018")])]).await.unwrap();
     assert_eq!((first.accepted, first.warnings), (3, 1), "W001 for the blank number");
     sys.settle().await;
-    let state = sys.system().identity().unwrap().state().clone();
+    let state = sys.system().service::<kokuho_identity::App>().unwrap().state().clone();
     let provisional = kokuho_identity::link_of(&state, CHIYODA, "100001").unwrap().unwrap();
     let x = kokuho_identity::link_of(&state, CHIYODA, "100005").unwrap().unwrap();
     assert_ne!(provisional.pref_id, x.pref_id);
@@ -237,7 +240,7 @@ async fn i4_c02_is_held_and_an_operator_relinks_it() {
     );
     sys.client.submit(CHIYODA, vec![ks, kk(1, &[("100001", "123456789018")])]).await.unwrap();
     sys.settle().await;
-    let state = sys.system().identity().unwrap().state().clone();
+    let state = sys.system().service::<kokuho_identity::App>().unwrap().state().clone();
     let x = kokuho_identity::link_of(&state, CHIYODA, "100001").unwrap().unwrap();
     sys.client.fetch_into(CHIYODA, &sys.data_dir().join("out")).await.unwrap();
 
@@ -284,16 +287,16 @@ async fn i4_c02_is_held_and_an_operator_relinks_it() {
 /// (I1), not a second person.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chunks_decided_in_one_group_see_each_other() {
-    use kokuho_system::{Service, System, SystemConfig};
+    use kokuho_system::{System, SystemConfig};
 
     let nats = kokuho_testkit::TestNats::start().await;
-    let config = |services: Vec<Service>| SystemConfig {
+    let config = |services: Vec<&'static str>| SystemConfig {
         services,
         nats_url: Some(nats.url()),
-        business_date: Some(20260601),
         ..SystemConfig::embedded(nats.dir().join("data"), std::sync::Arc::new(kokuho_system::default_registry()))
+            .with_business_date(20260601)
     };
-    let intake_alone = System::start(config(vec![Service::Intake])).await.unwrap();
+    let intake_alone = System::start(config(vec!["intake"])).await.unwrap();
     let credentials = kokuho_system::credentials_dir(&nats.dir().join("data"));
     let connect = |endpoint: String| {
         let credentials = credentials.clone();
@@ -306,10 +309,10 @@ async fn chunks_decided_in_one_group_see_each_other() {
     }
     intake_alone.stop().await.unwrap();
 
-    let system = System::start(config(Service::ALL.to_vec())).await.unwrap();
+    let system = System::start(config(kokuho_system::service_names())).await.unwrap();
     let mut client = connect(system.endpoint().to_string()).await;
     assert!(client.wait_idle(std::time::Duration::from_secs(60)).await.unwrap().idle);
-    let state = system.identity().unwrap().state();
+    let state = system.service::<kokuho_identity::App>().unwrap().state();
     let pref = |m: &str, r: &str| kokuho_identity::link_of(state, m, r).unwrap().unwrap().pref_id;
     assert_eq!(pref(CHIYODA, "100001"), pref(MINATO, "200001"));
     assert_eq!(pref(CHIYODA, "100002"), pref(MINATO, "200002"));

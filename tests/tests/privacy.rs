@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 use kokuho_client::scenario::{self, Outcome, Scenario};
+use kokuho_e2e::app::spawn_system;
 use kokuho_e2e::sample_dir;
-use kokuho_testkit::app::spawn_system;
 
 /// Every 個人番号 field (KK field 6) of the scenario's files, valid or not.
 fn scenario_numbers(dir: &Path) -> Vec<String> {

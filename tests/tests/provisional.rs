@@ -3,7 +3,7 @@
 //! per failing check (formats.md), and W rows that name their receipt and line (C8).
 #![allow(clippy::unwrap_used)] // Tests may panic on what cannot happen.
 
-use kokuho_testkit::app::{CHIYODA, MINATO, TestSystem, spawn_system};
+use kokuho_e2e::app::{CHIYODA, MINATO, TestSystem, spawn_system};
 
 /// Fetches and acknowledges `muni`'s files; returns the data rows of `kind` (without the `2`).
 async fn take_rows(sys: &mut TestSystem, muni: &str, kind: &str) -> Vec<Vec<String>> {

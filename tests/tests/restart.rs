@@ -3,8 +3,8 @@
 #![allow(clippy::unwrap_used)] // Tests may panic on what cannot happen.
 
 use kokuho_client::SubmissionStatus;
+use kokuho_e2e::app::{CHIYODA, CHUO, spawn_system};
 use kokuho_e2e::sample_dir;
-use kokuho_testkit::app::{CHIYODA, CHUO, spawn_system};
 
 fn read(name: &str) -> (String, Vec<u8>) {
     (name.to_string(), std::fs::read(sample_dir().join(name)).unwrap())

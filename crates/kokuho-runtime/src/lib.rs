@@ -1,6 +1,7 @@
 //! What every kokuho process shares, written once: telemetry ([`telemetry`]), the shutdown
 //! signal ([`shutdown`]), the local nats-server of `kokuho up` and of the test harness
-//! ([`local_nats`]), and serving gRPC services on one listener ([`grpc`]).
+//! ([`local_nats`]), serving gRPC services on one listener ([`grpc`]), and the contract between
+//! a service and the process that runs it ([`service`]).
 //!
 //! Architecture invariant: no business rule lives here.
 
@@ -8,5 +9,6 @@ pub mod audit;
 pub mod credentials;
 pub mod grpc;
 pub mod local_nats;
+pub mod service;
 pub mod shutdown;
 pub mod telemetry;

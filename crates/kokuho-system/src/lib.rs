@@ -19,6 +19,7 @@ use anyhow::Context as _;
 use kokuho_ids::Registry;
 use kokuho_runtime::credentials::Credentials;
 use kokuho_runtime::local_nats::LocalNats;
+use kokuho_runtime::service::{Environment, Registration, Running, Service, Settings, registration};
 use kokuho_store::{RunnerSettings, SledDb};
 
 /// The default prefecture: Tokyo (62 municipalities, made-up 保険者番号).
@@ -28,45 +29,36 @@ pub fn default_registry() -> Registry {
     Registry::parse(DEFAULT_REGISTRY).expect("the shipped registry is valid (tested)")
 }
 
-/// The services of kokuho that this process can run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Service {
-    Intake,
-    Identity,
-    Continuity,
-}
+/// Every service this binary can run, in start order: adding a service is one line here
+/// (docs/architecture.md, "Adding a service").
+pub const SERVICES: &[Registration] = &[
+    registration::<kokuho_intake::App>(),
+    registration::<kokuho_identity::App>(),
+    registration::<kokuho_continuity::App>(),
+];
 
-impl Service {
-    pub const ALL: [Service; 3] = [Service::Intake, Service::Identity, Service::Continuity];
-
-    pub fn parse(name: &str) -> Option<Self> {
-        match name {
-            "intake" => Some(Service::Intake),
-            "identity" => Some(Service::Identity),
-            "continuity" => Some(Service::Continuity),
-            _ => None,
-        }
-    }
+/// The names of [`SERVICES`].
+pub fn service_names() -> Vec<&'static str> {
+    SERVICES.iter().map(|r| r.name).collect()
 }
 
 /// Where the system runs and with what.
 #[derive(Debug, Clone)]
 pub struct SystemConfig {
     pub data_dir: PathBuf,
-    /// The services to run in this process (`up`: all of them).
-    pub services: Vec<Service>,
+    /// The services to run in this process, by name (`up`: all of them).
+    pub services: Vec<&'static str>,
     /// An external NATS server; `None` starts a local one in `data_dir/nats`.
     pub nats_url: Option<String>,
-    /// The first business date of a new log (rules.md T1).
-    pub business_date: Option<u32>,
     pub listen: SocketAddr,
     pub registry: Arc<Registry>,
-    /// identity's public key file (intake); `None`: the dev keys of the data dir (made if missing).
-    pub identity_key: Option<PathBuf>,
-    /// identity's private keys (identity): `None`: the dev keys of the data dir.
-    pub identity_keys_dir: Option<PathBuf>,
     /// Callers' tokens (every service): `None`: the dev credentials of the data dir (made if missing).
     pub credentials_dir: Option<PathBuf>,
+    /// Settings by name for the services (`business_date`, `identity_public_key`, `identity_keys`).
+    pub settings: Settings,
+    /// Missing key settings are filled with the dev keys of the data dir (made if missing):
+    /// `kokuho up`, never `kokuho serve`.
+    pub dev_keys: bool,
 }
 
 impl SystemConfig {
@@ -74,24 +66,27 @@ impl SystemConfig {
     pub fn embedded(data_dir: PathBuf, registry: Arc<Registry>) -> Self {
         Self {
             data_dir,
-            services: Service::ALL.to_vec(),
+            services: service_names(),
             nats_url: None,
-            business_date: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             registry,
-            identity_key: None,
-            identity_keys_dir: None,
             credentials_dir: None,
+            settings: Settings::default(),
+            dev_keys: true,
         }
+    }
+
+    /// The first business date of a new log (rules.md T1).
+    pub fn with_business_date(mut self, date: u32) -> Self {
+        self.settings.set("business_date", date.to_string());
+        self
     }
 }
 
 /// A running system.
 pub struct System {
     nats: Option<LocalNats>,
-    intake: Option<kokuho_intake::App>,
-    identity: Option<kokuho_identity::App>,
-    continuity: Option<kokuho_continuity::App>,
+    services: Vec<Box<dyn Running>>,
     endpoint: String,
     stop_server: tokio::sync::oneshot::Sender<()>,
     server: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -107,6 +102,20 @@ pub fn ensure_keys(data_dir: &Path) -> anyhow::Result<kokuho_crypto::PublicKey> 
     Ok(kokuho_crypto::PublicKey::load(&public)?)
 }
 
+/// Fills the key settings not given with the dev keys of the data dir (`kokuho up`).
+fn dev_keys(config: &mut SystemConfig) -> anyhow::Result<()> {
+    let dir = config.data_dir.join("keys");
+    if config.settings.get("identity_public_key").is_none() {
+        ensure_keys(&config.data_dir)?;
+        config.settings.set("identity_public_key", dir.join("identity.pub").display().to_string());
+    }
+    if config.settings.get("identity_keys").is_none() {
+        ensure_keys(&config.data_dir)?;
+        config.settings.set("identity_keys", dir.display().to_string());
+    }
+    Ok(())
+}
+
 /// The dev credentials of a data dir (one token per municipality, operator, relay).
 pub fn credentials_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("credentials")
@@ -118,9 +127,19 @@ pub fn endpoint_file(data_dir: &Path) -> PathBuf {
 }
 
 impl System {
-    pub async fn start(config: SystemConfig) -> anyhow::Result<Self> {
+    pub async fn start(mut config: SystemConfig) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("create data dir {}", config.data_dir.display()))?;
+        let registrations: Vec<Registration> =
+            config
+                .services
+                .iter()
+                .map(|name| {
+                    SERVICES.iter().find(|r| r.name == *name).copied().with_context(|| {
+                        format!("no service {name:?}; this binary runs {}", service_names().join(", "))
+                    })
+                })
+                .collect::<anyhow::Result<_>>()?;
         let (nats, url) = match &config.nats_url {
             Some(url) => (None, url.clone()),
             None => {
@@ -130,81 +149,39 @@ impl System {
             }
         };
         let bus = kokuho_bus::Bus::connect(&url, "kokuho").await?;
-        let store = |name: &str| SledDb::open(&config.data_dir.join("store").join(name));
+        if config.dev_keys {
+            dev_keys(&mut config)?;
+        }
         // Callers' tokens (every service checks them, security.md S5).
-        let credentials = || -> anyhow::Result<Credentials> {
-            let dir = match &config.credentials_dir {
-                Some(dir) => dir.clone(),
-                None => {
-                    let dir = credentials_dir(&config.data_dir);
-                    Credentials::ensure(&dir, config.registry.municipalities().map(|m| m.code.to_string()))?;
-                    dir
-                }
-            };
-            Credentials::load(&dir).with_context(|| format!("credentials in {}", dir.display()))
-        };
-        let intake = if config.services.contains(&Service::Intake) {
-            let identity_key = match &config.identity_key {
-                Some(path) => kokuho_crypto::PublicKey::load(path)?,
-                None => ensure_keys(&config.data_dir)?,
-            };
-            let intake_config = kokuho_intake::Config {
-                registry: config.registry.clone(),
-                identity_key,
-                limits: kokuho_intake::Limits::default(),
-                initial_business_date: config.business_date,
-                runner: RunnerSettings::default(),
-                credentials: credentials()?,
-            };
-            Some(kokuho_intake::App::build(intake_config, bus.clone(), &store("intake")?).await?)
-        } else {
-            None
-        };
-        let identity = if config.services.contains(&Service::Identity) {
-            let keys = match &config.identity_keys_dir {
-                Some(dir) => dir.clone(),
-                None => {
-                    ensure_keys(&config.data_dir)?;
-                    config.data_dir.join("keys")
-                }
-            };
-            let identity_config = kokuho_identity::Config {
-                vault: Arc::new(kokuho_crypto::Vault::load(&keys)?),
-                runner: RunnerSettings::default(),
-                credentials: credentials()?,
-            };
-            Some(kokuho_identity::App::build(identity_config, bus.clone(), &store("identity")?).await?)
-        } else {
-            None
-        };
-        let continuity = if config.services.contains(&Service::Continuity) {
-            let continuity_config =
-                kokuho_continuity::Config { runner: RunnerSettings::default(), credentials: credentials()? };
-            Some(kokuho_continuity::App::build(continuity_config, bus.clone(), &store("continuity")?).await?)
-        } else {
-            None
-        };
-        let mut names = Vec::new();
-        let (intake_svc, results_svc) = match &intake {
-            Some(i) => {
-                names.extend(["kokuho.intake.v1.IntakeService", "kokuho.results.v1.ResultService"]);
-                let (a, b) = i.services();
-                (Some(a), Some(b))
+        let credentials_dir = match &config.credentials_dir {
+            Some(dir) => dir.clone(),
+            None => {
+                let dir = credentials_dir(&config.data_dir);
+                Credentials::ensure(&dir, config.registry.municipalities().map(|m| m.code.to_string()))?;
+                dir
             }
-            None => (None, None),
         };
-        if identity.is_some() {
-            names.push("kokuho.identity.v1.IdentityService");
+        let credentials = Credentials::load(&credentials_dir)
+            .with_context(|| format!("credentials in {}", credentials_dir.display()))?;
+        let mut services: Vec<Box<dyn Running>> = Vec::new();
+        for r in registrations {
+            let env = Environment {
+                bus: bus.clone(),
+                db: SledDb::open(&config.data_dir.join("store").join(r.name))?,
+                registry: config.registry.clone(),
+                credentials: credentials.clone(),
+                runner: RunnerSettings::default(),
+                settings: config.settings.clone(),
+            };
+            services.push((r.build)(env).await?);
         }
-        if continuity.is_some() {
-            names.push("kokuho.continuity.v1.ContinuityService");
+        let mut routes = tonic::service::RoutesBuilder::default();
+        let mut names = Vec::new();
+        for s in &services {
+            names.extend(s.routes(&mut routes));
         }
-        let router = tonic::transport::Server::builder()
-            .add_service(kokuho_runtime::grpc::health(&names).await)
-            .add_optional_service(intake_svc)
-            .add_optional_service(results_svc)
-            .add_optional_service(identity.as_ref().map(|i| i.service()))
-            .add_optional_service(continuity.as_ref().map(|c| c.service()));
+        routes.add_service(kokuho_runtime::grpc::health(&names).await);
+        let router = tonic::transport::Server::builder().add_routes(routes.routes());
         let (listener, addr) = kokuho_runtime::grpc::bind(config.listen).await?;
         let endpoint = format!("http://{addr}");
         let (stop_server, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -213,40 +190,24 @@ impl System {
         }));
         std::fs::write(endpoint_file(&config.data_dir), &endpoint)?;
         tracing::info!(%endpoint, data_dir = %config.data_dir.display(), services = ?config.services, "kokuho is up");
-        Ok(Self { nats, intake, identity, continuity, endpoint, stop_server, server })
+        Ok(Self { nats, services, endpoint, stop_server, server })
     }
 
     pub fn endpoint(&self) -> &str {
         &self.endpoint
     }
 
-    /// intake, when this process runs it.
-    pub fn intake(&self) -> Option<&kokuho_intake::Intake> {
-        self.intake.as_ref().map(|i| i.intake())
-    }
-
-    /// continuity, when this process runs it.
-    pub fn continuity(&self) -> Option<&kokuho_continuity::App> {
-        self.continuity.as_ref()
-    }
-
-    /// identity, when this process holds its keys.
-    pub fn identity(&self) -> Option<&kokuho_identity::App> {
-        self.identity.as_ref()
+    /// The service `S`, when this process runs it (tests and tools reach into it).
+    pub fn service<S: Service>(&self) -> Option<&S> {
+        self.services.iter().find_map(|s| s.as_any().downcast_ref::<S>())
     }
 
     /// Stops the server, the consumers, and the local nats-server.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         let _ = self.stop_server.send(());
         let _ = self.server.await;
-        if let Some(intake) = self.intake {
-            intake.shutdown().await;
-        }
-        if let Some(identity) = self.identity {
-            identity.shutdown().await;
-        }
-        if let Some(continuity) = self.continuity {
-            continuity.shutdown().await;
+        while let Some(service) = self.services.pop() {
+            service.stop().await;
         }
         if let Some(n) = self.nats.as_mut() {
             n.stop().await?;

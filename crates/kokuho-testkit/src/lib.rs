@@ -3,16 +3,14 @@
 //! [`TestNats::start`] runs a real nats-server with JetStream for one test: a temp dir, a free
 //! loopback port, `sync_interval: always`, and a version check that says how to get a current
 //! server. [`eventually`] polls a condition with bounded patience instead of sleeping for a
-//! fixed time. [`app::spawn_system`] starts every service in-process against such a server,
-//! with gRPC on a free port and sled in the test's temp dir.
+//! fixed time. It builds no service: the shared crates' tests use it as it is, and the
+//! cross-service harness (`kokuho_e2e::app::spawn_system`) builds on it.
 
 use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
 
 use kokuho_runtime::local_nats::LocalNats;
-
-pub mod app;
 
 /// A nats-server for one test; stopped and deleted on drop.
 pub struct TestNats {

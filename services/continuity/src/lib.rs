@@ -68,3 +68,21 @@ impl App {
         self.runners.shutdown().await;
     }
 }
+
+impl kokuho_runtime::service::Service for App {
+    const NAME: &'static str = "continuity";
+
+    async fn build(env: kokuho_runtime::service::Environment) -> anyhow::Result<Self> {
+        App::build(Config { runner: env.runner, credentials: env.credentials }, env.bus, &env.db).await
+    }
+
+    fn routes(&self, routes: &mut tonic::service::RoutesBuilder) -> Vec<&'static str> {
+        use tonic::server::NamedService as _;
+        routes.add_service(self.service());
+        vec![ContinuityServer::NAME]
+    }
+
+    async fn stop(self) {
+        self.shutdown().await;
+    }
+}

@@ -86,6 +86,27 @@ impl App {
     }
 }
 
+impl kokuho_runtime::service::Service for App {
+    const NAME: &'static str = "identity";
+
+    async fn build(env: kokuho_runtime::service::Environment) -> anyhow::Result<Self> {
+        let keys = env.settings.require("identity_keys", "identity keys (a directory)")?;
+        let vault = Vault::load(std::path::Path::new(keys)).with_context(|| format!("identity keys in {keys}"))?;
+        let config = Config { vault: Arc::new(vault), runner: env.runner, credentials: env.credentials };
+        App::build(config, env.bus, &env.db).await
+    }
+
+    fn routes(&self, routes: &mut tonic::service::RoutesBuilder) -> Vec<&'static str> {
+        use tonic::server::NamedService as _;
+        routes.add_service(self.service());
+        vec![IdentityServer::NAME]
+    }
+
+    async fn stop(self) {
+        self.shutdown().await;
+    }
+}
+
 pub use grpc::{IdentityGrpc, IdentityServer};
 pub use release::{Release, audit_hash};
 pub use service::{Action, Identity, IdentityError};

@@ -170,6 +170,39 @@ impl App {
     }
 }
 
+impl kokuho_runtime::service::Service for App {
+    const NAME: &'static str = "intake";
+
+    async fn build(env: kokuho_runtime::service::Environment) -> anyhow::Result<Self> {
+        let key = env.settings.require("identity_public_key", "identity public key")?;
+        let identity_key = PublicKey::load(std::path::Path::new(key)).with_context(|| format!("identity key {key}"))?;
+        let initial_business_date = match env.settings.get("business_date") {
+            Some(d) => Some(d.parse().with_context(|| format!("business date {d} (YYYYMMDD)"))?),
+            None => None,
+        };
+        let config = Config {
+            registry: env.registry,
+            identity_key,
+            limits: Limits::default(),
+            initial_business_date,
+            runner: env.runner,
+            credentials: env.credentials,
+        };
+        App::build(config, env.bus, &env.db).await
+    }
+
+    fn routes(&self, routes: &mut tonic::service::RoutesBuilder) -> Vec<&'static str> {
+        use tonic::server::NamedService as _;
+        let (intake, results) = self.services();
+        routes.add_service(intake).add_service(results);
+        vec![IntakeServer::NAME, ResultServer::NAME]
+    }
+
+    async fn stop(self) {
+        self.shutdown().await;
+    }
+}
+
 impl Intake {
     /// Waits until the state projection has applied everything in the intake stream.
     pub(crate) async fn catch_up(&self) -> Result<(), AppError> {

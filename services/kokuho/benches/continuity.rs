@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use kokuho_bus::{Bus, ConsumerDef};
 use kokuho_client::Client;
 use kokuho_ids::{Date, Month};
-use kokuho_system::{Service, System, SystemConfig};
+use kokuho_system::{System, SystemConfig};
 use kokuho_testkit::TestNats;
 
 /// The first day of the `k`-th month after 2025-04.
@@ -218,11 +218,10 @@ async fn main() {
             symbol: m.name.chars().take(3).collect(),
         })
         .collect();
-    let config = |services: Vec<Service>| SystemConfig {
+    let config = |services: Vec<&'static str>| SystemConfig {
         services,
         nats_url: Some(nats.url()),
-        business_date: Some(20250401),
-        ..SystemConfig::embedded(data_dir.clone(), registry.clone())
+        ..SystemConfig::embedded(data_dir.clone(), registry.clone()).with_business_date(20250401)
     };
     let per_muni = persons / munis.len() as u64;
     println!(
@@ -233,7 +232,7 @@ async fn main() {
 
     // 1. Load through intake and identity.
     let load_start = Instant::now();
-    let system = System::start(config(vec![Service::Intake, Service::Identity])).await.unwrap();
+    let system = System::start(config(vec!["intake", "identity"])).await.unwrap();
     let mut client = Client::connect(system.endpoint())
         .await
         .unwrap()

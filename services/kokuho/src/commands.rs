@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use kokuho_client::scenario::{self, Scenario};
 use kokuho_client::{Client, ClientError, SubmissionStatus};
 use kokuho_ids::Registry;
-use kokuho_system::{Service, System, SystemConfig};
+use kokuho_system::{System, SystemConfig};
 
 use crate::cli::{
     AuditCommand, Cli, Command, DemoArgs, Global, KeysCommand, ReviewCommand, ServeArgs, ServeSettings, SubmitArgs,
@@ -194,12 +194,14 @@ async fn up(global: &Global, args: UpArgs) -> anyhow::Result<u8> {
         Some(d) => parse_date(d)?,
         None => today(),
     };
-    let system = System::start(SystemConfig {
-        nats_url: args.nats.clone(),
-        business_date: Some(business_date),
-        listen: args.listen,
-        ..SystemConfig::embedded(dir.clone(), registry(args.registry.as_deref())?)
-    })
+    let system = System::start(
+        SystemConfig {
+            nats_url: args.nats.clone(),
+            listen: args.listen,
+            ..SystemConfig::embedded(dir.clone(), registry(args.registry.as_deref())?)
+        }
+        .with_business_date(business_date),
+    )
     .await?;
     output::line(&format!("kokuho is up at {} (data in {}); Ctrl-C stops it", system.endpoint(), dir.display()));
     kokuho_runtime::shutdown::signal().await;
@@ -209,11 +211,12 @@ async fn up(global: &Global, args: UpArgs) -> anyhow::Result<u8> {
 }
 
 async fn serve(global: &Global, args: ServeArgs) -> anyhow::Result<u8> {
-    let Some(service) = Service::parse(&args.service) else {
+    let Some(service) = kokuho_system::service_names().into_iter().find(|s| *s == args.service) else {
         anyhow::bail!(
-            "service {:?} is not built yet; intake, identity and continuity are (kogaku, relay and \
-             midserver-sim come with their issues)",
-            args.service
+            "service {:?} is not built yet; this binary runs {} (kogaku, relay and midserver-sim come \
+             with their issues)",
+            args.service,
+            kokuho_system::service_names().join(", ")
         );
     };
     let file = match &args.config {
@@ -230,25 +233,22 @@ async fn serve(global: &Global, args: ServeArgs) -> anyhow::Result<u8> {
     let mut config = SystemConfig {
         services: vec![service],
         nats_url: Some(nats),
-        business_date: settings.business_date.as_deref().map(parse_date).transpose()?,
         listen: settings.listen.unwrap_or_else(|| "0.0.0.0:50051".parse().expect("a socket address")),
+        // A deployment mounts its keys; missing ones are an error of the service that needs them.
+        dev_keys: false,
         ..SystemConfig::embedded(
             settings.data_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
             registry(settings.registry.as_deref())?,
         )
     };
-    match service {
-        Service::Intake => {
-            config.identity_key = Some(settings.identity_public_key.context(
-                "no identity public key: give --identity-public-key, KOKUHO_IDENTITY_PUBLIC_KEY or `identity_public_key`",
-            )?);
-        }
-        Service::Identity => {
-            config.identity_keys_dir = Some(settings.identity_keys.context(
-                "no identity keys: give --identity-keys, KOKUHO_IDENTITY_KEYS or `identity_keys` (a directory)",
-            )?);
-        }
-        Service::Continuity => {}
+    if let Some(d) = settings.business_date.as_deref() {
+        config.settings.set("business_date", parse_date(d)?.to_string());
+    }
+    if let Some(p) = &settings.identity_public_key {
+        config.settings.set("identity_public_key", p.display().to_string());
+    }
+    if let Some(p) = &settings.identity_keys {
+        config.settings.set("identity_keys", p.display().to_string());
     }
     // Every service checks its callers (security.md S5).
     config.credentials_dir =
@@ -340,11 +340,11 @@ async fn demo(out: Out, args: DemoArgs) -> anyhow::Result<u8> {
     let mut settings = kokuho_runtime::telemetry::TelemetrySettings::from_env();
     settings.log_file = Some(dir.join("logs").join("kokuho.log"));
     let _telemetry = kokuho_runtime::telemetry::init("kokuho", &settings)?;
-    let system = System::start(SystemConfig {
-        business_date: scenario.first_business_date(),
-        ..SystemConfig::embedded(dir.clone(), registry(None)?)
-    })
-    .await?;
+    let mut config = SystemConfig::embedded(dir.clone(), registry(None)?);
+    if let Some(d) = scenario.first_business_date() {
+        config = config.with_business_date(d);
+    }
+    let system = System::start(config).await?;
     output::line(&format!(
         "kokuho demo: scenario {} on a fresh system at {} (business date {})",
         scenario_dir.display(),

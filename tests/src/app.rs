@@ -7,7 +7,7 @@ use std::sync::Arc;
 use kokuho_client::Client;
 use kokuho_system::{System, SystemConfig};
 
-use crate::TestNats;
+use kokuho_testkit::TestNats;
 
 /// The fixture's three wards, with their 保険者番号 (the default Tokyo registry has them).
 pub const CHIYODA: &str = "131016";
@@ -26,9 +26,9 @@ pub async fn spawn_system(business_date: u32) -> TestSystem {
     let nats = TestNats::start().await;
     let config = SystemConfig {
         nats_url: Some(nats.url()),
-        business_date: Some(business_date),
         ..SystemConfig::embedded(nats.dir().join("data"), Arc::new(kokuho_system::default_registry()))
-    };
+    }
+    .with_business_date(business_date);
     let system = System::start(config.clone()).await.expect("start the system");
     let client = connect(&system, &config).await;
     TestSystem { nats, system: Some(system), client, config }

@@ -1,0 +1,125 @@
+//! The one contract between a service and the process that runs it (`kokuho up`, `kokuho serve
+//! <service>`, the test harness): build it from its [`Environment`], register its gRPC services,
+//! start its runners, stop it. The process composes services through [`Registration`]s, one per
+//! service, and never names a service otherwise (docs/architecture.md, "Adding a service").
+
+use std::any::Any;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use kokuho_bus::Bus;
+use kokuho_ids::Registry;
+use kokuho_store::{RunnerSettings, SledDb};
+use tonic::service::RoutesBuilder;
+
+use crate::credentials::Credentials;
+
+/// What the process gives every service it runs.
+#[derive(Clone)]
+pub struct Environment {
+    pub bus: Bus,
+    /// The service's own sled directory (`<data dir>/store/<service>`).
+    pub db: SledDb,
+    pub registry: Arc<Registry>,
+    /// Callers' tokens (security.md S5).
+    pub credentials: Credentials,
+    pub runner: RunnerSettings,
+    /// Settings by name, from flags, `KOKUHO_*` variables or the config file; each service reads
+    /// its own (docs/architecture.md lists them).
+    pub settings: Settings,
+}
+
+/// Settings by name (`business_date`, `identity_public_key`, `identity_keys`, …).
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    values: BTreeMap<String, String>,
+}
+
+impl Settings {
+    pub fn set(&mut self, key: &str, value: impl Into<String>) {
+        self.values.insert(key.to_string(), value.into());
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.values.get(key).map(String::as_str)
+    }
+
+    /// The setting, or an error that says how to give it: `--<key with dashes>`,
+    /// `KOKUHO_<KEY>` or `<key>` in the config file.
+    pub fn require(&self, key: &str, what: &str) -> anyhow::Result<&str> {
+        self.get(key).with_context(|| {
+            format!(
+                "no {what}: give --{}, KOKUHO_{} or `{key}` in the config file",
+                key.replace('_', "-"),
+                key.to_uppercase()
+            )
+        })
+    }
+}
+
+/// A service as the process runs it.
+pub trait Service: Send + Sync + Sized + 'static {
+    /// `kokuho serve <NAME>`; also its store directory.
+    const NAME: &'static str;
+
+    /// Ensures the service's streams, opens its projections and starts its runners.
+    fn build(env: Environment) -> impl Future<Output = anyhow::Result<Self>> + Send;
+
+    /// Adds the service's gRPC services to the process's router and returns their names (for
+    /// the health service).
+    fn routes(&self, routes: &mut RoutesBuilder) -> Vec<&'static str>;
+
+    /// Stops the runners and waits for them.
+    fn stop(self) -> impl Future<Output = ()> + Send;
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// A running service of any kind.
+pub trait Running: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn routes(&self, routes: &mut RoutesBuilder) -> Vec<&'static str>;
+    fn stop(self: Box<Self>) -> BoxFuture<()>;
+    /// The service itself, for the tests and tools that reach into it.
+    fn as_any(&self) -> &dyn Any;
+}
+
+impl<S: Service> Running for S {
+    fn name(&self) -> &'static str {
+        S::NAME
+    }
+
+    fn routes(&self, routes: &mut RoutesBuilder) -> Vec<&'static str> {
+        Service::routes(self, routes)
+    }
+
+    fn stop(self: Box<Self>) -> BoxFuture<()> {
+        Box::pin(Service::stop(*self))
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// One service the binary can run: its name and how to build it.
+#[derive(Clone, Copy)]
+pub struct Registration {
+    pub name: &'static str,
+    pub build: fn(Environment) -> BoxFuture<anyhow::Result<Box<dyn Running>>>,
+}
+
+fn build<S: Service>(env: Environment) -> BoxFuture<anyhow::Result<Box<dyn Running>>> {
+    Box::pin(async move {
+        let service = S::build(env).await.with_context(|| format!("start {}", S::NAME))?;
+        Ok(Box::new(service) as Box<dyn Running>)
+    })
+}
+
+/// The registration of `S`.
+pub const fn registration<S: Service>() -> Registration {
+    Registration { name: S::NAME, build: build::<S> }
+}
