@@ -299,7 +299,7 @@ pub async fn verify_subject<E: Chained>(bus: &Bus, stream: &str, subject: &str) 
 pub async fn verify_all(bus: &Bus) -> Result<Vec<ChainReport>, BusError> {
     bus.ensure_stream(&AUDIT).await?;
     let mut out = Vec::new();
-    for subject in bus.subjects(AUDIT.name, "kokuho.audit.>").await? {
+    for subject in bus.subjects(AUDIT.name, AUDIT.subjects[0]).await? {
         out.push(verify_subject::<AccessRecorded>(bus, AUDIT.name, &subject).await?);
     }
     Ok(out)

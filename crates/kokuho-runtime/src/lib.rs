@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod credentials;
+pub mod errors;
 pub mod grpc;
 pub mod local_nats;
 pub mod service;

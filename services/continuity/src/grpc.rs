@@ -78,7 +78,7 @@ impl ContinuityService for ContinuityGrpc {
         let purpose = format!("{} {}", r.municipality, r.resident_number);
         self.auditor.require(&caller, caller.is_municipality(&r.municipality), ACTION, &purpose).await?;
         let person = crate::state::person_of_resident(&self.state, &r.municipality, &r.resident_number)
-            .map_err(|e| Status::internal(e.to_string()))?;
+            .map_err(|e| kokuho_runtime::errors::status(&crate::ContinuityError::from(e)))?;
         self.auditor.answered(&caller, ACTION, person.iter().map(|p| p.pref_id.clone()).collect(), &purpose).await?;
         Ok(Response::new(match person {
             Some(p) => view(&p, &r.municipality),

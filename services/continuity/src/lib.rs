@@ -29,6 +29,21 @@ pub use state::{evaluated_up_to, person_of_resident, person_state};
 pub use kokuho_continuity_contract::STREAM as CONTINUITY;
 pub(crate) use kokuho_continuity_contract::{EVALUATIONS_SUBJECT, Event, Events};
 
+/// continuity's one error type; `kokuho_runtime::errors::status` turns it into the answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ContinuityError {
+    #[error("continuity's state: {0}")]
+    Store(#[from] kokuho_store::StoreError),
+}
+
+impl kokuho_runtime::errors::ServiceError for ContinuityError {
+    fn kind(&self) -> kokuho_runtime::errors::Kind {
+        match self {
+            ContinuityError::Store(_) => kokuho_runtime::errors::Kind::Internal,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Config {
     pub runner: RunnerSettings,

@@ -23,15 +23,7 @@ pub(crate) fn server(identity: Identity, credentials: Credentials, auditor: Audi
 
 impl From<IdentityError> for Status {
     fn from(e: IdentityError) -> Self {
-        match e {
-            IdentityError::NotFound(m) => Status::not_found(m),
-            IdentityError::Invalid(m) => Status::invalid_argument(m),
-            IdentityError::Unavailable(m) => Status::unavailable(m),
-            IdentityError::Internal(m) => {
-                tracing::error!(error = %m, "Internal error");
-                Status::internal("internal error; the operator can find it in the service log")
-            }
-        }
+        kokuho_runtime::errors::status(&e)
     }
 }
 
@@ -46,8 +38,8 @@ impl IdentityService for IdentityGrpc {
         let r = request.into_inner();
         let purpose = format!("{} {}", r.municipality, r.resident_number);
         self.auditor.require(&caller, caller.is_municipality(&r.municipality), ACTION, &purpose).await?;
-        let found = crate::link_of(&self.identity.state, &r.municipality, &r.resident_number)
-            .map_err(|e| Status::internal(e.to_string()))?;
+        let found =
+            crate::link_of(&self.identity.state, &r.municipality, &r.resident_number).map_err(IdentityError::from)?;
         let persons = found.iter().map(|l| l.pref_id.clone()).collect();
         self.auditor.answered(&caller, ACTION, persons, &purpose).await?;
         Ok(Response::new(match found {
@@ -65,7 +57,7 @@ impl IdentityService for IdentityGrpc {
         const ACTION: &str = "identity.ListReviews";
         let caller = self.credentials.caller_of(&request)?;
         self.auditor.require(&caller, caller == Caller::Operator, ACTION, "the review queue").await?;
-        let held = crate::held_cases(&self.identity.state).map_err(|e| Status::internal(e.to_string()))?;
+        let held = crate::held_cases(&self.identity.state).map_err(IdentityError::from)?;
         let persons = held.iter().filter(|h| !h.pref_id.is_empty()).map(|h| h.pref_id.clone()).collect();
         self.auditor.allowed(&caller, ACTION, persons, "the review queue").await?;
         let cases = held

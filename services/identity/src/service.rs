@@ -18,6 +18,7 @@ use crate::release::Release;
 use crate::state::{PERSONS, case_key, index_key, muni_count_key, muni_id_key, person_key, resident_key, u64_of};
 use crate::{CHUNKS_SUBJECT, Event, Events, IDENTITY, PATIENCE, RELEASES_SUBJECT, convert};
 
+/// identity's one error type; `kokuho_runtime::errors::status` turns it into the answer.
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
     #[error("{0}")]
@@ -28,6 +29,24 @@ pub enum IdentityError {
     Unavailable(String),
     #[error("internal: {0}")]
     Internal(String),
+}
+
+impl kokuho_runtime::errors::ServiceError for IdentityError {
+    fn kind(&self) -> kokuho_runtime::errors::Kind {
+        use kokuho_runtime::errors::Kind;
+        match self {
+            IdentityError::NotFound(_) => Kind::NotFound,
+            IdentityError::Invalid(_) => Kind::Invalid,
+            IdentityError::Unavailable(_) => Kind::Unavailable,
+            IdentityError::Internal(_) => Kind::Internal,
+        }
+    }
+}
+
+impl From<kokuho_store::StoreError> for IdentityError {
+    fn from(e: kokuho_store::StoreError) -> Self {
+        internal(e)
+    }
 }
 
 fn unavailable(e: impl std::fmt::Display) -> IdentityError {

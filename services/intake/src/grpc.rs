@@ -12,7 +12,7 @@ use kokuho_runtime::audit::Auditor;
 use kokuho_runtime::credentials::{Caller, Credentials};
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::{AppError, Intake, SubmitError, SubmitFile};
+use crate::{AppError, Intake, SubmitFile};
 
 pub type IntakeServer = IntakeServiceServer<IntakeGrpc>;
 pub type ResultServer = ResultServiceServer<ResultGrpc>;
@@ -42,26 +42,7 @@ pub struct ResultGrpc(IntakeGrpc);
 
 impl From<AppError> for Status {
     fn from(e: AppError) -> Self {
-        match e {
-            AppError::Invalid(m) => Status::invalid_argument(m),
-            AppError::Refused(m) => Status::failed_precondition(m),
-            AppError::NotFound(m) => Status::not_found(m),
-            AppError::Unavailable(m) => Status::unavailable(m),
-            AppError::Internal(e) => {
-                tracing::error!(error = %e, error.cause_chain = ?e, "Internal error");
-                Status::internal("internal error; the operator can find it in the service log")
-            }
-        }
-    }
-}
-
-impl From<SubmitError> for Status {
-    fn from(e: SubmitError) -> Self {
-        match e {
-            SubmitError::TooLarge(m) => Status::resource_exhausted(m),
-            SubmitError::NotAMunicipality(m) => Status::permission_denied(m),
-            SubmitError::App(e) => e.into(),
-        }
+        kokuho_runtime::errors::status(&e)
     }
 }
 

@@ -35,7 +35,7 @@ use tokio::sync::Mutex;
 
 pub use convert::number_context;
 pub use grpc::{IntakeGrpc, IntakeServer, ResultGrpc, ResultServer};
-pub use submit::{Submission, SubmitError, SubmitFile};
+pub use submit::{Submission, SubmitFile};
 
 pub use kokuho_intake_contract::STREAM as INTAKE;
 pub(crate) use kokuho_intake_contract::{CALENDAR_SUBJECT, Event, Events, records_subject, submission_subject};
@@ -69,6 +69,7 @@ pub struct Config {
     pub credentials: kokuho_runtime::credentials::Credentials,
 }
 
+/// intake's one error type; `kokuho_runtime::errors::status` turns it into the answer.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error("{0}")]
@@ -77,15 +78,32 @@ pub enum AppError {
     Refused(String),
     #[error("{0}")]
     NotFound(String),
+    /// A submission over the limits (S9), refused before it got a receipt.
+    #[error("{0}")]
+    TooLarge(String),
+    /// The caller may not do this (S5).
+    #[error("{0}")]
+    Denied(String),
     #[error("unavailable: {0}")]
     Unavailable(String),
+    #[error("the log: {0}")]
+    Log(#[from] kokuho_bus::BusError),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
 
-impl From<kokuho_bus::BusError> for AppError {
-    fn from(e: kokuho_bus::BusError) -> Self {
-        AppError::Unavailable(e.to_string())
+impl kokuho_runtime::errors::ServiceError for AppError {
+    fn kind(&self) -> kokuho_runtime::errors::Kind {
+        use kokuho_runtime::errors::Kind;
+        match self {
+            AppError::Invalid(_) => Kind::Invalid,
+            AppError::Refused(_) => Kind::Refused,
+            AppError::NotFound(_) => Kind::NotFound,
+            AppError::TooLarge(_) => Kind::TooLarge,
+            AppError::Denied(_) => Kind::Denied,
+            AppError::Unavailable(_) | AppError::Log(_) => Kind::Unavailable,
+            AppError::Internal(_) => Kind::Internal,
+        }
     }
 }
 
@@ -101,7 +119,7 @@ impl From<kokuho_outbox::OutboxError> for AppError {
             kokuho_outbox::OutboxError::UnknownMunicipality(m) => {
                 AppError::Invalid(format!("unknown municipality {m}"))
             }
-            kokuho_outbox::OutboxError::Log(e) => AppError::Unavailable(e.to_string()),
+            kokuho_outbox::OutboxError::Log(e) => AppError::Log(e),
             kokuho_outbox::OutboxError::Behind => AppError::Unavailable("the outbox is catching up".into()),
             other => AppError::Internal(other.into()),
         }
@@ -149,9 +167,7 @@ impl App {
         let intake =
             Intake { inner: Arc::new(Inner { bus, state, outbox, config, locks: Mutex::new(BTreeMap::new()) }) };
         intake.ensure_business_date().await?;
-        let auditor = kokuho_runtime::audit::Auditor::new(intake.inner.bus.clone(), "intake")
-            .await
-            .map_err(|e| AppError::Unavailable(e.to_string()))?;
+        let auditor = kokuho_runtime::audit::Auditor::new(intake.inner.bus.clone(), "intake").await?;
         Ok(Self { intake, auditor, runners })
     }
 

@@ -30,29 +30,18 @@ pub struct Submission {
     pub rows: Vec<ResultRow>,
 }
 
-/// A submission refused before it got a receipt: nothing was appended.
-#[derive(Debug, thiserror::Error)]
-pub enum SubmitError {
-    #[error("{0}")]
-    TooLarge(String),
-    #[error("{0}")]
-    NotAMunicipality(String),
-    #[error(transparent)]
-    App(#[from] AppError),
-}
-
 /// Most records in one log message, and most bytes of records in one message.
 const CHUNK_RECORDS: usize = 1_000;
 
 impl Intake {
     /// Checks the caller's files against the size limits (S9) before any parsing.
-    pub fn check_limits(&self, files: &[SubmitFile]) -> Result<(), SubmitError> {
+    pub fn check_limits(&self, files: &[SubmitFile]) -> Result<(), AppError> {
         let limits = &self.inner.config.limits;
         if files.is_empty() {
-            return Err(SubmitError::TooLarge("a submission needs at least one file".into()));
+            return Err(AppError::TooLarge("a submission needs at least one file".into()));
         }
         if files.len() > limits.max_files {
-            return Err(SubmitError::TooLarge(format!(
+            return Err(AppError::TooLarge(format!(
                 "a submission holds at most {} files; this one has {}",
                 limits.max_files,
                 files.len()
@@ -60,7 +49,7 @@ impl Intake {
         }
         for f in files {
             if f.bytes.len() > limits.max_file_bytes {
-                return Err(SubmitError::TooLarge(format!(
+                return Err(AppError::TooLarge(format!(
                     "file {}: {} bytes, more than the limit of {} bytes",
                     f.name,
                     f.bytes.len(),
@@ -70,7 +59,7 @@ impl Intake {
             if let Some((i, _)) =
                 f.bytes.split(|b| *b == b'\n').enumerate().find(|(_, line)| line.len() > limits.max_line_bytes)
             {
-                return Err(SubmitError::TooLarge(format!(
+                return Err(AppError::TooLarge(format!(
                     "file {}, line {}: longer than the limit of {} bytes",
                     f.name,
                     i + 1,
@@ -79,7 +68,7 @@ impl Intake {
             }
             let lines = f.bytes.iter().filter(|b| **b == b'\n').count();
             if lines > limits.max_records + 2 {
-                return Err(SubmitError::TooLarge(format!(
+                return Err(AppError::TooLarge(format!(
                     "file {}: more than the limit of {} records",
                     f.name, limits.max_records
                 )));
@@ -91,9 +80,9 @@ impl Intake {
     /// Decides one submission of `caller` and appends it: rejected whole, a duplicate (nothing
     /// appended), or accepted records with their rows in one atomic batch.
     #[tracing::instrument(skip_all, fields(municipality = %caller, files = files.len()))]
-    pub async fn submit(&self, caller: LocalGovCode, files: Vec<SubmitFile>) -> Result<Submission, SubmitError> {
+    pub async fn submit(&self, caller: LocalGovCode, files: Vec<SubmitFile>) -> Result<Submission, AppError> {
         if !self.inner.config.registry.contains(caller) {
-            return Err(SubmitError::NotAMunicipality(format!("{caller} is not a municipality of this prefecture")));
+            return Err(AppError::Denied(format!("{caller} is not a municipality of this prefecture")));
         }
         self.check_limits(&files)?;
         let inputs: Vec<FileInput> =
@@ -103,17 +92,12 @@ impl Intake {
         let lock = self.inner.locks.lock().await.entry(muni.clone()).or_default().clone();
         let _guard = lock.lock().await;
         loop {
-            let expected = self
-                .inner
-                .bus
-                .last_subject_seq(INTAKE.name, &submission_subject(&muni))
-                .await
-                .map_err(AppError::from)?;
+            let expected = self.inner.bus.last_subject_seq(INTAKE.name, &submission_subject(&muni)).await?;
             self.catch_up().await?;
             let store = self.inner.state.store();
-            let facts = state::facts(store, &muni, &lookups).map_err(AppError::from)?;
-            let business_date = state::business_date(store).map_err(AppError::from)?.unwrap_or(0);
-            let receipt = state::next_receipt(store, &muni).map_err(AppError::from)?;
+            let facts = state::facts(store, &muni, &lookups)?;
+            let business_date = state::business_date(store)?.unwrap_or(0);
+            let receipt = state::next_receipt(store, &muni)?;
             let outcome =
                 submission::decide(Input { caller, registry: &self.inner.config.registry, facts: &facts }, &inputs);
             let (batch, answer) = match self.events(&muni, &receipt, business_date, outcome)? {
@@ -136,7 +120,7 @@ impl Intake {
         }
     }
 
-    fn events(&self, muni: &str, receipt: &str, business_date: u32, outcome: Outcome) -> Result<Plan, SubmitError> {
+    fn events(&self, muni: &str, receipt: &str, business_date: u32, outcome: Outcome) -> Result<Plan, AppError> {
         let rows = |rows: &[ReRow]| rows.iter().map(|r| convert::re_row(r, receipt)).collect::<Vec<_>>();
         match outcome {
             Outcome::Duplicate { receipt } => Ok(Plan::Nothing(Submission {
@@ -176,7 +160,7 @@ impl Intake {
                 let row_chunks: Vec<_> = all_rows.chunks(CHUNK_RECORDS).collect();
                 let chunks = record_chunks.len().max(row_chunks.len());
                 if chunks + 1 > MAX_BATCH {
-                    return Err(SubmitError::TooLarge(format!(
+                    return Err(AppError::TooLarge(format!(
                         "a submission holds at most {} records",
                         (MAX_BATCH - 1) * CHUNK_RECORDS
                     )));
