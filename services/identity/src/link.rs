@@ -290,9 +290,8 @@ impl LinkRecords {
 }
 
 impl LinkRecords {
-    /// I5 across municipalities: where the provisional person had a 市区町村被保険者ID, the
-    /// survivor takes it over if it has none there; if it has one, RI tells the municipality
-    /// the survivor's with 訂正 = 1.
+    /// I5 across municipalities: looks up the provisional person's IDs and residents and the
+    /// survivor's IDs there; the domain decides what they become (`merge_ids`).
     fn merge(
         &self,
         store: &dyn Read,
@@ -301,42 +300,49 @@ impl LinkRecords {
         into: &str,
         date: u32,
     ) -> Result<(), ApplyError> {
-        let mut merged =
-            pb::PersonMerged { from: from.into(), into: into.into(), adopted: Vec::new(), survivor_ids: Vec::new() };
         let prefix = residents_prefix(from);
-        let mut by_muni: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut residents: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (key, _) in store.scan_prefix(prefix.as_bytes())? {
             let tail = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
             if let Some((m, r)) = tail.split_once('/') {
-                by_muni.entry(m.to_string()).or_default().push(r.to_string());
+                residents.entry(m.to_string()).or_default().push(r.to_string());
             }
         }
-        for (m, residents) in by_muni {
+        let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
+        let (mut held, mut survivor) = (domain::HeldIds::new(), BTreeMap::new());
+        for (m, rs) in residents {
             let Some(from_id) = store.get(&muni_id_key(&m, from))? else { continue };
-            let from_id = String::from_utf8_lossy(&from_id).into_owned();
-            let into_id = store.get(&muni_id_key(&m, into))?.map(|b| String::from_utf8_lossy(&b).into_owned());
-            let survivor = pb::MunicipalIdAssigned {
-                pref_id: into.into(),
-                municipality: m.clone(),
-                muni_id: into_id.clone().unwrap_or_else(|| from_id.clone()),
-                resident_number: residents.first().cloned().unwrap_or_default(),
-                assigned_on: date,
-            };
-            merged.survivor_ids.push(survivor.clone());
-            match into_id {
-                None => merged.adopted.push(survivor),
-                Some(into_id) => {
-                    let rows: Vec<ResultRow> =
-                        residents.iter().map(|r| convert::ri(r, &into_id, date, Correction::Replaces)).collect();
-                    if m == out.municipality {
-                        out.rows.extend(rows);
-                    } else {
-                        out.other_rows.push(pb::MunicipalityRows { municipality: m, rows });
-                    }
-                }
+            if let Some(own) = store.get(&muni_id_key(&m, into))? {
+                survivor.insert(m.clone(), text(own));
             }
+            held.insert(m, (text(from_id), rs));
         }
-        out.merged.push(merged);
+        let ids = domain::merge_ids(&held, &survivor);
+        let assigned = |(m, id, r): (String, String, String)| pb::MunicipalIdAssigned {
+            pref_id: into.into(),
+            municipality: m,
+            muni_id: id,
+            resident_number: r,
+            assigned_on: date,
+        };
+        let mut others: BTreeMap<String, Vec<ResultRow>> = BTreeMap::new();
+        for (m, resident, id) in ids.corrections {
+            let row = convert::ri(&resident, &id, date, Correction::Replaces);
+            if m == out.municipality { out.rows.push(row) } else { others.entry(m).or_default().push(row) }
+        }
+        out.other_rows
+            .extend(others.into_iter().map(|(municipality, rows)| pb::MunicipalityRows { municipality, rows }));
+        let first_resident = |m: &str| held.get(m).and_then(|(_, rs)| rs.first().cloned()).unwrap_or_default();
+        out.merged.push(pb::PersonMerged {
+            from: from.into(),
+            into: into.into(),
+            adopted: ids.adopted.into_iter().map(assigned).collect(),
+            survivor_ids: ids
+                .survivor_ids
+                .into_iter()
+                .map(|(m, id)| assigned((m.clone(), id, first_resident(&m))))
+                .collect(),
+        });
         Ok(())
     }
 

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use kokuho_bus::event;
 use kokuho_bus::{Append, Bus, BusErrorKind};
 use kokuho_crypto::Vault;
-use kokuho_identity_domain::Person;
-use kokuho_ids::codes::{AlertState, Correction, InputKind, Kubun};
+use kokuho_identity_domain::{self as domain, Person};
+use kokuho_ids::codes::{AlertState, InputKind, Kubun};
 use kokuho_ids::{LocalGovCode, MuniInsuredId, PrefInsuredId};
 use kokuho_proto::identity::v1 as pb;
 use kokuho_runtime::audit;
@@ -56,21 +56,14 @@ fn internal(e: impl std::fmt::Display) -> IdentityError {
     IdentityError::Internal(e.to_string())
 }
 
-/// What an operator decides on a held record (I6).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    Link,
-    Relink,
-    Reject,
-}
+pub use kokuho_identity_domain::Action;
 
-impl Action {
-    fn word(self) -> &'static str {
-        match self {
-            Action::Link => "link",
-            Action::Relink => "relink",
-            Action::Reject => "reject",
-        }
+/// The word of an action in the log and in messages.
+pub(crate) fn action_word(a: Action) -> &'static str {
+    match a {
+        Action::Link => "link",
+        Action::Relink => "relink",
+        Action::Reject => "reject",
     }
 }
 
@@ -135,7 +128,7 @@ impl Identity {
             match self.bus.append(Append::event(CHUNKS_SUBJECT, &envelope).expect_last_subject_seq(expected)).await {
                 Ok(a) => {
                     self.state.wait_for(a.seq, PATIENCE).await;
-                    tracing::info!(case = %case_id, action = action.word(), "Held record resolved");
+                    tracing::info!(case = %case_id, action = action_word(action), "Held record resolved");
                     return Ok(pref);
                 }
                 Err(e) if e.kind() == BusErrorKind::WrongLastSequence => continue,
@@ -158,69 +151,66 @@ impl Identity {
         let receipt = held.case_id.rsplit_once(':').map(|(r, _)| r.to_string()).unwrap_or_default();
         let mut out = pb::CaseResolved {
             case_id: held.case_id.clone(),
-            action: action.word().into(),
+            action: action_word(action).into(),
             reason: reason.into(),
             operator: operator.into(),
             decided_on: date,
             municipality: muni.clone(),
             ..Default::default()
         };
-        let pref_id = match action {
-            Action::Reject => None,
-            Action::Link => Some(held.pref_id.clone()),
-            Action::Relink => {
-                let sealed =
-                    held.number.as_ref().ok_or_else(|| IdentityError::Invalid("the record has no 個人番号".into()))?;
-                let number = self
-                    .vault
+        // Look up the facts of the person the action names, then let the domain decide (I6).
+        let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
+        let number = match (action, &held.number) {
+            (Action::Relink, None) => return Err(IdentityError::Invalid("the record has no 個人番号".into())),
+            (Action::Relink, Some(sealed)) => Some(
+                self.vault
                     .open_at_rest(&convert::at_rest(sealed), &convert::case_context(&held.case_id))
-                    .map_err(internal)?;
-                match store.get(&index_key(&self.vault.index(&number))).map_err(internal)? {
-                    Some(id) => Some(String::from_utf8_lossy(&id).into_owned()),
-                    None => {
-                        let code = LocalGovCode::parse(&muni).map_err(internal)?;
-                        let serial = u64_of(store.get(PERSONS).map_err(internal)?) + 1;
-                        let pref_id = PrefInsuredId::new(code.prefecture(), serial).map_err(internal)?.to_string();
-                        let (hash, key) = self.vault.index_with_id(&number);
-                        out.persons.push(pb::PersonRegistered {
-                            number_index: hash.to_vec(),
-                            index_key_id: key.to_string(),
-                            number: Some(convert::sealed(
-                                self.vault
-                                    .seal_at_rest(&number, &convert::person_context(&pref_id))
-                                    .map_err(internal)?,
-                            )),
-                            pref_id: pref_id.clone(),
-                            birth_date: record.birth_date,
-                            sex: record.sex.clone(),
-                            name: record.name.clone(),
-                            kana: record.kana.clone(),
-                        });
-                        Some(pref_id)
-                    }
-                }
+                    .map_err(internal)?,
+            ),
+            _ => None,
+        };
+        let mut facts = domain::CaseFacts {
+            held_against: held.pref_id.clone(),
+            number_owner: match &number {
+                Some(n) => store.get(&index_key(&self.vault.index(n)))?.map(text),
+                None => None,
+            },
+            insured: record.insured_kind == "1",
+            resident_person: store.get(&resident_key(&muni, &record.resident_number))?.map(text),
+            muni_id: None,
+        };
+        if let Some(domain::Target::Known(id)) = domain::target_of(action, &facts) {
+            facts.muni_id = store.get(&muni_id_key(&muni, &id))?.map(text);
+        }
+        let decision = domain::resolve(action, &facts);
+        let code = LocalGovCode::parse(&muni).map_err(internal)?;
+        let pref_id = match decision.target {
+            None => None,
+            Some(domain::Target::Known(id)) => Some(id),
+            Some(domain::Target::New) => {
+                let number = number.as_ref().ok_or_else(|| internal("a new person without a number"))?;
+                let serial = u64_of(store.get(PERSONS)?) + 1;
+                let pref_id = PrefInsuredId::new(code.prefecture(), serial).map_err(internal)?.to_string();
+                let (hash, key) = self.vault.index_with_id(number);
+                let sealed = self.vault.seal_at_rest(number, &convert::person_context(&pref_id)).map_err(internal)?;
+                out.persons.push(pb::PersonRegistered {
+                    number_index: hash.to_vec(),
+                    index_key_id: key.to_string(),
+                    number: Some(convert::sealed(sealed)),
+                    pref_id: pref_id.clone(),
+                    birth_date: record.birth_date,
+                    sex: record.sex.clone(),
+                    name: record.name.clone(),
+                    kana: record.kana.clone(),
+                });
+                Some(pref_id)
             }
         };
         if let Some(pref_id) = &pref_id {
-            let mut muni_id = store
-                .get(&muni_id_key(&muni, pref_id))
-                .map_err(internal)?
-                .map(|b| String::from_utf8_lossy(&b).into_owned());
-            // A 宛名番号 moved to another person: RI replaces the ID the municipality was told.
-            let previous = store.get(&resident_key(&muni, &record.resident_number)).map_err(internal)?;
-            let moved = previous.is_some_and(|p| p != pref_id.as_bytes());
-            let correction = if moved { Correction::Replaces } else { Correction::First };
-            if record.insured_kind == "1"
-                && let Some(id) = &muni_id
-                && moved
-            {
-                out.rows.push(convert::ri(&record.resident_number, id, date, correction));
-            }
-            if record.insured_kind == "1" && muni_id.is_none() {
-                let code = LocalGovCode::parse(&muni).map_err(internal)?;
-                let serial = u64_of(store.get(&muni_count_key(&muni)).map_err(internal)?) + 1;
+            let mut muni_id = decision.muni_id.clone();
+            if decision.assign {
+                let serial = u64_of(store.get(&muni_count_key(&muni))?) + 1;
                 let id = MuniInsuredId::new(code, serial).map_err(internal)?.to_string();
-                out.rows.push(convert::ri(&record.resident_number, &id, date, correction));
                 out.ids.push(pb::MunicipalIdAssigned {
                     pref_id: pref_id.clone(),
                     municipality: muni.clone(),
@@ -230,9 +220,12 @@ impl Identity {
                 });
                 muni_id = Some(id);
             }
+            if let (Some(correction), Some(id)) = (decision.ri, &muni_id) {
+                out.rows.push(convert::ri(&record.resident_number, id, date, correction));
+            }
             out.links.push(pb::RecordLinked {
                 pref_id: pref_id.clone(),
-                muni_id: if record.insured_kind == "1" { muni_id.unwrap_or_default() } else { String::new() },
+                muni_id: muni_id.unwrap_or_default(),
                 line: held.line,
                 record: Some(record.clone()),
                 receipt: receipt.clone(),

@@ -1,4 +1,6 @@
-//! identity's rules (rules.md I1–I5) as one pure decider over a chunk of accepted KK records.
+//! identity's rules (rules.md I1–I6) as pure functions: one decider over a chunk of accepted KK
+//! records (I1–I5), the IDs a merge leaves ([`merge_ids`], I5), and an operator's decision on a
+//! held record ([`resolve`], I6).
 //!
 //! The caller opens each sealed 個人番号 and hands the decider only its keyed hash
 //! ([`NumberKey`]): the decider never sees a number. What was decided before arrives as
@@ -11,6 +13,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use kokuho_ids::text::normalize_kana;
+
+mod merge;
+mod review;
+pub use merge::{HeldIds, MergeIds, merge_ids};
+pub use review::{Action, CaseDecision, CaseFacts, Target, resolve, target_of};
 
 /// The keyed hash (HMAC) of a 個人番号: equal numbers, equal keys.
 pub type NumberKey = [u8; 32];
