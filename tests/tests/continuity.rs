@@ -153,3 +153,51 @@ async fn evaluating_in_larger_groups_changes_no_result() {
     assert_eq!(states(&sys), live_states);
     sys.stop().await;
 }
+
+/// Published for kogaku (H1): continuity's events carry each person's C2 pairs with the
+/// households the records carried, so a reader forms move groups without pairing again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c2_pairs_with_their_households_are_in_the_log() {
+    let scenario = Scenario::load(&sample_dir()).unwrap();
+    let mut sys = spawn_system(scenario.first_business_date().unwrap()).await;
+    scenario::play(&mut sys.client, &scenario, |_| {}).await.unwrap();
+    sys.settle().await;
+    let bus = sys.nats.bus().await;
+    let mut latest = std::collections::BTreeMap::new();
+    for e in kokuho_e2e::all_events::<kokuho_continuity_contract::Events>(&bus, kokuho_continuity_contract::STREAM.name)
+        .await
+    {
+        let kokuho_continuity_contract::Event::PersonsEvaluated(e) = e;
+        for p in e.persons {
+            latest.insert(p.pref_id.clone(), p.pairs);
+        }
+    }
+    let pairs: Vec<(String, String, String, String, String, u32)> = latest
+        .into_values()
+        .flatten()
+        .map(|p| {
+            (
+                p.from_municipality,
+                p.from_household_number,
+                p.to_municipality,
+                p.to_household_number,
+                p.to_resident_number,
+                p.to_start,
+            )
+        })
+        .collect();
+    let pair = |from: &str, hf: &str, to: &str, ht: &str, r: &str, s: u32| {
+        (from.to_string(), hf.to_string(), to.to_string(), ht.to_string(), r.to_string(), s)
+    };
+    // X and Y move 1001 → 2001, Z 1002 → 3001 (the fixture's RK candidates); V is unpaired.
+    let mut expected = vec![
+        pair("131016", "1001", "131032", "2001", "200001", 20260510),
+        pair("131016", "1001", "131032", "2001", "200002", 20260510),
+        pair("131016", "1002", "131024", "3001", "300001", 20260520),
+    ];
+    let mut got = pairs;
+    got.sort();
+    expected.sort();
+    assert_eq!(got, expected);
+    sys.stop().await;
+}

@@ -85,6 +85,7 @@ fn change_of(municipality: &str, link: &ipb::RecordLinked) -> Result<Option<(Str
             muni_id: link.muni_id.clone(),
             birth: date(r.birth_date),
             source: Source { receipt: link.receipt.clone(), line: link.line },
+            household: r.household_number.clone(),
         },
     };
     Ok(Some((link.pref_id.clone(), change)))
@@ -180,6 +181,7 @@ fn tracked_of(p: &pb::PeriodState) -> Result<Tracked, String> {
         muni_id: p.muni_id.clone(),
         sent: p.sent.as_ref().map(sent_of).transpose()?,
         source: Source { receipt: p.receipt.clone(), line: p.line },
+        household: p.household_number.clone(),
     })
 }
 
@@ -198,6 +200,7 @@ fn period_state(t: &Tracked) -> pb::PeriodState {
         sent: t.sent.as_ref().map(sent_row),
         receipt: t.source.receipt.clone(),
         line: t.source.line,
+        household_number: t.household.clone(),
     }
 }
 
@@ -241,6 +244,24 @@ pub(crate) fn person_state(p: &PersonState) -> pb::PersonState {
         periods: p.periods.iter().map(period_state).collect(),
         open: p.open.iter().map(anomaly_state).collect(),
         watch: p.watch,
+        pairs: p
+            .pairs()
+            .into_iter()
+            .map(|(o, i)| {
+                let (a, b) = (&p.periods[o], &p.periods[i]);
+                pb::MovePair {
+                    from_municipality: a.period.municipality.clone(),
+                    from_resident_number: a.period.resident.clone(),
+                    from_start: a.period.start.to_yyyymmdd(),
+                    from_end: yyyymmdd(a.period.end),
+                    from_household_number: a.household.clone(),
+                    to_municipality: b.period.municipality.clone(),
+                    to_resident_number: b.period.resident.clone(),
+                    to_start: b.period.start.to_yyyymmdd(),
+                    to_household_number: b.household.clone(),
+                }
+            })
+            .collect(),
     }
 }
 
@@ -275,7 +296,8 @@ mod tests {
             moved_out_to: Some("131032".into()),
         };
         let source = Source { receipt: "131016-00000001".into(), line: 3 };
-        domain::report(&mut person, Change::Register { period, muni_id: "M".into(), birth: None, source }, &mut gone);
+        let change = Change::Register { period, muni_id: "M".into(), birth: None, source, household: "1001".into() };
+        domain::report(&mut person, change, &mut gone);
         domain::step(&mut person, &[], Step::DayClose, d("20260701"));
         assert!(person.periods[0].sent.is_some() && !person.open.is_empty());
         assert_eq!(person_of(&person_state(&person)).unwrap(), person);

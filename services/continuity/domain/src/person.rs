@@ -28,6 +28,8 @@ pub struct Tracked {
     /// The RS row last sent for the period; `None` while none was sent.
     pub sent: Option<Rs>,
     pub source: Source,
+    /// The 世帯番号 the record carried (published with the C2 pairs for kogaku, H1).
+    pub household: String,
 }
 
 /// A person as continuity knows them after an evaluation.
@@ -46,7 +48,7 @@ pub struct PersonState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     /// 登録: the period with this key is registered, or replaced.
-    Register { period: Period, muni_id: String, birth: Option<Date>, source: Source },
+    Register { period: Period, muni_id: String, birth: Option<Date>, source: Source, household: String },
     /// 削除 of the period with this key.
     Delete { key: PeriodKey },
 }
@@ -61,6 +63,18 @@ pub struct Sent {
 const W004_FIELD: &str = "適用終了年月日";
 const W004_MESSAGE: &str = "後期高齢者医療移行が75歳到達日の前日ではありません";
 
+impl PersonState {
+    /// C2: the person's move pairs now, as (転出 period, 転入 period) indexes into `periods`, in
+    /// order of the 転入. Published with every evaluation, so that kogaku forms move groups (H1)
+    /// without pairing again.
+    pub fn pairs(&self) -> Vec<(usize, usize)> {
+        let periods: Vec<Period> = self.periods.iter().map(|t| t.period.clone()).collect();
+        let mut pairs: Vec<(usize, usize)> = crate::pair(&periods).into_iter().collect();
+        pairs.sort_by_key(|(_, i)| periods[*i].key());
+        pairs
+    }
+}
+
 /// A linked record changes the person's periods. A deleted period goes to `withdrawn` (its
 /// rows are withdrawn by the next [`step`]). Returns the record's own warnings: W004 when it
 /// reports an end 06 not on the day before the 75th birthday (C8), naming its receipt and line.
@@ -72,7 +86,7 @@ pub fn report(person: &mut PersonState, change: Change, withdrawn: &mut Vec<Trac
             }
             Vec::new()
         }
-        Change::Register { period, muni_id, birth, source } => {
+        Change::Register { period, muni_id, birth, source, household } => {
             if birth.is_some() {
                 person.birth = birth;
             }
@@ -91,11 +105,12 @@ pub fn report(person: &mut PersonState, change: Change, withdrawn: &mut Vec<Trac
                 Some(t) => {
                     t.period = period;
                     t.source = source;
+                    t.household = household;
                     if !muni_id.is_empty() {
                         t.muni_id = muni_id;
                     }
                 }
-                None => person.periods.push(Tracked { period, muni_id, sent: None, source }),
+                None => person.periods.push(Tracked { period, muni_id, sent: None, source, household }),
             }
             warnings
         }

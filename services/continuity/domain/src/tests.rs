@@ -179,7 +179,7 @@ fn source(receipt: &str, line: u32) -> Source {
 }
 
 fn register(p: &Period, muni_id: &str, src: Source) -> Change {
-    Change::Register { period: p.clone(), muni_id: muni_id.into(), birth: None, source: src }
+    Change::Register { period: p.clone(), muni_id: muni_id.into(), birth: None, source: src, household: "h".into() }
 }
 
 /// C8 as sent: the W004 row names the receipt and line of the record that reported the end
@@ -296,7 +296,7 @@ fn anomaly_rows(sent: &[Sent], opened: bool) -> Vec<(&'static str, String)> {
 }
 
 fn tracked(period: Period) -> Tracked {
-    Tracked { period, muni_id: String::new(), sent: None, source: Source::default() }
+    Tracked { period, muni_id: String::new(), sent: None, source: Source::default(), household: String::new() }
 }
 
 #[test]
@@ -490,4 +490,15 @@ proptest! {
     fn t2_arrival_order_does_not_change_the_result(phases in arb_scenario(), a in any::<u64>(), b in any::<u64>()) {
         prop_assert_eq!(play(&phases, a), play(&phases, b));
     }
+}
+
+/// C2 as published: the person's pairs, 転出 with 転入, for kogaku's move groups (H1).
+#[test]
+fn c2_pairs_are_published_with_the_person() {
+    let mut person =
+        PersonState { periods: worked_example("20260510").into_iter().map(tracked).collect(), ..Default::default() };
+    assert_eq!(person.pairs(), vec![(0, 1)]);
+    // Without the 転入 there is no pair.
+    person.periods.pop();
+    assert!(person.pairs().is_empty());
 }
