@@ -502,3 +502,101 @@ fn c2_pairs_are_published_with_the_person() {
     person.periods.pop();
     assert!(person.pairs().is_empty());
 }
+
+// === Boundaries and branches `cargo mutants` found untested ===
+
+/// C2: the 転出 whose end is nearest to s − 1 wins (not to s + 1), and pairing is one to one: a
+/// 転出 taken by an earlier 転入 is not taken again.
+#[test]
+fn c2_nearest_to_the_day_before_and_one_to_one() {
+    let s = "20250401";
+    let before = moved_out(period("131016", "1", "20200101", "03", Some(("20250331", "02"))), "131032");
+    let after = moved_out(period("131016", "1", "20250402", "99", Some(("20250402", "02"))), "131032");
+    let arrival = moved_in(period("131032", "2", s, "02", None), "131016");
+    assert_eq!(pair(&[after.clone(), before.clone(), arrival.clone()]), [(1, 2)].into());
+    let second = moved_in(period("131032", "3", "20250601", "02", None), "131016");
+    assert_eq!(pair(&[before, arrival, second]), [(0, 1)].into());
+}
+
+/// T1: who must be looked at again at a day close.
+#[test]
+fn t1_needs_day_close_when_a_half_is_missing_or_periods_overlap() {
+    let alone = period("131016", "1", "20200401", "03", None);
+    assert!(!needs_day_close(std::slice::from_ref(&alone)), "one period, nothing missing");
+    assert!(!needs_day_close(&worked_example("20260510")), "a complete move");
+    assert!(!needs_day_close(&worked_example("20260505")), "an overlapping pair is no double enrolment");
+    let out = worked_example("20260510").remove(0);
+    assert!(needs_day_close(std::slice::from_ref(&out)), "the 転入 is missing");
+    let arrival = worked_example("20260510").remove(1);
+    assert!(needs_day_close(std::slice::from_ref(&arrival)), "the 転出 is missing");
+    let later = period("131032", "2", "20250401", "01", None);
+    assert!(needs_day_close(&[alone.clone(), later]), "two open periods overlap");
+    let earlier = period("131032", "2", "20100401", "01", Some(("20150331", "03")));
+    assert!(!needs_day_close(&[alone, earlier]), "periods apart");
+}
+
+/// T1 as kept: a person is watched while a day close may change them, or while a window
+/// anomaly is open, and not otherwise.
+#[test]
+fn t1_watch() {
+    let complete: Vec<Tracked> = worked_example("20260510").into_iter().map(tracked).collect();
+    assert!(!watch(&complete, &BTreeSet::new()));
+    let open: BTreeSet<Anomaly> = evaluate(
+        std::slice::from_ref(&moved_out(period("131016", "1", "20150401", "03", Some(("20260410", "02"))), "131032")),
+        d("20260601"),
+    )
+    .anomalies;
+    assert!(open.iter().any(Anomaly::raised_at_day_close_only));
+    assert!(watch(&complete, &open), "an open A03");
+    let gap = evaluate(&worked_example("20260520"), d("20260601")).anomalies;
+    assert!(!watch(&complete, &gap), "A01 needs no day close");
+    assert!(watch(&complete[..1], &BTreeSet::new()), "a half missing");
+}
+
+/// C5: the window is 30 days: on e + 30 nothing yet, on e + 31 A03.
+#[test]
+fn c5_the_window_boundary() {
+    let v = moved_out(period("131016", "1", "20150401", "03", Some(("20260410", "02"))), "131032");
+    assert!(evaluate(std::slice::from_ref(&v), d("20260510")).anomalies.is_empty(), "e + 30");
+    assert_eq!(codes(&evaluate(std::slice::from_ref(&v), d("20260511"))), vec![("A03", "131016".into())]);
+}
+
+/// C5: A05 goes only to the person's open period at A that started before the 転入.
+#[test]
+fn c5_a05_only_to_an_open_earlier_period_at_a() {
+    let arrival = moved_in(period("131032", "2", "20260410", "02", None), "131016");
+    let today = d("20260601");
+    let closed_at_a = period("131016", "1", "20200401", "03", Some(("20260409", "03")));
+    let at_other = period("131024", "3", "20200401", "03", None);
+    let same_day_at_a = period("131016", "1", "20260410", "03", None);
+    for other in [closed_at_a, at_other, same_day_at_a] {
+        let ev = evaluate(&[other.clone(), arrival.clone()], today);
+        assert!(codes(&ev).iter().all(|(c, _)| *c != "A05"), "{other:?}: {:?}", codes(&ev));
+    }
+}
+
+/// C6: double enrolment is raised for an open period at A overlapping a 転入 from A that is
+/// paired with another period, and for a closed period at A overlapping an unpaired 転入;
+/// only the C5 case (open at A, unpaired 転入 from A) is left to C5.
+#[test]
+fn c6_only_the_c5_case_is_left_out() {
+    let today = d("20260601");
+    let open_at_a = period("131016", "1", "20250401", "03", None);
+    let moved = moved_out(period("131016", "9", "20100401", "03", Some(("20250331", "02"))), "131032");
+    let arrival = moved_in(period("131032", "2", "20250401", "02", None), "131016");
+    let ev = evaluate(&[open_at_a, moved, arrival.clone()], today);
+    assert_eq!(codes(&ev).iter().filter(|(c, _)| *c == "A06").count(), 2, "{:?}", codes(&ev));
+    let closed_at_a = period("131016", "1", "20200401", "03", Some(("20250531", "03")));
+    let ev = evaluate(&[closed_at_a, arrival], today);
+    assert_eq!(codes(&ev).iter().filter(|(c, _)| *c == "A06").count(), 2, "{:?}", codes(&ev));
+}
+
+/// C7: a period starting on the day of death is not after it.
+#[test]
+fn c7_the_day_of_death_is_not_after_it() {
+    let dead = period("131016", "1", "20200401", "03", Some(("20250101", "04")));
+    let same_day = period("131032", "2", "20250101", "01", None);
+    assert!(evaluate(&[dead.clone(), same_day], d("20250402")).anomalies.iter().all(|a| a.code != AnomalyCode::A07));
+    let next_day = period("131032", "2", "20250102", "01", None);
+    assert_eq!(codes(&evaluate(&[dead, next_day], d("20250402"))), vec![("A07", "131032".into())]);
+}

@@ -201,3 +201,48 @@ fn i5_links_carry_the_id_the_survivor_takes_over() {
     let d = decide("131016", &Facts::default(), &[deemed]);
     assert!(d.link_ids.is_empty());
 }
+
+// === Branches `cargo mutants` found untested ===
+
+/// I3 within one chunk: after a W005 correction, a later record of the chunk with the corrected
+/// 生年月日 matches the person as corrected (no second W005).
+#[test]
+fn i3_a_correction_holds_for_the_rest_of_the_chunk() {
+    let first = rec(0, "100001", Some(A));
+    let mut corrected = rec(1, "100001", Some(A));
+    corrected.birth = 19550821;
+    let mut again = rec(2, "100001", Some(A));
+    again.birth = 19550821;
+    let d = decide("131016", &Facts::default(), &[first, corrected, again]);
+    assert_eq!(codes(&d), vec![("W005", "生年月日")]);
+}
+
+/// I5: a merge moves only the provisional person's 宛名番号 to the survivor; another person's
+/// stays theirs for the rest of the chunk.
+#[test]
+fn i5_a_merge_moves_only_the_provisional_persons_links() {
+    let mut f = facts_with(known("13q", Some(A), &["131032"]), &[]);
+    f.persons.insert("13p".into(), known("13p", None, &["131016"]));
+    f.by_resident.insert("100001".into(), "13p".into());
+    let mut r = known("13r", Some(B), &["131016"]);
+    r.birth = 19600101;
+    f.by_number.insert(B, "13r".into());
+    f.persons.insert("13r".into(), r);
+    f.by_resident.insert("100002".into(), "13r".into());
+    let mut other = rec(1, "100002", None);
+    other.birth = 19600101;
+    let d = decide("131016", &f, &[rec(0, "100001", Some(A)), other]);
+    assert_eq!(d.linked, vec![(PersonRef::Known("13q".into()), 0), (PersonRef::Known("13r".into()), 1)]);
+}
+
+/// I2: a 擬制世帯主's link carries no 市区町村被保険者ID, even where the person has one.
+#[test]
+fn i2_a_deemed_householder_link_carries_no_id() {
+    let mut f = facts_with(known("13p", Some(A), &["131016"]), &["100001"]);
+    f.muni_ids.insert("13p".into(), "MID-P".into());
+    let mut deemed = rec(0, "100001", Some(A));
+    deemed.insured = false;
+    let d = decide("131016", &f, &[deemed]);
+    assert_eq!(d.linked.len(), 1);
+    assert!(d.link_ids.is_empty());
+}
