@@ -87,6 +87,8 @@ fn rs_columns() {
     assert_eq!(Row::from(open).fields()[4..8], ["", "", "20180401", ""]);
     // C9: a withdrawal keeps fields 2–9 and says 9 / 訂正 1; 訂正 alone is no change.
     assert_eq!(Row::from(rs.withdrawal()).fields()[8..], ["9", "1"]);
+    let first = Rs { correction: Correction::First, ..rs.clone() };
+    assert_eq!(Row::from(first.withdrawal()).fields()[8..], ["9", "1"], "a withdrawal always replaces");
     assert!(rs.same_determination(&Rs { correction: Correction::First, ..rs.clone() }));
     assert!(!rs.same_determination(&Rs { muni_id: String::new(), ..rs.clone() }));
 }
