@@ -37,9 +37,25 @@ demo *ARGS: deps
 up *ARGS: deps
     cargo run --release --quiet -p kokuho -- up {{ARGS}}
 
-# Every test: unit, property, integration (real nats-server per test), end to end.
+# Every test: unit, property, integration (real nats-server per test), end to end, and a
+# smoke run of mutation testing (one small pure crate).
 test: deps
     cargo test --workspace --locked
+    just mutants-smoke
+
+# The pure crates whose mutants must all be caught (or excluded with a reason in .cargo/mutants.toml).
+mutant_crates := "-p kokuho-ids -p kokuho-rows -p kokuho-intake-domain -p kokuho-identity-domain -p kokuho-continuity-domain"
+
+# Mutation testing of the pure crates (cargo-mutants, a few minutes): no mutant may survive.
+mutants: mutants-tool
+    cargo mutants {{mutant_crates}} --timeout 120 --output target/mutants
+
+# The short run inside `just test`: the typed result rows.
+mutants-smoke: mutants-tool
+    cargo mutants -p kokuho-rows --timeout 120 --output target/mutants-smoke
+
+mutants-tool:
+    @command -v cargo-mutants >/dev/null 2>&1 || cargo install --locked cargo-mutants
 
 # The public fixture through the kokuho CLI (needs ../shared).
 fixture ONLY="intake": deps

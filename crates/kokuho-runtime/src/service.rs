@@ -78,6 +78,9 @@ pub trait Service: Send + Sync + Sized + 'static {
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
+/// How a registration builds its service.
+pub type Build = fn(Environment) -> BoxFuture<anyhow::Result<Box<dyn Running>>>;
+
 /// A running service of any kind.
 pub trait Running: Send + Sync {
     fn name(&self) -> &'static str;
@@ -109,7 +112,7 @@ impl<S: Service> Running for S {
 #[derive(Clone, Copy)]
 pub struct Registration {
     pub name: &'static str,
-    pub build: fn(Environment) -> BoxFuture<anyhow::Result<Box<dyn Running>>>,
+    pub build: Build,
 }
 
 fn build<S: Service>(env: Environment) -> BoxFuture<anyhow::Result<Box<dyn Running>>> {

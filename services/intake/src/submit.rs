@@ -115,7 +115,7 @@ impl Intake {
                 }
                 // Another intake appended for this municipality first: decide again.
                 Err(e) if e.kind() == BusErrorKind::WrongLastSequence => continue,
-                Err(e) => return Err(AppError::from(e).into()),
+                Err(e) => return Err(AppError::from(e)),
             }
         }
     }
