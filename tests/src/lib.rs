@@ -213,3 +213,25 @@ pub fn continuity_view(reports: &[StepReport]) -> Value {
     }
     Value::Object(out)
 }
+
+/// An input file: header (created 2026-04-01, 通番 `seq`), `lines`, trailer.
+pub fn input_file(kind: &str, muni: &str, insurer: &str, seq: u32, lines: &[String]) -> (String, Vec<u8>) {
+    let mut t = format!("1,{kind},{muni},{insurer},20260401,{seq}\n");
+    for l in lines {
+        t.push_str(l);
+        t.push('\n');
+    }
+    t.push_str(&format!("9,{}\n", lines.len()));
+    (format!("{kind}{seq}.csv"), t.into_bytes())
+}
+
+/// The data rows (without the leading `2`) of the fetched files of `kind`.
+pub fn data_rows(files: &[kokuho_client::ResultFile], kind: &str) -> Vec<Vec<String>> {
+    files
+        .iter()
+        .filter(|f| f.kind == kind)
+        .flat_map(|f| String::from_utf8_lossy(&f.content).lines().map(str::to_string).collect::<Vec<_>>())
+        .filter(|l| l.starts_with("2,"))
+        .map(|l| l.split(',').skip(1).map(str::to_string).collect())
+        .collect()
+}

@@ -14,6 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use kokuho_e2e::app::spawn_system;
+use kokuho_e2e::input_file as file;
 use kokuho_testkit::individual_number;
 
 const MUNIS: [(&str, &str); 3] = [("131016", "130013"), ("131024", "130021"), ("131032", "130039")];
@@ -139,16 +140,6 @@ fn generate(seed: u64, persons: u64) -> Scenario {
     Scenario { phases, double_errors }
 }
 
-fn file(kind: &str, muni: &str, insurer: &str, seq: u32, lines: &[String]) -> (String, Vec<u8>) {
-    let mut t = format!("1,{kind},{muni},{insurer},20260401,{seq}\n");
-    for l in lines {
-        t.push_str(l);
-        t.push('\n');
-    }
-    t.push_str(&format!("9,{}\n", lines.len()));
-    (format!("{kind}{seq}.csv"), t.into_bytes())
-}
-
 /// Every data row of every file, per (municipality, kind), in the order they came.
 type Rows = BTreeMap<(String, String), Vec<Vec<String>>>;
 
@@ -183,12 +174,9 @@ async fn play(scenario: &Scenario, order_seed: u64) -> Rows {
     }
     let mut rows = Rows::new();
     for (muni, _) in MUNIS {
-        for f in sys.client.fetch_files(muni).await.unwrap() {
-            let text = String::from_utf8(f.content).unwrap();
-            for line in text.lines().filter(|l| l.starts_with("2,")) {
-                let fields = line.split(',').skip(1).map(str::to_string).collect();
-                rows.entry((muni.to_string(), f.kind.clone())).or_default().push(fields);
-            }
+        let files = sys.client.fetch_files(muni).await.unwrap();
+        for kind in ["RE", "RI", "RS"] {
+            rows.insert((muni.to_string(), kind.to_string()), kokuho_e2e::data_rows(&files, kind));
         }
     }
     sys.stop().await;

@@ -5,27 +5,13 @@
 
 use kokuho_e2e::app::{CHIYODA, MINATO, TestSystem, spawn_system};
 
+use kokuho_e2e::{data_rows, input_file as file};
+
 /// Fetches and acknowledges `muni`'s files; returns the data rows of `kind` (without the `2`).
 async fn take_rows(sys: &mut TestSystem, muni: &str, kind: &str) -> Vec<Vec<String>> {
     let files = sys.client.fetch_files(muni).await.unwrap();
     sys.client.acknowledge(muni, files.iter().map(|f| f.name.clone()).collect()).await.unwrap();
-    files
-        .iter()
-        .filter(|f| f.kind == kind)
-        .flat_map(|f| String::from_utf8_lossy(&f.content).lines().map(str::to_string).collect::<Vec<_>>())
-        .filter(|l| l.starts_with("2,"))
-        .map(|l| l.split(',').skip(1).map(str::to_string).collect())
-        .collect()
-}
-
-fn file(kind: &str, muni: &str, insurer: &str, seq: u32, lines: &[String]) -> (String, Vec<u8>) {
-    let mut t = format!("1,{kind},{muni},{insurer},20260401,{seq}\n");
-    for l in lines {
-        t.push_str(l);
-        t.push('\n');
-    }
-    t.push_str(&format!("9,{}\n", lines.len()));
-    (format!("{kind}{seq}.csv"), t.into_bytes())
+    data_rows(&files, kind)
 }
 
 /// A KK line of household 2001 at 港区 (or 1001 at 千代田区).
@@ -72,14 +58,7 @@ async fn i5_rs_rows_carry_the_id_ri_reported_after_a_merge() {
     // The number arrives: it is 100001's person, who has no ID at 港区 and takes this one over.
     let kk_b2 = file("KK", MINATO, "130039", 2, &[move_in(X)]);
     submit(&mut sys, MINATO, vec![kk_b2]).await;
-    let files = sys.client.fetch_files(MINATO).await.unwrap();
-    let rs: Vec<Vec<String>> = files
-        .iter()
-        .filter(|f| f.kind == "RS")
-        .flat_map(|f| String::from_utf8_lossy(&f.content).lines().map(str::to_string).collect::<Vec<_>>())
-        .filter(|l| l.starts_with("2,"))
-        .map(|l| l.split(',').skip(1).map(str::to_string).collect())
-        .collect();
+    let rs = data_rows(&sys.client.fetch_files(MINATO).await.unwrap(), "RS");
     assert_eq!(rs_of(&rs, "200001"), vec![(provisional_id, "2".into(), "0".into())], "{rs:?}");
     sys.stop().await;
 }
@@ -110,15 +89,7 @@ async fn i5_a_merge_re_sends_rs_with_the_survivors_id() {
     let kk2 = file("KK", MINATO, "130039", 2, &[person("200001", "2001", X, "20200401,03,,,,,20200401")]);
     submit(&mut sys, MINATO, vec![kk2]).await;
     let files = sys.client.fetch_files(MINATO).await.unwrap();
-    let rows = |kind: &str| -> Vec<Vec<String>> {
-        files
-            .iter()
-            .filter(|f| f.kind == kind)
-            .flat_map(|f| String::from_utf8_lossy(&f.content).lines().map(str::to_string).collect::<Vec<_>>())
-            .filter(|l| l.starts_with("2,"))
-            .map(|l| l.split(',').skip(1).map(str::to_string).collect())
-            .collect()
-    };
+    let rows = |kind: &str| data_rows(&files, kind);
     assert_eq!(ri_of(&rows("RI"), "200001"), own, "RI 訂正 1 with the survivor's ID");
     let rs = rows("RS");
     let resent: Vec<(String, String)> =

@@ -513,34 +513,31 @@ impl Bus {
 
     /// Number of messages stored in `stream` on subjects matching `filter`.
     pub async fn count(&self, stream: &str, filter: &str) -> Result<u64, BusError> {
+        Ok(self.subject_counts(stream, filter).await?.values().sum())
+    }
+
+    /// The subjects of `stream` matching `filter` that hold messages, in order.
+    pub async fn subjects(&self, stream: &str, filter: &str) -> Result<Vec<String>, BusError> {
+        Ok(self.subject_counts(stream, filter).await?.into_keys().collect())
+    }
+
+    /// Messages per subject of `stream` matching `filter`.
+    async fn subject_counts(
+        &self,
+        stream: &str,
+        filter: &str,
+    ) -> Result<std::collections::BTreeMap<String, u64>, BusError> {
         let s =
             self.js.get_stream(stream).await.map_err(|e| BusError::new(BusErrorKind::Unavailable, "get stream", e))?;
         let mut subjects = s
             .info_with_subjects(filter)
             .await
             .map_err(|e| BusError::new(BusErrorKind::Unavailable, "count messages", e))?;
-        let mut total = 0;
+        let mut out = std::collections::BTreeMap::new();
         while let Some(entry) = subjects.next().await {
-            let (_, count) = entry.map_err(|e| BusError::new(BusErrorKind::Unavailable, "count messages", e))?;
-            total += count as u64;
+            let (subject, count) = entry.map_err(|e| BusError::new(BusErrorKind::Unavailable, "count messages", e))?;
+            out.insert(subject, count as u64);
         }
-        Ok(total)
-    }
-
-    /// The subjects of `stream` matching `filter` that hold messages, in order.
-    pub async fn subjects(&self, stream: &str, filter: &str) -> Result<Vec<String>, BusError> {
-        let s =
-            self.js.get_stream(stream).await.map_err(|e| BusError::new(BusErrorKind::Unavailable, "get stream", e))?;
-        let mut subjects = s
-            .info_with_subjects(filter)
-            .await
-            .map_err(|e| BusError::new(BusErrorKind::Unavailable, "list subjects", e))?;
-        let mut out = Vec::new();
-        while let Some(entry) = subjects.next().await {
-            let (subject, _) = entry.map_err(|e| BusError::new(BusErrorKind::Unavailable, "list subjects", e))?;
-            out.push(subject);
-        }
-        out.sort();
         Ok(out)
     }
 

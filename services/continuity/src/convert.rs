@@ -61,6 +61,26 @@ pub(crate) struct Work {
     pub(crate) watched: bool,
 }
 
+/// A period from its wire fields: (開始事由, 終了年月日, 終了事由) and (転入元, 転出先).
+fn period(
+    municipality: &str,
+    resident: &str,
+    start: Date,
+    (start_reason, end, end_reason): (&str, u32, &str),
+    (moved_in_from, moved_out_to): (&str, &str),
+) -> Result<domain::Period, String> {
+    Ok(domain::Period {
+        municipality: municipality.to_string(),
+        resident: resident.to_string(),
+        start,
+        start_reason: parse(start_reason, "適用開始事由", StartReason::parse)?,
+        end: date(end),
+        end_reason: optional(end_reason, "適用終了事由", EndReason::parse)?,
+        moved_in_from: opt(moved_in_from),
+        moved_out_to: opt(moved_out_to),
+    })
+}
+
 /// What a linked record reports; `None` for a 擬制世帯主 (no period).
 fn change_of(municipality: &str, link: &ipb::RecordLinked) -> Result<Option<(String, Change)>, String> {
     let r = link.record.as_ref().ok_or("a linked record without its record")?;
@@ -72,16 +92,13 @@ fn change_of(municipality: &str, link: &ipb::RecordLinked) -> Result<Option<(Str
     let change = match parse(&r.processing, "処理区分", ProcessingKind::parse)? {
         ProcessingKind::Delete => Change::Delete { key },
         ProcessingKind::Register => Change::Register {
-            period: domain::Period {
-                municipality: municipality.to_string(),
-                resident: r.resident_number.clone(),
+            period: period(
+                municipality,
+                &r.resident_number,
                 start,
-                start_reason: parse(&r.start_reason, "適用開始事由", StartReason::parse)?,
-                end: date(r.end_date),
-                end_reason: optional(&r.end_reason, "適用終了事由", EndReason::parse)?,
-                moved_in_from: opt(&r.moved_in_from),
-                moved_out_to: opt(&r.moved_out_to),
-            },
+                (&r.start_reason, r.end_date, &r.end_reason),
+                (&r.moved_in_from, &r.moved_out_to),
+            )?,
             muni_id: link.muni_id.clone(),
             birth: date(r.birth_date),
             source: Source { receipt: link.receipt.clone(), line: link.line },
@@ -168,16 +185,13 @@ fn sent_row(r: &Rs) -> pb::SentRow {
 
 fn tracked_of(p: &pb::PeriodState) -> Result<Tracked, String> {
     Ok(Tracked {
-        period: domain::Period {
-            municipality: p.municipality.clone(),
-            resident: p.resident_number.clone(),
-            start: required_date(p.start, "適用開始年月日")?,
-            start_reason: parse(&p.start_reason, "適用開始事由", StartReason::parse)?,
-            end: date(p.end),
-            end_reason: optional(&p.end_reason, "適用終了事由", EndReason::parse)?,
-            moved_in_from: opt(&p.moved_in_from),
-            moved_out_to: opt(&p.moved_out_to),
-        },
+        period: period(
+            &p.municipality,
+            &p.resident_number,
+            required_date(p.start, "適用開始年月日")?,
+            (&p.start_reason, p.end, &p.end_reason),
+            (&p.moved_in_from, &p.moved_out_to),
+        )?,
         muni_id: p.muni_id.clone(),
         sent: p.sent.as_ref().map(sent_of).transpose()?,
         source: Source { receipt: p.receipt.clone(), line: p.line },
