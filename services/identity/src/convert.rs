@@ -1,6 +1,7 @@
 //! Wire ↔ crypto and domain types for identity: the only module that reads another stream's
 //! events (intake's) and builds proto messages from decisions.
 
+use kokuho_ids::codes::{InsuredKind, ProcessingKind};
 use kokuho_intake_contract as intake;
 
 use kokuho_crypto::AtRest;
@@ -44,10 +45,10 @@ pub(crate) fn ri(
 
 /// An RE row of identity's decider (W002, W005, C01, C02) on the wire, with the chunk's receipt.
 pub(crate) fn re(r: &kokuho_identity_domain::Row, receipt: &str) -> kokuho_proto::results::v1::ResultRow {
-    use kokuho_ids::codes::{AlertState, InputKind, Kubun};
+    use kokuho_ids::codes::{AlertState, InputKind};
     kokuho_outbox::wire(
         &kokuho_rows::Re {
-            kubun: if r.kubun == "C" { Kubun::Conflict } else { Kubun::Warning },
+            kubun: r.kubun,
             code: r.code,
             receipt: receipt.to_string(),
             file_kind: Some(InputKind::Persons),
@@ -85,4 +86,14 @@ pub(crate) fn intake_input(bytes: &[u8]) -> Result<IntakeInput, String> {
         Event::DayClosed(d) => IntakeInput::Calendar { date: d.date, day_close: true },
         Event::SubmissionAccepted(_) | Event::SubmissionRejected(_) => IntakeInput::Nothing,
     })
+}
+
+/// 処理区分 3 削除 of a record intake accepted (and so checked).
+pub(crate) fn is_delete(p: &intake::pb::PersonRecord) -> bool {
+    ProcessingKind::parse(&p.processing) == Ok(ProcessingKind::Delete)
+}
+
+/// 被保険者区分 1 of a record intake accepted.
+pub(crate) fn is_insured(p: &intake::pb::PersonRecord) -> bool {
+    InsuredKind::parse(&p.insured_kind) == Ok(InsuredKind::Insured)
 }

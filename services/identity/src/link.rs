@@ -7,7 +7,7 @@ use std::sync::Arc;
 use kokuho_bus::Bus;
 use kokuho_bus::event;
 use kokuho_crypto::{SealedNumber, Vault, WrappedKey};
-use kokuho_identity_domain::{self as domain, Conflict, Decision, Facts, Incoming, NumberKey, PersonRef};
+use kokuho_identity_domain::{self as domain, Decision, Facts, Incoming, NumberKey, PersonRef};
 use kokuho_ids::codes::Correction;
 use kokuho_ids::{IndividualNumber, LocalGovCode, MuniInsuredId, PrefInsuredId};
 use kokuho_proto::identity::v1 as pb;
@@ -149,8 +149,8 @@ impl LinkRecords {
                 index: i,
                 line: lines[i],
                 resident: p.resident_number.clone(),
-                delete: p.processing == "3",
-                insured: p.insured_kind == "1",
+                delete: convert::is_delete(p),
+                insured: convert::is_insured(p),
                 number: numbers[i].as_ref().map(|n| self.vault.index(n)),
                 birth: p.birth_date,
                 sex: p.sex.clone(),
@@ -268,10 +268,7 @@ impl LinkRecords {
             out.held.push(pb::LinkHeld {
                 number: numbers[*i].as_ref().map(|n| seal(n, convert::case_context(&case_id))).transpose()?,
                 case_id,
-                code: match conflict {
-                    Conflict::C01 => "C01".into(),
-                    Conflict::C02 => "C02".into(),
-                },
+                code: conflict.code().into(),
                 pref_id: pref_id.clone(),
                 line,
                 record: Some(record),

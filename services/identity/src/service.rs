@@ -175,7 +175,7 @@ impl Identity {
                 Some(n) => store.get(&index_key(&self.vault.index(n)))?.map(text),
                 None => None,
             },
-            insured: record.insured_kind == "1",
+            insured: convert::is_insured(&record),
             resident_person: store.get(&resident_key(&muni, &record.resident_number))?.map(text),
             muni_id: None,
         };
@@ -235,7 +235,9 @@ impl Identity {
         out.rows.push(kokuho_outbox::wire(
             &kokuho_rows::Re {
                 kubun: Kubun::Conflict,
-                code: if held.code == "C01" { "C01" } else { "C02" },
+                code: domain::Conflict::parse(&held.code)
+                    .ok_or_else(|| internal(format!("held record {} with code {:?}", held.case_id, held.code)))?
+                    .code(),
                 receipt,
                 file_kind: Some(InputKind::Persons),
                 line: Some(held.line),

@@ -198,7 +198,7 @@ impl IdentityState {
             tx.put(format!("{}{muni}", holder_prefix(&l.pref_id)).into_bytes(), Vec::new());
             tx.put(format!("{}{muni}/{}", residents_prefix(&l.pref_id), r.resident_number).into_bytes(), Vec::new());
             // The person carries the name last linked (a marriage is reported once, W002).
-            if r.processing == "1"
+            if !convert::is_delete(r)
                 && let Some(mut p) = Self::person(tx, &l.pref_id)?
                 && (p.name != r.name || p.kana != r.kana)
             {

@@ -13,7 +13,7 @@
 use std::collections::BTreeSet;
 
 use kokuho_bus::event::{self, StreamEvents as _};
-use kokuho_ids::codes::KogakuKind;
+use kokuho_ids::codes::{KogakuKind, ProcessingKind};
 use kokuho_ids::{Date, Month};
 use kokuho_intake_domain::submission::{Facts, Lookups};
 use kokuho_proto::intake::v1 as pb;
@@ -96,7 +96,7 @@ impl Projection for IntakeState {
 
 fn apply_record(tx: &mut Tx<'_>, muni: &str, r: &pb::ChangeRecord) {
     use pb::change_record::Record as R;
-    let register = |p: &str| p == "1";
+    let register = |p: &str| ProcessingKind::parse(p) == Ok(ProcessingKind::Register);
     match &r.record {
         Some(R::Household(h)) => {
             let key = format!("{}{:08}", household_prefix(muni, &h.household_number), h.changed_on).into_bytes();

@@ -12,6 +12,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use kokuho_ids::codes::Kubun;
 use kokuho_ids::text::normalize_kana;
 
 mod merge;
@@ -81,12 +82,30 @@ pub enum Conflict {
 /// An RE row of identity (fields after 受付番号/種別: line, 宛名番号, 項目名, 内容).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Row {
-    pub kubun: &'static str,
+    pub kubun: Kubun,
     pub code: &'static str,
     pub line: u32,
     pub resident: String,
     pub field: &'static str,
     pub message: &'static str,
+}
+
+impl Conflict {
+    pub fn code(self) -> &'static str {
+        match self {
+            Conflict::C01 => "C01",
+            Conflict::C02 => "C02",
+        }
+    }
+
+    /// The held record's code as stored (`LinkHeld.code`).
+    pub fn parse(code: &str) -> Option<Self> {
+        match code {
+            "C01" => Some(Conflict::C01),
+            "C02" => Some(Conflict::C02),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -180,14 +199,7 @@ impl State {
         }
     }
 
-    fn row(
-        &mut self,
-        kubun: &'static str,
-        code: &'static str,
-        r: &Incoming,
-        field: &'static str,
-        message: &'static str,
-    ) {
+    fn row(&mut self, kubun: Kubun, code: &'static str, r: &Incoming, field: &'static str, message: &'static str) {
         self.decision.rows.push(Row { kubun, code, line: r.line, resident: r.resident.clone(), field, message });
     }
 
@@ -219,7 +231,7 @@ impl State {
             Conflict::C02 => ("C02", C02_MESSAGE),
         };
         self.decision.held.push((conflict, person.to_string(), r.index));
-        self.row("C", code, r, "個人番号", message);
+        self.row(Kubun::Conflict, code, r, "個人番号", message);
     }
 
     fn record(&mut self, municipality: &str, r: &Incoming) {
@@ -306,10 +318,10 @@ impl State {
             }
             // The only holder corrects the person (W005).
             if known.birth != r.birth {
-                self.row("W", "W005", r, "生年月日", BIRTH_CORRECTED);
+                self.row(Kubun::Warning, "W005", r, "生年月日", BIRTH_CORRECTED);
             }
             if known.sex != r.sex {
-                self.row("W", "W005", r, "性別", SEX_CORRECTED);
+                self.row(Kubun::Warning, "W005", r, "性別", SEX_CORRECTED);
             }
             if let PersonRef::Known(id) = p {
                 self.decision.corrected.push((id.clone(), r.index));
@@ -320,10 +332,10 @@ impl State {
             }
         }
         if known.name != r.name {
-            self.row("W", "W002", r, "氏名", NAME_DIFFERS);
+            self.row(Kubun::Warning, "W002", r, "氏名", NAME_DIFFERS);
         }
         if normalize_kana(&known.kana) != normalize_kana(&r.kana) {
-            self.row("W", "W002", r, "氏名カナ", KANA_DIFFERS);
+            self.row(Kubun::Warning, "W002", r, "氏名カナ", KANA_DIFFERS);
         }
         Some(p.clone())
     }
