@@ -10,6 +10,8 @@
 //! [`IdError`] whose kind maps one to one onto the E00x codes of formats.md. The 個人番号 type
 //! never prints its digits through `Debug` or `Display`.
 
+#[cfg(test)]
+mod boundaries;
 mod check;
 pub mod codes;
 mod date;

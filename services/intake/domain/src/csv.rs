@@ -31,9 +31,8 @@ pub fn read(text: &str) -> Vec<Item> {
         let content_end = if eol > i && b[eol - 1] == b'\r' { eol - 1 } else { eol };
         if b[i..content_end].iter().all(|&c| c == b' ' || c == b'\t') {
             items.push(Item::Blank);
-            if eol < b.len() {
-                line += 1;
-            }
+            // Past the last line nothing is read, so the count may run one ahead there.
+            line += 1;
             i = eol + 1;
             continue;
         }
@@ -149,6 +148,14 @@ mod tests {
                 (7, vec!["9".into(), "2".into()]),
             ]
         );
+    }
+
+    /// The text ends where it ends: no item is made up after the last line break.
+    #[test]
+    fn nothing_after_the_last_line() {
+        assert_eq!(read("1,2\n"), vec![Item::Record { line: 1, fields: vec!["1".into(), "2".into()] }]);
+        assert_eq!(read("1,2\n\n"), vec![Item::Record { line: 1, fields: vec!["1".into(), "2".into()] }, Item::Blank]);
+        assert_eq!(read(""), Vec::<Item>::new());
     }
 
     #[test]
