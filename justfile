@@ -48,11 +48,11 @@ mutant_crates := "-p kokuho-ids -p kokuho-rows -p kokuho-intake-domain -p kokuho
 
 # Mutation testing of the pure crates (cargo-mutants, a few minutes): no mutant may survive.
 mutants: mutants-tool
-    cargo mutants {{mutant_crates}} --timeout 120 --output target/mutants
+    cargo mutants {{mutant_crates}} --timeout 30 --output target/mutants
 
 # The short run inside `just test`: the typed result rows.
 mutants-smoke: mutants-tool
-    cargo mutants -p kokuho-rows --timeout 120 --output target/mutants-smoke
+    cargo mutants -p kokuho-rows --timeout 30 --output target/mutants-smoke
 
 mutants-tool:
     @command -v cargo-mutants >/dev/null 2>&1 || cargo install --locked cargo-mutants
