@@ -600,3 +600,83 @@ fn c7_the_day_of_death_is_not_after_it() {
     let next_day = period("131032", "2", "20250102", "01", None);
     assert_eq!(codes(&evaluate(&[dead, next_day], d("20250402"))), vec![("A07", "131032".into())]);
 }
+
+/// Plays like [`play`], but one municipality first reports to a provisional person (its own
+/// ID there, "PROV…"), merged into the person after `merge_after` submissions (I5).
+fn play_split(
+    phases: &[Vec<Submission>],
+    shuffle: u64,
+    provisional_at: &str,
+    merge_after: usize,
+) -> (Latest, BTreeSet<Anomaly>) {
+    let mut person = PersonState::default();
+    let mut provisional = Some(PersonState::default());
+    let mut latest = BTreeMap::new();
+    let closes = ["20251001", "20260401", "20270401"];
+    let mut today = d("20250401");
+    let mut submissions = 0;
+    let merge = |person: &mut PersonState, provisional: &mut Option<PersonState>| {
+        if let Some(p) = provisional.take() {
+            merge(person, p, &[(provisional_at.to_string(), format!("MID{provisional_at}"))].into());
+        }
+    };
+    let step_all = |person: &mut PersonState, provisional: &mut Option<PersonState>, gone: &[Tracked], s, today| {
+        let mut sent = step(person, gone, s, today);
+        if let Some(p) = provisional.as_mut() {
+            sent.extend(step(p, &[], s, today));
+        }
+        sent
+    };
+    for (k, phase) in phases.iter().enumerate() {
+        let mut queues: BTreeMap<&str, std::collections::VecDeque<&Submission>> = BTreeMap::new();
+        for s in phase {
+            queues.entry(s.municipality).or_default().push_back(s);
+        }
+        let mut seed = shuffle.wrapping_add(k as u64);
+        while queues.values().any(|q| !q.is_empty()) {
+            let ready: Vec<&str> = queues.iter().filter(|(_, q)| !q.is_empty()).map(|(m, _)| *m).collect();
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let m = ready[(seed >> 33) as usize % ready.len()];
+            let s = queues.get_mut(m).unwrap().pop_front().unwrap();
+            if submissions == merge_after {
+                merge(&mut person, &mut provisional);
+            }
+            submissions += 1;
+            let mut gone = Vec::new();
+            for p in &s.periods {
+                match provisional.as_mut().filter(|_| p.municipality == provisional_at) {
+                    Some(prov) => {
+                        let change = register(p, &format!("PROV{}", p.municipality), source("r", 1));
+                        report(prov, change, &mut gone);
+                    }
+                    None => {
+                        let change = register(p, &format!("MID{}", p.municipality), source("r", 1));
+                        report(&mut person, change, &mut gone);
+                    }
+                }
+            }
+            record(&mut latest, step_all(&mut person, &mut provisional, &gone, Step::Submission, today));
+        }
+        today = d(closes[k]);
+        record(&mut latest, step_all(&mut person, &mut provisional, &[], Step::DayClose, today));
+    }
+    merge(&mut person, &mut provisional);
+    record(&mut latest, step(&mut person, &[], Step::DayClose, today));
+    (latest, person.open)
+}
+
+proptest! {
+    /// T2 with I5: a municipality that first reports the person as a provisional person (its
+    /// own ID), merged into the person at any point, ends in the same latest RS rows (with the
+    /// survivor's ID) and open anomalies as if it had known the person from the start.
+    #[test]
+    fn t2_i5_a_merge_at_any_point_ends_in_the_same_result(
+        phases in arb_scenario(),
+        shuffle in any::<u64>(),
+        which in 0usize..3,
+        merge_after in 0usize..8,
+    ) {
+        let munis = ["131016", "131024", "131032"];
+        prop_assert_eq!(play_split(&phases, shuffle, munis[which], merge_after), play(&phases, shuffle));
+    }
+}
