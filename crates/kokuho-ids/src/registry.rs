@@ -105,8 +105,9 @@ impl Registry {
         self.by_code.len()
     }
 
+    /// Always false: `parse` refuses an empty registry ([`RegistryError::Empty`]).
     pub fn is_empty(&self) -> bool {
-        self.by_code.is_empty()
+        false
     }
 }
 

@@ -246,3 +246,14 @@ fn i2_a_deemed_householder_link_carries_no_id() {
     assert_eq!(d.linked.len(), 1);
     assert!(d.link_ids.is_empty());
 }
+
+/// The codes of held records (RE コード and `LinkHeld.code`) read back as they were written.
+#[test]
+fn c01_c02_codes_round_trip() {
+    for c in [Conflict::C01, Conflict::C02] {
+        assert_eq!(Conflict::parse(c.code()), Some(c));
+    }
+    assert_eq!(Conflict::C01.code(), "C01");
+    assert_eq!(Conflict::C02.code(), "C02");
+    assert_eq!(Conflict::parse("C03"), None);
+}
