@@ -100,7 +100,8 @@ pub fn read(text: &str) -> Vec<Item> {
                     }
                 }
                 let terminator = b.get(i).copied();
-                let end = if terminator == Some(b'\n') && i > segment && b[i - 1] == b'\r' { i - 1 } else { i };
+                // CRLF: the CR is not part of the field.
+                let end = if terminator == Some(b'\n') && b[segment..i].ends_with(b"\r") { i - 1 } else { i };
                 fields.push(text[segment..end].to_string());
                 match terminator {
                     Some(b',') => i += 1,
@@ -148,6 +149,14 @@ mod tests {
                 (7, vec!["9".into(), "2".into()]),
             ]
         );
+    }
+
+    /// A quoted field may end the text, or its line with CRLF.
+    #[test]
+    fn quoted_fields_at_the_end_of_a_line_or_the_text() {
+        let rec = |line, fields: &[&str]| Item::Record { line, fields: fields.iter().map(|f| f.to_string()).collect() };
+        assert_eq!(read("1,\"a\""), vec![rec(1, &["1", "a"])]);
+        assert_eq!(read("\"a\"\r\n2,b\n"), vec![rec(1, &["a"]), rec(2, &["2", "b"])]);
     }
 
     /// The text ends where it ends: no item is made up after the last line break.

@@ -137,6 +137,25 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedFile, FileRejection> {
 mod tests {
     use super::*;
 
+    /// 送信通番: 1–999999, leading zeros do not matter, at most 12 characters.
+    #[test]
+    fn sequence_numbers() {
+        assert_eq!(parse_sequence("1"), Some(1));
+        assert_eq!(parse_sequence("000000000001"), Some(1), "12 characters with leading zeros");
+        assert_eq!(parse_sequence("0000000000001"), None, "13 characters");
+        assert_eq!(parse_sequence(""), None);
+        assert_eq!(parse_sequence("1a"), None);
+        assert_eq!(parse_sequence("999999"), Some(999_999));
+        assert_eq!(parse_sequence("1000000"), None);
+        assert_eq!(parse_sequence("0"), None);
+    }
+
+    /// The 送信通番 idempotency compares files by their SHA-256.
+    #[test]
+    fn sha256_of_the_bytes() {
+        assert_eq!(sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+
     fn code(text: &str) -> Option<FileCode> {
         parse(text.as_bytes()).err().map(|r| r.code)
     }

@@ -76,3 +76,39 @@ pub fn wrong_field_count(expected: usize, got: usize) -> String {
 pub fn sequence_gap(highest: u32, got: u32) -> String {
     format!("送信通番が連続していません（受付済み {highest}、今回 {got}）")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The messages are the ones docs/codes.md documents (formats.md: "the project documents
+    /// each with its Japanese message"), with `{項目}` for the field.
+    #[test]
+    fn messages_are_the_documented_ones() {
+        let doc = include_str!("../../../../docs/codes.md");
+        let row = |code: &str| {
+            doc.lines().find(|l| l.starts_with(&format!("| {code} |"))).unwrap_or_else(|| panic!("{code} in codes.md"))
+        };
+        for code in [
+            FileCode::F01,
+            FileCode::F02,
+            FileCode::F03,
+            FileCode::F04,
+            FileCode::F05,
+            FileCode::F06,
+            FileCode::F07,
+            FileCode::F08,
+            FileCode::F09,
+        ] {
+            assert!(!code.message().is_empty());
+            assert!(row(code.code()).contains(code.message()), "{}", code.code());
+        }
+        for code in ["E001", "E002", "E003", "E004", "E005", "E007", "E008", "E009", "E010", "W001"] {
+            let message = record_message(code, "{項目}");
+            assert!(row(code).contains(&message), "{code}: {message}");
+        }
+        assert!(row("E005").contains(&must_be_blank("{項目}")));
+        assert_eq!(wrong_field_count(18, 17), "項目数が誤っています（18項目のところ17項目）");
+        assert_eq!(sequence_gap(3, 5), "送信通番が連続していません（受付済み 3、今回 5）");
+    }
+}
