@@ -105,9 +105,10 @@ fn e005_required_and_must_be_blank() {
 
 #[test]
 fn e006_cross_field_rules() {
-    // 14 ≥ 12.
+    // 14 ≥ 12: a period may end on the day it starts.
     let f = kk(&[(13, "20200331"), (14, "03")]);
     assert_eq!(issues(InputKind::Persons, &f), vec![("適用終了年月日", "E006")]);
+    assert!(issues(InputKind::Persons, &kk(&[(13, "20200401"), (14, "03")])).is_empty());
     // 14 and 15 both set or both blank: the row names the blank one.
     assert_eq!(issues(InputKind::Persons, &kk(&[(13, "20260509")])), vec![("適用終了事由", "E006")]);
     assert_eq!(issues(InputKind::Persons, &kk(&[(14, "03")])), vec![("適用終了年月日", "E006")]);

@@ -168,6 +168,10 @@ fn sequence_numbers_duplicate_f07_f08_and_w003() {
     let facts = seq_facts(InputKind::Households, 3, &[]);
     let a = accepted(decide_with("131016", &facts, &[input_file("ks", &ks5)]));
     assert_eq!(codes(&a), vec![(1, "W003", "送信通番")]);
+    // The next 通番 is no gap.
+    let ks4 = KS.replace("20260401,1\n", "20260401,4\n");
+    let a = accepted(decide_with("131016", &facts, &[input_file("ks", &ks4)]));
+    assert!(a.rows.is_empty(), "{:?}", a.rows);
     // The first accepted 通番 sets the base: no W003; leading zeros do not matter.
     let ks7 = KS.replace("20260401,1\n", "20260401,0007\n");
     let a = accepted(decide_with("131016", &Facts::default(), &[input_file("ks", &ks7)]));
