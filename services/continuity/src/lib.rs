@@ -78,10 +78,6 @@ impl App {
     pub fn state(&self) -> &ProjectionHandle {
         &self.state
     }
-
-    pub async fn shutdown(self) {
-        self.runners.shutdown().await;
-    }
 }
 
 impl kokuho_runtime::service::Service for App {
@@ -98,6 +94,6 @@ impl kokuho_runtime::service::Service for App {
     }
 
     async fn stop(self) {
-        self.shutdown().await;
+        self.runners.shutdown().await;
     }
 }

@@ -80,10 +80,6 @@ impl App {
     pub fn state(&self) -> &ProjectionHandle {
         &self.state
     }
-
-    pub async fn shutdown(self) {
-        self.runners.shutdown().await;
-    }
 }
 
 impl kokuho_runtime::service::Service for App {
@@ -103,7 +99,7 @@ impl kokuho_runtime::service::Service for App {
     }
 
     async fn stop(self) {
-        self.shutdown().await;
+        self.runners.shutdown().await;
     }
 }
 

@@ -179,11 +179,6 @@ impl App {
     pub fn services(&self) -> (grpc::IntakeServer, grpc::ResultServer) {
         grpc::services(self.intake.clone(), self.intake.inner.config.credentials.clone(), self.auditor.clone())
     }
-
-    /// Stops the consumers and waits for them.
-    pub async fn shutdown(self) {
-        self.runners.shutdown().await;
-    }
 }
 
 impl kokuho_runtime::service::Service for App {
@@ -215,7 +210,7 @@ impl kokuho_runtime::service::Service for App {
     }
 
     async fn stop(self) {
-        self.shutdown().await;
+        self.runners.shutdown().await;
     }
 }
 
