@@ -105,8 +105,10 @@ mod tests {
         }
         for code in ["E001", "E002", "E003", "E004", "E005", "E007", "E008", "E009", "E010", "W001"] {
             let message = record_message(code, "{項目}");
-            assert!(row(code).contains(&message), "{code}: {message}");
+            assert!(message.chars().count() > 5 && row(code).contains(&message), "{code}: {message}");
         }
+        assert_eq!(record_message("E002", "個人番号"), "個人番号の検査数字が誤っています");
+        assert_eq!(must_be_blank("転入元市区町村コード"), "転入元市区町村コードは設定できません");
         assert!(row("E005").contains(&must_be_blank("{項目}")));
         assert_eq!(wrong_field_count(18, 17), "項目数が誤っています（18項目のところ17項目）");
         assert_eq!(sequence_gap(3, 5), "送信通番が連続していません（受付済み 3、今回 5）");
