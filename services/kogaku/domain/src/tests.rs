@@ -1,0 +1,285 @@
+//! One test per rule (rules.md H1, H2 and each of its branches, K1–K3, K5, the worked example),
+//! each failing if its rule is broken.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kokuho_ids::codes::{ContinuationDecision, ContinuationReason, FormerHouseholder, KogakuKind};
+use kokuho_ids::{Date, Month};
+
+use super::months::{self, Records};
+use super::*;
+
+fn d(s: &str) -> Date {
+    Date::parse(s).unwrap()
+}
+
+fn m(y: i32, mo: u8) -> Month {
+    Month::new(y, mo).unwrap()
+}
+
+fn set(persons: &[&str]) -> BTreeSet<PersonId> {
+    persons.iter().map(|p| p.to_string()).collect()
+}
+
+fn pair(person: &str, from: &str, h_a: &str, to: &str, h_b: &str, date: &str) -> Pair {
+    Pair {
+        person: person.into(),
+        from: from.into(),
+        from_household: h_a.into(),
+        to: to.into(),
+        to_household: h_b.into(),
+        to_resident: format!("r{person}"),
+        moved_in_on: d(date),
+    }
+}
+
+/// H1: movers into the same (B, h_B, D) form one move group; each (A, h_A) among them is one
+/// candidate; another date or another h_B is another group.
+#[test]
+fn h1_one_candidate_per_source_household_of_a_move_group() {
+    let pairs = [
+        pair("X", "131016", "1001", "131032", "2001", "20260510"),
+        pair("Y", "131016", "1001", "131032", "2001", "20260510"),
+        pair("Z", "131024", "3001", "131032", "2001", "20260510"),
+        pair("W", "131016", "1001", "131032", "2001", "20260511"),
+        pair("V", "131016", "1001", "131032", "2002", "20260510"),
+    ];
+    let c = candidates(&pairs);
+    assert_eq!(c.len(), 4);
+    let group = GroupKey { to: "131032".into(), household: "2001".into(), moved_in_on: d("20260510") };
+    let key = CandidateKey { group: group.clone(), from: "131016".into(), from_household: "1001".into() };
+    assert_eq!(c[&key], set(&["X", "Y"]));
+    assert_eq!(sources(&c, &group), 2);
+    let other = GroupKey { moved_in_on: d("20260511"), ..group };
+    assert_eq!(sources(&c, &other), 1);
+}
+
+/// The fixture's household 1001 → 2001: X is the householder on both sides.
+fn unchanged() -> Households {
+    Households {
+        former_householder: Some("X".into()),
+        householder: Some("X".into()),
+        members: set(&["X", "Y"]),
+        former_members: [("X".to_string(), true), ("Y".to_string(), true)].into(),
+        former_householder_died: false,
+    }
+}
+
+fn rec(decision: ContinuationDecision, reason: ContinuationReason) -> Recommendation {
+    Recommendation { decision, reason }
+}
+
+/// H2 rule 1: the same householder → 継続 11 (the worked example and the fixture).
+#[test]
+fn h2_rule1_same_householder_continues_with_11() {
+    let h = unchanged();
+    assert!(same_householder(&h));
+    assert_eq!(
+        recommend(&h, &set(&["X", "Y"]), 1),
+        rec(ContinuationDecision::Continue, ContinuationReason::SameHouseholder)
+    );
+    assert_eq!(former_householder(&h), FormerHouseholder::IsHouseholder);
+    // Unknown householders are not the same householder.
+    let unknown = Households { former_householder: None, householder: None, ..unchanged() };
+    assert!(!same_householder(&unknown));
+}
+
+/// H2 rule 2: the householder changed within the household → 継続 12.
+#[test]
+fn h2_rule2_householder_changed_within_the_household_continues_with_12() {
+    let h = Households { householder: Some("Y".into()), ..unchanged() };
+    assert!(!same_householder(&h) && householder_changed_within(&h));
+    assert_eq!(
+        recommend(&h, &set(&["X", "Y"]), 1),
+        rec(ContinuationDecision::Continue, ContinuationReason::HouseholderChanged)
+    );
+    assert_eq!(former_householder(&h), FormerHouseholder::IsMember);
+    // hh_B was not a member of h_A: not this rule.
+    let newcomer = Households { householder: Some("Q".into()), members: set(&["X", "Q"]), ..unchanged() };
+    assert!(!householder_changed_within(&newcomer));
+    // hh_A is not a member of h_B: not this rule.
+    let left = Households { householder: Some("Y".into()), members: set(&["Y"]), ..unchanged() };
+    assert!(!householder_changed_within(&left));
+}
+
+/// H2 rule 3: hh_A died before the move and every other 被保険者 member of h_A moved → 継続 12.
+#[test]
+fn h2_rule3_householder_died_and_the_others_moved_continues_with_12() {
+    let h = Households {
+        former_householder: Some("X".into()),
+        householder: Some("Y".into()),
+        members: set(&["Y", "C"]),
+        former_members: [("X".to_string(), true), ("Y".to_string(), true), ("C".to_string(), true)].into(),
+        former_householder_died: true,
+    };
+    assert!(!householder_changed_within(&h) && householder_died(&h, &set(&["Y", "C"])));
+    assert_eq!(
+        recommend(&h, &set(&["Y", "C"]), 1),
+        rec(ContinuationDecision::Continue, ContinuationReason::HouseholderChanged)
+    );
+    // A 被保険者 member stayed behind: not this rule (and hh_A is not in h_B: 13).
+    assert!(!householder_died(&h, &set(&["Y"])));
+    assert_eq!(recommend(&h, &set(&["Y"]), 1).reason, ContinuationReason::SplitWithoutHouseholder);
+    // A member who is not 被保険者 (a 擬制世帯主) need not move.
+    let mut with_deemed = h.clone();
+    with_deemed.former_members.insert("G".into(), false);
+    assert!(householder_died(&with_deemed, &set(&["Y", "C"])));
+    // Alive: not this rule.
+    assert!(!householder_died(&Households { former_householder_died: false, ..h }, &set(&["Y", "C"])));
+}
+
+/// H2 rule 4: a move group from more than one (A, h_A) → 非継続 14, after rules 1–3.
+#[test]
+fn h2_rule4_a_merge_from_several_households_discontinues_with_14() {
+    let h = Households { householder: Some("P".into()), members: set(&["P", "X", "Y"]), ..unchanged() };
+    assert!(merged_from_several(2) && !merged_from_several(1));
+    assert_eq!(
+        recommend(&h, &set(&["X", "Y"]), 2),
+        rec(ContinuationDecision::Discontinue, ContinuationReason::MergedNotHouseholder)
+    );
+    // The side whose householder is the householder is rule 1 even in a merge.
+    assert_eq!(recommend(&unchanged(), &set(&["X", "Y"]), 2).reason, ContinuationReason::SameHouseholder);
+}
+
+/// H2 rule 5: hh_A is not a member of h_B → 非継続 13 (a split without the former householder).
+#[test]
+fn h2_rule5_a_split_without_the_householder_discontinues_with_13() {
+    let h = Households { householder: Some("Y".into()), members: set(&["Y"]), ..unchanged() };
+    assert!(split_without_householder(&h));
+    assert_eq!(
+        recommend(&h, &set(&["Y"]), 1),
+        rec(ContinuationDecision::Discontinue, ContinuationReason::SplitWithoutHouseholder)
+    );
+    assert_eq!(former_householder(&h), FormerHouseholder::NotMember);
+}
+
+/// H2 rule 6: otherwise → 非継続 99: hh_A is in h_B, not its householder, and hh_B was not of
+/// h_A; or the householders are not known.
+#[test]
+fn h2_rule6_otherwise_discontinues_with_99() {
+    let h = Households { householder: Some("Q".into()), members: set(&["Q", "X"]), ..unchanged() };
+    assert_eq!(recommend(&h, &set(&["X"]), 1), rec(ContinuationDecision::Discontinue, ContinuationReason::NeedsReview));
+    let unknown = Households { former_householder: None, ..unchanged() };
+    assert!(!split_without_householder(&unknown));
+    assert_eq!(recommend(&unknown, &set(&["X"]), 1).reason, ContinuationReason::NeedsReview);
+}
+
+fn records(entries: &[(i32, u8, KogakuKind)]) -> Records {
+    entries.iter().map(|(y, mo, k)| (m(*y, *mo), *k)).collect()
+}
+
+/// The worked example of rules.md: h_A has 2025-08, 2025-11, 2026-02 (区分 1) and 2026-03
+/// (区分 2); the household moves on 2026-05-10.
+fn worked_example() -> Records {
+    records(&[
+        (2025, 8, KogakuKind::Household),
+        (2025, 11, KogakuKind::Household),
+        (2026, 2, KogakuKind::Household),
+        (2026, 3, KogakuKind::ElderlyOutpatientOnly),
+    ])
+}
+
+/// K1: only 該当区分 1 counts; a month counts once; inherited months count.
+#[test]
+fn k1_counted_months() {
+    let c = months::counted(&worked_example(), &BTreeSet::new());
+    assert_eq!(c, [m(2025, 8), m(2025, 11), m(2026, 2)].into());
+    let both_kinds = records(&[(2026, 1, KogakuKind::Household), (2026, 1, KogakuKind::ElderlyOutpatientOnly)]);
+    assert_eq!(months::counted(&both_kinds, &BTreeSet::new()).len(), 1);
+    assert_eq!(months::counted(&BTreeSet::new(), &[m(2026, 4)].into()), [m(2026, 4)].into());
+}
+
+/// K1: X is 多数回該当 when 3 or more counted months fall in [X − 11, X − 1].
+#[test]
+fn k1_many_times_is_the_fourth_month_in_twelve() {
+    let c: BTreeSet<Month> = [m(2025, 8), m(2025, 11), m(2026, 2)].into();
+    assert!(months::many_times(&c, m(2026, 6)), "2025-07 … 2026-05 holds 3");
+    assert!(months::many_times(&c, m(2026, 7)), "2025-08 … 2026-06 holds 3");
+    assert!(!months::many_times(&c, m(2026, 8)), "2025-09 … 2026-07 holds 2");
+    assert!(!months::many_times(&c, m(2026, 2)), "X itself is not in its window");
+    // [X − 11, X − 1] is 11 months: a month 12 before X does not count.
+    let edge: BTreeSet<Month> = [m(2025, 7), m(2025, 8), m(2026, 5)].into();
+    assert!(months::many_times(&edge, m(2026, 6)), "2025-07 … 2026-05");
+    let out: BTreeSet<Month> = [m(2025, 6), m(2025, 8), m(2026, 5)].into();
+    assert!(!months::many_times(&out, m(2026, 6)), "2025-06 is 12 months before");
+}
+
+/// K2: RK field 11 counts C(h_A) in [M − 11, M].
+#[test]
+fn k2_the_count_in_the_twelve_months_ending_at_the_move_month() {
+    let c = months::counted(&worked_example(), &BTreeSet::new());
+    assert_eq!(months::count(&c, m(2026, 5)), 3);
+    assert_eq!(months::count(&c, m(2026, 8)), 2, "2025-09 … 2026-08");
+    assert_eq!(months::count(&c, m(2025, 7)), 0, "before the first month");
+    assert_eq!(months::count(&c, m(2026, 7)), 3, "2025-08 is the first month of the window");
+}
+
+/// K3 and the worked example: on 継続 h_B inherits the months in [M − 11, M]; RG says
+/// `202508 202511 202602`, count 3, 多数回該当 1. A month at both sides counts once.
+#[test]
+fn k3_the_worked_example_hands_over_three_months() {
+    let from = months::counted(&worked_example(), &BTreeSet::new());
+    let h = months::handover(&from, &BTreeSet::new(), m(2026, 5));
+    assert_eq!(h.inherited, [m(2025, 8), m(2025, 11), m(2026, 2)].into());
+    assert_eq!((h.count, h.many_times), (3, true));
+    let own: BTreeSet<Month> = [m(2026, 2), m(2026, 5)].into();
+    let h = months::handover(&from, &own, m(2026, 5));
+    assert_eq!((h.count, h.many_times), (4, true));
+    // A month outside [M − 11, M] is not handed over.
+    let old: BTreeSet<Month> = [m(2025, 5)].into();
+    assert!(months::handover(&old, &BTreeSet::new(), m(2026, 5)).inherited.is_empty());
+}
+
+/// K3 on 非継続 (the fixture's 131024): no months, h_B's own count 1, not 多数回.
+#[test]
+fn k3_no_handover_keeps_the_receiving_households_count() {
+    let own = months::counted(&records(&[(2026, 5, KogakuKind::Household)]), &BTreeSet::new());
+    let h = months::no_handover(&own, m(2026, 5));
+    assert_eq!((h.inherited.len(), h.count, h.many_times), (0, 1, false));
+}
+
+/// K5: a query for (household, X) answers the counted months in [X − 11, X − 1], inherited
+/// ones marked, their count and the flag.
+#[test]
+fn k5_query_marks_inherited_months() {
+    let own = records(&[(2026, 5, KogakuKind::Household)]);
+    let inherited: BTreeSet<Month> = [m(2025, 8), m(2025, 11), m(2026, 2)].into();
+    let (marked, n, many) = months::query(&own, &inherited, m(2026, 6));
+    assert_eq!(n, 4);
+    assert!(many);
+    let expected: BTreeMap<Month, bool> =
+        [(m(2025, 8), true), (m(2025, 11), true), (m(2026, 2), true), (m(2026, 5), false)].into();
+    assert_eq!(marked, expected);
+    let (_, n, many) = months::query(&own, &BTreeSet::new(), m(2026, 6));
+    assert_eq!((n, many), (1, false));
+}
+
+proptest::proptest! {
+    /// H1 is a function of the pairs, whatever order they come in (T2).
+    #[test]
+    fn t2_candidates_do_not_depend_on_the_order_of_the_pairs(
+        raw in proptest::collection::vec((0u8..4, 0u8..2, 0u8..2, 0u8..2, 0u8..2), 0..12),
+        seed in proptest::prelude::any::<u64>(),
+    ) {
+        let munis = ["131016", "131024"];
+        let pairs: Vec<Pair> = raw
+            .iter()
+            .enumerate()
+            .map(|(i, (p, a, ha, hb, day))| Pair {
+                person: format!("P{p}-{i}"),
+                from: munis[*a as usize].into(),
+                from_household: format!("h{ha}"),
+                to: "131032".into(),
+                to_household: format!("b{hb}"),
+                to_resident: format!("r{i}"),
+                moved_in_on: Date::from_ymd(2026, 5, 10 + *day).unwrap(),
+            })
+            .collect();
+        let mut shuffled = pairs.clone();
+        let n = shuffled.len();
+        for i in 0..n {
+            shuffled.swap(i, (seed as usize).wrapping_add(i * 31) % n);
+        }
+        proptest::prop_assert_eq!(candidates(&shuffled), candidates(&pairs));
+    }
+}
