@@ -283,3 +283,13 @@ proptest::proptest! {
         proptest::prop_assert_eq!(candidates(&shuffled), candidates(&pairs));
     }
 }
+
+/// K3 / RG field 8: the 多数回該当 flag is for X = M + 1, so a 高額 month in the move month
+/// itself counts.
+#[test]
+fn k3_the_flag_is_for_the_month_after_the_move() {
+    let c: BTreeSet<Month> = [m(2025, 9), m(2025, 12), m(2026, 5)].into();
+    assert!(!months::many_times(&c, m(2026, 5)) && months::many_times(&c, m(2026, 6)));
+    assert!(months::handover(&c, &BTreeSet::new(), m(2026, 5)).many_times);
+    assert!(months::no_handover(&c, m(2026, 5)).many_times);
+}
