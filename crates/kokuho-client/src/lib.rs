@@ -20,6 +20,8 @@ use tonic::transport::Channel;
 pub use kokuho_proto::continuity::v1::QueryPersonResponse;
 pub use kokuho_proto::identity::v1::{LookupIdsResponse, ReviewAction, ReviewCase};
 pub use kokuho_proto::intake::v1::{GetStatusResponse, SubmissionStatus, SubmitResponse, WaitIdleResponse};
+pub use kokuho_proto::kogaku::v1::CountMonthsResponse;
+use kokuho_proto::kogaku::v1::kogaku_service_client::KogakuServiceClient;
 pub use kokuho_proto::results::v1::ResultFile;
 pub use tonic::{Code, Status};
 
@@ -49,6 +51,7 @@ pub struct Client {
     results: ResultServiceClient<Channel>,
     identity: IdentityServiceClient<Channel>,
     continuity: ContinuityServiceClient<Channel>,
+    kogaku: KogakuServiceClient<Channel>,
     /// Sent as `authorization: Bearer <token>` (the caller's credential).
     token: Option<String>,
     /// Without a token: the dev credentials of `kokuho up` (a token per role), from which each
@@ -68,7 +71,8 @@ impl Client {
             intake: IntakeServiceClient::new(channel.clone()).max_decoding_message_size(64 << 20),
             results: ResultServiceClient::new(channel.clone()).max_decoding_message_size(256 << 20),
             identity: IdentityServiceClient::new(channel.clone()),
-            continuity: ContinuityServiceClient::new(channel),
+            continuity: ContinuityServiceClient::new(channel.clone()),
+            kogaku: KogakuServiceClient::new(channel),
             token: None,
             dev_credentials: None,
         })
@@ -99,6 +103,22 @@ impl Client {
             r.metadata_mut().insert(AUTHORIZATION, v);
         }
         r
+    }
+
+    /// K5: a household's counted 高額 months before `month` (YYYYMM), for its own municipality.
+    pub async fn count_months(
+        &mut self,
+        municipality: &str,
+        household: &str,
+        month: u32,
+    ) -> Result<CountMonthsResponse, ClientError> {
+        let m = kokuho_proto::kogaku::v1::CountMonthsRequest {
+            municipality: municipality.into(),
+            household_number: household.into(),
+            month,
+        };
+        let r = self.kogaku.count_months(self.request(&Caller::Municipality(municipality.into()), m)).await?;
+        Ok(r.into_inner())
     }
 
     /// The IDs of (municipality, 宛名番号); only the municipality's own credential may ask.

@@ -35,6 +35,7 @@ pub const SERVICES: &[Registration] = &[
     registration::<kokuho_intake::App>(),
     registration::<kokuho_identity::App>(),
     registration::<kokuho_continuity::App>(),
+    registration::<kokuho_kogaku::App>(),
 ];
 
 /// The names of [`SERVICES`].

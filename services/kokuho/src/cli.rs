@@ -79,6 +79,11 @@ pub(crate) enum Command {
         #[arg(long)]
         discontinue: bool,
     },
+    /// A household's 高額 months (rules.md K5).
+    Kogaku {
+        #[command(subcommand)]
+        command: KogakuCommand,
+    },
     /// Operator: the review queue of held identity conflicts (rules.md I6).
     Review {
         #[command(subcommand)]
@@ -189,6 +194,21 @@ impl ServeSettings {
             data_dir: self.data_dir.or(file.data_dir),
         }
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum KogakuCommand {
+    /// The counted 高額 months of a household in the 11 months before MONTH, their count and
+    /// whether a 高額 month in MONTH would be 多数回該当 (K1, K5).
+    Count {
+        #[arg(long)]
+        municipality: String,
+        #[arg(long)]
+        household: String,
+        /// YYYYMM.
+        #[arg(long)]
+        month: u32,
+    },
 }
 
 #[derive(Debug, Subcommand)]

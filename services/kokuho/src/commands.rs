@@ -11,8 +11,8 @@ use kokuho_ids::Registry;
 use kokuho_system::{System, SystemConfig};
 
 use crate::cli::{
-    AuditCommand, Cli, Command, DemoArgs, Global, KeysCommand, ReviewCommand, ServeArgs, ServeSettings, SubmitArgs,
-    UpArgs,
+    AuditCommand, Cli, Command, DemoArgs, Global, KeysCommand, KogakuCommand, ReviewCommand, ServeArgs, ServeSettings,
+    SubmitArgs, UpArgs,
 };
 use crate::output::{self, Out};
 use crate::{EXIT_OK, EXIT_REJECTED, EXIT_USAGE};
@@ -34,6 +34,9 @@ pub(crate) async fn run(cli: Cli) -> u8 {
             client_command(&cli.global, out, |c| fetch(c, out, municipality, dir)).await
         }
         Command::Review { command } => client_command(&cli.global, out, |c| review(c, out, command)).await,
+        Command::Kogaku { command: KogakuCommand::Count { municipality, household, month } } => {
+            client_command(&cli.global, out, |c| kogaku_count(c, out, municipality, household, month)).await
+        }
         Command::Audit { command: AuditCommand::Verify } => {
             client_command(&cli.global, out, |c| audit_verify(c, out)).await
         }
@@ -134,6 +137,35 @@ async fn audit_verify(mut client: Client, out: Out) -> Result<u8, ClientError> {
     Ok(if r.intact { EXIT_OK } else { EXIT_REJECTED })
 }
 
+async fn kogaku_count(
+    mut client: Client,
+    out: Out,
+    municipality: String,
+    household: String,
+    month: u32,
+) -> Result<u8, ClientError> {
+    let r = client.count_months(&municipality, &household, month).await?;
+    let months: Vec<String> = r
+        .months
+        .iter()
+        .map(|m| if m.inherited { format!("{} (引継)", m.month) } else { m.month.to_string() })
+        .collect();
+    out.value(
+        &format!(
+            "{municipality} 世帯 {household}, {month}: {} months [{}]{}",
+            r.count,
+            months.join(" "),
+            if r.many_times { "; 多数回該当" } else { "" }
+        ),
+        serde_json::json!({
+            "municipality": municipality, "household": household, "month": month, "count": r.count,
+            "many_times": r.many_times,
+            "months": r.months.iter().map(|m| serde_json::json!({ "month": m.month, "inherited": m.inherited })).collect::<Vec<_>>(),
+        }),
+    );
+    Ok(EXIT_OK)
+}
+
 async fn review(mut client: Client, out: Out, command: ReviewCommand) -> Result<u8, ClientError> {
     match command {
         ReviewCommand::List => {
@@ -213,7 +245,7 @@ async fn up(global: &Global, args: UpArgs) -> anyhow::Result<u8> {
 async fn serve(global: &Global, args: ServeArgs) -> anyhow::Result<u8> {
     let Some(service) = kokuho_system::service_names().into_iter().find(|s| *s == args.service) else {
         anyhow::bail!(
-            "service {:?} is not built yet; this binary runs {} (kogaku, relay and midserver-sim come \
+            "service {:?} is not built yet; this binary runs {} (relay and midserver-sim come \
              with their issues)",
             args.service,
             kokuho_system::service_names().join(", ")

@@ -1,0 +1,74 @@
+//! kogaku: households' 高額 months and, with the rest of issue 10, continuation candidates and
+//! the count handover (rules.md H1–H5, K1–K5).
+//!
+//! Consumes `KOKUHO_INTAKE` (projection `months`): the KG records in force per (municipality,
+//! 世帯番号, 診療年月, 該当区分). Answers K5 over gRPC (`KogakuService.CountMonths`) for the
+//! caller's own municipality, audited. The rules are `kokuho-kogaku-domain`'s.
+
+mod convert;
+mod grpc;
+mod state;
+
+use anyhow::Context as _;
+use kokuho_runtime::audit::Auditor;
+use kokuho_runtime::credentials::Credentials;
+use kokuho_runtime::service::{Environment, Service};
+use kokuho_store::{ProjectionHandle, Runners};
+
+pub use grpc::{KogakuGrpc, KogakuServer};
+
+/// kogaku's one error type; `kokuho_runtime::errors::status` turns it into the answer.
+#[derive(Debug, thiserror::Error)]
+pub enum KogakuError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("kogaku's state: {0}")]
+    Store(#[from] kokuho_store::StoreError),
+}
+
+impl kokuho_runtime::errors::ServiceError for KogakuError {
+    fn kind(&self) -> kokuho_runtime::errors::Kind {
+        use kokuho_runtime::errors::Kind;
+        match self {
+            KogakuError::Invalid(_) => Kind::Invalid,
+            KogakuError::Store(_) => Kind::Internal,
+        }
+    }
+}
+
+/// A running kogaku.
+pub struct App {
+    months: ProjectionHandle,
+    credentials: Credentials,
+    auditor: Auditor,
+    runners: Runners,
+}
+
+impl App {
+    /// The `months` projection (queries and tests).
+    pub fn months(&self) -> &ProjectionHandle {
+        &self.months
+    }
+}
+
+impl Service for App {
+    const NAME: &'static str = "kogaku";
+
+    async fn build(env: Environment) -> anyhow::Result<Self> {
+        env.bus.ensure_stream(&kokuho_intake_contract::STREAM).await.context("ensure the intake stream")?;
+        let mut runners = Runners::new(Self::NAME, env.bus.clone(), env.db.clone(), env.runner.clone());
+        let months = runners.projection(state::Months, "kogaku-months")?;
+        let auditor = Auditor::new(env.bus, Self::NAME).await.context("audit stream")?;
+        Ok(Self { months, credentials: env.credentials, auditor, runners })
+    }
+
+    fn routes(&self, routes: &mut tonic::service::RoutesBuilder) -> Vec<&'static str> {
+        use tonic::server::NamedService as _;
+        routes.add_service(grpc::server(self.months.clone(), self.credentials.clone(), self.auditor.clone()));
+        vec![KogakuServer::NAME]
+    }
+
+    async fn stop(self) {
+        self.runners.shutdown().await;
+    }
+}

@@ -1,0 +1,66 @@
+//! kogaku through the running system: a household's 高額 months as KG files leave them (K1,
+//! K5), for the household's own municipality only (S5), audited (S6).
+#![allow(clippy::unwrap_used)] // Tests may panic on what cannot happen.
+
+use kokuho_client::Code;
+use kokuho_client::scenario::{self, Scenario};
+use kokuho_e2e::app::{CHIYODA, CHUO, spawn_system};
+use kokuho_e2e::{input_file, sample_dir};
+
+fn months(r: &kokuho_client::CountMonthsResponse) -> Vec<(u32, bool)> {
+    r.months.iter().map(|m| (m.month, m.inherited)).collect()
+}
+
+/// The worked example of rules.md through the fixture: h 1001 at 千代田区 has 2025-08, 2025-11,
+/// 2026-02 (該当区分 1) and 2026-03 (区分 2): for 2026-06 three months count, 多数回該当.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn k5_the_worked_example_counts_three_months() {
+    let scenario = Scenario::load(&sample_dir()).unwrap();
+    let mut sys = spawn_system(scenario.first_business_date().unwrap()).await;
+    scenario::play(&mut sys.client, &scenario, |_| {}).await.unwrap();
+    sys.settle().await;
+    let r = sys.client.count_months(CHIYODA, "1001", 202606).await.unwrap();
+    assert_eq!(months(&r), vec![(202508, false), (202511, false), (202602, false)]);
+    assert_eq!((r.count, r.many_times), (3, true));
+    // 2026-08: 2025-09 … 2026-07 holds two.
+    let r = sys.client.count_months(CHIYODA, "1001", 202608).await.unwrap();
+    assert_eq!((r.count, r.many_times), (2, false));
+    // 131024's household 3001 has 2026-05.
+    let r = sys.client.count_months(CHUO, "3001", 202606).await.unwrap();
+    assert_eq!((months(&r), r.many_times), (vec![(202605, false)], false));
+    // S5: another municipality may not ask; the refusal is audited.
+    let dir = kokuho_system::credentials_dir(&sys.data_dir());
+    let caller = kokuho_runtime::credentials::Caller::Municipality(CHUO.into());
+    let mut chuo = sys.client.with_token(kokuho_runtime::credentials::Credentials::token_of(&dir, &caller).unwrap());
+    let err = chuo.count_months(CHIYODA, "1001", 202606).await;
+    assert!(matches!(err, Err(kokuho_client::ClientError::Status(ref s)) if s.code() == Code::PermissionDenied));
+    let bus = sys.nats.bus().await;
+    let entries =
+        bus.read_subject(kokuho_runtime::audit::AUDIT.name, &kokuho_runtime::audit::subject("kogaku")).await.unwrap();
+    assert!(entries.len() >= 3, "every count is audited");
+    sys.stop().await;
+}
+
+/// K1: a deleted KG record no longer counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn k1_a_deleted_month_no_longer_counts() {
+    let mut sys = spawn_system(20260401).await;
+    let ks = input_file("KS", CHIYODA, "130013", 1, &["2,1,1001,20200401,01,100001,0,千代田,1001,09,".into()]);
+    let kg = input_file(
+        "KG",
+        CHIYODA,
+        "130013",
+        1,
+        &["2,1,1001,202508,1,20251001".into(), "2,1,1001,202511,1,20260101".into()],
+    );
+    sys.client.submit(CHIYODA, vec![ks, kg]).await.unwrap();
+    sys.settle().await;
+    assert_eq!(sys.client.count_months(CHIYODA, "1001", 202606).await.unwrap().count, 2);
+    let delete = input_file("KG", CHIYODA, "130013", 2, &["2,3,1001,202508,1,".into()]);
+    let r = sys.client.submit(CHIYODA, vec![delete]).await.unwrap();
+    assert_eq!(r.accepted, 1, "{r:?}");
+    sys.settle().await;
+    let r = sys.client.count_months(CHIYODA, "1001", 202606).await.unwrap();
+    assert_eq!(months(&r), vec![(202511, false)]);
+    sys.stop().await;
+}
