@@ -441,6 +441,23 @@ fn arb_scenario() -> impl Strategy<Value = Vec<Vec<Submission>>> {
 /// The latest RS fields 2–10 per (municipality, 宛名番号, 適用開始年月日).
 type Latest = BTreeMap<(String, String, String), Vec<String>>;
 
+/// The submissions of a phase in an arrival order given by `seed`: the municipalities' queues
+/// interleaved, each queue's own order kept.
+fn interleave(phase: &[Submission], mut seed: u64) -> Vec<&Submission> {
+    let mut queues: BTreeMap<&str, std::collections::VecDeque<&Submission>> = BTreeMap::new();
+    for s in phase {
+        queues.entry(s.municipality).or_default().push_back(s);
+    }
+    let mut out = Vec::new();
+    while queues.values().any(|q| !q.is_empty()) {
+        let ready: Vec<&str> = queues.iter().filter(|(_, q)| !q.is_empty()).map(|(m, _)| *m).collect();
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let m = ready[(seed >> 33) as usize % ready.len()];
+        out.extend(queues.get_mut(m).and_then(|q| q.pop_front()));
+    }
+    out
+}
+
 /// Plays the phases with the submissions of each phase in `order` (a permutation that keeps
 /// each municipality's own order), a day close after each phase; returns the latest RS fields
 /// 2–10 per period and the open anomalies.
@@ -450,17 +467,7 @@ fn play(phases: &[Vec<Submission>], shuffle: u64) -> (Latest, BTreeSet<Anomaly>)
     let closes = ["20251001", "20260401", "20270401"];
     let mut today = d("20250401");
     for (k, phase) in phases.iter().enumerate() {
-        // Interleave the municipalities' queues, keeping each queue's order.
-        let mut queues: BTreeMap<&str, std::collections::VecDeque<&Submission>> = BTreeMap::new();
-        for s in phase {
-            queues.entry(s.municipality).or_default().push_back(s);
-        }
-        let mut seed = shuffle.wrapping_add(k as u64);
-        while queues.values().any(|q| !q.is_empty()) {
-            let ready: Vec<&str> = queues.iter().filter(|(_, q)| !q.is_empty()).map(|(m, _)| *m).collect();
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            let m = ready[(seed >> 33) as usize % ready.len()];
-            let s = queues.get_mut(m).unwrap().pop_front().unwrap();
+        for s in interleave(phase, shuffle.wrapping_add(k as u64)) {
             let mut gone = Vec::new();
             for p in &s.periods {
                 let change = register(p, &format!("MID{}", p.municipality), source("r", 1));
@@ -628,16 +635,7 @@ fn play_split(
         sent
     };
     for (k, phase) in phases.iter().enumerate() {
-        let mut queues: BTreeMap<&str, std::collections::VecDeque<&Submission>> = BTreeMap::new();
-        for s in phase {
-            queues.entry(s.municipality).or_default().push_back(s);
-        }
-        let mut seed = shuffle.wrapping_add(k as u64);
-        while queues.values().any(|q| !q.is_empty()) {
-            let ready: Vec<&str> = queues.iter().filter(|(_, q)| !q.is_empty()).map(|(m, _)| *m).collect();
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            let m = ready[(seed >> 33) as usize % ready.len()];
-            let s = queues.get_mut(m).unwrap().pop_front().unwrap();
+        for s in interleave(phase, shuffle.wrapping_add(k as u64)) {
             if submissions == merge_after {
                 merge(&mut person, &mut provisional);
             }
