@@ -6,6 +6,7 @@
 //! - [`recommend`] (H2): the recommended judgment, the first of six ordered rules that applies,
 //!   each a function of its own ([`same_householder`], [`householder_changed_within`],
 //!   [`householder_died`], [`merged_from_several`], [`split_without_householder`]).
+//! - [`households`]: the household state in force on a date and its members as persons.
 //! - [`months`] (K1–K3): the counted 高額 months of a household, the count in a window, the
 //!   多数回該当 flag, and the handover on 継続.
 //!
@@ -13,6 +14,7 @@
 //!
 //! Architecture invariant: no IO, no clock, no wire types.
 
+pub mod households;
 pub mod months;
 
 use std::collections::{BTreeMap, BTreeSet};
