@@ -150,3 +150,40 @@ async fn c8_w004_names_its_receipt_and_line() {
     );
     sys.stop().await;
 }
+
+/// I5 within one submission: a record without a 個人番号 and, later in the same file, the same
+/// 宛名番号 with the number of a person another municipality knows. Every RS row carries the
+/// one ID RI reported, and the person keeps it in later submissions (no second ID).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn i5_a_merge_within_one_chunk_keeps_one_id() {
+    let mut sys = spawn_system(20260401).await;
+    let ks_a = file("KS", CHIYODA, "130013", 1, &["2,1,1001,20200401,01,100001,0,千代田,1001,09,".into()]);
+    let kk_a = file("KK", CHIYODA, "130013", 1, &[person("100001", "1001", X, "20100401,03,20150331,03,,,20150331")]);
+    submit(&mut sys, CHIYODA, vec![ks_a, kk_a]).await;
+    let ks = file("KS", MINATO, "130039", 1, &["2,1,2001,20160401,01,200001,0,港,2001,09,".into()]);
+    let kk = file(
+        "KK",
+        MINATO,
+        "130039",
+        1,
+        &[
+            person("200001", "2001", "", "20160401,03,20180331,03,,,20180331"),
+            person("200001", "2001", X, "20200401,03,,,,,20200401"),
+        ],
+    );
+    submit(&mut sys, MINATO, vec![ks, kk]).await;
+    let files = sys.client.fetch_files(MINATO).await.unwrap();
+    sys.client.acknowledge(MINATO, files.iter().map(|f| f.name.clone()).collect()).await.unwrap();
+    let ri = data_rows(&files, "RI");
+    assert_eq!(ri.len(), 1, "one ID for 200001: {ri:?}");
+    let id = ri_of(&ri, "200001");
+    let rs = data_rows(&files, "RS");
+    assert!(rs.iter().filter(|r| r[0] == "200001").all(|r| r[1] == id), "{rs:?}");
+    // A later submission keeps the same ID: no new RI, RS rows still carry it.
+    let kk2 = file("KK", MINATO, "130039", 2, &[person("200001", "2001", X, "20200401,03,20260331,03,,,20260331")]);
+    submit(&mut sys, MINATO, vec![kk2]).await;
+    let files = sys.client.fetch_files(MINATO).await.unwrap();
+    assert!(data_rows(&files, "RI").is_empty(), "no second ID");
+    assert!(data_rows(&files, "RS").iter().all(|r| r[1] == id));
+    sys.stop().await;
+}

@@ -356,6 +356,16 @@ impl State {
             }
             Self::key_of(&id)
         };
+        // An ID assigned here to a person merged later in the chunk is the survivor's if the
+        // survivor took it over (it had none here); otherwise it was never used and is dropped.
+        let assigned = std::mem::take(&mut self.decision.assigned);
+        for (p, serial, i) in assigned {
+            let survivor = resolve(&p);
+            let id = format!("new:{serial}");
+            if self.facts.muni_ids.get(&Self::id_of(&survivor)) == Some(&id) {
+                self.decision.assigned.push((survivor, serial, i));
+            }
+        }
         let insured: BTreeSet<usize> = records.iter().filter(|r| r.insured && !r.delete).map(|r| r.index).collect();
         for (p, i) in &mut self.decision.linked {
             *p = resolve(p);

@@ -257,3 +257,20 @@ fn c01_c02_codes_round_trip() {
     assert_eq!(Conflict::C02.code(), "C02");
     assert_eq!(Conflict::parse("C03"), None);
 }
+
+/// I2 and I5 within one chunk: an ID assigned to a provisional person that a later record of
+/// the chunk merges into a survivor becomes the survivor's when it had none here, and is
+/// dropped (never sent) when the survivor has its own.
+#[test]
+fn i5_an_id_assigned_in_the_chunk_follows_the_merge() {
+    let f = facts_with(known("13q", Some(A), &["131032"]), &[]);
+    let d = decide("131016", &f, &[rec(0, "100001", None), rec(1, "100001", Some(A))]);
+    assert_eq!(d.assigned, vec![(PersonRef::Known("13q".into()), 1, 0)]);
+    assert_eq!(d.link_ids.get(&0).map(String::as_str), Some("new:1"));
+    let mut own = f.clone();
+    own.muni_ids.insert("13q".into(), "MID-Q".into());
+    let d = decide("131016", &own, &[rec(0, "100001", None), rec(1, "100001", Some(A))]);
+    assert!(d.assigned.is_empty(), "{:?}", d.assigned);
+    assert_eq!(d.link_ids.get(&0).map(String::as_str), Some("MID-Q"));
+    assert_eq!(d.link_ids.get(&1).map(String::as_str), Some("MID-Q"));
+}
