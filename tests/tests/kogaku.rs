@@ -64,3 +64,30 @@ async fn k1_a_deleted_month_no_longer_counts() {
     assert_eq!(months(&r), vec![(202511, false)]);
     sys.stop().await;
 }
+
+/// H2's householders: the household state in force on a date (the fixture's 2001 at 港区 from
+/// 2026-05-10, householder 200001 = X; 1001 at 千代田区, householder 100001), as KS files leave it;
+/// a 削除 removes the state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2_the_householder_in_force_on_a_date() {
+    let scenario = Scenario::load(&sample_dir()).unwrap();
+    let mut sys = spawn_system(scenario.first_business_date().unwrap()).await;
+    scenario::play(&mut sys.client, &scenario, |_| {}).await.unwrap();
+    sys.settle().await;
+    let kogaku = sys.system().service::<kokuho_kogaku::App>().unwrap();
+    let d = |s: &str| kokuho_ids::Date::parse(s).unwrap();
+    let on = |muni: &str, h: &str, date: &str| kogaku.household_on(muni, h, d(date)).unwrap().map(|s| s.householder);
+    assert_eq!(on("131032", "2001", "20260510").as_deref(), Some("200001"));
+    assert_eq!(on("131032", "2001", "20260509"), None, "not yet a household");
+    assert_eq!(on("131016", "1001", "20260509").as_deref(), Some("100001"));
+    let state = kogaku.household_on("131016", "1001", d("20260509")).unwrap().unwrap();
+    assert_eq!((state.card_symbol.as_str(), state.card_number.as_str(), state.deemed), ("千代田", "1001", false));
+    // A 削除 of the KS state removes it.
+    let delete = input_file("KS", "131032", "130039", 2, &["2,3,2001,20260510,,,,,,,".into()]);
+    let r = sys.client.submit("131032", vec![delete]).await.unwrap();
+    assert_eq!(r.accepted, 1, "{r:?}");
+    sys.settle().await;
+    let kogaku = sys.system().service::<kokuho_kogaku::App>().unwrap();
+    assert_eq!(kogaku.household_on("131032", "2001", d("20260510")).unwrap().map(|s| s.householder), None);
+    sys.stop().await;
+}

@@ -1,8 +1,30 @@
-//! Wire ↔ domain for kogaku: the only module that reads another stream's events (intake's).
+//! Wire ↔ domain for kogaku: the only module that reads another stream's events (intake's) and
+//! kogaku's stored state.
 
-use kokuho_ids::Month;
-use kokuho_ids::codes::{KogakuKind, ProcessingKind};
+use kokuho_ids::codes::{DeemedHouseholder, KogakuKind, ProcessingKind};
+use kokuho_ids::{Date, Month};
+use kokuho_intake_contract::pb::RecordsAccepted;
+use kokuho_intake_contract::pb::change_record::Record;
 use kokuho_intake_contract::{Event, Events};
+use kokuho_kogaku_domain::households::HouseholdState;
+use kokuho_proto::kogaku::v1 as pb;
+
+/// The chunk of accepted records an event of the intake stream carries, if any (every event of
+/// the stream is named here, so a new one forces a decision).
+fn chunk_of(bytes: &[u8]) -> Result<Option<RecordsAccepted>, String> {
+    let (_, event) = kokuho_bus::event::decode::<Events>(bytes)?;
+    Ok(match event {
+        Event::RecordsAccepted(chunk) => Some(chunk),
+        Event::SubmissionAccepted(_)
+        | Event::SubmissionRejected(_)
+        | Event::BusinessDateSet(_)
+        | Event::DayClosed(_) => None,
+    })
+}
+
+fn processing(p: &str) -> Result<ProcessingKind, String> {
+    ProcessingKind::parse(p).map_err(|_| format!("処理区分 {p:?}"))
+}
 
 /// A KG record as kogaku keeps it: registered (`true`) or deleted, with its key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,35 +36,81 @@ pub(crate) struct KogakuRecord {
     pub(crate) register: bool,
 }
 
-/// The KG records of an event of the intake stream, in file order (every event of the stream is
-/// named here, so a new one forces a decision). intake checked them; a value that does not
-/// parse is an error (the event is dead-lettered), never a default.
+/// The KG records of an event of the intake stream, in file order. intake checked them; a
+/// value that does not parse is an error (the event is dead-lettered), never a default.
 pub(crate) fn kogaku_records(bytes: &[u8]) -> Result<Vec<KogakuRecord>, String> {
-    let (_, event) = kokuho_bus::event::decode::<Events>(bytes)?;
-    let chunk = match event {
-        Event::RecordsAccepted(chunk) => chunk,
-        Event::SubmissionAccepted(_)
-        | Event::SubmissionRejected(_)
-        | Event::BusinessDateSet(_)
-        | Event::DayClosed(_) => {
-            return Ok(Vec::new());
-        }
-    };
+    let Some(chunk) = chunk_of(bytes)? else { return Ok(Vec::new()) };
     let mut out = Vec::new();
     for r in chunk.records {
-        use kokuho_intake_contract::pb::change_record::Record;
         let Some(Record::Kogaku(k)) = r.record else { continue };
         let month = Month::new((k.month / 100) as i32, (k.month % 100) as u8)
             .map_err(|_| format!("診療年月 {} of line {}", k.month, r.line))?;
         let kind = KogakuKind::parse(&k.kogaku_kind).map_err(|_| format!("該当区分 {:?}", k.kogaku_kind))?;
-        let processing = ProcessingKind::parse(&k.processing).map_err(|_| format!("処理区分 {:?}", k.processing))?;
         out.push(KogakuRecord {
             municipality: chunk.municipality.clone(),
             household: k.household_number,
             month,
             kind,
-            register: processing == ProcessingKind::Register,
+            register: processing(&k.processing)? == ProcessingKind::Register,
         });
     }
     Ok(out)
+}
+
+/// A KS record as kogaku keeps it: the state from its 異動年月日 on, or `None` for a 削除.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct HouseholdRecord {
+    pub(crate) municipality: String,
+    pub(crate) household: String,
+    pub(crate) changed_on: Date,
+    pub(crate) state: Option<HouseholdState>,
+}
+
+/// The KS records of an event of the intake stream, in file order.
+pub(crate) fn household_records(bytes: &[u8]) -> Result<Vec<HouseholdRecord>, String> {
+    let Some(chunk) = chunk_of(bytes)? else { return Ok(Vec::new()) };
+    let mut out = Vec::new();
+    for r in chunk.records {
+        let Some(Record::Household(h)) = r.record else { continue };
+        let changed_on = Date::from_yyyymmdd(h.changed_on).ok_or_else(|| format!("異動年月日 of line {}", r.line))?;
+        let state = match processing(&h.processing)? {
+            ProcessingKind::Delete => None,
+            ProcessingKind::Register => {
+                let deemed = DeemedHouseholder::parse(&h.deemed_householder)
+                    .map_err(|_| format!("擬制世帯主区分 {:?}", h.deemed_householder))?;
+                Some(HouseholdState {
+                    householder: h.householder,
+                    deemed: deemed == DeemedHouseholder::Deemed,
+                    card_symbol: h.card_symbol,
+                    card_number: h.card_number,
+                })
+            }
+        };
+        out.push(HouseholdRecord {
+            municipality: chunk.municipality.clone(),
+            household: h.household_number,
+            changed_on,
+            state,
+        });
+    }
+    Ok(out)
+}
+
+/// A household state as stored.
+pub(crate) fn stored_state(s: &HouseholdState) -> pb::HouseholdStateRecord {
+    pb::HouseholdStateRecord {
+        householder: s.householder.clone(),
+        deemed: s.deemed,
+        card_symbol: s.card_symbol.clone(),
+        card_number: s.card_number.clone(),
+    }
+}
+
+pub(crate) fn state_of(r: pb::HouseholdStateRecord) -> HouseholdState {
+    HouseholdState {
+        householder: r.householder,
+        deemed: r.deemed,
+        card_symbol: r.card_symbol,
+        card_number: r.card_number,
+    }
 }

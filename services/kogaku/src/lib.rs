@@ -2,7 +2,8 @@
 //! the count handover (rules.md H1–H5, K1–K5).
 //!
 //! Consumes `KOKUHO_INTAKE` (projection `months`): the KG records in force per (municipality,
-//! 世帯番号, 診療年月, 該当区分). Answers K5 over gRPC (`KogakuService.CountMonths`) for the
+//! 世帯番号, 診療年月, 該当区分); and (projection `households`) the household states by
+//! 異動年月日, for H2's householders. Answers K5 over gRPC (`KogakuService.CountMonths`) for the
 //! caller's own municipality, audited. The rules are `kokuho-kogaku-domain`'s.
 
 mod convert;
@@ -39,6 +40,7 @@ impl kokuho_runtime::errors::ServiceError for KogakuError {
 /// A running kogaku.
 pub struct App {
     months: ProjectionHandle,
+    households: ProjectionHandle,
     credentials: Credentials,
     auditor: Auditor,
     runners: Runners,
@@ -49,6 +51,18 @@ impl App {
     pub fn months(&self) -> &ProjectionHandle {
         &self.months
     }
+
+    /// The household state of (municipality, 世帯番号) in force on `date` (H2: the householder
+    /// on D − 1 at A, on D at B).
+    pub fn household_on(
+        &self,
+        municipality: &str,
+        household: &str,
+        date: kokuho_ids::Date,
+    ) -> Result<Option<kokuho_kogaku_domain::households::HouseholdState>, KogakuError> {
+        let states = state::household_states(self.households.store(), municipality, household)?;
+        Ok(kokuho_kogaku_domain::households::in_force(&states, date).cloned())
+    }
 }
 
 impl Service for App {
@@ -58,8 +72,9 @@ impl Service for App {
         env.bus.ensure_stream(&kokuho_intake_contract::STREAM).await.context("ensure the intake stream")?;
         let mut runners = Runners::new(Self::NAME, env.bus.clone(), env.db.clone(), env.runner.clone());
         let months = runners.projection(state::Months, "kogaku-months")?;
+        let households = runners.projection(state::Households, "kogaku-households")?;
         let auditor = Auditor::new(env.bus, Self::NAME).await.context("audit stream")?;
-        Ok(Self { months, credentials: env.credentials, auditor, runners })
+        Ok(Self { months, households, credentials: env.credentials, auditor, runners })
     }
 
     fn routes(&self, routes: &mut tonic::service::RoutesBuilder) -> Vec<&'static str> {
