@@ -91,3 +91,37 @@ async fn h2_the_householder_in_force_on_a_date() {
     assert_eq!(kogaku.household_on("131032", "2001", d("20260510")).unwrap().map(|s| s.householder), None);
     sys.stop().await;
 }
+
+/// H2's members as persons: the fixture's 1001 at 千代田区 on 2026-05-09 is X and Y (both
+/// 被保険者), and 2001 at 港区 on 2026-05-10 is X and Y again, as the same persons; a record
+/// re-registered under another 世帯番号 leaves its first household.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2_members_are_persons_on_a_date() {
+    let scenario = Scenario::load(&sample_dir()).unwrap();
+    let mut sys = spawn_system(scenario.first_business_date().unwrap()).await;
+    scenario::play(&mut sys.client, &scenario, |_| {}).await.unwrap();
+    sys.settle().await;
+    let d = |s: &str| kokuho_ids::Date::parse(s).unwrap();
+    let kogaku = sys.system().service::<kokuho_kogaku::App>().unwrap();
+    let at_a = kogaku.members_on("131016", "1001", d("20260509")).unwrap();
+    let at_b = kogaku.members_on("131032", "2001", d("20260510")).unwrap();
+    assert_eq!(at_a.len(), 2);
+    assert!(at_a.values().all(|insured| *insured));
+    assert_eq!(at_a.keys().collect::<Vec<_>>(), at_b.keys().collect::<Vec<_>>(), "the same persons");
+    assert!(kogaku.members_on("131016", "1001", d("20260510")).unwrap().is_empty(), "they left on 05-09");
+    // 100003 (Z, household 1002) re-registered under 1001: no longer a member of 1002.
+    let kk = input_file(
+        "KK",
+        CHIYODA,
+        "130013",
+        3,
+        &["2,1,100003,1001,1,345678901234,鈴木 一郎,スズキ イチロウ,19900105,1,01,20191001,01,20260430,02,271004,131024,20260430".into()],
+    );
+    let r = sys.client.submit(CHIYODA, vec![kk]).await.unwrap();
+    assert_eq!(r.accepted, 1, "{r:?}");
+    sys.settle().await;
+    let kogaku = sys.system().service::<kokuho_kogaku::App>().unwrap();
+    assert!(kogaku.members_on("131016", "1002", d("20260401")).unwrap().is_empty());
+    assert_eq!(kogaku.members_on("131016", "1001", d("20260401")).unwrap().len(), 3);
+    sys.stop().await;
+}

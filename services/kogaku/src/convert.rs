@@ -6,7 +6,7 @@ use kokuho_ids::{Date, Month};
 use kokuho_intake_contract::pb::RecordsAccepted;
 use kokuho_intake_contract::pb::change_record::Record;
 use kokuho_intake_contract::{Event, Events};
-use kokuho_kogaku_domain::households::HouseholdState;
+use kokuho_kogaku_domain::households::{HouseholdState, MemberRecord};
 use kokuho_proto::kogaku::v1 as pb;
 
 /// The chunk of accepted records an event of the intake stream carries, if any (every event of
@@ -113,4 +113,69 @@ pub(crate) fn state_of(r: pb::HouseholdStateRecord) -> HouseholdState {
         card_symbol: r.card_symbol,
         card_number: r.card_number,
     }
+}
+
+/// What a linked KK record tells kogaku about household members (H2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum MemberChange {
+    /// (municipality, 宛名番号) is the person's.
+    Linked { municipality: String, resident: String, person: String },
+    /// The record with this key is registered in the household (or replaced), or deleted.
+    Record {
+        municipality: String,
+        household: String,
+        resident: String,
+        start: u32,
+        state: Option<pb::MemberStateRecord>,
+    },
+    /// I5: every link of `from` is `into`'s from now on.
+    Merged { from: String, into: String },
+}
+
+/// The member changes of an event of identity's stream, in order (every event of the stream is
+/// named here, so a new one forces a decision).
+pub(crate) fn member_changes(bytes: &[u8]) -> Result<Vec<MemberChange>, String> {
+    use kokuho_identity_contract::Event as IdentityEvent;
+    let (_, event) = kokuho_bus::event::decode::<kokuho_identity_contract::Events>(bytes)?;
+    let (municipality, links, merges) = match event {
+        IdentityEvent::ChunkLinked(c) => (c.municipality, c.links, c.merged),
+        IdentityEvent::CaseResolved(r) => (r.municipality, r.links, Vec::new()),
+        IdentityEvent::BusinessDay(_) | IdentityEvent::NumberReleased(_) => return Ok(Vec::new()),
+    };
+    let mut out: Vec<MemberChange> =
+        merges.into_iter().map(|m| MemberChange::Merged { from: m.from, into: m.into }).collect();
+    for l in links {
+        let r = l.record.ok_or("a linked record without its record")?;
+        let insured = kokuho_ids::codes::InsuredKind::parse(&r.insured_kind)
+            .map_err(|_| format!("被保険者区分 {:?}", r.insured_kind))?
+            == kokuho_ids::codes::InsuredKind::Insured;
+        let start = if insured { r.start_date } else { 0 };
+        let state = match processing(&r.processing)? {
+            ProcessingKind::Delete => None,
+            ProcessingKind::Register => {
+                Some(pb::MemberStateRecord { insured, start, end: if insured { r.end_date } else { 0 } })
+            }
+        };
+        out.push(MemberChange::Linked {
+            municipality: municipality.clone(),
+            resident: r.resident_number.clone(),
+            person: l.pref_id,
+        });
+        out.push(MemberChange::Record {
+            municipality: municipality.clone(),
+            household: r.household_number,
+            resident: r.resident_number,
+            start,
+            state,
+        });
+    }
+    Ok(out)
+}
+
+/// A stored member record as the domain's.
+pub(crate) fn member_of(person: String, household: String, r: &pb::MemberStateRecord) -> Result<MemberRecord, String> {
+    let date = |v: u32| Date::from_yyyymmdd(v).ok_or_else(|| format!("date {v}"));
+    let period =
+        if r.insured { Some((date(r.start)?, if r.end == 0 { None } else { Some(date(r.end)?) })) } else { None };
+    Ok(MemberRecord { person, household, period })
 }

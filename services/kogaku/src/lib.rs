@@ -3,7 +3,8 @@
 //!
 //! Consumes `KOKUHO_INTAKE` (projection `months`): the KG records in force per (municipality,
 //! 世帯番号, 診療年月, 該当区分); and (projection `households`) the household states by
-//! 異動年月日, for H2's householders. Answers K5 over gRPC (`KogakuService.CountMonths`) for the
+//! 異動年月日, for H2's householders. Consumes `KOKUHO_IDENTITY` (projection `members`): the
+//! linked KK records by household, with their persons (merges followed, I5), for H2's members. Answers K5 over gRPC (`KogakuService.CountMonths`) for the
 //! caller's own municipality, audited. The rules are `kokuho-kogaku-domain`'s.
 
 mod convert;
@@ -41,6 +42,7 @@ impl kokuho_runtime::errors::ServiceError for KogakuError {
 pub struct App {
     months: ProjectionHandle,
     households: ProjectionHandle,
+    members: ProjectionHandle,
     credentials: Credentials,
     auditor: Auditor,
     runners: Runners,
@@ -63,6 +65,18 @@ impl App {
         let states = state::household_states(self.households.store(), municipality, household)?;
         Ok(kokuho_kogaku_domain::households::in_force(&states, date).cloned())
     }
+
+    /// Members of (municipality, 世帯番号) on `date`, as persons, each with whether they are
+    /// 被保険者 there (H2).
+    pub fn members_on(
+        &self,
+        municipality: &str,
+        household: &str,
+        date: kokuho_ids::Date,
+    ) -> Result<std::collections::BTreeMap<String, bool>, KogakuError> {
+        let records = state::member_records(self.members.store(), municipality, household)?;
+        Ok(kokuho_kogaku_domain::households::members_with_kind(&records, household, date))
+    }
 }
 
 impl Service for App {
@@ -73,8 +87,10 @@ impl Service for App {
         let mut runners = Runners::new(Self::NAME, env.bus.clone(), env.db.clone(), env.runner.clone());
         let months = runners.projection(state::Months, "kogaku-months")?;
         let households = runners.projection(state::Households, "kogaku-households")?;
+        env.bus.ensure_stream(&kokuho_identity_contract::STREAM).await.context("ensure identity's stream")?;
+        let members = runners.projection(state::Members, "kogaku-members")?;
         let auditor = Auditor::new(env.bus, Self::NAME).await.context("audit stream")?;
-        Ok(Self { months, households, credentials: env.credentials, auditor, runners })
+        Ok(Self { months, households, members, credentials: env.credentials, auditor, runners })
     }
 
     fn routes(&self, routes: &mut tonic::service::RoutesBuilder) -> Vec<&'static str> {

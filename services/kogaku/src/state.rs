@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use kokuho_ids::codes::KogakuKind;
 use kokuho_ids::{Date, Month};
-use kokuho_kogaku_domain::households::HouseholdState;
+use kokuho_kogaku_domain::households::{HouseholdState, MemberRecord};
 use kokuho_kogaku_domain::months::Records;
 use kokuho_store::{ApplyError, LogEvent, Projection, Read, StoreError, Tx};
 use prost::Message as _;
@@ -90,6 +90,86 @@ pub(crate) fn household_states(
         let state = kokuho_proto::kogaku::v1::HouseholdStateRecord::decode(value.as_slice())
             .map_err(|e| StoreError::Corrupt(format!("{tail}: {e}")))?;
         out.insert(date, convert::state_of(state));
+    }
+    Ok(out)
+}
+
+/// Household members as persons (H2), from identity's linked records.
+///
+/// Keys (tree `kogaku-members`): `k/<muni>/<世帯番号>/<宛名番号>/<適用開始年月日|00000000>` → the
+/// record (`MemberStateRecord`); `x/<muni>/<宛名番号>/<適用開始年月日|00000000>` → its 世帯番号;
+/// `r/<muni>/<宛名番号>` → the person; `pr/<person>/<muni>/<宛名番号>` → present (to follow
+/// merges, I5).
+pub(crate) struct Members;
+
+fn resident_key(muni: &str, resident: &str) -> Vec<u8> {
+    format!("r/{muni}/{resident}").into_bytes()
+}
+
+fn members_prefix(muni: &str, household: &str) -> String {
+    format!("k/{muni}/{household}/")
+}
+
+impl Projection for Members {
+    const NAME: &'static str = "members";
+    const VERSION: u32 = 1;
+    const STREAM: &'static str = kokuho_identity_contract::STREAM.name;
+
+    fn apply(&self, tx: &mut Tx<'_>, ev: &LogEvent<'_>) -> Result<(), ApplyError> {
+        for change in convert::member_changes(ev.payload).map_err(ApplyError::Malformed)? {
+            match change {
+                convert::MemberChange::Linked { municipality, resident, person } => {
+                    tx.put(resident_key(&municipality, &resident), person.clone().into_bytes());
+                    tx.put(format!("pr/{person}/{municipality}/{resident}").into_bytes(), Vec::new());
+                }
+                convert::MemberChange::Record { municipality, household, resident, start, state } => {
+                    // The record's key is (宛名番号, 適用開始年月日): a 登録 with another 世帯番号
+                    // moves it to that household, a 削除 removes it wherever it is.
+                    let at = format!("x/{municipality}/{resident}/{start:08}").into_bytes();
+                    if let Some(before) = tx.get(&at)? {
+                        let before = String::from_utf8_lossy(&before).into_owned();
+                        let old = format!("{}{resident}/{start:08}", members_prefix(&municipality, &before));
+                        tx.delete(old.into_bytes());
+                    }
+                    let key =
+                        format!("{}{resident}/{start:08}", members_prefix(&municipality, &household)).into_bytes();
+                    match state {
+                        Some(s) => {
+                            tx.put(key, s.encode_to_vec());
+                            tx.put(at, household.into_bytes());
+                        }
+                        None => tx.delete(at),
+                    }
+                }
+                convert::MemberChange::Merged { from, into } => {
+                    let prefix = format!("pr/{from}/");
+                    for (key, _) in tx.scan_prefix(prefix.as_bytes())? {
+                        let tail = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+                        let Some((muni, resident)) = tail.split_once('/') else { continue };
+                        tx.put(resident_key(muni, resident), into.clone().into_bytes());
+                        tx.put(format!("pr/{into}/{muni}/{resident}").into_bytes(), Vec::new());
+                        tx.delete(key);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The member records of (municipality, 世帯番号), each with its person.
+pub(crate) fn member_records(store: &dyn Read, muni: &str, household: &str) -> Result<Vec<MemberRecord>, StoreError> {
+    let prefix = members_prefix(muni, household);
+    let mut out = Vec::new();
+    for (key, value) in store.scan_prefix(prefix.as_bytes())? {
+        let tail = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+        let Some((resident, _)) = tail.split_once('/') else { return Err(StoreError::Corrupt(tail)) };
+        let Some(person) = store.get(&resident_key(muni, resident))? else { continue };
+        let record = kokuho_proto::kogaku::v1::MemberStateRecord::decode(value.as_slice())
+            .map_err(|e| StoreError::Corrupt(format!("{tail}: {e}")))?;
+        let member = convert::member_of(String::from_utf8_lossy(&person).into_owned(), household.to_string(), &record)
+            .map_err(StoreError::Corrupt)?;
+        out.push(member);
     }
     Ok(out)
 }
