@@ -125,3 +125,35 @@ async fn h2_members_are_persons_on_a_date() {
     assert_eq!(kogaku.members_on("131016", "1001", d("20260401")).unwrap().len(), 3);
     sys.stop().await;
 }
+
+/// H1 from continuity's pairs: the fixture's two candidates — 131032's 2001 on 2026-05-10 from
+/// 131016's 1001 (X and Y), and 131024's 3001 on 2026-05-20 from 131016's 1002 (Z); V's move
+/// has no 転入 and makes none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h1_the_fixtures_candidates_from_the_pairs() {
+    let scenario = Scenario::load(&sample_dir()).unwrap();
+    let mut sys = spawn_system(scenario.first_business_date().unwrap()).await;
+    scenario::play(&mut sys.client, &scenario, |_| {}).await.unwrap();
+    sys.settle().await;
+    let kogaku = sys.system().service::<kokuho_kogaku::App>().unwrap();
+    let candidates: Vec<(String, String, u32, String, String, usize)> = kogaku
+        .candidates()
+        .unwrap()
+        .into_iter()
+        .map(|(k, movers)| {
+            (k.group.to, k.group.household, k.group.moved_in_on.to_yyyymmdd(), k.from, k.from_household, movers.len())
+        })
+        .collect();
+    let c = |to: &str, h: &str, d: u32, from: &str, hf: &str, n: usize| {
+        (to.to_string(), h.to_string(), d, from.to_string(), hf.to_string(), n)
+    };
+    assert_eq!(
+        candidates,
+        vec![c("131024", "3001", 20260520, "131016", "1002", 1), c("131032", "2001", 20260510, "131016", "1001", 2)]
+    );
+    // The movers are the members of h_B on D (H2 compares them as persons).
+    let movers = kogaku.candidates().unwrap().into_values().find(|m| m.len() == 2).unwrap();
+    let members = kogaku.members_on("131032", "2001", kokuho_ids::Date::parse("20260510").unwrap()).unwrap();
+    assert_eq!(movers, members.into_keys().collect());
+    sys.stop().await;
+}

@@ -6,6 +6,7 @@ use kokuho_ids::{Date, Month};
 use kokuho_intake_contract::pb::RecordsAccepted;
 use kokuho_intake_contract::pb::change_record::Record;
 use kokuho_intake_contract::{Event, Events};
+use kokuho_kogaku_domain::Pair;
 use kokuho_kogaku_domain::households::{HouseholdState, MemberRecord};
 use kokuho_proto::kogaku::v1 as pb;
 
@@ -178,4 +179,35 @@ pub(crate) fn member_of(person: String, household: String, r: &pb::MemberStateRe
     let period =
         if r.insured { Some((date(r.start)?, if r.end == 0 { None } else { Some(date(r.end)?) })) } else { None };
     Ok(MemberRecord { person, household, period })
+}
+
+/// A person and their pairs now (`None`: merged away).
+pub(crate) type PersonPairs = (String, Option<Vec<Pair>>);
+
+/// The C2 pairs of the persons an event of continuity's stream evaluated (each person's pairs
+/// as they are now: `None` for a person merged away), as kogaku's domain reads them.
+pub(crate) fn person_pairs(bytes: &[u8]) -> Result<Vec<PersonPairs>, String> {
+    use kokuho_continuity_contract::Event as ContinuityEvent;
+    let (_, event) = kokuho_bus::event::decode::<kokuho_continuity_contract::Events>(bytes)?;
+    let ContinuityEvent::PersonsEvaluated(e) = event;
+    let mut out: Vec<PersonPairs> = e.merged_away.into_iter().map(|p| (p, None)).collect();
+    for person in e.persons {
+        let pairs = person
+            .pairs
+            .iter()
+            .map(|p| {
+                Ok(Pair {
+                    person: person.pref_id.clone(),
+                    from: p.from_municipality.clone(),
+                    from_household: p.from_household_number.clone(),
+                    to: p.to_municipality.clone(),
+                    to_household: p.to_household_number.clone(),
+                    to_resident: p.to_resident_number.clone(),
+                    moved_in_on: Date::from_yyyymmdd(p.to_start).ok_or_else(|| format!("転入 {}", p.to_start))?,
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        out.push((person.pref_id, Some(pairs)));
+    }
+    Ok(out)
 }

@@ -4,7 +4,8 @@
 //! Consumes `KOKUHO_INTAKE` (projection `months`): the KG records in force per (municipality,
 //! 世帯番号, 診療年月, 該当区分); and (projection `households`) the household states by
 //! 異動年月日, for H2's householders. Consumes `KOKUHO_IDENTITY` (projection `members`): the
-//! linked KK records by household, with their persons (merges followed, I5), for H2's members. Answers K5 over gRPC (`KogakuService.CountMonths`) for the
+//! linked KK records by household, with their persons (merges followed, I5), for H2's members.
+//! Consumes `KOKUHO_CONTINUITY` (projection `pairs`): every person's C2 pairs now, for H1. Answers K5 over gRPC (`KogakuService.CountMonths`) for the
 //! caller's own municipality, audited. The rules are `kokuho-kogaku-domain`'s.
 
 mod convert;
@@ -43,6 +44,7 @@ pub struct App {
     months: ProjectionHandle,
     households: ProjectionHandle,
     members: ProjectionHandle,
+    pairs: ProjectionHandle,
     credentials: Credentials,
     auditor: Auditor,
     runners: Runners,
@@ -64,6 +66,17 @@ impl App {
     ) -> Result<Option<kokuho_kogaku_domain::households::HouseholdState>, KogakuError> {
         let states = state::household_states(self.households.store(), municipality, household)?;
         Ok(kokuho_kogaku_domain::households::in_force(&states, date).cloned())
+    }
+
+    /// H1: every candidate (move group and source household) with its movers, from the pairs
+    /// continuity published.
+    pub fn candidates(
+        &self,
+    ) -> Result<
+        std::collections::BTreeMap<kokuho_kogaku_domain::CandidateKey, std::collections::BTreeSet<String>>,
+        KogakuError,
+    > {
+        Ok(kokuho_kogaku_domain::candidates(&state::pairs(self.pairs.store())?))
     }
 
     /// Members of (municipality, 世帯番号) on `date`, as persons, each with whether they are
@@ -89,8 +102,10 @@ impl Service for App {
         let households = runners.projection(state::Households, "kogaku-households")?;
         env.bus.ensure_stream(&kokuho_identity_contract::STREAM).await.context("ensure identity's stream")?;
         let members = runners.projection(state::Members, "kogaku-members")?;
+        env.bus.ensure_stream(&kokuho_continuity_contract::STREAM).await.context("ensure continuity's stream")?;
+        let pairs = runners.projection(state::Pairs, "kogaku-pairs")?;
         let auditor = Auditor::new(env.bus, Self::NAME).await.context("audit stream")?;
-        Ok(Self { months, households, members, credentials: env.credentials, auditor, runners })
+        Ok(Self { months, households, members, pairs, credentials: env.credentials, auditor, runners })
     }
 
     fn routes(&self, routes: &mut tonic::service::RoutesBuilder) -> Vec<&'static str> {

@@ -173,3 +173,62 @@ pub(crate) fn member_records(store: &dyn Read, muni: &str, household: &str) -> R
     }
     Ok(out)
 }
+
+/// Move pairs (C2) from continuity's stream, for move groups and candidates (H1).
+///
+/// Keys (tree `kogaku-pairs`): `g/<B>/<h_B>/<D>/<A>/<h_A>/<person>` → the 宛名番号 at B;
+/// `p/<person>` → the person's `g/` keys now, one per line (to drop pairs that disappear).
+pub(crate) struct Pairs;
+
+impl Projection for Pairs {
+    const NAME: &'static str = "pairs";
+    const VERSION: u32 = 1;
+    const STREAM: &'static str = kokuho_continuity_contract::STREAM.name;
+
+    fn apply(&self, tx: &mut Tx<'_>, ev: &LogEvent<'_>) -> Result<(), ApplyError> {
+        for (person, pairs) in convert::person_pairs(ev.payload).map_err(ApplyError::Malformed)? {
+            let index = format!("p/{person}").into_bytes();
+            if let Some(before) = tx.get(&index)? {
+                for key in String::from_utf8_lossy(&before).lines() {
+                    tx.delete(key.as_bytes().to_vec());
+                }
+            }
+            let keys: Vec<String> = pairs
+                .unwrap_or_default()
+                .into_iter()
+                .map(|p| {
+                    let key = format!(
+                        "g/{}/{}/{}/{}/{}/{}",
+                        p.to, p.to_household, p.moved_in_on, p.from, p.from_household, p.person
+                    );
+                    tx.put(key.clone().into_bytes(), p.to_resident.into_bytes());
+                    key
+                })
+                .collect();
+            if keys.is_empty() { tx.delete(index) } else { tx.put(index, keys.join("\n").into_bytes()) }
+        }
+        Ok(())
+    }
+}
+
+/// Every pair kogaku knows, for H1.
+pub(crate) fn pairs(store: &dyn Read) -> Result<Vec<kokuho_kogaku_domain::Pair>, StoreError> {
+    let mut out = Vec::new();
+    for (key, value) in store.scan_prefix(b"g/")? {
+        let text = String::from_utf8_lossy(&key).into_owned();
+        let parts: Vec<&str> = text.splitn(7, '/').collect();
+        let [_, to, to_household, date, from, from_household, person] = parts[..] else {
+            return Err(StoreError::Corrupt(text));
+        };
+        out.push(kokuho_kogaku_domain::Pair {
+            person: person.to_string(),
+            from: from.to_string(),
+            from_household: from_household.to_string(),
+            to: to.to_string(),
+            to_household: to_household.to_string(),
+            to_resident: String::from_utf8_lossy(&value).into_owned(),
+            moved_in_on: Date::parse(date).map_err(|_| StoreError::Corrupt(text.clone()))?,
+        });
+    }
+    Ok(out)
+}
