@@ -95,14 +95,13 @@ impl App {
 impl Service for App {
     const NAME: &'static str = "kogaku";
 
+    /// The streams kogaku reads belong to other services, which ensure them; until they exist
+    /// the runners retry (as continuity's do), so `kokuho serve kogaku` may start first.
     async fn build(env: Environment) -> anyhow::Result<Self> {
-        env.bus.ensure_stream(&kokuho_intake_contract::STREAM).await.context("ensure the intake stream")?;
         let mut runners = Runners::new(Self::NAME, env.bus.clone(), env.db.clone(), env.runner.clone());
         let months = runners.projection(state::Months, "kogaku-months")?;
         let households = runners.projection(state::Households, "kogaku-households")?;
-        env.bus.ensure_stream(&kokuho_identity_contract::STREAM).await.context("ensure identity's stream")?;
         let members = runners.projection(state::Members, "kogaku-members")?;
-        env.bus.ensure_stream(&kokuho_continuity_contract::STREAM).await.context("ensure continuity's stream")?;
         let pairs = runners.projection(state::Pairs, "kogaku-pairs")?;
         let auditor = Auditor::new(env.bus, Self::NAME).await.context("audit stream")?;
         Ok(Self { months, households, members, pairs, credentials: env.credentials, auditor, runners })
