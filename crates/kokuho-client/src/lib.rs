@@ -20,7 +20,7 @@ use tonic::transport::Channel;
 pub use kokuho_proto::continuity::v1::QueryPersonResponse;
 pub use kokuho_proto::identity::v1::{LookupIdsResponse, ReviewAction, ReviewCase};
 pub use kokuho_proto::intake::v1::{GetStatusResponse, SubmissionStatus, SubmitResponse, WaitIdleResponse};
-pub use kokuho_proto::kogaku::v1::CountMonthsResponse;
+pub use kokuho_proto::kogaku::v1::{CandidateSummary, CountMonthsResponse, ExplainResponse};
 use kokuho_proto::kogaku::v1::kogaku_service_client::KogakuServiceClient;
 pub use kokuho_proto::results::v1::ResultFile;
 pub use tonic::{Code, Status};
@@ -119,6 +119,70 @@ impl Client {
         };
         let r = self.kogaku.count_months(self.request(&Caller::Municipality(municipality.into()), m)).await?;
         Ok(r.into_inner())
+    }
+
+    /// H3: B's decision on one of its candidates (`decision` "1" 継続, "2" 非継続).
+    pub async fn decide(
+        &mut self,
+        municipality: &str,
+        candidate: &str,
+        decision: &str,
+    ) -> Result<kokuho_proto::kogaku::v1::CandidateSummary, ClientError> {
+        let m = kokuho_proto::kogaku::v1::DecideRequest {
+            municipality: municipality.into(),
+            candidate: candidate.into(),
+            decision: decision.into(),
+            ..Default::default()
+        };
+        let r = self.kogaku.decide(self.request(&Caller::Municipality(municipality.into()), m)).await?;
+        Ok(r.into_inner().candidate.unwrap_or_default())
+    }
+
+    /// H3: the operator's reversal of a decision, with who and why (audited).
+    pub async fn reverse_decision(
+        &mut self,
+        municipality: &str,
+        candidate: &str,
+        decision: &str,
+        operator: &str,
+        reason: &str,
+    ) -> Result<kokuho_proto::kogaku::v1::CandidateSummary, ClientError> {
+        let m = kokuho_proto::kogaku::v1::DecideRequest {
+            municipality: municipality.into(),
+            candidate: candidate.into(),
+            decision: decision.into(),
+            operator: operator.into(),
+            reason: reason.into(),
+        };
+        let r = self.kogaku.decide(self.request(&Caller::Operator, m)).await?;
+        Ok(r.into_inner().candidate.unwrap_or_default())
+    }
+
+    /// The candidates of `municipality` (its own credential), or of all (`None`, the operator).
+    pub async fn list_candidates(
+        &mut self,
+        municipality: Option<&str>,
+        changed_only: bool,
+    ) -> Result<Vec<kokuho_proto::kogaku::v1::CandidateSummary>, ClientError> {
+        let caller = match municipality {
+            Some(m) => Caller::Municipality(m.into()),
+            None => Caller::Operator,
+        };
+        let m = kokuho_proto::kogaku::v1::ListCandidatesRequest {
+            municipality: municipality.unwrap_or_default().into(),
+            changed_only,
+        };
+        Ok(self.kogaku.list_candidates(self.request(&caller, m)).await?.into_inner().candidates)
+    }
+
+    /// Why a candidate's RK and RG rows say what they say (its municipality's credential).
+    pub async fn explain_candidate(
+        &mut self,
+        municipality: &str,
+        candidate: &str,
+    ) -> Result<kokuho_proto::kogaku::v1::ExplainResponse, ClientError> {
+        let m = kokuho_proto::kogaku::v1::ExplainRequest { municipality: municipality.into(), candidate: candidate.into() };
+        Ok(self.kogaku.explain(self.request(&Caller::Municipality(municipality.into()), m)).await?.into_inner())
     }
 
     /// The IDs of (municipality, 宛名番号); only the municipality's own credential may ask.

@@ -1,14 +1,22 @@
 //! Wire ↔ domain for kogaku: the only module that reads another stream's events (intake's) and
 //! kogaku's stored state.
 
-use kokuho_ids::codes::{DeemedHouseholder, KogakuKind, ProcessingKind};
+use std::collections::BTreeSet;
+
+use kokuho_ids::codes::{
+    ContinuationDecision, ContinuationReason, Correction, DeemedHouseholder, EndReason, FormerHouseholder, KogakuKind,
+    ProcessingKind,
+};
 use kokuho_ids::{Date, Month};
 use kokuho_intake_contract::pb::RecordsAccepted;
 use kokuho_intake_contract::pb::change_record::Record;
 use kokuho_intake_contract::{Event, Events};
-use kokuho_kogaku_domain::Pair;
+use kokuho_kogaku_contract::pb as kpb;
+use kokuho_kogaku_domain::candidate::{Candidate, Decided, DecidedBy, Facts, RkFields, SentRk};
 use kokuho_kogaku_domain::households::{HouseholdState, MemberRecord};
+use kokuho_kogaku_domain::{CandidateKey, GroupKey, Pair, Recommendation};
 use kokuho_proto::kogaku::v1 as pb;
+use kokuho_rows::Rg;
 
 /// The chunk of accepted records an event of the intake stream carries, if any (every event of
 /// the stream is named here, so a new one forces a decision).
@@ -154,7 +162,11 @@ pub(crate) fn member_changes(bytes: &[u8]) -> Result<Vec<MemberChange>, String> 
         let state = match processing(&r.processing)? {
             ProcessingKind::Delete => None,
             ProcessingKind::Register => {
-                Some(pb::MemberStateRecord { insured, start, end: if insured { r.end_date } else { 0 } })
+                let died = insured
+                    && !r.end_reason.is_empty()
+                    && EndReason::parse(&r.end_reason).map_err(|_| format!("適用終了事由 {:?}", r.end_reason))?
+                        == EndReason::Death;
+                Some(pb::MemberStateRecord { insured, start, end: if insured { r.end_date } else { 0 }, died })
             }
         };
         out.push(MemberChange::Linked {
@@ -178,7 +190,7 @@ pub(crate) fn member_of(person: String, household: String, r: &pb::MemberStateRe
     let date = |v: u32| Date::from_yyyymmdd(v).ok_or_else(|| format!("date {v}"));
     let period =
         if r.insured { Some((date(r.start)?, if r.end == 0 { None } else { Some(date(r.end)?) })) } else { None };
-    Ok(MemberRecord { person, household, period })
+    Ok(MemberRecord { person, household, period, died: r.died })
 }
 
 /// A person and their pairs now (`None`: merged away).
@@ -210,4 +222,259 @@ pub(crate) fn person_pairs(bytes: &[u8]) -> Result<Vec<PersonPairs>, String> {
         out.push((person.pref_id, Some(pairs)));
     }
     Ok(out)
+}
+
+/// What an input event asks kogaku to look at again (and the decisions it carries).
+#[derive(Debug, Default)]
+pub(crate) struct Work {
+    /// (municipality, 世帯番号) whose household states or 高額 months changed.
+    pub(crate) households: BTreeSet<(String, String)>,
+    /// (municipality, 宛名番号) whose records or links changed: the households they are in.
+    pub(crate) residents: BTreeSet<(String, String)>,
+    /// Persons merged (I5): the households of every record linked to them.
+    pub(crate) persons: BTreeSet<String>,
+    /// Persons whose C2 pairs changed: the move groups they were and are in.
+    pub(crate) movers: BTreeSet<String>,
+    pub(crate) orders: Vec<Order>,
+    /// The business date from this event on (intake's calendar).
+    pub(crate) day: Option<u32>,
+}
+
+/// A decision on a candidate: B's (KT record or API) or an operator's reversal (H3).
+#[derive(Debug, Clone)]
+pub(crate) struct Order {
+    /// Who asks: B for a decision (another municipality's number is unknown to it).
+    pub(crate) municipality: String,
+    pub(crate) number: String,
+    pub(crate) decision: ContinuationDecision,
+    pub(crate) on: Date,
+    pub(crate) by: DecidedBy,
+}
+
+/// What an event of the intake stream asks of kogaku: KS and KG households, KT decisions (on
+/// the business date of their acceptance), and the calendar.
+pub(crate) fn intake_work(bytes: &[u8]) -> Result<Option<Work>, String> {
+    let (_, event) = kokuho_bus::event::decode::<Events>(bytes)?;
+    let chunk = match event {
+        Event::RecordsAccepted(chunk) => chunk,
+        Event::BusinessDateSet(d) => return Ok(Some(Work { day: Some(d.date), ..Work::default() })),
+        Event::DayClosed(d) => return Ok(Some(Work { day: Some(d.date), ..Work::default() })),
+        Event::SubmissionAccepted(_) | Event::SubmissionRejected(_) => return Ok(None),
+    };
+    let on = Date::from_yyyymmdd(chunk.business_date).ok_or_else(|| format!("業務日 {}", chunk.business_date))?;
+    let mut work = Work::default();
+    for r in chunk.records {
+        match r.record {
+            Some(Record::Household(h)) => {
+                work.households.insert((chunk.municipality.clone(), h.household_number));
+            }
+            Some(Record::Kogaku(k)) => {
+                work.households.insert((chunk.municipality.clone(), k.household_number));
+            }
+            Some(Record::Decision(d)) => work.orders.push(Order {
+                municipality: chunk.municipality.clone(),
+                number: d.candidate,
+                decision: ContinuationDecision::parse(&d.decision).map_err(|_| format!("判定 {:?}", d.decision))?,
+                on,
+                by: DecidedBy::File { receipt: chunk.receipt.clone(), line: r.line },
+            }),
+            Some(Record::Person(_)) | None => {}
+        }
+    }
+    Ok(Some(work))
+}
+
+/// What an event of identity's stream asks of kogaku: the residents whose records or links
+/// changed, and merged persons.
+pub(crate) fn identity_work(bytes: &[u8]) -> Result<Option<Work>, String> {
+    let changes = member_changes(bytes)?;
+    if changes.is_empty() {
+        return Ok(None);
+    }
+    let mut work = Work::default();
+    for c in changes {
+        match c {
+            MemberChange::Linked { municipality, resident, .. } | MemberChange::Record { municipality, resident, .. } => {
+                work.residents.insert((municipality, resident));
+            }
+            MemberChange::Merged { from, into } => {
+                work.persons.insert(from);
+                work.persons.insert(into);
+            }
+        }
+    }
+    Ok(Some(work))
+}
+
+/// What an event of continuity's stream asks of kogaku: the persons it evaluated (their pairs
+/// may have changed) and those merged away.
+pub(crate) fn continuity_work(bytes: &[u8]) -> Result<Option<Work>, String> {
+    let pairs = person_pairs(bytes)?;
+    if pairs.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Work { movers: pairs.into_iter().map(|(p, _)| p).collect(), ..Work::default() }))
+}
+
+/// The business date of the last calendar event of intake's stream.
+pub(crate) fn calendar_date(bytes: &[u8]) -> Result<u32, String> {
+    match kokuho_bus::event::decode::<Events>(bytes)?.1 {
+        Event::BusinessDateSet(d) => Ok(d.date),
+        Event::DayClosed(d) => Ok(d.date),
+        _ => Err("the calendar subject holds another event".into()),
+    }
+}
+
+fn code<T>(s: &str, parse: impl Fn(&str) -> Result<T, kokuho_ids::IdError>, what: &str) -> Result<T, String> {
+    parse(s).map_err(|_| format!("{what} {s:?}"))
+}
+
+fn rk_fields_pb(f: &RkFields) -> kpb::RkFields {
+    kpb::RkFields {
+        former_householder: f.former_householder.code().into(),
+        movers: f.movers,
+        recommended: f.recommendation.decision.code().into(),
+        reason: f.recommendation.reason.code().into(),
+        kogaku_count: f.kogaku_count,
+    }
+}
+
+fn rk_fields_of(f: &kpb::RkFields) -> Result<RkFields, String> {
+    Ok(RkFields {
+        former_householder: code(&f.former_householder, FormerHouseholder::parse, "転出元世帯主")?,
+        movers: f.movers,
+        recommendation: Recommendation {
+            decision: code(&f.recommended, ContinuationDecision::parse, "推奨判定")?,
+            reason: code(&f.reason, ContinuationReason::parse, "判定理由")?,
+        },
+        kogaku_count: f.kogaku_count,
+    })
+}
+
+fn date_of(v: u32) -> Result<Date, String> {
+    Date::from_yyyymmdd(v).ok_or_else(|| format!("date {v}"))
+}
+
+fn month_of(v: u32) -> Result<Month, String> {
+    Month::new((v / 100) as i32, (v % 100) as u8).map_err(|_| format!("month {v}"))
+}
+
+/// A candidate as its event and kogaku's store carry it.
+pub(crate) fn candidate_pb(c: &Candidate) -> kpb::CandidateState {
+    let facts = c.facts.as_ref().map(|f| kpb::CandidateFacts {
+        fields: Some(rk_fields_pb(&f.rk_fields())),
+        movers: f.movers.iter().cloned().collect(),
+        former_householder_person: f.former_householder_person.clone().unwrap_or_default(),
+        householder_person: f.householder_person.clone().unwrap_or_default(),
+        rule: u32::from(f.rule),
+    });
+    let (sent, sent_withdrawn) = match &c.sent {
+        None => (None, false),
+        Some(SentRk::Row(f)) => (Some(rk_fields_pb(f)), false),
+        Some(SentRk::Withdrawn(f)) => (Some(rk_fields_pb(f)), true),
+    };
+    let decision = c.decided.as_ref().map(|d| {
+        let mut out = kpb::Decision {
+            decision: d.decision.code().into(),
+            decided_on: d.on.to_yyyymmdd(),
+            fields: Some(rk_fields_pb(&d.fields)),
+            ..Default::default()
+        };
+        match &d.by {
+            DecidedBy::File { receipt, line } => {
+                out.by = "file".into();
+                out.receipt = receipt.clone();
+                out.line = *line;
+            }
+            DecidedBy::Api => out.by = "api".into(),
+            DecidedBy::Auto => out.by = "auto".into(),
+            DecidedBy::Operator { operator, reason } => {
+                out.by = "operator".into();
+                out.operator = operator.clone();
+                out.reason = reason.clone();
+            }
+        }
+        out
+    });
+    let reported = c.reported.as_ref().map(|g| kpb::SentRg {
+        decision: g.decision.code().into(),
+        decided_on: g.decided_on.to_yyyymmdd(),
+        inherited: g.inherited.iter().map(|m| m.to_yyyymm()).collect(),
+        count: g.count,
+        many_times: g.many_times,
+        correction: g.correction.code().into(),
+    });
+    kpb::CandidateState {
+        number: c.number.clone(),
+        to_municipality: c.key.group.to.clone(),
+        to_household: c.key.group.household.clone(),
+        moved_in_on: c.key.group.moved_in_on.to_yyyymmdd(),
+        from_municipality: c.key.from.clone(),
+        from_household: c.key.from_household.clone(),
+        facts,
+        sent,
+        sent_withdrawn,
+        decision,
+        changed: c.changed,
+        reported,
+    }
+}
+
+/// A stored candidate as the domain's.
+pub(crate) fn candidate_of(s: kpb::CandidateState) -> Result<Candidate, String> {
+    let key = CandidateKey {
+        group: GroupKey { to: s.to_municipality, household: s.to_household, moved_in_on: date_of(s.moved_in_on)? },
+        from: s.from_municipality,
+        from_household: s.from_household,
+    };
+    let person = |p: String| if p.is_empty() { None } else { Some(p) };
+    let facts = match s.facts {
+        None => None,
+        Some(f) => {
+            let fields = rk_fields_of(&f.fields.ok_or("facts without fields")?)?;
+            Some(Facts {
+                former_householder: fields.former_householder,
+                movers: f.movers.into_iter().collect(),
+                recommendation: fields.recommendation,
+                rule: f.rule as u8,
+                kogaku_count: fields.kogaku_count,
+                former_householder_person: person(f.former_householder_person),
+                householder_person: person(f.householder_person),
+            })
+        }
+    };
+    let sent = match s.sent {
+        None => None,
+        Some(f) if s.sent_withdrawn => Some(SentRk::Withdrawn(rk_fields_of(&f)?)),
+        Some(f) => Some(SentRk::Row(rk_fields_of(&f)?)),
+    };
+    let decided = match s.decision {
+        None => None,
+        Some(d) => Some(Decided {
+            decision: code(&d.decision, ContinuationDecision::parse, "判定")?,
+            on: date_of(d.decided_on)?,
+            by: match d.by.as_str() {
+                "file" => DecidedBy::File { receipt: d.receipt, line: d.line },
+                "api" => DecidedBy::Api,
+                "auto" => DecidedBy::Auto,
+                "operator" => DecidedBy::Operator { operator: d.operator, reason: d.reason },
+                other => return Err(format!("decided by {other:?}")),
+            },
+            fields: rk_fields_of(&d.fields.ok_or("a decision without its fields")?)?,
+        }),
+    };
+    let reported = match s.reported {
+        None => None,
+        Some(g) => Some(Rg {
+            candidate: s.number.clone(),
+            household: key.group.household.clone(),
+            decision: code(&g.decision, ContinuationDecision::parse, "判定")?,
+            decided_on: date_of(g.decided_on)?,
+            inherited: g.inherited.into_iter().map(month_of).collect::<Result<_, _>>()?,
+            count: g.count,
+            many_times: g.many_times,
+            correction: code(&g.correction, Correction::parse, "訂正")?,
+        }),
+    };
+    Ok(Candidate { key, number: s.number, facts, sent, decided, changed: s.changed, reported })
 }

@@ -8,9 +8,14 @@
 //! Consumes `KOKUHO_CONTINUITY` (projection `pairs`): every person's C2 pairs now, for H1. Answers K5 over gRPC (`KogakuService.CountMonths`) for the
 //! caller's own municipality, audited. The rules are `kokuho-kogaku-domain`'s.
 
+mod candidates;
 mod convert;
+mod evaluate;
 mod grpc;
 mod state;
+
+use std::marker::PhantomData;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use kokuho_runtime::audit::Auditor;
@@ -25,6 +30,15 @@ pub use grpc::{KogakuGrpc, KogakuServer};
 pub enum KogakuError {
     #[error("{0}")]
     Invalid(String),
+    /// A decision the state refuses (E011).
+    #[error("{0}")]
+    Refused(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Internal(String),
     #[error("kogaku's state: {0}")]
     Store(#[from] kokuho_store::StoreError),
 }
@@ -34,10 +48,17 @@ impl kokuho_runtime::errors::ServiceError for KogakuError {
         use kokuho_runtime::errors::Kind;
         match self {
             KogakuError::Invalid(_) => Kind::Invalid,
-            KogakuError::Store(_) => Kind::Internal,
+            KogakuError::Refused(_) => Kind::Refused,
+            KogakuError::NotFound(_) => Kind::NotFound,
+            KogakuError::Unavailable(_) => Kind::Unavailable,
+            KogakuError::Internal(_) | KogakuError::Store(_) => Kind::Internal,
         }
     }
 }
+
+/// The setting that switches on auto-confirmation of reason 11 candidates (H3): `true`; off
+/// by default.
+pub const AUTO_CONFIRM: &str = "kogaku_auto_confirm";
 
 /// A running kogaku.
 pub struct App {
@@ -45,6 +66,9 @@ pub struct App {
     households: ProjectionHandle,
     members: ProjectionHandle,
     pairs: ProjectionHandle,
+    context: Arc<evaluate::Context>,
+    /// The workflow that reads intake's stream (an API decision waits for it: the business date).
+    from_intake: ProjectionHandle,
     credentials: Credentials,
     auditor: Auditor,
     runners: Runners,
@@ -98,18 +122,53 @@ impl Service for App {
     /// The streams kogaku reads belong to other services, which ensure them; until they exist
     /// the runners retry (as continuity's do), so `kokuho serve kogaku` may start first.
     async fn build(env: Environment) -> anyhow::Result<Self> {
+        env.bus.ensure_stream(&kokuho_kogaku_contract::STREAM).await.context("ensure kogaku stream")?;
+        let auto_confirm = match env.settings.get(AUTO_CONFIRM) {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => anyhow::bail!("{AUTO_CONFIRM} is true or false, not {other:?}"),
+        };
         let mut runners = Runners::new(Self::NAME, env.bus.clone(), env.db.clone(), env.runner.clone());
         let months = runners.projection(state::Months, "kogaku-months")?;
         let households = runners.projection(state::Households, "kogaku-households")?;
         let members = runners.projection(state::Members, "kogaku-members")?;
         let pairs = runners.projection(state::Pairs, "kogaku-pairs")?;
+        let state = runners.projection(candidates::Candidates, "kogaku-candidates")?;
+        let inputs = evaluate::Inputs {
+            months: months.clone(),
+            households: households.clone(),
+            members: members.clone(),
+            pairs: pairs.clone(),
+        };
+        let context = Arc::new(evaluate::Context { bus: env.bus.clone(), state, inputs, auto_confirm });
+        let from_intake = runners
+            .workflow(evaluate::Evaluate::<evaluate::FromIntake> { context: context.clone(), input: PhantomData })?;
+        runners.workflow(evaluate::Evaluate::<evaluate::FromIdentity> { context: context.clone(), input: PhantomData })?;
+        runners
+            .workflow(evaluate::Evaluate::<evaluate::FromContinuity> { context: context.clone(), input: PhantomData })?;
+        runners.workflow(kokuho_outbox::ForwardRows { bus: env.bus.clone(), source: evaluate::KogakuRows })?;
         let auditor = Auditor::new(env.bus, Self::NAME).await.context("audit stream")?;
-        Ok(Self { months, households, members, pairs, credentials: env.credentials, auditor, runners })
+        Ok(Self {
+            months,
+            households,
+            members,
+            pairs,
+            context,
+            from_intake,
+            credentials: env.credentials,
+            auditor,
+            runners,
+        })
     }
 
     fn routes(&self, routes: &mut tonic::service::RoutesBuilder) -> Vec<&'static str> {
         use tonic::server::NamedService as _;
-        routes.add_service(grpc::server(self.months.clone(), self.credentials.clone(), self.auditor.clone()));
+        routes.add_service(grpc::server(
+            self.context.clone(),
+            self.from_intake.clone(),
+            self.credentials.clone(),
+            self.auditor.clone(),
+        ));
         vec![KogakuServer::NAME]
     }
 

@@ -99,7 +99,8 @@ pub(crate) fn household_states(
 /// Keys (tree `kogaku-members`): `k/<muni>/<世帯番号>/<宛名番号>/<適用開始年月日|00000000>` → the
 /// record (`MemberStateRecord`); `x/<muni>/<宛名番号>/<適用開始年月日|00000000>` → its 世帯番号;
 /// `r/<muni>/<宛名番号>` → the person; `pr/<person>/<muni>/<宛名番号>` → present (to follow
-/// merges, I5).
+/// merges, I5); `xh/<muni>/<宛名番号>/<世帯番号>` → present for every household a record of the
+/// 宛名番号 ever carried (so a record that moves names the household it left).
 pub(crate) struct Members;
 
 fn resident_key(muni: &str, resident: &str) -> Vec<u8> {
@@ -112,7 +113,7 @@ fn members_prefix(muni: &str, household: &str) -> String {
 
 impl Projection for Members {
     const NAME: &'static str = "members";
-    const VERSION: u32 = 1;
+    const VERSION: u32 = 2;
     const STREAM: &'static str = kokuho_identity_contract::STREAM.name;
 
     fn apply(&self, tx: &mut Tx<'_>, ev: &LogEvent<'_>) -> Result<(), ApplyError> {
@@ -136,6 +137,7 @@ impl Projection for Members {
                     match state {
                         Some(s) => {
                             tx.put(key, s.encode_to_vec());
+                            tx.put(format!("xh/{municipality}/{resident}/{household}").into_bytes(), Vec::new());
                             tx.put(at, household.into_bytes());
                         }
                         None => tx.delete(at),
@@ -215,20 +217,78 @@ impl Projection for Pairs {
 pub(crate) fn pairs(store: &dyn Read) -> Result<Vec<kokuho_kogaku_domain::Pair>, StoreError> {
     let mut out = Vec::new();
     for (key, value) in store.scan_prefix(b"g/")? {
-        let text = String::from_utf8_lossy(&key).into_owned();
-        let parts: Vec<&str> = text.splitn(7, '/').collect();
-        let [_, to, to_household, date, from, from_household, person] = parts[..] else {
-            return Err(StoreError::Corrupt(text));
-        };
-        out.push(kokuho_kogaku_domain::Pair {
-            person: person.to_string(),
-            from: from.to_string(),
-            from_household: from_household.to_string(),
-            to: to.to_string(),
-            to_household: to_household.to_string(),
-            to_resident: String::from_utf8_lossy(&value).into_owned(),
-            moved_in_on: Date::parse(date).map_err(|_| StoreError::Corrupt(text.clone()))?,
-        });
+        out.push(pair_of_key(&String::from_utf8_lossy(&key), &value)?);
     }
     Ok(out)
+}
+
+/// Every household a record of (municipality, 宛名番号) ever carried.
+pub(crate) fn households_of_resident(store: &dyn Read, muni: &str, resident: &str) -> Result<Vec<String>, StoreError> {
+    let prefix = format!("xh/{muni}/{resident}/");
+    Ok(store
+        .scan_prefix(prefix.as_bytes())?
+        .into_iter()
+        .map(|(key, _)| String::from_utf8_lossy(&key[prefix.len()..]).into_owned())
+        .collect())
+}
+
+/// The (municipality, 宛名番号) linked to a person now.
+pub(crate) fn residents_of_person(store: &dyn Read, person: &str) -> Result<Vec<(String, String)>, StoreError> {
+    let prefix = format!("pr/{person}/");
+    let mut out = Vec::new();
+    for (key, _) in store.scan_prefix(prefix.as_bytes())? {
+        let tail = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+        let (muni, resident) = tail.split_once('/').ok_or_else(|| StoreError::Corrupt(tail.clone()))?;
+        out.push((muni.to_string(), resident.to_string()));
+    }
+    Ok(out)
+}
+
+/// The person (municipality, 宛名番号) is linked to, if any.
+pub(crate) fn person_of(store: &dyn Read, muni: &str, resident: &str) -> Result<Option<String>, StoreError> {
+    Ok(store.get(&resident_key(muni, resident))?.map(|p| String::from_utf8_lossy(&p).into_owned()))
+}
+
+fn pair_of_key(text: &str, value: &[u8]) -> Result<kokuho_kogaku_domain::Pair, StoreError> {
+    let parts: Vec<&str> = text.splitn(7, '/').collect();
+    let [_, to, to_household, date, from, from_household, person] = parts[..] else {
+        return Err(StoreError::Corrupt(text.to_string()));
+    };
+    Ok(kokuho_kogaku_domain::Pair {
+        person: person.to_string(),
+        from: from.to_string(),
+        from_household: from_household.to_string(),
+        to: to.to_string(),
+        to_household: to_household.to_string(),
+        to_resident: String::from_utf8_lossy(value).into_owned(),
+        moved_in_on: Date::parse(date).map_err(|_| StoreError::Corrupt(text.to_string()))?,
+    })
+}
+
+/// The pairs of one move group (B, h_B, D) now (H1).
+pub(crate) fn group_pairs(
+    store: &dyn Read,
+    group: &kokuho_kogaku_domain::GroupKey,
+) -> Result<Vec<kokuho_kogaku_domain::Pair>, StoreError> {
+    let prefix = format!("g/{}/{}/{}/", group.to, group.household, group.moved_in_on);
+    store
+        .scan_prefix(prefix.as_bytes())?
+        .into_iter()
+        .map(|(key, value)| pair_of_key(&String::from_utf8_lossy(&key), &value))
+        .collect()
+}
+
+/// The move groups a person's pairs belong to now.
+pub(crate) fn groups_of_person(
+    store: &dyn Read,
+    person: &str,
+) -> Result<Vec<kokuho_kogaku_domain::GroupKey>, StoreError> {
+    let Some(keys) = store.get(format!("p/{person}").as_bytes())? else { return Ok(Vec::new()) };
+    String::from_utf8_lossy(&keys)
+        .lines()
+        .map(|key| {
+            let p = pair_of_key(key, &[])?;
+            Ok(kokuho_kogaku_domain::GroupKey { to: p.to, household: p.to_household, moved_in_on: p.moved_in_on })
+        })
+        .collect()
 }

@@ -73,11 +73,31 @@ pub(crate) enum Command {
     Decide {
         #[arg(long)]
         municipality: String,
+        /// 継続候補番号 (from an RK file or `kogaku candidates`).
         candidate: String,
-        #[arg(long, conflicts_with = "discontinue")]
+        /// 継続 (判定 1).
+        #[arg(long, group = "judgement")]
         r#continue: bool,
-        #[arg(long)]
+        /// 非継続 (判定 2).
+        #[arg(long, group = "judgement")]
         discontinue: bool,
+        /// Operator: reverse an earlier decision, with why (audited; rules.md H3).
+        #[arg(long)]
+        reverse: bool,
+        /// Why (required with --reverse).
+        #[arg(long, requires = "reverse")]
+        reason: Option<String>,
+        /// Who reverses.
+        #[arg(long, env = "USER", default_value = "operator")]
+        operator: String,
+    },
+    /// Why a continuation candidate's RK and RG rows say what they say (rules.md H2, K2, K3).
+    Why {
+        #[arg(long)]
+        municipality: String,
+        /// 継続候補番号.
+        #[arg(long)]
+        candidate: String,
     },
     /// A household's 高額 months (rules.md K5).
     Kogaku {
@@ -198,6 +218,14 @@ impl ServeSettings {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum KogakuCommand {
+    /// The continuation candidates of a municipality (the operator: of all; `--changed`: only
+    /// decided candidates whose facts changed afterwards, A08).
+    Candidates {
+        #[arg(long)]
+        municipality: Option<String>,
+        #[arg(long)]
+        changed: bool,
+    },
     /// The counted 高額 months of a household in the 11 months before MONTH, their count and
     /// whether a 高額 month in MONTH would be 多数回該当 (K1, K5).
     Count {

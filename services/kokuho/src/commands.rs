@@ -40,9 +40,20 @@ pub(crate) async fn run(cli: Cli) -> u8 {
         Command::Audit { command: AuditCommand::Verify } => {
             client_command(&cli.global, out, |c| audit_verify(c, out)).await
         }
-        Command::Decide { .. } => {
-            out.error("decide: 継続世帯確定指示 arrives with the kogaku service; nothing was sent");
-            Ok(EXIT_USAGE)
+        Command::Decide { municipality, candidate, r#continue, discontinue, reverse, reason, operator } => {
+            if r#continue == discontinue {
+                out.error("say --continue (継続) or --discontinue (非継続)");
+                return EXIT_USAGE;
+            }
+            let decision = if r#continue { "1" } else { "2" };
+            let reversal = reverse.then(|| (operator, reason.unwrap_or_default()));
+            client_command(&cli.global, out, |c| decide(c, out, municipality, candidate, decision, reversal)).await
+        }
+        Command::Why { municipality, candidate } => {
+            client_command(&cli.global, out, |c| why(c, out, municipality, candidate)).await
+        }
+        Command::Kogaku { command: KogakuCommand::Candidates { municipality, changed } } => {
+            client_command(&cli.global, out, |c| candidates(c, out, municipality, changed)).await
         }
     };
     match result {
@@ -163,6 +174,43 @@ async fn kogaku_count(
             "months": r.months.iter().map(|m| serde_json::json!({ "month": m.month, "inherited": m.inherited })).collect::<Vec<_>>(),
         }),
     );
+    Ok(EXIT_OK)
+}
+
+async fn decide(
+    mut client: Client,
+    out: Out,
+    municipality: String,
+    candidate: String,
+    decision: &str,
+    reversal: Option<(String, String)>,
+) -> Result<u8, ClientError> {
+    let c = match reversal {
+        None => client.decide(&municipality, &candidate, decision).await?,
+        Some((operator, reason)) => {
+            client.reverse_decision(&municipality, &candidate, decision, &operator, &reason).await?
+        }
+    };
+    out.candidates(std::slice::from_ref(&c));
+    Ok(EXIT_OK)
+}
+
+async fn why(mut client: Client, out: Out, municipality: String, candidate: String) -> Result<u8, ClientError> {
+    let r = client.explain_candidate(&municipality, &candidate).await?;
+    out.value(
+        &r.lines.join("\n"),
+        serde_json::json!({
+            "candidate": r.candidate.as_ref().map(output::candidate_json),
+            "rule": r.rule, "lines": r.lines, "movers": r.movers,
+            "householder": r.householder, "former_householder": r.former_householder,
+        }),
+    );
+    Ok(EXIT_OK)
+}
+
+async fn candidates(mut client: Client, out: Out, municipality: Option<String>, changed: bool) -> Result<u8, ClientError> {
+    let list = client.list_candidates(municipality.as_deref(), changed).await?;
+    out.candidates(&list);
     Ok(EXIT_OK)
 }
 

@@ -101,6 +101,44 @@ impl Out {
         }
     }
 
+    /// Continuation candidates, one line each (RK fields and the decision).
+    pub(crate) fn candidates(&self, list: &[kokuho_client::CandidateSummary]) {
+        if self.json {
+            let all: Vec<serde_json::Value> = list.iter().map(candidate_json).collect();
+            println!("{}", serde_json::Value::Array(all));
+            return;
+        }
+        if list.is_empty() {
+            line("no candidates");
+        }
+        for c in list {
+            let decision = match c.decision.as_str() {
+                "" => "未確定".to_string(),
+                d => format!(
+                    "{} {} ({}){}",
+                    if d == "1" { "継続" } else { "非継続" },
+                    c.decided_on,
+                    c.decided_by,
+                    if c.changed { " A08" } else { "" }
+                ),
+            };
+            line(&format!(
+                "{} {} 世帯 {} {} ← {} 世帯 {}: 推奨 {} 理由 {} 移動 {} 高額 {}{}; {decision}",
+                c.number,
+                c.municipality,
+                c.household,
+                c.moved_in_on,
+                c.from_municipality,
+                c.from_household,
+                c.recommended,
+                c.reason,
+                c.movers,
+                c.kogaku_count,
+                if c.withdrawn { " (取消)" } else { "" },
+            ));
+        }
+    }
+
     pub(crate) fn reviews(&self, cases: &[kokuho_client::ReviewCase]) {
         if self.json {
             let list: Vec<_> = cases
@@ -173,4 +211,17 @@ impl Out {
             }
         }
     }
+}
+
+/// A candidate for `--json`.
+pub(crate) fn candidate_json(c: &kokuho_client::CandidateSummary) -> serde_json::Value {
+    serde_json::json!({
+        "number": c.number, "municipality": c.municipality, "household": c.household,
+        "moved_in_on": c.moved_in_on, "from_municipality": c.from_municipality,
+        "from_household": c.from_household, "former_householder": c.former_householder,
+        "movers": c.movers, "recommended": c.recommended, "reason": c.reason,
+        "kogaku_count": c.kogaku_count, "withdrawn": c.withdrawn, "decision": c.decision,
+        "decided_on": c.decided_on, "decided_by": c.decided_by, "changed": c.changed,
+        "inherited": c.inherited, "handover_count": c.handover_count, "many_times": c.many_times,
+    })
 }

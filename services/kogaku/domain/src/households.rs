@@ -31,6 +31,18 @@ pub struct MemberRecord {
     pub household: String,
     /// (適用開始年月日, 適用終了年月日).
     pub period: Option<(Date, Option<Date>)>,
+    /// The period ended by 04 死亡.
+    pub died: bool,
+}
+
+/// H2 rule 3: did `person`'s period in `household` end by 04 死亡 on or before `date`?
+pub fn died_by(records: &[MemberRecord], person: &str, household: &str, date: Date) -> bool {
+    records.iter().any(|r| {
+        r.person == person
+            && r.household == household
+            && r.died
+            && r.period.is_some_and(|(_, end)| end.is_some_and(|e| e <= date))
+    })
 }
 
 /// Members of `household` on `date`: the persons whose records carry its 世帯番号 — 被保険者
@@ -98,10 +110,11 @@ mod tests {
                 person: "X".into(),
                 household: "1001".into(),
                 period: Some((d("20200401"), Some(d("20260509")))),
+                died: false,
             },
-            MemberRecord { person: "Y".into(), household: "1001".into(), period: Some((d("20260501"), None)) },
-            MemberRecord { person: "G".into(), household: "1001".into(), period: None },
-            MemberRecord { person: "Z".into(), household: "1002".into(), period: Some((d("20200401"), None)) },
+            MemberRecord { person: "Y".into(), household: "1001".into(), period: Some((d("20260501"), None)), died: false },
+            MemberRecord { person: "G".into(), household: "1001".into(), period: None, died: false },
+            MemberRecord { person: "Z".into(), household: "1002".into(), period: Some((d("20200401"), None)), died: false },
         ];
         let on = |date: &str| members_on(&records, "1001", d(date));
         assert_eq!(on("20260509"), ["G", "X", "Y"].iter().map(|s| s.to_string()).collect());
@@ -115,6 +128,7 @@ mod tests {
             person: "G".into(),
             household: "1001".into(),
             period: Some((d("20100401"), Some(d("20150331")))),
+            died: false,
         });
         assert_eq!(members_with_kind(&more, "1001", d("20260509")).get("G"), Some(&false));
     }

@@ -14,6 +14,7 @@
 //!
 //! Architecture invariant: no IO, no clock, no wire types.
 
+pub mod candidate;
 pub mod households;
 pub mod months;
 
@@ -127,22 +128,40 @@ pub fn split_without_householder(h: &Households) -> bool {
     h.former_householder.as_ref().is_some_and(|a| !h.members.contains(a))
 }
 
-/// H2: the first rule that applies decides.
-pub fn recommend(h: &Households, movers: &BTreeSet<PersonId>, sources: usize) -> Recommendation {
+/// H2: which of the six ordered rules applies first (1–6).
+pub fn deciding_rule(h: &Households, movers: &BTreeSet<PersonId>, sources: usize) -> u8 {
+    if same_householder(h) {
+        1
+    } else if householder_changed_within(h) {
+        2
+    } else if householder_died(h, movers) {
+        3
+    } else if merged_from_several(sources) {
+        4
+    } else if split_without_householder(h) {
+        5
+    } else {
+        6
+    }
+}
+
+/// H2: the recommendation of each rule.
+pub fn recommendation_of(rule: u8) -> Recommendation {
     use ContinuationDecision::{Continue, Discontinue};
     use ContinuationReason::*;
-    let (decision, reason) = if same_householder(h) {
-        (Continue, SameHouseholder)
-    } else if householder_changed_within(h) || householder_died(h, movers) {
-        (Continue, HouseholderChanged)
-    } else if merged_from_several(sources) {
-        (Discontinue, MergedNotHouseholder)
-    } else if split_without_householder(h) {
-        (Discontinue, SplitWithoutHouseholder)
-    } else {
-        (Discontinue, NeedsReview)
+    let (decision, reason) = match rule {
+        1 => (Continue, SameHouseholder),
+        2 | 3 => (Continue, HouseholderChanged),
+        4 => (Discontinue, MergedNotHouseholder),
+        5 => (Discontinue, SplitWithoutHouseholder),
+        _ => (Discontinue, NeedsReview),
     };
     Recommendation { decision, reason }
+}
+
+/// H2: the first rule that applies decides.
+pub fn recommend(h: &Households, movers: &BTreeSet<PersonId>, sources: usize) -> Recommendation {
+    recommendation_of(deciding_rule(h, movers, sources))
 }
 
 /// RK field 7: is hh_A this household's householder (1), a member (2), or neither (3)?

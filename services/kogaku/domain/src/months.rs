@@ -83,3 +83,41 @@ pub fn query(records: &Records, inherited: &BTreeSet<Month>, x: Month) -> (BTree
     let n = window.len() as u32;
     (marked, n, n >= 3)
 }
+
+/// An inheritance into a household (K3): a confirmed 継続 from `from` at move month `m`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inheritance<H> {
+    pub from: H,
+    pub m: Month,
+}
+
+/// K1, K3: C(h) — its own counted months and, for every confirmed 継続 into it, the source
+/// household's C ∩ [M − 11, M], followed back through earlier 継続 (a household that moved
+/// twice hands over what it inherited). A cycle (households that moved into each other) is
+/// cut where it closes, so the answer is the same whatever the order of the facts.
+pub fn counted_through<H: Ord + Clone, E>(
+    h: &H,
+    own: &mut impl FnMut(&H) -> Result<BTreeSet<Month>, E>,
+    inherits: &mut impl FnMut(&H) -> Result<Vec<Inheritance<H>>, E>,
+) -> Result<BTreeSet<Month>, E> {
+    let mut path = BTreeSet::new();
+    walk(h, own, inherits, &mut path)
+}
+
+fn walk<H: Ord + Clone, E>(
+    h: &H,
+    own: &mut impl FnMut(&H) -> Result<BTreeSet<Month>, E>,
+    inherits: &mut impl FnMut(&H) -> Result<Vec<Inheritance<H>>, E>,
+    path: &mut BTreeSet<H>,
+) -> Result<BTreeSet<Month>, E> {
+    let mut c = own(h)?;
+    path.insert(h.clone());
+    for i in inherits(h)? {
+        if path.contains(&i.from) {
+            continue;
+        }
+        c.extend(in_window(&walk(&i.from, own, inherits, path)?, i.m));
+    }
+    path.remove(h);
+    Ok(c)
+}
