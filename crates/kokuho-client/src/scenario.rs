@@ -95,7 +95,14 @@ pub enum Outcome {
     DayClosed {
         date: u32,
     },
-    /// A step this build cannot play yet (decisions arrive with kogaku).
+    /// A 継続世帯確定指示 (H3), with the candidate as decided.
+    Decided {
+        municipality: String,
+        candidate: crate::CandidateSummary,
+        /// Why the candidate says what it says (`kokuho why`), after the decision.
+        why: Vec<String>,
+    },
+    /// A step that could not be played (the candidate it names does not exist).
     Skipped {
         what: String,
     },
@@ -107,6 +114,33 @@ pub struct StepReport {
     pub index: usize,
     pub outcome: Outcome,
     pub fetched: BTreeMap<String, Vec<ResultFile>>,
+}
+
+/// Finds the candidate a decide step names (RK fields 3–6: 転入世帯番号, 転入年月日, 転出元,
+/// 転出元世帯番号) among the municipality's candidates, and decides it.
+async fn play_decision(client: &mut Client, decide: &DecideStep) -> Result<Outcome, ScenarioError> {
+    let field = |k: &str| decide.candidate_ref.get(k).cloned().unwrap_or_default();
+    let (household, date, from, from_household) =
+        (field("household"), field("date"), field("from_municipality"), field("from_household"));
+    let decision = match &decide.decision {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let what = format!("decide {decision} at {} on {household}/{date}/{from}/{from_household}", decide.municipality);
+    let candidates = client.list_candidates(Some(&decide.municipality), false).await?;
+    let Some(c) = candidates.iter().find(|c| {
+        c.household == household && c.moved_in_on.to_string() == date && c.from_municipality == from && c.from_household == from_household
+    }) else {
+        return Ok(Outcome::Skipped { what: format!("{what}: no such candidate") });
+    };
+    match client.decide(&decide.municipality, &c.number, &decision).await {
+        Ok(candidate) => {
+            let why = client.explain_candidate(&decide.municipality, &candidate.number).await?.lines;
+            Ok(Outcome::Decided { municipality: decide.municipality.clone(), candidate, why })
+        }
+        Err(ClientError::Status(status)) => Ok(Outcome::Refused { what, status }),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Plays every step, waits for the system to settle after each, and fetches (and
@@ -151,9 +185,7 @@ pub async fn play(
                     Err(e) => return Err(e.into()),
                 }
             }
-            Step::Decide { decide } => Outcome::Skipped {
-                what: format!("decide at {} (継続世帯確定指示 arrives with the kogaku service)", decide.municipality),
-            },
+            Step::Decide { decide } => play_decision(client, decide).await?,
         };
         client.wait_idle(Duration::from_secs(60)).await?;
         let mut fetched = BTreeMap::new();

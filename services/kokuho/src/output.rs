@@ -191,6 +191,15 @@ impl Out {
             Outcome::Refused { what, status } => format!("{what}: refused: {}", status.message()),
             Outcome::DayClosed { date } => format!("day closed; business date {date}"),
             Outcome::Skipped { what } => format!("skipped: {what}"),
+            Outcome::Decided { municipality, candidate, why } => format!(
+                "{municipality} decides {} on candidate {} (推奨 {} 理由 {}); 確定年月日 {}\n  why:\n    {}",
+                if candidate.decision == "1" { "継続" } else { "非継続" },
+                candidate.number,
+                if candidate.recommended == "1" { "継続" } else { "非継続" },
+                candidate.reason,
+                candidate.decided_on,
+                why.join("\n    ")
+            ),
         };
         if self.json {
             let fetched: serde_json::Map<_, _> = report

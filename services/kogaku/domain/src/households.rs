@@ -132,4 +132,28 @@ mod tests {
         });
         assert_eq!(members_with_kind(&more, "1001", d("20260509")).get("G"), Some(&false));
     }
+
+    /// H2 rule 3's fact: a period in the household ended by 04 死亡 on or before the date.
+    #[test]
+    fn died_by_a_date() {
+        let records = [
+            MemberRecord {
+                person: "X".into(),
+                household: "1001".into(),
+                period: Some((d("20200401"), Some(d("20260420")))),
+                died: true,
+            },
+            MemberRecord {
+                person: "Y".into(),
+                household: "1001".into(),
+                period: Some((d("20200401"), Some(d("20260420")))),
+                died: false,
+            },
+        ];
+        assert!(died_by(&records, "X", "1001", d("20260509")));
+        assert!(died_by(&records, "X", "1001", d("20260420")));
+        assert!(!died_by(&records, "X", "1001", d("20260419")), "not yet");
+        assert!(!died_by(&records, "X", "1002", d("20260509")), "another household");
+        assert!(!died_by(&records, "Y", "1001", d("20260509")), "ended otherwise");
+    }
 }

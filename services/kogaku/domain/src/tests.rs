@@ -293,3 +293,261 @@ fn k3_the_flag_is_for_the_month_after_the_move() {
     assert!(months::handover(&c, &BTreeSet::new(), m(2026, 5)).many_times);
     assert!(months::no_handover(&c, m(2026, 5)).many_times);
 }
+
+mod over_time {
+    //! H3–H5, K3, K4 on one candidate over time (`candidate`), and C(h) through chains of 継続.
+
+    use kokuho_ids::codes::{AlertState, Correction};
+    use kokuho_rows::Row;
+
+    use super::*;
+    use crate::candidate::{self, Candidate, DecidedBy, Facts, Refusal};
+    use crate::months::{Handover, Inheritance};
+
+    fn key(h_a: &str) -> CandidateKey {
+        CandidateKey {
+            group: GroupKey { to: "131032".into(), household: "2001".into(), moved_in_on: d("20260510") },
+            from: "131016".into(),
+            from_household: h_a.into(),
+        }
+    }
+
+    fn facts(movers: &[&str], count: u32) -> Facts {
+        Facts {
+            former_householder: FormerHouseholder::IsHouseholder,
+            movers: set(movers),
+            recommendation: rec(ContinuationDecision::Continue, ContinuationReason::SameHouseholder),
+            rule: 1,
+            kogaku_count: count,
+            former_householder_person: Some("X".into()),
+            householder_person: Some("X".into()),
+        }
+    }
+
+    fn fresh(f: Option<Facts>) -> Candidate {
+        let k = key("1001");
+        let mut c = Candidate::new(k.clone(), candidate::number(&k, 0));
+        c.facts = f;
+        c
+    }
+
+    fn rk(rows: &[Row]) -> Vec<(u32, u32, Correction)> {
+        rows.iter()
+            .filter_map(|r| match r {
+                Row::Rk(k) => Some((k.movers, k.kogaku_count, k.correction)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn a08(rows: &[Row]) -> Vec<AlertState> {
+        rows.iter()
+            .filter_map(|r| match r {
+                Row::Re(e) if e.code == "A08" => Some(e.state),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn rg(rows: &[Row]) -> Vec<(ContinuationDecision, Vec<Month>, u32, bool, Correction)> {
+        rows.iter()
+            .filter_map(|r| match r {
+                Row::Rg(g) => Some((g.decision, g.inherited.clone(), g.count, g.many_times, g.correction)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn worked_handover() -> Handover {
+        months::handover(&[m(2025, 8), m(2025, 11), m(2026, 2)].into(), &BTreeSet::new(), m(2026, 5))
+    }
+
+    /// The 継続候補番号 depends on the key alone: 15 digits, the same for the same key, another
+    /// for another key or attempt (T2: every arrival order gives the same number).
+    #[test]
+    fn h1_the_number_is_a_function_of_the_key() {
+        let a = candidate::number(&key("1001"), 0);
+        assert_eq!(a.len(), 15);
+        assert!(!a.starts_with('0'));
+        assert_eq!(a, candidate::number(&key("1001"), 0));
+        assert_ne!(a, candidate::number(&key("1002"), 0));
+        assert_ne!(a, candidate::number(&key("1001"), 1));
+        let other_date = CandidateKey {
+            group: GroupKey { moved_in_on: d("20260511"), ..key("1001").group },
+            ..key("1001")
+        };
+        assert_ne!(a, candidate::number(&other_date, 0));
+    }
+
+    /// H5 before a decision: RK 訂正 0 once, nothing while fields 7–11 stay, 訂正 1 when one
+    /// changes (field 11 too), 訂正 2 when the candidate disappears, 訂正 1 if it comes back.
+    #[test]
+    fn h5_rk_is_sent_again_when_its_fields_change_and_withdrawn_when_the_candidate_goes() {
+        let mut c = fresh(Some(facts(&["X", "Y"], 3)));
+        assert_eq!(rk(&candidate::settle(&mut c, None)), [(2, 3, Correction::First)]);
+        assert!(candidate::settle(&mut c, None).is_empty(), "nothing changed");
+        // Another mover set of the same size: RK fields are the same, nothing to send.
+        c.facts = Some(facts(&["X", "Z"], 3));
+        assert!(candidate::settle(&mut c, None).is_empty());
+        c.facts = Some(facts(&["X", "Y"], 4));
+        assert_eq!(rk(&candidate::settle(&mut c, None)), [(2, 4, Correction::Replaces)]);
+        c.facts = Some(facts(&["X"], 4));
+        assert_eq!(rk(&candidate::settle(&mut c, None)), [(1, 4, Correction::Replaces)]);
+        c.facts = None;
+        assert_eq!(rk(&candidate::settle(&mut c, None)), [(1, 4, Correction::Withdrawn)]);
+        assert!(candidate::settle(&mut c, None).is_empty(), "withdrawn once");
+        c.facts = Some(facts(&["X"], 4));
+        assert_eq!(rk(&candidate::settle(&mut c, None)), [(1, 4, Correction::Replaces)]);
+    }
+
+    /// H3: nothing is handed over before B decides (no RG for an undecided candidate, whatever
+    /// handover is offered); the decision carries the business date; a decision is final.
+    #[test]
+    fn h3_no_handover_before_the_decision_and_a_decision_is_final() {
+        let mut c = fresh(Some(facts(&["X", "Y"], 3)));
+        let rows = candidate::settle(&mut c, Some(worked_handover()));
+        assert!(rg(&rows).is_empty(), "no RG before the decision");
+        let on = d("20260601");
+        let decided = candidate::decide(&c, ContinuationDecision::Continue, false, on, DecidedBy::Api).unwrap();
+        assert_eq!(decided.on, on);
+        c.decided = Some(decided);
+        let again = candidate::decide(&c, ContinuationDecision::Discontinue, false, on, DecidedBy::Api);
+        assert_eq!(again, Err(Refusal::AlreadyDecided));
+        let rows = candidate::settle(&mut c, Some(worked_handover()));
+        assert_eq!(
+            rg(&rows),
+            [(ContinuationDecision::Continue, vec![m(2025, 8), m(2025, 11), m(2026, 2)], 3, true, Correction::First)]
+        );
+        assert!(rk(&rows).is_empty(), "no RK after the decision");
+    }
+
+    /// H3/H5: a decision on a withdrawn candidate is refused.
+    #[test]
+    fn h5_a_decision_on_a_withdrawn_candidate_is_refused() {
+        let c = fresh(None);
+        let r = candidate::decide(&c, ContinuationDecision::Continue, false, d("20260601"), DecidedBy::Api);
+        assert_eq!(r, Err(Refusal::Withdrawn));
+        let Row::Re(e) = Refusal::Withdrawn.row("131032-1", 2) else { panic!("an RE row") };
+        assert_eq!((e.code, e.line, e.field.as_str()), ("E011", Some(2), "継続候補番号"));
+    }
+
+    /// H4: a second 継続 for the same (h_B, D) is refused; 非継続 is not.
+    #[test]
+    fn h4_at_most_one_continuation_per_move() {
+        let c = fresh(Some(facts(&["X"], 0)));
+        let on = d("20260601");
+        assert_eq!(
+            candidate::decide(&c, ContinuationDecision::Continue, true, on, DecidedBy::Api),
+            Err(Refusal::SecondContinuation)
+        );
+        assert!(candidate::decide(&c, ContinuationDecision::Discontinue, true, on, DecidedBy::Api).is_ok());
+        assert!(candidate::decide(&c, ContinuationDecision::Continue, false, on, DecidedBy::Api).is_ok());
+    }
+
+    /// H3: auto-confirmation is off unless switched on, takes only reason 11, and never a
+    /// second 継続 (H4).
+    #[test]
+    fn h3_auto_confirmation_only_when_switched_on_and_only_reason_11() {
+        let c = fresh(Some(facts(&["X"], 0)));
+        assert!(!candidate::auto_confirms(&c, false, false), "off by default");
+        assert!(candidate::auto_confirms(&c, true, false));
+        assert!(!candidate::auto_confirms(&c, true, true), "H4");
+        let mut twelve = facts(&["X"], 0);
+        twelve.recommendation = rec(ContinuationDecision::Continue, ContinuationReason::HouseholderChanged);
+        assert!(!candidate::auto_confirms(&fresh(Some(twelve)), true, false));
+        assert!(!candidate::auto_confirms(&fresh(None), true, false));
+    }
+
+    /// H5 after a decision: a change of fields 7–10 or the candidate's disappearance raises
+    /// A08 (never an RK, never undoing the decision); back as decided, A08 closes; a change of
+    /// field 11 alone is K4's (RG), not A08.
+    #[test]
+    fn h5_a_change_after_the_decision_raises_a08() {
+        let mut c = fresh(Some(facts(&["X", "Y"], 3)));
+        candidate::settle(&mut c, None);
+        c.decided =
+            Some(candidate::decide(&c, ContinuationDecision::Continue, false, d("20260601"), DecidedBy::Api).unwrap());
+        candidate::settle(&mut c, Some(worked_handover()));
+        c.facts = Some(facts(&["X", "Y"], 2));
+        assert!(a08(&candidate::settle(&mut c, Some(worked_handover()))).is_empty(), "field 11 is K4's");
+        c.facts = Some(facts(&["X"], 3));
+        let rows = candidate::settle(&mut c, Some(worked_handover()));
+        assert_eq!(a08(&rows), [AlertState::Raised]);
+        assert!(rk(&rows).is_empty());
+        assert!(c.decided.is_some(), "the decision stands");
+        assert!(candidate::settle(&mut c, Some(worked_handover())).is_empty(), "raised once");
+        c.facts = Some(facts(&["X", "Y"], 3));
+        assert_eq!(a08(&candidate::settle(&mut c, Some(worked_handover()))), [AlertState::Closed]);
+        c.facts = None;
+        let rows = candidate::settle(&mut c, Some(worked_handover()));
+        assert_eq!(a08(&rows), [AlertState::Raised]);
+        let Row::Re(e) = &rows[0] else { panic!("an RE row") };
+        assert_eq!((e.field.as_str(), e.counterpart.as_str(), e.counterpart_start), ("継続候補番号", "131016", Some(d("20260510"))));
+    }
+
+    /// K3/K4: RG is sent again (訂正 1) when its months or count change after the handover,
+    /// and not when nothing changed.
+    #[test]
+    fn k4_a_late_month_sends_rg_again() {
+        let mut c = fresh(Some(facts(&["X", "Y"], 3)));
+        c.decided =
+            Some(candidate::decide(&c, ContinuationDecision::Continue, false, d("20260601"), DecidedBy::Api).unwrap());
+        assert_eq!(rg(&candidate::settle(&mut c, Some(worked_handover()))).len(), 1);
+        assert!(rg(&candidate::settle(&mut c, Some(worked_handover()))).is_empty());
+        let late = months::handover(&[m(2025, 8), m(2025, 11)].into(), &BTreeSet::new(), m(2026, 5));
+        assert_eq!(
+            rg(&candidate::settle(&mut c, Some(late))),
+            [(ContinuationDecision::Continue, vec![m(2025, 8), m(2025, 11)], 2, false, Correction::Replaces)]
+        );
+    }
+
+    /// H3: the operator's reversal changes the decision (RG again, 訂正 1, with the new 判定
+    /// and date); it needs a decision, another judgment, and respects H4.
+    #[test]
+    fn h3_an_operator_reversal() {
+        let mut c = fresh(Some(facts(&["X"], 0)));
+        let r = candidate::reverse(&c, ContinuationDecision::Continue, false, d("20260602"), "ops", "誤り");
+        assert_eq!(r, Err(Refusal::NotDecided));
+        c.decided =
+            Some(candidate::decide(&c, ContinuationDecision::Discontinue, false, d("20260601"), DecidedBy::Api).unwrap());
+        candidate::settle(&mut c, Some(months::no_handover(&BTreeSet::new(), m(2026, 5))));
+        let same = candidate::reverse(&c, ContinuationDecision::Discontinue, false, d("20260602"), "ops", "誤り");
+        assert_eq!(same, Err(Refusal::AlreadyDecided));
+        let h4 = candidate::reverse(&c, ContinuationDecision::Continue, true, d("20260602"), "ops", "誤り");
+        assert_eq!(h4, Err(Refusal::SecondContinuation));
+        let r = candidate::reverse(&c, ContinuationDecision::Continue, false, d("20260602"), "ops", "誤り").unwrap();
+        assert_eq!(r.by, DecidedBy::Operator { operator: "ops".into(), reason: "誤り".into() });
+        c.decided = Some(r);
+        let rows = candidate::settle(&mut c, Some(months::handover(&BTreeSet::new(), &BTreeSet::new(), m(2026, 5))));
+        assert_eq!(rg(&rows), [(ContinuationDecision::Continue, vec![], 0, false, Correction::Replaces)]);
+        let Row::Rg(g) = &rows[0] else { panic!("an RG row") };
+        assert_eq!(g.decided_on, d("20260602"));
+    }
+
+    /// K3 through a chain: C at A moves to B (継続), B to C (継続): C inherits what B inherited,
+    /// each time within the window of that move; a cycle ends.
+    #[test]
+    fn k3_inheritance_follows_chains_of_continuation_and_cycles_end() {
+        let own: BTreeMap<&str, BTreeSet<Month>> = [
+            ("A", [m(2025, 1), m(2025, 9)].into()),
+            ("B", [m(2026, 1)].into()),
+            ("C", BTreeSet::new()),
+        ]
+        .into();
+        let edges: BTreeMap<&str, Vec<Inheritance<&str>>> = [
+            ("B", vec![Inheritance { from: "A", m: m(2025, 12) }]),
+            ("C", vec![Inheritance { from: "B", m: m(2026, 6) }]),
+            // A cycle: A inherits from C.
+            ("A", vec![Inheritance { from: "C", m: m(2026, 8) }]),
+        ]
+        .into();
+        let mut own_of = |h: &&str| Ok::<_, ()>(own[h].clone());
+        let mut edges_of = |h: &&str| Ok::<_, ()>(edges.get(h).cloned().unwrap_or_default());
+        // B: its own 2026-01 and A's months in [2025-01, 2025-12].
+        let b = months::counted_through(&"B", &mut own_of, &mut edges_of).unwrap();
+        assert_eq!(b, [m(2025, 1), m(2025, 9), m(2026, 1)].into());
+        // C: B's months in [2025-07, 2026-06] (2025-01 is outside that window).
+        let c = months::counted_through(&"C", &mut own_of, &mut edges_of).unwrap();
+        assert_eq!(c, [m(2025, 9), m(2026, 1)].into());
+    }
+}
