@@ -23,12 +23,20 @@ pub struct TestSystem {
 
 /// Starts nats-server and the system with the default (Tokyo) registry and `business_date`.
 pub async fn spawn_system(business_date: u32) -> TestSystem {
+    spawn_system_with(business_date, &[]).await
+}
+
+/// As [`spawn_system`], with deployment settings (by name, as `kokuho serve` passes them).
+pub async fn spawn_system_with(business_date: u32, settings: &[(&str, &str)]) -> TestSystem {
     let nats = TestNats::start().await;
-    let config = SystemConfig {
+    let mut config = SystemConfig {
         nats_url: Some(nats.url()),
         ..SystemConfig::embedded(nats.dir().join("data"), Arc::new(kokuho_system::default_registry()))
     }
     .with_business_date(business_date);
+    for (key, value) in settings {
+        config.settings.set(key, *value);
+    }
     let system = System::start(config.clone()).await.expect("start the system");
     let client = connect(&system, &config).await;
     TestSystem { nats, system: Some(system), client, config }
@@ -67,6 +75,16 @@ impl TestSystem {
         let system = System::start(self.config.clone()).await.expect("restart the system");
         self.client = connect(&system, &self.config).await;
         self.system = Some(system);
+    }
+
+    /// Every pending result file of `municipality`, fetched and acknowledged.
+    pub async fn fetch(&mut self, municipality: &str) -> Vec<kokuho_client::ResultFile> {
+        let files = self.client.fetch_files(municipality).await.expect("fetch");
+        if !files.is_empty() {
+            let names = files.iter().map(|f| f.name.clone()).collect();
+            self.client.acknowledge(municipality, names).await.expect("acknowledge");
+        }
+        files
     }
 
     /// Waits until every consumer has caught up.

@@ -214,6 +214,53 @@ pub fn continuity_view(reports: &[StepReport]) -> Value {
     Value::Object(out)
 }
 
+/// The `kogaku` section of every municipality: RK and RG (latest row per candidate, keyed by
+/// `<B>/<転入世帯番号>/<転入年月日>/<転出元>/<転出元世帯番号>`; RG finds its key through the RK
+/// row of the same 継続候補番号), and open A08 rows.
+pub fn kogaku_view(reports: &[StepReport]) -> Value {
+    let rk = rows(reports, "RK");
+    let rg = rows(reports, "RG");
+    let re = rows(reports, "RE");
+    let mut munis: Vec<String> = rk.keys().chain(rg.keys()).chain(re.keys()).cloned().collect();
+    munis.sort();
+    munis.dedup();
+    let mut out = serde_json::Map::new();
+    for m in munis {
+        let mut keys: BTreeMap<String, String> = BTreeMap::new();
+        let mut rk_view = serde_json::Map::new();
+        for row in rk.get(&m).into_iter().flatten() {
+            let f = |i: usize| row.get(i).cloned().unwrap_or_default();
+            let key = format!("{m}/{}/{}/{}/{}", f(1), f(2), f(3), f(4));
+            keys.insert(f(0), key.clone());
+            rk_view.insert(
+                key,
+                json!({ "転出元世帯主": f(5), "移動世帯員数": f(6), "推奨判定": f(7), "判定理由": f(8),
+                        "直近12か月高額該当回数": f(9), "訂正": f(10) }),
+            );
+        }
+        let mut rg_view = serde_json::Map::new();
+        for row in rg.get(&m).into_iter().flatten() {
+            let f = |i: usize| row.get(i).cloned().unwrap_or_default();
+            let key = keys.get(&f(0)).cloned().unwrap_or_else(|| format!("?{}", f(0)));
+            rg_view.insert(
+                key,
+                json!({ "判定": f(2), "確定年月日": f(3), "引継該当月": f(4), "引継後該当回数": f(5),
+                        "多数回該当": f(6), "訂正": f(7) }),
+            );
+        }
+        let mut state: BTreeMap<String, String> = BTreeMap::new();
+        for row in re.get(&m).into_iter().flatten() {
+            let f = |i: usize| row.get(i).cloned().unwrap_or_default();
+            if f(1) == "A08" {
+                state.insert(format!("{}/{}/{}/{}/{}", f(1), f(5), f(8), f(9), f(10)), f(11));
+            }
+        }
+        let open: Vec<String> = state.into_iter().filter(|(_, s)| s == "1").map(|(k, _)| k).collect();
+        out.insert(m, json!({ "RK": rk_view, "RG": rg_view, "open": open }));
+    }
+    Value::Object(out)
+}
+
 /// An input file: header (created 2026-04-01, 通番 `seq`), `lines`, trailer.
 pub fn input_file(kind: &str, muni: &str, insurer: &str, seq: u32, lines: &[String]) -> (String, Vec<u8>) {
     let mut t = format!("1,{kind},{muni},{insurer},20260401,{seq}\n");

@@ -5,7 +5,8 @@
 use kokuho_client::Code;
 use kokuho_client::scenario::{self, Scenario};
 use kokuho_e2e::app::{CHIYODA, CHUO, spawn_system};
-use kokuho_e2e::{input_file, sample_dir};
+use kokuho_e2e::app::MINATO;
+use kokuho_e2e::{data_rows, input_file, sample_dir};
 
 fn months(r: &kokuho_client::CountMonthsResponse) -> Vec<(u32, bool)> {
     r.months.iter().map(|m| (m.month, m.inherited)).collect()
@@ -155,5 +156,202 @@ async fn h1_the_fixtures_candidates_from_the_pairs() {
     let movers = kogaku.candidates().unwrap().into_values().find(|m| m.len() == 2).unwrap();
     let members = kogaku.members_on("131032", "2001", kokuho_ids::Date::parse("20260510").unwrap()).unwrap();
     assert_eq!(movers, members.into_keys().collect());
+    sys.stop().await;
+}
+
+/// The fixture up to (and without) its decisions.
+async fn fixture_undecided() -> kokuho_e2e::app::TestSystem {
+    let mut scenario = Scenario::load(&sample_dir()).unwrap();
+    scenario.steps.retain(|s| !matches!(s, scenario::Step::Decide { .. }));
+    let mut sys = spawn_system(scenario.first_business_date().unwrap()).await;
+    scenario::play(&mut sys.client, &scenario, |_| {}).await.unwrap();
+    sys.settle().await;
+    sys
+}
+
+/// The whole fixture: 港区 decided 継続, 中央区 非継続.
+async fn fixture_decided() -> kokuho_e2e::app::TestSystem {
+    let scenario = Scenario::load(&sample_dir()).unwrap();
+    let mut sys = spawn_system(scenario.first_business_date().unwrap()).await;
+    scenario::play(&mut sys.client, &scenario, |_| {}).await.unwrap();
+    sys.settle().await;
+    sys
+}
+
+/// The 継続候補番号 of the only candidate of `municipality`.
+async fn only_candidate(sys: &mut kokuho_e2e::app::TestSystem, municipality: &str) -> kokuho_client::CandidateSummary {
+    let list = sys.client.list_candidates(Some(municipality), false).await.unwrap();
+    assert_eq!(list.len(), 1, "{list:?}");
+    list.into_iter().next().unwrap()
+}
+
+fn refused_with(r: Result<impl std::fmt::Debug, kokuho_client::ClientError>, code: Code, text: &str) {
+    match r {
+        Err(kokuho_client::ClientError::Status(s)) => {
+            assert_eq!(s.code(), code, "{s:?}");
+            assert!(s.message().contains(text), "{s:?}");
+        }
+        other => panic!("expected {code:?} {text}, got {other:?}"),
+    }
+}
+
+/// H3, H4 (E011): a KT file decides (確定年月日 = the business date, RG to B); a second
+/// decision, by KT (an RE E011 row naming the line) or over the API (answered to the caller
+/// only, no RE row), is refused; so is an unknown number and another municipality's candidate.
+/// K3, K5: 港区's household then counts the inherited months, marked so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h3_decisions_by_kt_and_over_the_api_are_final() {
+    let mut sys = fixture_undecided().await;
+    let c = only_candidate(&mut sys, MINATO).await;
+    assert_eq!((c.recommended.as_str(), c.reason.as_str(), c.decision.as_str()), ("1", "11", ""));
+    // 中央区 does not know 港区's number; nor may it decide or read for 港区.
+    refused_with(sys.client.decide(CHUO, &c.number, "1").await, Code::FailedPrecondition, "E011");
+    let dir = kokuho_system::credentials_dir(&sys.data_dir());
+    let caller = kokuho_runtime::credentials::Caller::Municipality(CHUO.into());
+    let mut chuo = sys.client.clone().with_token(kokuho_runtime::credentials::Credentials::token_of(&dir, &caller).unwrap());
+    refused_with(chuo.decide(MINATO, &c.number, "1").await, Code::PermissionDenied, "");
+    refused_with(chuo.explain_candidate(MINATO, &c.number).await, Code::PermissionDenied, "");
+
+    let kt = input_file("KT", MINATO, "130039", 1, &[format!("2,{},1", c.number), "2,999999999999999,2".into()]);
+    let r = sys.client.submit(MINATO, vec![kt]).await.unwrap();
+    assert_eq!(r.accepted, 2, "{r:?}");
+    sys.settle().await;
+    let files = sys.fetch(MINATO).await;
+    let rg = data_rows(&files, "RG");
+    assert_eq!(rg, vec![svec(&[&c.number, "2001", "1", "20260601", "202508 202511 202602", "3", "1", "0"])]);
+    let e011: Vec<(String, String, String)> = data_rows(&files, "RE")
+        .into_iter()
+        .filter(|row| row[1] == "E011")
+        .map(|row| (row[3].clone(), row[4].clone(), row[6].clone()))
+        .collect();
+    assert_eq!(e011, vec![("KT".to_string(), "3".to_string(), "継続候補番号".to_string())], "the unknown number");
+
+    // A second decision: by KT, an E011 row; over the API, to the caller only.
+    let again = input_file("KT", MINATO, "130039", 2, &[format!("2,{},2", c.number)]);
+    sys.client.submit(MINATO, vec![again]).await.unwrap();
+    sys.settle().await;
+    refused_with(sys.client.decide(MINATO, &c.number, "2").await, Code::FailedPrecondition, "E011");
+    sys.settle().await;
+    let files = sys.fetch(MINATO).await;
+    assert!(data_rows(&files, "RG").is_empty(), "the decision stands");
+    let codes: Vec<String> = data_rows(&files, "RE").into_iter().map(|r| format!("{}/{}", r[1], r[4])).collect();
+    assert_eq!(codes, vec!["E011/2".to_string()], "one row, for the KT record; none for the API call");
+    let decided = only_candidate(&mut sys, MINATO).await;
+    assert_eq!((decided.decision.as_str(), decided.decided_on, decided.decided_by.as_str()), ("1", 20260601, "file"));
+
+    // K5 at 港区: the inherited months count, marked inherited.
+    let r = sys.client.count_months(MINATO, "2001", 202606).await.unwrap();
+    assert_eq!(months(&r), vec![(202508, true), (202511, true), (202602, true)]);
+    assert_eq!((r.count, r.many_times), (3, true));
+    sys.stop().await;
+}
+
+fn svec(fields: &[&str]) -> Vec<String> {
+    fields.iter().map(|s| s.to_string()).collect()
+}
+
+/// K4: after the handover, a late KG month of h_A within [M − 11, M] and a deleted one reach
+/// h_B (RG again, 訂正 1); a month outside the window changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn k4_late_and_deleted_months_reach_the_receiving_household() {
+    let mut sys = fixture_decided().await;
+    let number = only_candidate(&mut sys, MINATO).await.number;
+    let late = input_file("KG", CHIYODA, "130013", 2, &["2,1,1001,202604,1,20260601".into()]);
+    assert_eq!(sys.client.submit(CHIYODA, vec![late]).await.unwrap().accepted, 1);
+    sys.settle().await;
+    let rg = data_rows(&sys.fetch(MINATO).await, "RG");
+    assert_eq!(rg, vec![svec(&[&number, "2001", "1", "20260601", "202508 202511 202602 202604", "4", "1", "1"])]);
+    let deleted = input_file("KG", CHIYODA, "130013", 3, &["2,3,1001,202508,1,".into()]);
+    assert_eq!(sys.client.submit(CHIYODA, vec![deleted]).await.unwrap().accepted, 1);
+    sys.settle().await;
+    let rg = data_rows(&sys.fetch(MINATO).await, "RG");
+    assert_eq!(rg, vec![svec(&[&number, "2001", "1", "20260601", "202511 202602 202604", "3", "1", "1"])]);
+    let outside = input_file("KG", CHIYODA, "130013", 4, &["2,1,1001,202401,1,20240301".into()]);
+    assert_eq!(sys.client.submit(CHIYODA, vec![outside]).await.unwrap().accepted, 1);
+    sys.settle().await;
+    assert!(data_rows(&sys.fetch(MINATO).await, "RG").is_empty());
+    // 中央区's 非継続 (K3): its count is its own household's; a month of h_A does not reach it.
+    let h_a = input_file("KG", CHIYODA, "130013", 5, &["2,1,1002,202604,1,20260601".into()]);
+    assert_eq!(sys.client.submit(CHIYODA, vec![h_a]).await.unwrap().accepted, 1);
+    let own = input_file("KG", CHUO, "130021", 2, &["2,1,3001,202604,1,20260601".into()]);
+    assert_eq!(sys.client.submit(CHUO, vec![own]).await.unwrap().accepted, 1);
+    sys.settle().await;
+    let rg = data_rows(&sys.fetch(CHUO).await, "RG");
+    assert_eq!(rg.len(), 1, "{rg:?}");
+    assert_eq!((rg[0][2].as_str(), rg[0][4].as_str(), rg[0][5].as_str(), rg[0][7].as_str()), ("2", "", "2", "1"));
+    sys.stop().await;
+}
+
+/// H5 before a decision: RK again with 訂正 1 when field 11 changes (a KG month of h_A), with
+/// 訂正 2 when the candidate disappears (B deletes the mover's period); a decision on it is then
+/// E011.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h5_before_a_decision_rk_is_corrected_and_withdrawn() {
+    let mut sys = fixture_undecided().await;
+    let number = only_candidate(&mut sys, CHUO).await.number;
+    let kg = input_file("KG", CHIYODA, "130013", 2, &["2,1,1002,202604,1,20260601".into()]);
+    assert_eq!(sys.client.submit(CHIYODA, vec![kg]).await.unwrap().accepted, 1);
+    sys.settle().await;
+    let rk = data_rows(&sys.fetch(CHUO).await, "RK");
+    assert_eq!(rk, vec![svec(&[&number, "3001", "20260520", "131016", "1002", "1", "1", "1", "11", "1", "1"])]);
+    // 中央区 deletes Z's period: no pair, no candidate.
+    let kk = input_file("KK", CHUO, "130021", 3, &["2,3,300001,3001,1,,,,,,,20260520,,,,,,".into()]);
+    let r = sys.client.submit(CHUO, vec![kk]).await.unwrap();
+    assert_eq!(r.accepted, 1, "{r:?}");
+    sys.settle().await;
+    let rk = data_rows(&sys.fetch(CHUO).await, "RK");
+    assert_eq!(rk, vec![svec(&[&number, "3001", "20260520", "131016", "1002", "1", "1", "1", "11", "1", "2"])]);
+    refused_with(sys.client.decide(CHUO, &number, "1").await, Code::FailedPrecondition, "E011");
+    let c = only_candidate(&mut sys, CHUO).await;
+    assert!(c.withdrawn);
+    sys.stop().await;
+}
+
+/// H5 after a decision: 港区 changes 2001's householder on the move date to Y, so rule 2 now
+/// applies (fields 7, 10 change): A08 to 港区 and on the operator's list, the decision stands,
+/// no RK; set back, A08 closes. H3: the operator reverses 中央区's 非継続, with a reason, audited:
+/// RG again (訂正 1, 判定 1); a municipality cannot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h5_changes_after_a_decision_raise_a08_and_the_operator_may_reverse() {
+    let mut sys = fixture_decided().await;
+    let ks = |seq: u32, householder: &str| {
+        input_file("KS", MINATO, "130039", seq, &[format!("2,1,2001,20260510,02,{householder},0,港,2001,09,131016")])
+    };
+    assert_eq!(sys.client.submit(MINATO, vec![ks(2, "200002")]).await.unwrap().accepted, 1);
+    sys.settle().await;
+    let files = sys.fetch(MINATO).await;
+    assert!(data_rows(&files, "RK").is_empty() && data_rows(&files, "RG").is_empty(), "{files:?}");
+    let a08: Vec<Vec<String>> = data_rows(&files, "RE").into_iter().filter(|r| r[1] == "A08").collect();
+    assert_eq!(a08.len(), 1, "{a08:?}");
+    assert_eq!((a08[0][0].as_str(), a08[0][6].as_str(), a08[0][8].as_str(), a08[0][9].as_str(), a08[0][11].as_str()),
+        ("A", "継続候補番号", "131016", "20260510", "1"));
+    let changed = sys.client.list_candidates(None, true).await.unwrap();
+    assert_eq!(changed.len(), 1);
+    assert_eq!((changed[0].decision.as_str(), changed[0].reason.as_str(), changed[0].former_householder.as_str()), ("1", "12", "2"));
+    let why = sys.client.explain_candidate(MINATO, &changed[0].number).await.unwrap();
+    assert_eq!(why.rule, 2);
+    assert!(why.lines.iter().any(|l| l.starts_with("A08")), "{:?}", why.lines);
+    assert_eq!(why.former_householder, "200001", "hh_A by 港区's 宛名番号");
+    assert_eq!(sys.client.submit(MINATO, vec![ks(3, "200001")]).await.unwrap().accepted, 1);
+    sys.settle().await;
+    let a08: Vec<String> =
+        data_rows(&sys.fetch(MINATO).await, "RE").into_iter().filter(|r| r[1] == "A08").map(|r| r[11].clone()).collect();
+    assert_eq!(a08, vec!["2".to_string()], "closed");
+    assert!(sys.client.list_candidates(None, true).await.unwrap().is_empty());
+
+    // The operator's reversal of 中央区's 非継続.
+    let number = only_candidate(&mut sys, CHUO).await.number;
+    refused_with(sys.client.decide(CHUO, &number, "1").await, Code::FailedPrecondition, "E011");
+    refused_with(sys.client.reverse_decision(CHUO, &number, "1", "ops", " ").await, Code::InvalidArgument, "reason");
+    let r = sys.client.reverse_decision(CHUO, &number, "1", "ops", "窓口で世帯継続を確認").await.unwrap();
+    assert_eq!((r.decision.as_str(), r.decided_by.as_str()), ("1", "operator"));
+    sys.settle().await;
+    let rg = data_rows(&sys.fetch(CHUO).await, "RG");
+    assert_eq!(rg, vec![svec(&[&number, "3001", "1", "20260601", "", "1", "0", "1"])]);
+    let bus = sys.nats.bus().await;
+    let entries =
+        bus.read_subject(kokuho_runtime::audit::AUDIT.name, &kokuho_runtime::audit::subject("kogaku")).await.unwrap();
+    let text: Vec<String> = entries.iter().map(|(_, b)| String::from_utf8_lossy(b).into_owned()).collect();
+    assert!(text.iter().any(|t| t.contains("窓口で世帯継続を確認")), "the reversal and its reason are audited");
     sys.stop().await;
 }
