@@ -355,3 +355,98 @@ async fn h5_changes_after_a_decision_raise_a08_and_the_operator_may_reverse() {
     assert!(text.iter().any(|t| t.contains("窓口で世帯継続を確認")), "the reversal and its reason are audited");
     sys.stop().await;
 }
+
+/// A person who moves from 千代田区 (household `from`) to 港区 (household `to`) on `d`.
+struct Mover {
+    at_a: &'static str,
+    at_b: &'static str,
+    number: u64,
+    from: &'static str,
+    to: &'static str,
+}
+
+impl Mover {
+    fn kk(&self, resident: &str, household: &str, tail: &str) -> String {
+        let n = kokuho_testkit::individual_number(self.number);
+        format!("2,1,{resident},{household},1,{n},山田 {resident},ヤマダ,19700101,1,01,{tail}")
+    }
+
+    /// At A: the period from 2020-04-01, ended on D − 1 by 02 転出 to 港区.
+    fn at_a(&self, end: &str, d: &str) -> String {
+        self.kk(self.at_a, self.from, &format!("20200401,03,{end},02,,{MINATO},{d}"))
+    }
+
+    /// At B: from D by 02 転入 from 千代田区.
+    fn at_b(&self, d: &str) -> String {
+        self.kk(self.at_b, self.to, &format!("{d},02,,,{CHIYODA},,{d}"))
+    }
+}
+
+/// Two households of 千代田区 (1001 with householder X, 1005 with householder W) merge into
+/// 港区's 2001 (householder X) on 2026-05-10: two candidates of one move — 1001's by rule 1
+/// (11), 1005's by rule 4 (14, RK field 7 = 2: W is a member, not the householder). H4: once
+/// one is confirmed 継続, a second 継続 for the same move is E011; 非継続 is not.
+async fn merged_move(sys: &mut kokuho_e2e::app::TestSystem) -> Vec<kokuho_client::CandidateSummary> {
+    let x = Mover { at_a: "100001", at_b: "200001", number: 10_000_000_001, from: "1001", to: "2001" };
+    let w = Mover { at_a: "100005", at_b: "200005", number: 10_000_000_005, from: "1005", to: "2001" };
+    let ks_a = input_file(
+        "KS",
+        CHIYODA,
+        "130013",
+        1,
+        &["2,1,1001,20200401,01,100001,0,千代田,1001,09,".into(), "2,1,1005,20200401,01,100005,0,千代田,1005,09,".into()],
+    );
+    let kk_a = input_file("KK", CHIYODA, "130013", 1, &[x.at_a("20260509", "20260510"), w.at_a("20260509", "20260510")]);
+    let kg_a = input_file("KG", CHIYODA, "130013", 1, &["2,1,1005,202601,1,20260301".into()]);
+    let r = sys.client.submit(CHIYODA, vec![ks_a, kk_a, kg_a]).await.unwrap();
+    sys.settle().await;
+    assert_eq!(r.rejected, 0, "{:?}", data_rows(&sys.fetch(CHIYODA).await, "RE"));
+    let ks_b = input_file("KS", MINATO, "130039", 1, &[format!("2,1,2001,20260510,02,200001,0,港,2001,09,{CHIYODA}")]);
+    let kk_b = input_file("KK", MINATO, "130039", 1, &[x.at_b("20260510"), w.at_b("20260510")]);
+    assert_eq!(sys.client.submit(MINATO, vec![ks_b, kk_b]).await.unwrap().rejected, 0);
+    sys.settle().await;
+    let mut list = sys.client.list_candidates(Some(MINATO), false).await.unwrap();
+    list.sort_by(|a, b| a.from_household.cmp(&b.from_household));
+    list
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h4_one_continuation_per_move_and_h2_rule4_for_a_merge() {
+    let mut sys = spawn_system(20260601).await;
+    let list = merged_move(&mut sys).await;
+    let fields: Vec<(&str, &str, &str, &str, u32, u32)> = list
+        .iter()
+        .map(|c| (c.from_household.as_str(), c.former_householder.as_str(), c.recommended.as_str(), c.reason.as_str(), c.movers, c.kogaku_count))
+        .collect();
+    assert_eq!(fields, vec![("1001", "1", "1", "11", 1, 0), ("1005", "2", "2", "14", 1, 1)]);
+    sys.client.decide(MINATO, &list[0].number, "1").await.unwrap();
+    refused_with(sys.client.decide(MINATO, &list[1].number, "1").await, Code::FailedPrecondition, "E011");
+    let r = sys.client.decide(MINATO, &list[1].number, "2").await.unwrap();
+    assert_eq!(r.decision, "2");
+    sys.settle().await;
+    // RG: 1001's 継続 inherits nothing; 1005's 非継続 reports h_B's count, which holds nothing
+    // inherited from 1005 (K3).
+    let rg = data_rows(&sys.fetch(MINATO).await, "RG");
+    let by_number: std::collections::BTreeMap<String, (String, String, String)> =
+        rg.into_iter().map(|r| (r[0].clone(), (r[2].clone(), r[4].clone(), r[5].clone()))).collect();
+    assert_eq!(by_number[&list[0].number], ("1".into(), "".into(), "0".into()));
+    assert_eq!(by_number[&list[1].number], ("2".into(), "".into(), "0".into()));
+    sys.stop().await;
+}
+
+/// H3: with auto-confirmation switched on (a deployment setting), a reason 11 candidate is
+/// confirmed at once, on the business date, and RG follows without a decision; a rule 4
+/// candidate waits for B.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h3_auto_confirmation_when_the_deployment_switches_it_on() {
+    let mut sys = kokuho_e2e::app::spawn_system_with(20260601, &[(kokuho_kogaku::AUTO_CONFIRM, "true")]).await;
+    let list = merged_move(&mut sys).await;
+    assert_eq!((list[0].decision.as_str(), list[0].decided_by.as_str(), list[0].decided_on), ("1", "auto", 20260601));
+    assert_eq!(list[1].decision, "", "reason 14 waits for B");
+    let files = sys.fetch(MINATO).await;
+    assert_eq!(data_rows(&files, "RK").len(), 2, "RK is sent all the same");
+    let rg = data_rows(&files, "RG");
+    assert_eq!(rg.len(), 1);
+    assert_eq!((rg[0][0].as_str(), rg[0][2].as_str(), rg[0][3].as_str()), (list[0].number.as_str(), "1", "20260601"));
+    sys.stop().await;
+}

@@ -283,7 +283,8 @@ fn a08_row(c: &Candidate, state: AlertState) -> Row {
 ///
 /// - undecided: RK when fields 7–11 differ from the row last sent (訂正 0 the first time, 1
 ///   after), RK 訂正 2 when it no longer exists (and 訂正 1 should it come back);
-/// - decided: never RK again; A08 (状態 1) when fields 7–10 differ from those of the decision
+/// - decided: no RK after the first (one is sent if the candidate was confirmed as soon as it
+///   existed, by auto-confirmation); A08 (状態 1) when fields 7–10 differ from those of the decision
 ///   or the candidate disappeared, closed (状態 2) when they are back; RG when its fields 2–8
 ///   (the decision and `handover`, K3's for the decision now) differ from the row last sent (訂正 0 the first time, 1 after).
 pub fn settle(c: &mut Candidate, handover: Option<Handover>) -> Vec<Row> {
@@ -308,6 +309,11 @@ pub fn settle(c: &mut Candidate, handover: Option<Handover>) -> Vec<Row> {
             c.sent = sent;
         }
         Some(d) => {
+            // A candidate confirmed as soon as it exists (auto-confirmation) is still listed.
+            if let (None, Some(f)) = (c.sent, c.facts.as_ref().map(Facts::rk_fields)) {
+                rows.push(rk_row(c, f, Correction::First));
+                c.sent = Some(SentRk::Row(f));
+            }
             let changed =
                 c.facts.as_ref().is_none_or(|f| f.rk_fields().before_count() != d.fields.before_count());
             if changed != c.changed {
