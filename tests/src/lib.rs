@@ -3,6 +3,7 @@
 //! as `../shared/acceptance/run-fixture` builds it).
 
 pub mod app;
+pub mod generate;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -14,25 +14,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use kokuho_e2e::app::spawn_system;
+use kokuho_e2e::generate::{Lcg, kk, ks};
 use kokuho_e2e::input_file as file;
 use kokuho_testkit::individual_number;
 
 const MUNIS: [(&str, &str); 3] = [("131016", "130013"), ("131024", "130021"), ("131032", "130039")];
 const CLOSES: [u32; 3] = [20260501, 20260601, 20260701];
-
-/// A small deterministic generator (no dependency, same scenario for the same seed).
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        self.0 >> 33
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// Records of one municipality in one phase.
 #[derive(Default, Clone)]
@@ -46,30 +33,6 @@ struct Batch {
 struct Scenario {
     phases: Vec<BTreeMap<&'static str, Batch>>,
     double_errors: BTreeSet<(String, String)>,
-}
-
-fn ks(household: &str, date: &str, reason: &str, householder: &str, counterpart: &str) -> String {
-    format!("2,1,{household},{date},{reason},{householder},0,記号,{household},09,{counterpart}")
-}
-
-#[allow(clippy::too_many_arguments)]
-fn kk(
-    resident: &str,
-    household: &str,
-    number: &str,
-    birth: &str,
-    sex: &str,
-    start: &str,
-    start_reason: &str,
-    end: &str,
-    end_reason: &str,
-    from: &str,
-    to: &str,
-    changed: &str,
-) -> String {
-    format!(
-        "2,1,{resident},{household},1,{number},山田 太郎,ヤマダ タロウ,{birth},{sex},01,{start},{start_reason},{end},{end_reason},{from},{to},{changed}"
-    )
 }
 
 /// `persons` persons, each of one of five kinds, at random municipalities.
@@ -150,9 +113,7 @@ async fn play(scenario: &Scenario, order_seed: u64) -> Rows {
     let mut rng = Lcg(order_seed);
     for (phase, batches) in scenario.phases.iter().enumerate() {
         let mut munis: Vec<&&str> = batches.keys().collect();
-        for i in (1..munis.len()).rev() {
-            munis.swap(i, rng.below(i as u64 + 1) as usize);
-        }
+        rng.shuffle(&mut munis);
         for muni in munis {
             let batch = &batches[*muni];
             let insurer = MUNIS.iter().find(|(m, _)| m == muni).unwrap().1;
