@@ -7,8 +7,8 @@
 //!
 //! Why the latest rows depend on the facts only (T2): every evaluation recomputes the facts of
 //! the candidates it touches from kogaku's projections of the input streams, waiting first
-//! until the projection of its own input has applied the event; so the last evaluation of a
-//! candidate sees every fact that arrived before it, whatever their order.
+//! until each has applied everything its stream held (so also the event evaluated); so the
+//! last evaluation of a candidate sees every fact that arrived before it, whatever their order.
 //!
 //! Glue only: the rules are `kokuho_kogaku_domain`'s (H1 `candidates`, H2 `recommend`,
 //! H3–H5 `candidate`, K1–K3 `months`).
@@ -43,6 +43,28 @@ pub(crate) struct Inputs {
     pub(crate) pairs: ProjectionHandle,
 }
 
+impl Inputs {
+    /// Waits until every projection of an input stream has applied everything in its stream
+    /// now. An evaluation then sees each fact at least as new as the state it decides on, so a
+    /// workflow that starts over (a rebuild, kogaku added to a running system) never sends a row
+    /// that an older view of one stream would have given.
+    pub(crate) async fn caught_up(&self, bus: &Bus) -> Result<(), ApplyError> {
+        let streams = [
+            (&self.months, kokuho_intake_contract::STREAM.name),
+            (&self.households, kokuho_intake_contract::STREAM.name),
+            (&self.members, kokuho_identity_contract::STREAM.name),
+            (&self.pairs, kokuho_continuity_contract::STREAM.name),
+        ];
+        for (projection, stream) in streams {
+            let last = bus.last_seq(stream).await.map_err(|e| ApplyError::Transient(e.to_string()))?;
+            if !projection.wait_for(last, PATIENCE).await {
+                return Err(ApplyError::Transient(format!("{} is catching up", projection.name())));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// What every evaluation needs.
 pub(crate) struct Context {
     pub(crate) bus: Bus,
@@ -53,13 +75,11 @@ pub(crate) struct Context {
     pub(crate) auto_confirm: bool,
 }
 
-/// An input stream of kogaku: what its events ask for, and the projections that must have
-/// applied an event before it is evaluated.
+/// An input stream of kogaku and what its events ask for.
 pub(crate) trait Input: Send + Sync + 'static {
     const NAME: &'static str;
     const STREAM: &'static str;
     fn work(payload: &[u8]) -> Result<Option<Work>, String>;
-    fn projections(inputs: &Inputs) -> Vec<&ProjectionHandle>;
 }
 
 pub(crate) struct FromIntake;
@@ -72,9 +92,6 @@ impl Input for FromIntake {
     fn work(payload: &[u8]) -> Result<Option<Work>, String> {
         convert::intake_work(payload)
     }
-    fn projections(inputs: &Inputs) -> Vec<&ProjectionHandle> {
-        vec![&inputs.months, &inputs.households]
-    }
 }
 
 impl Input for FromIdentity {
@@ -83,9 +100,6 @@ impl Input for FromIdentity {
     fn work(payload: &[u8]) -> Result<Option<Work>, String> {
         convert::identity_work(payload)
     }
-    fn projections(inputs: &Inputs) -> Vec<&ProjectionHandle> {
-        vec![&inputs.members]
-    }
 }
 
 impl Input for FromContinuity {
@@ -93,9 +107,6 @@ impl Input for FromContinuity {
     const STREAM: &'static str = kokuho_continuity_contract::STREAM.name;
     fn work(payload: &[u8]) -> Result<Option<Work>, String> {
         convert::continuity_work(payload)
-    }
-    fn projections(inputs: &Inputs) -> Vec<&ProjectionHandle> {
-        vec![&inputs.pairs]
     }
 }
 
@@ -110,13 +121,8 @@ impl<I: Input> Workflow for Evaluate<I> {
     const STREAM: &'static str = I::STREAM;
 
     async fn handle(&self, events: &[LogEvent<'_>]) -> Result<Rejected, ApplyError> {
-        let Some(last) = events.last().map(|e| e.seq) else { return Ok(Vec::new()) };
-        for p in I::projections(&self.context.inputs) {
-            if !p.wait_for(last, PATIENCE).await {
-                return Err(ApplyError::Transient(format!("{} is catching up", p.name())));
-            }
-        }
         let c = &self.context;
+        c.inputs.caught_up(&c.bus).await?;
         let decider =
             Decider { bus: &c.bus, projection: &candidates::Candidates, state: &c.state, stream: STREAM.name, subject: EVALUATIONS_SUBJECT };
         decider

@@ -51,8 +51,10 @@ fn unavailable(e: impl std::fmt::Display) -> KogakuError {
 }
 
 impl KogakuGrpc {
-    /// Waits until kogaku has evaluated everything in its own stream.
+    /// Waits until kogaku has evaluated everything in its own stream, on facts as new as the
+    /// input streams hold.
     async fn caught_up(&self) -> Result<(), KogakuError> {
+        self.context.inputs.caught_up(&self.context.bus).await.map_err(unavailable)?;
         let last = self.context.bus.last_seq(STREAM.name).await.map_err(unavailable)?;
         if self.context.state.wait_for(last, PATIENCE).await {
             Ok(())
