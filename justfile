@@ -75,3 +75,4 @@ fmt:
 bench: deps
     cargo bench -p kokuho-e2e --bench intake --locked
     cargo bench -p kokuho --bench continuity --locked
+    cargo bench -p kokuho --bench kogaku --locked

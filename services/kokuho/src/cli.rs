@@ -195,6 +195,10 @@ pub(crate) struct ServeSettings {
     /// First business date of a new log (YYYYMMDD); ignored when the log has one.
     #[arg(long, env = "KOKUHO_BUSINESS_DATE")]
     pub(crate) business_date: Option<String>,
+    /// kogaku: confirm reason 11 (世帯主同一) candidates as 継続 without waiting for the
+    /// municipality (rules.md H3; off by default).
+    #[arg(long, env = "KOKUHO_KOGAKU_AUTO_CONFIRM")]
+    pub(crate) kogaku_auto_confirm: Option<bool>,
     /// Where the service keeps its stores (default .kokuho).
     #[arg(skip)]
     pub(crate) data_dir: Option<PathBuf>,
@@ -211,6 +215,7 @@ impl ServeSettings {
             identity_keys: self.identity_keys.or(file.identity_keys),
             credentials: self.credentials.or(file.credentials),
             business_date: self.business_date.or(file.business_date),
+            kogaku_auto_confirm: self.kogaku_auto_confirm.or(file.kogaku_auto_confirm),
             data_dir: self.data_dir.or(file.data_dir),
         }
     }

@@ -330,6 +330,9 @@ async fn serve(global: &Global, args: ServeArgs) -> anyhow::Result<u8> {
     if let Some(p) = &settings.identity_keys {
         config.settings.set("identity_keys", p.display().to_string());
     }
+    if let Some(on) = settings.kogaku_auto_confirm {
+        config.settings.set(kokuho_kogaku::AUTO_CONFIRM, on.to_string());
+    }
     // Every service checks its callers (security.md S5).
     config.credentials_dir =
         Some(settings.credentials.context(

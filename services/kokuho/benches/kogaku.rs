@@ -1,0 +1,137 @@
+//! `just bench` (kogaku): continuation candidates and the 高額 handover on the generated
+//! prefecture of the continuity benchmark, next to raw JetStream consumption of the streams
+//! kogaku reads, in the same run, with its memory as the log grows.
+//!
+//! 1. Load, with intake, identity and continuity: 62 municipalities, 200,000 persons by default
+//!    (`KOKUHO_BENCH_PERSONS`), each in a household of their own, a quarter of the households
+//!    with three 高額 months (KG); then a year (`KOKUHO_BENCH_YEARS`) of monthly moves (every
+//!    tenth person, one in five reported late), each month ended by a day close. Every move is
+//!    one candidate (H1), reason 11 (H2 rule 1).
+//! 2. Raw: a durable pull consumer reads each of intake's, identity's and continuity's streams
+//!    from the start, acknowledging each group of up to 1,000 messages: the best the server
+//!    does with what kogaku must read.
+//! 3. `kokuho serve kogaku --kogaku-auto-confirm true` (the binary as deployed; reason 11 is
+//!    confirmed at once, so every candidate also gets its RG, K3) on a fresh store, until its
+//!    consumers have caught up: the time, and the most resident memory in each quarter.
+#![allow(clippy::print_stdout, clippy::unwrap_used)]
+
+// The allocator of the `kokuho` binary, so that the services run here as they are deployed.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+#[path = "common/prefecture.rs"]
+mod prefecture;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kokuho_bus::{Bus, ConsumerDef};
+use kokuho_client::Client;
+use kokuho_system::{System, SystemConfig};
+use kokuho_testkit::TestNats;
+
+const INPUTS: [&str; 3] = ["KOKUHO_INTAKE", "KOKUHO_IDENTITY", "KOKUHO_CONTINUITY"];
+
+/// What kogaku sent, read back from its stream: (events, RK rows, RG rows).
+async fn rows_sent(bus: &Bus) -> (u64, u64, u64) {
+    let last = bus.last_seq("KOKUHO_KOGAKU").await.unwrap();
+    let def = ConsumerDef { name: "bench-rows".into(), stream: "KOKUHO_KOGAKU", max_deliver: 1, filter_subject: None };
+    let mut consumer = bus.consume(&def, 1).await.unwrap();
+    let (mut rk, mut rg, mut seen) = (0, 0, 0);
+    while seen < last {
+        let group = consumer.next_group(1_000, Duration::from_millis(20)).await.unwrap();
+        for d in &group {
+            seen = d.stream_seq;
+            let Ok((_, kokuho_kogaku_contract::Event::CandidatesEvaluated(e))) =
+                kokuho_bus::event::decode::<kokuho_kogaku_contract::Events>(&d.payload)
+            else {
+                continue;
+            };
+            for row in e.rows.iter().flat_map(|m| &m.rows) {
+                match row.kind.as_str() {
+                    "RK" => rk += 1,
+                    "RG" => rg += 1,
+                    _ => {}
+                }
+            }
+        }
+        group.last().unwrap().ack().await.unwrap();
+    }
+    (last, rk, rg)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let persons: u64 = std::env::var("KOKUHO_BENCH_PERSONS").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000);
+    let years: u32 = std::env::var("KOKUHO_BENCH_YEARS").ok().and_then(|v| v.parse().ok()).unwrap_or(1).clamp(1, 10);
+    let nats = TestNats::start().await;
+    let data_dir = nats.dir().join("data");
+    let registry = Arc::new(kokuho_system::default_registry());
+    let munis = prefecture::municipalities();
+    let per_muni = persons / munis.len() as u64;
+    println!(
+        "kokuho bench (kogaku): {} persons in {} municipalities, {years} year(s) of moves; fsync always",
+        per_muni * munis.len() as u64,
+        munis.len()
+    );
+
+    // 1. Load through intake, identity and continuity.
+    let load_start = Instant::now();
+    let config = SystemConfig {
+        services: vec!["intake", "identity", "continuity"],
+        nats_url: Some(nats.url()),
+        ..SystemConfig::embedded(data_dir.clone(), registry.clone()).with_business_date(20250401)
+    };
+    let system = System::start(config).await.unwrap();
+    let mut client = Client::connect(system.endpoint())
+        .await
+        .unwrap()
+        .with_dev_credentials(kokuho_system::credentials_dir(&data_dir));
+    // A quarter of the households have three 高額 months before their move (K1, K2).
+    let kg = |_: usize, j: u64| {
+        if j.is_multiple_of(4) {
+            let h = 100_000 + j;
+            ["202504", "202507", "202510"].iter().map(|m| format!("2,1,{h},{m},1,20251201")).collect()
+        } else {
+            Vec::new()
+        }
+    };
+    let records = prefecture::load(&mut client, &munis, per_muni, years, kg).await;
+    system.stop().await.unwrap();
+    let load = load_start.elapsed();
+
+    // 2. Raw consumption of the three streams kogaku reads.
+    let bus = Bus::connect(&nats.url(), "bench").await.unwrap();
+    let (mut messages, mut raw) = (0, Duration::ZERO);
+    for stream in INPUTS {
+        let (m, t) = prefecture::raw_consume(&bus, stream).await;
+        messages += m;
+        raw += t;
+    }
+
+    // 3. kogaku alone, from the first event, in a process of its own.
+    let streams = [INPUTS[0], INPUTS[1], INPUTS[2], "KOKUHO_KOGAKU"];
+    let args = ["--kogaku-auto-confirm", "true"];
+    let (took, samples) = prefecture::service_alone(&bus, &nats.url(), &data_dir, "kogaku", &args, &streams).await;
+    if std::env::var_os("KOKUHO_BENCH_TRACE").is_some() {
+        println!("{samples:?}");
+    }
+    let quarters = prefecture::quarters(took, &samples);
+    let (events, rk, rg) = rows_sent(&bus).await;
+    let (rate, raw_rate) = (records as f64 / took.as_secs_f64(), records as f64 / raw.as_secs_f64());
+    println!("| measure | value |");
+    println!("| --- | ---: |");
+    println!(
+        "| load (intake + identity + continuity, {records} KS/KK/KG records, {} day closes) | {:.1} s |",
+        12 * years + 3,
+        load.as_secs_f64()
+    );
+    println!("| raw JetStream: consume the 3 input streams ({messages} messages), ack per group of ≤ 1,000 | {raw_rate:.0} records/s ({:.1} s) |", raw.as_secs_f64());
+    println!(
+        "| kogaku: project 4 inputs, evaluate, decide, commit ({events} events), forward rows | {rate:.0} records/s ({:.1} s) |",
+        took.as_secs_f64()
+    );
+    println!("| ratio to raw | {:.3} |", rate / raw_rate);
+    println!("| rows kogaku sent: RK / RG | {rk} / {rg} |");
+    println!("| `kokuho serve kogaku`: most resident memory in each quarter of the run | {quarters} MiB |");
+}
