@@ -20,7 +20,8 @@ use kokuho_e2e::generate::{Lcg, kg, kk, ks};
 use kokuho_e2e::{data_rows, input_file};
 use kokuho_testkit::individual_number;
 
-const MUNIS: [(&str, &str); 4] = [("131016", "130013"), ("131024", "130021"), ("131032", "130039"), ("131041", "130047")];
+const MUNIS: [(&str, &str); 4] =
+    [("131016", "130013"), ("131024", "130021"), ("131032", "130039"), ("131041", "130047")];
 /// Day closes after the first three phases (none after the last, so that nothing but the
 /// facts themselves brings the last changes through, K4); the decisions come after phase 2,
 /// before its close.
@@ -190,7 +191,20 @@ fn generate(seed: u64, count: u64) -> Scenario {
         let day = |n: i64| d.add_days(n).unwrap().to_string();
         let p1 = batch(&mut phases, 1, h.a);
         if h.kind == Kind::Death {
-            p1.kk.push(kk(&head.at_a, &h.no, &head.number, BIRTH, "1", "20200401", "03", &day(-2), "04", "", "", &day(-2)));
+            p1.kk.push(kk(
+                &head.at_a,
+                &h.no,
+                &head.number,
+                BIRTH,
+                "1",
+                "20200401",
+                "03",
+                &day(-2),
+                "04",
+                "",
+                "",
+                &day(-2),
+            ));
         }
         for m in h.movers() {
             p1.kk.push(kk(&m.at_a, &h.no, &m.number, BIRTH, "1", "20200401", "03", &day(-1), "02", "", b_code, h.d));
@@ -280,9 +294,8 @@ async fn decide_all(sys: &mut TestSystem) -> Decisions {
         let mut confirmed: BTreeSet<(String, u32)> = BTreeSet::new();
         for c in list.iter().filter(|c| !c.withdrawn) {
             let group = (c.household.clone(), c.moved_in_on);
-            let continues = c.recommended == "1"
-                && !confirmed.contains(&group)
-                && c.number.parse::<u64>().unwrap() % 5 != 0;
+            let continues =
+                c.recommended == "1" && !confirmed.contains(&group) && c.number.parse::<u64>().unwrap() % 5 != 0;
             let decision = if continues { "1" } else { "2" };
             sys.client.decide(muni, &c.number, decision).await.unwrap();
             if continues {
@@ -409,13 +422,18 @@ fn check(scenario: &Scenario, rows: &Rows, decisions: &Decisions) {
         let number = &by_key[&key][0];
         let decision = &decisions[number];
         let c_b = inherited.get(&(key.0.clone(), key.1.clone(), key.2.clone())).cloned().unwrap_or_default();
-        let months = if decision == "1" {
-            c_b.iter().map(u32::to_string).collect::<Vec<_>>().join(" ")
-        } else {
-            String::new()
-        };
+        let months =
+            if decision == "1" { c_b.iter().map(u32::to_string).collect::<Vec<_>>().join(" ") } else { String::new() };
         let many = u8::from(window(&c_b, K1_FIRST).len() >= 3).to_string();
-        let want = vec![number.clone(), key.1.clone(), decision.clone(), "20260601".into(), months, c_b.len().to_string(), many];
+        let want = vec![
+            number.clone(),
+            key.1.clone(),
+            decision.clone(),
+            "20260601".into(),
+            months,
+            c_b.len().to_string(),
+            many,
+        ];
         assert_eq!(rg.get(number), Some(&want), "K3/K4 RG for {key:?}");
         if scenario.changed.contains(&key) {
             expected_a08.insert((key.0.clone(), key.3.clone(), key.2.clone()));

@@ -4,8 +4,8 @@
 
 use kokuho_client::Code;
 use kokuho_client::scenario::{self, Scenario};
-use kokuho_e2e::app::{CHIYODA, CHUO, spawn_system};
 use kokuho_e2e::app::MINATO;
+use kokuho_e2e::app::{CHIYODA, CHUO, spawn_system};
 use kokuho_e2e::{data_rows, input_file, sample_dir};
 
 fn months(r: &kokuho_client::CountMonthsResponse) -> Vec<(u32, bool)> {
@@ -208,7 +208,8 @@ async fn h3_decisions_by_kt_and_over_the_api_are_final() {
     refused_with(sys.client.decide(CHUO, &c.number, "1").await, Code::FailedPrecondition, "E011");
     let dir = kokuho_system::credentials_dir(&sys.data_dir());
     let caller = kokuho_runtime::credentials::Caller::Municipality(CHUO.into());
-    let mut chuo = sys.client.clone().with_token(kokuho_runtime::credentials::Credentials::token_of(&dir, &caller).unwrap());
+    let mut chuo =
+        sys.client.clone().with_token(kokuho_runtime::credentials::Credentials::token_of(&dir, &caller).unwrap());
     refused_with(chuo.decide(MINATO, &c.number, "1").await, Code::PermissionDenied, "");
     refused_with(chuo.explain_candidate(MINATO, &c.number).await, Code::PermissionDenied, "");
 
@@ -323,19 +324,27 @@ async fn h5_changes_after_a_decision_raise_a08_and_the_operator_may_reverse() {
     assert!(data_rows(&files, "RK").is_empty() && data_rows(&files, "RG").is_empty(), "{files:?}");
     let a08: Vec<Vec<String>> = data_rows(&files, "RE").into_iter().filter(|r| r[1] == "A08").collect();
     assert_eq!(a08.len(), 1, "{a08:?}");
-    assert_eq!((a08[0][0].as_str(), a08[0][6].as_str(), a08[0][8].as_str(), a08[0][9].as_str(), a08[0][11].as_str()),
-        ("A", "継続候補番号", "131016", "20260510", "1"));
+    assert_eq!(
+        (a08[0][0].as_str(), a08[0][6].as_str(), a08[0][8].as_str(), a08[0][9].as_str(), a08[0][11].as_str()),
+        ("A", "継続候補番号", "131016", "20260510", "1")
+    );
     let changed = sys.client.list_candidates(None, true).await.unwrap();
     assert_eq!(changed.len(), 1);
-    assert_eq!((changed[0].decision.as_str(), changed[0].reason.as_str(), changed[0].former_householder.as_str()), ("1", "12", "2"));
+    assert_eq!(
+        (changed[0].decision.as_str(), changed[0].reason.as_str(), changed[0].former_householder.as_str()),
+        ("1", "12", "2")
+    );
     let why = sys.client.explain_candidate(MINATO, &changed[0].number).await.unwrap();
     assert_eq!(why.rule, 2);
     assert!(why.lines.iter().any(|l| l.starts_with("A08")), "{:?}", why.lines);
     assert_eq!(why.former_householder, "200001", "hh_A by 港区's 宛名番号");
     assert_eq!(sys.client.submit(MINATO, vec![ks(3, "200001")]).await.unwrap().accepted, 1);
     sys.settle().await;
-    let a08: Vec<String> =
-        data_rows(&sys.fetch(MINATO).await, "RE").into_iter().filter(|r| r[1] == "A08").map(|r| r[11].clone()).collect();
+    let a08: Vec<String> = data_rows(&sys.fetch(MINATO).await, "RE")
+        .into_iter()
+        .filter(|r| r[1] == "A08")
+        .map(|r| r[11].clone())
+        .collect();
     assert_eq!(a08, vec!["2".to_string()], "closed");
     assert!(sys.client.list_candidates(None, true).await.unwrap().is_empty());
 
@@ -394,9 +403,13 @@ async fn merged_move(sys: &mut kokuho_e2e::app::TestSystem) -> Vec<kokuho_client
         CHIYODA,
         "130013",
         1,
-        &["2,1,1001,20200401,01,100001,0,千代田,1001,09,".into(), "2,1,1005,20200401,01,100005,0,千代田,1005,09,".into()],
+        &[
+            "2,1,1001,20200401,01,100001,0,千代田,1001,09,".into(),
+            "2,1,1005,20200401,01,100005,0,千代田,1005,09,".into(),
+        ],
     );
-    let kk_a = input_file("KK", CHIYODA, "130013", 1, &[x.at_a("20260509", "20260510"), w.at_a("20260509", "20260510")]);
+    let kk_a =
+        input_file("KK", CHIYODA, "130013", 1, &[x.at_a("20260509", "20260510"), w.at_a("20260509", "20260510")]);
     let kg_a = input_file("KG", CHIYODA, "130013", 1, &["2,1,1005,202601,1,20260301".into()]);
     let r = sys.client.submit(CHIYODA, vec![ks_a, kk_a, kg_a]).await.unwrap();
     sys.settle().await;
@@ -416,7 +429,16 @@ async fn h4_one_continuation_per_move_and_h2_rule4_for_a_merge() {
     let list = merged_move(&mut sys).await;
     let fields: Vec<(&str, &str, &str, &str, u32, u32)> = list
         .iter()
-        .map(|c| (c.from_household.as_str(), c.former_householder.as_str(), c.recommended.as_str(), c.reason.as_str(), c.movers, c.kogaku_count))
+        .map(|c| {
+            (
+                c.from_household.as_str(),
+                c.former_householder.as_str(),
+                c.recommended.as_str(),
+                c.reason.as_str(),
+                c.movers,
+                c.kogaku_count,
+            )
+        })
         .collect();
     assert_eq!(fields, vec![("1001", "1", "1", "11", 1, 0), ("1005", "2", "2", "14", 1, 1)]);
     sys.client.decide(MINATO, &list[0].number, "1").await.unwrap();

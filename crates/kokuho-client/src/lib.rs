@@ -20,8 +20,8 @@ use tonic::transport::Channel;
 pub use kokuho_proto::continuity::v1::QueryPersonResponse;
 pub use kokuho_proto::identity::v1::{LookupIdsResponse, ReviewAction, ReviewCase};
 pub use kokuho_proto::intake::v1::{GetStatusResponse, SubmissionStatus, SubmitResponse, WaitIdleResponse};
-pub use kokuho_proto::kogaku::v1::{CandidateSummary, CountMonthsResponse, ExplainResponse};
 use kokuho_proto::kogaku::v1::kogaku_service_client::KogakuServiceClient;
+pub use kokuho_proto::kogaku::v1::{CandidateSummary, CountMonthsResponse, ExplainResponse};
 pub use kokuho_proto::results::v1::ResultFile;
 pub use tonic::{Code, Status};
 
@@ -181,7 +181,8 @@ impl Client {
         municipality: &str,
         candidate: &str,
     ) -> Result<kokuho_proto::kogaku::v1::ExplainResponse, ClientError> {
-        let m = kokuho_proto::kogaku::v1::ExplainRequest { municipality: municipality.into(), candidate: candidate.into() };
+        let m =
+            kokuho_proto::kogaku::v1::ExplainRequest { municipality: municipality.into(), candidate: candidate.into() };
         Ok(self.kogaku.explain(self.request(&Caller::Municipality(municipality.into()), m)).await?.into_inner())
     }
 

@@ -129,7 +129,10 @@ async fn play_decision(client: &mut Client, decide: &DecideStep) -> Result<Outco
     let what = format!("decide {decision} at {} on {household}/{date}/{from}/{from_household}", decide.municipality);
     let candidates = client.list_candidates(Some(&decide.municipality), false).await?;
     let Some(c) = candidates.iter().find(|c| {
-        c.household == household && c.moved_in_on.to_string() == date && c.from_municipality == from && c.from_household == from_household
+        c.household == household
+            && c.moved_in_on.to_string() == date
+            && c.from_municipality == from
+            && c.from_household == from_household
     }) else {
         return Ok(Outcome::Skipped { what: format!("{what}: no such candidate") });
     };

@@ -52,7 +52,9 @@ impl Projection for Candidates {
         for c in e.candidates {
             let key = candidate_key(&c.to_municipality, &c.number);
             let before = match tx.get(&key)? {
-                Some(b) => Some(pb::CandidateState::decode(b.as_slice()).map_err(|e| ApplyError::Malformed(e.to_string()))?),
+                Some(b) => {
+                    Some(pb::CandidateState::decode(b.as_slice()).map_err(|e| ApplyError::Malformed(e.to_string()))?)
+                }
                 None => None,
             };
             let movers = |s: &pb::CandidateState| s.facts.as_ref().map(|f| f.movers.clone()).unwrap_or_default();
@@ -153,8 +155,7 @@ pub(crate) fn all(store: &dyn Read, to: Option<&str>) -> Result<Vec<Candidate>, 
         .scan_prefix(prefix.as_bytes())?
         .into_iter()
         .map(|(_, bytes)| {
-            let state =
-                pb::CandidateState::decode(bytes.as_slice()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let state = pb::CandidateState::decode(bytes.as_slice()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             convert::candidate_of(state).map_err(StoreError::Corrupt)
         })
         .collect()

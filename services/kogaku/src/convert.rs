@@ -294,7 +294,8 @@ pub(crate) fn identity_work(bytes: &[u8]) -> Result<Option<Work>, String> {
     let mut work = Work::default();
     for c in changes {
         match c {
-            MemberChange::Linked { municipality, resident, .. } | MemberChange::Record { municipality, resident, .. } => {
+            MemberChange::Linked { municipality, resident, .. }
+            | MemberChange::Record { municipality, resident, .. } => {
                 work.residents.insert((municipality, resident));
             }
             MemberChange::Merged { from, into } => {

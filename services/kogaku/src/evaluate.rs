@@ -123,8 +123,13 @@ impl<I: Input> Workflow for Evaluate<I> {
     async fn handle(&self, events: &[LogEvent<'_>]) -> Result<Rejected, ApplyError> {
         let c = &self.context;
         c.inputs.caught_up(&c.bus).await?;
-        let decider =
-            Decider { bus: &c.bus, projection: &candidates::Candidates, state: &c.state, stream: STREAM.name, subject: EVALUATIONS_SUBJECT };
+        let decider = Decider {
+            bus: &c.bus,
+            projection: &candidates::Candidates,
+            state: &c.state,
+            stream: STREAM.name,
+            subject: EVALUATIONS_SUBJECT,
+        };
         decider
             .run(
                 events,
@@ -132,7 +137,9 @@ impl<I: Input> Workflow for Evaluate<I> {
                 |view, ev| {
                     let Some(work) = I::work(ev.payload).map_err(ApplyError::Malformed)? else { return Ok(None) };
                     let evaluated = evaluate(view, &c.inputs, work, (I::STREAM, ev.seq), c.auto_confirm)?;
-                    Ok(evaluated.event.map(|e| kokuho_bus::event::envelope::<Events>(Event::CandidatesEvaluated(e), "", "", "")))
+                    Ok(evaluated
+                        .event
+                        .map(|e| kokuho_bus::event::envelope::<Events>(Event::CandidatesEvaluated(e), "", "", "")))
                 },
             )
             .await
@@ -226,21 +233,33 @@ impl Session<'_> {
     fn ids_into(&self, h: &Household) -> Result<BTreeSet<Id>, ApplyError> {
         let mut ids: BTreeSet<Id> = candidates::into_household(self.view, &h.0, &h.1)?.into_iter().collect();
         ids.extend(
-            self.loaded.iter().filter(|(_, c)| c.key.group.to == h.0 && c.key.group.household == h.1).map(|(i, _)| i.clone()),
+            self.loaded
+                .iter()
+                .filter(|(_, c)| c.key.group.to == h.0 && c.key.group.household == h.1)
+                .map(|(i, _)| i.clone()),
         );
         Ok(ids)
     }
 
     fn ids_out_of(&self, h: &Household) -> Result<BTreeSet<Id>, ApplyError> {
         let mut ids: BTreeSet<Id> = candidates::out_of_household(self.view, &h.0, &h.1)?.into_iter().collect();
-        ids.extend(self.loaded.iter().filter(|(_, c)| c.key.from == h.0 && c.key.from_household == h.1).map(|(i, _)| i.clone()));
+        ids.extend(
+            self.loaded
+                .iter()
+                .filter(|(_, c)| c.key.from == h.0 && c.key.from_household == h.1)
+                .map(|(i, _)| i.clone()),
+        );
         Ok(ids)
     }
 
     /// Every candidate of the touched households and groups, and of their move groups; the
     /// households are closed under confirmed 継続 (a household that inherits from a touched
     /// one is touched: its count may change, K4).
-    fn expand(&mut self, households: &mut BTreeSet<Household>, groups: &mut BTreeSet<GroupKey>) -> Result<BTreeSet<Id>, ApplyError> {
+    fn expand(
+        &mut self,
+        households: &mut BTreeSet<Household>,
+        groups: &mut BTreeSet<GroupKey>,
+    ) -> Result<BTreeSet<Id>, ApplyError> {
         loop {
             let size = (households.len(), groups.len());
             let mut ids = BTreeSet::new();
@@ -428,7 +447,10 @@ pub(crate) fn evaluate(
             let elsewhere = s.confirmed_elsewhere(id)?;
             let c = s.get(id)?;
             if candidate::auto_confirms(c, true, elsewhere) {
-                c.decided = Some(candidate::decide(c, ContinuationDecision::Continue, false, on, DecidedBy::Auto).expect("auto_confirms checked it"));
+                c.decided = Some(
+                    candidate::decide(c, ContinuationDecision::Continue, false, on, DecidedBy::Auto)
+                        .expect("auto_confirms checked it"),
+                );
             }
         }
     }
@@ -500,7 +522,9 @@ fn decide(s: &mut Session<'_>, o: &Order, id: Option<&Id>) -> Result<Result<(), 
     let elsewhere = s.confirmed_elsewhere(id)?;
     let c = s.get(id)?;
     let decided = match &o.by {
-        DecidedBy::Operator { operator, reason } => candidate::reverse(c, o.decision, elsewhere, o.on, operator, reason),
+        DecidedBy::Operator { operator, reason } => {
+            candidate::reverse(c, o.decision, elsewhere, o.on, operator, reason)
+        }
         by => candidate::decide(c, o.decision, elsewhere, o.on, by.clone()),
     };
     Ok(decided.map(|d| c.decided = Some(d)))

@@ -112,17 +112,18 @@ impl KogakuGrpc {
     }
 
     fn candidate(&self, municipality: &str, number: &str) -> Result<Candidate, KogakuError> {
-        candidates::candidate(self.context.state.store(), municipality, number)?
-            .ok_or_else(|| KogakuError::NotFound(format!("E011 {}", kokuho_kogaku_domain::candidate::Refusal::Unknown.message())))
+        candidates::candidate(self.context.state.store(), municipality, number)?.ok_or_else(|| {
+            KogakuError::NotFound(format!("E011 {}", kokuho_kogaku_domain::candidate::Refusal::Unknown.message()))
+        })
     }
 }
 
 /// A candidate as RK and RG show it.
 fn summary(c: &Candidate) -> pb::CandidateSummary {
     let fields = c.facts.as_ref().map(|f| f.rk_fields()).or(match c.sent {
-        Some(kokuho_kogaku_domain::candidate::SentRk::Row(f) | kokuho_kogaku_domain::candidate::SentRk::Withdrawn(f)) => {
-            Some(f)
-        }
+        Some(
+            kokuho_kogaku_domain::candidate::SentRk::Row(f) | kokuho_kogaku_domain::candidate::SentRk::Withdrawn(f),
+        ) => Some(f),
         None => None,
     });
     let mut s = pb::CandidateSummary {
@@ -202,8 +203,9 @@ impl KogakuService for KogakuGrpc {
             format!("{} {} {}", r.municipality, r.candidate, r.decision)
         };
         self.auditor.require(&caller, reversal || caller.is_municipality(&r.municipality), ACTION, &purpose).await?;
-        let decision = ContinuationDecision::parse(&r.decision)
-            .map_err(|_| status(KogakuError::Invalid(format!("判定 is 1 (継続) or 2 (非継続), not {:?}", r.decision))))?;
+        let decision = ContinuationDecision::parse(&r.decision).map_err(|_| {
+            status(KogakuError::Invalid(format!("判定 is 1 (継続) or 2 (非継続), not {:?}", r.decision)))
+        })?;
         if reversal && (r.operator.trim().is_empty() || r.reason.trim().is_empty()) {
             return Err(status(KogakuError::Invalid("a reversal needs the operator and a reason".into())));
         }
@@ -263,8 +265,12 @@ impl KogakuService for KogakuGrpc {
 fn rule_line(rule: u8) -> &'static str {
     match rule {
         1 => "H2 規則1: 転出元世帯の世帯主(転入日の前日)と転入世帯の世帯主(転入日)が同一人です → 継続(11 世帯主同一)",
-        2 => "H2 規則2: 転出元世帯の世帯主はこの世帯の世帯員で、この世帯の世帯主は転出元世帯の世帯員でした → 継続(12 同一世帯内の世帯主変更)",
-        3 => "H2 規則3: 転出元世帯の世帯主は転入日の前日までに死亡し、他の被保険者の世帯員は全員この世帯に転入しました → 継続(12)",
+        2 => {
+            "H2 規則2: 転出元世帯の世帯主はこの世帯の世帯員で、この世帯の世帯主は転出元世帯の世帯員でした → 継続(12 同一世帯内の世帯主変更)"
+        }
+        3 => {
+            "H2 規則3: 転出元世帯の世帯主は転入日の前日までに死亡し、他の被保険者の世帯員は全員この世帯に転入しました → 継続(12)"
+        }
         4 => "H2 規則4: この世帯への転入は複数の転出元世帯からです(合併) → 非継続(14)",
         5 => "H2 規則5: 転出元世帯の世帯主はこの世帯に属していません(分離) → 非継続(13)",
         _ => "H2 規則6: 規則1〜5のいずれにも当たりません。世帯の状況を確認してください → 非継続(99)",
@@ -286,8 +292,7 @@ fn explain(inputs: &evaluate::Inputs, c: &Candidate) -> Result<pb::ExplainRespon
         Some(f) => {
             out.rule = u32::from(f.rule);
             lines.push(rule_line(f.rule).to_string());
-            let movers: BTreeSet<String> =
-                f.movers.iter().filter_map(|p| resident_at_b(p).ok().flatten()).collect();
+            let movers: BTreeSet<String> = f.movers.iter().filter_map(|p| resident_at_b(p).ok().flatten()).collect();
             out.movers = movers.iter().cloned().collect();
             lines.push(format!("移動世帯員({}人): 宛名番号 {}", f.movers.len(), out.movers.join(", ")));
             if let Some(p) = &f.householder_person {
@@ -296,7 +301,11 @@ fn explain(inputs: &evaluate::Inputs, c: &Candidate) -> Result<pb::ExplainRespon
             lines.push(format!(
                 "転入世帯 {} の世帯主({d}): {}",
                 c.key.group.household,
-                if out.householder.is_empty() { "不明".to_string() } else { format!("宛名番号 {}", out.householder) }
+                if out.householder.is_empty() {
+                    "不明".to_string()
+                } else {
+                    format!("宛名番号 {}", out.householder)
+                }
             ));
             let former = match &f.former_householder_person {
                 None => "不明(転出元世帯の世帯主の記録がありません)".to_string(),
@@ -312,10 +321,7 @@ fn explain(inputs: &evaluate::Inputs, c: &Candidate) -> Result<pb::ExplainRespon
                     _ => "この世帯に属していません".to_string(),
                 },
             };
-            lines.push(format!(
-                "転出元 {} 世帯 {} の世帯主(転入日の前日): {former}",
-                c.key.from, c.key.from_household
-            ));
+            lines.push(format!("転出元 {} 世帯 {} の世帯主(転入日の前日): {former}", c.key.from, c.key.from_household));
             let m = d.month();
             lines.push(format!(
                 "K2 転出元世帯の高額該当回数({}〜{}): {}",

@@ -143,9 +143,12 @@ impl Service for App {
         let context = Arc::new(evaluate::Context { bus: env.bus.clone(), state, inputs, auto_confirm });
         let from_intake = runners
             .workflow(evaluate::Evaluate::<evaluate::FromIntake> { context: context.clone(), input: PhantomData })?;
-        runners.workflow(evaluate::Evaluate::<evaluate::FromIdentity> { context: context.clone(), input: PhantomData })?;
         runners
-            .workflow(evaluate::Evaluate::<evaluate::FromContinuity> { context: context.clone(), input: PhantomData })?;
+            .workflow(evaluate::Evaluate::<evaluate::FromIdentity> { context: context.clone(), input: PhantomData })?;
+        runners.workflow(evaluate::Evaluate::<evaluate::FromContinuity> {
+            context: context.clone(),
+            input: PhantomData,
+        })?;
         runners.workflow(kokuho_outbox::ForwardRows { bus: env.bus.clone(), source: evaluate::KogakuRows })?;
         let auditor = Auditor::new(env.bus, Self::NAME).await.context("audit stream")?;
         Ok(Self {

@@ -101,8 +101,7 @@ async fn main() {
 
     // 3. continuity alone, from the first event, in a process of its own.
     let streams = ["KOKUHO_IDENTITY", "KOKUHO_CONTINUITY"];
-    let (took, samples) =
-        prefecture::service_alone(&bus, &nats.url(), &data_dir, "continuity", &[], &streams).await;
+    let (took, samples) = prefecture::service_alone(&bus, &nats.url(), &data_dir, "continuity", &[], &streams).await;
     if std::env::var_os("KOKUHO_BENCH_TRACE").is_some() {
         println!("{samples:?}");
     }
@@ -125,7 +124,5 @@ async fn main() {
     );
     println!("| ratio to raw | {:.3} |", rate / raw_rate);
     println!("| rows continuity sent: RS / 転入未着 A03 opened / closed | {rs_rows} / {a03_opened} / {a03_closed} |");
-    println!(
-        "| `kokuho serve continuity`: most resident memory in each quarter of the run | {quarters} MiB |"
-    );
+    println!("| `kokuho serve continuity`: most resident memory in each quarter of the run | {quarters} MiB |");
 }

@@ -126,7 +126,10 @@ async fn main() {
         12 * years + 3,
         load.as_secs_f64()
     );
-    println!("| raw JetStream: consume the 3 input streams ({messages} messages), ack per group of ≤ 1,000 | {raw_rate:.0} records/s ({:.1} s) |", raw.as_secs_f64());
+    println!(
+        "| raw JetStream: consume the 3 input streams ({messages} messages), ack per group of ≤ 1,000 | {raw_rate:.0} records/s ({:.1} s) |",
+        raw.as_secs_f64()
+    );
     println!(
         "| kogaku: project 4 inputs, evaluate, decide, commit ({events} events), forward rows | {rate:.0} records/s ({:.1} s) |",
         took.as_secs_f64()

@@ -208,7 +208,12 @@ async fn why(mut client: Client, out: Out, municipality: String, candidate: Stri
     Ok(EXIT_OK)
 }
 
-async fn candidates(mut client: Client, out: Out, municipality: Option<String>, changed: bool) -> Result<u8, ClientError> {
+async fn candidates(
+    mut client: Client,
+    out: Out,
+    municipality: Option<String>,
+    changed: bool,
+) -> Result<u8, ClientError> {
     let list = client.list_candidates(municipality.as_deref(), changed).await?;
     out.candidates(&list);
     Ok(EXIT_OK)

@@ -11,7 +11,9 @@
 use std::collections::BTreeSet;
 
 use kokuho_ids::Date;
-use kokuho_ids::codes::{AlertState, AnomalyCode, ContinuationDecision, ContinuationReason, Correction, FormerHouseholder, Kubun};
+use kokuho_ids::codes::{
+    AlertState, AnomalyCode, ContinuationDecision, ContinuationReason, Correction, FormerHouseholder, Kubun,
+};
 use kokuho_rows::{Re, Rg, Rk, Row};
 use sha2::{Digest as _, Sha256};
 
@@ -314,8 +316,7 @@ pub fn settle(c: &mut Candidate, handover: Option<Handover>) -> Vec<Row> {
                 rows.push(rk_row(c, f, Correction::First));
                 c.sent = Some(SentRk::Row(f));
             }
-            let changed =
-                c.facts.as_ref().is_none_or(|f| f.rk_fields().before_count() != d.fields.before_count());
+            let changed = c.facts.as_ref().is_none_or(|f| f.rk_fields().before_count() != d.fields.before_count());
             if changed != c.changed {
                 rows.push(a08_row(c, if changed { AlertState::Raised } else { AlertState::Closed }));
                 c.changed = changed;

@@ -112,9 +112,19 @@ mod tests {
                 period: Some((d("20200401"), Some(d("20260509")))),
                 died: false,
             },
-            MemberRecord { person: "Y".into(), household: "1001".into(), period: Some((d("20260501"), None)), died: false },
+            MemberRecord {
+                person: "Y".into(),
+                household: "1001".into(),
+                period: Some((d("20260501"), None)),
+                died: false,
+            },
             MemberRecord { person: "G".into(), household: "1001".into(), period: None, died: false },
-            MemberRecord { person: "Z".into(), household: "1002".into(), period: Some((d("20200401"), None)), died: false },
+            MemberRecord {
+                person: "Z".into(),
+                household: "1002".into(),
+                period: Some((d("20200401"), None)),
+                died: false,
+            },
         ];
         let on = |date: &str| members_on(&records, "1001", d(date));
         assert_eq!(on("20260509"), ["G", "X", "Y"].iter().map(|s| s.to_string()).collect());

@@ -372,10 +372,8 @@ mod over_time {
         assert_eq!(a, candidate::number(&key("1001"), 0));
         assert_ne!(a, candidate::number(&key("1002"), 0));
         assert_ne!(a, candidate::number(&key("1001"), 1));
-        let other_date = CandidateKey {
-            group: GroupKey { moved_in_on: d("20260511"), ..key("1001").group },
-            ..key("1001")
-        };
+        let other_date =
+            CandidateKey { group: GroupKey { moved_in_on: d("20260511"), ..key("1001").group }, ..key("1001") };
         assert_ne!(a, candidate::number(&other_date, 0));
     }
 
@@ -482,7 +480,10 @@ mod over_time {
         let rows = candidate::settle(&mut c, Some(worked_handover()));
         assert_eq!(a08(&rows), [AlertState::Raised]);
         let Row::Re(e) = &rows[0] else { panic!("an RE row") };
-        assert_eq!((e.field.as_str(), e.counterpart.as_str(), e.counterpart_start), ("継続候補番号", "131016", Some(d("20260510"))));
+        assert_eq!(
+            (e.field.as_str(), e.counterpart.as_str(), e.counterpart_start),
+            ("継続候補番号", "131016", Some(d("20260510")))
+        );
     }
 
     /// K3/K4: RG is sent again (訂正 1) when its months or count change after the handover,
@@ -508,8 +509,9 @@ mod over_time {
         let mut c = fresh(Some(facts(&["X"], 0)));
         let r = candidate::reverse(&c, ContinuationDecision::Continue, false, d("20260602"), "ops", "誤り");
         assert_eq!(r, Err(Refusal::NotDecided));
-        c.decided =
-            Some(candidate::decide(&c, ContinuationDecision::Discontinue, false, d("20260601"), DecidedBy::Api).unwrap());
+        c.decided = Some(
+            candidate::decide(&c, ContinuationDecision::Discontinue, false, d("20260601"), DecidedBy::Api).unwrap(),
+        );
         candidate::settle(&mut c, Some(months::no_handover(&BTreeSet::new(), m(2026, 5))));
         let same = candidate::reverse(&c, ContinuationDecision::Discontinue, false, d("20260602"), "ops", "誤り");
         assert_eq!(same, Err(Refusal::AlreadyDecided));
@@ -528,12 +530,8 @@ mod over_time {
     /// each time within the window of that move; a cycle ends.
     #[test]
     fn k3_inheritance_follows_chains_of_continuation_and_cycles_end() {
-        let own: BTreeMap<&str, BTreeSet<Month>> = [
-            ("A", [m(2025, 1), m(2025, 9)].into()),
-            ("B", [m(2026, 1)].into()),
-            ("C", BTreeSet::new()),
-        ]
-        .into();
+        let own: BTreeMap<&str, BTreeSet<Month>> =
+            [("A", [m(2025, 1), m(2025, 9)].into()), ("B", [m(2026, 1)].into()), ("C", BTreeSet::new())].into();
         let edges: BTreeMap<&str, Vec<Inheritance<&str>>> = [
             ("B", vec![Inheritance { from: "A", m: m(2025, 12) }]),
             ("C", vec![Inheritance { from: "B", m: m(2026, 6) }]),

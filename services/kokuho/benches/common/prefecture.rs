@@ -62,7 +62,13 @@ pub(crate) const KK_TAIL: &str = "生成 太郎,セイセイ タロウ,19800101,
 
 /// The rows a month's cycle sends for municipality `i`: its move-outs of `month`, the arrivals
 /// of `month` reported on time, and the late arrivals of `month - 3`.
-pub(crate) fn cycle(munis: &[Municipality], i: usize, per_muni: u64, years: u32, month: u32) -> (Vec<String>, Vec<String>) {
+pub(crate) fn cycle(
+    munis: &[Municipality],
+    i: usize,
+    per_muni: u64,
+    years: u32,
+    month: u32,
+) -> (Vec<String>, Vec<String>) {
     let n = munis.len();
     let (prev, next) = (&munis[(i + n - 1) % n].code, &munis[(i + 1) % n].code);
     let symbol = &munis[i].symbol;
