@@ -5,19 +5,17 @@
 //! `k/<B>/<h_B>/<D>/<A>/<h_A>` → its number (a move group's candidates are one prefix);
 //! `hb/<B>/<h_B>/<number>` and `ha/<A>/<h_A>/<B>/<number>` → present (candidates into and out
 //! of a household); `mv/<person>/<B>/<number>` → present while the person is one of its
-//! movers; `day` → the business date; `cursor/<stream>` → the last input sequence evaluated.
+//! movers; `cursor/<stream>` → the last input sequence evaluated.
 
 use kokuho_kogaku_domain::candidate::Candidate;
 use kokuho_kogaku_domain::{CandidateKey, GroupKey};
-use kokuho_store::{ApplyError, LogEvent, Projection, Read, StoreError, Tx, u32_of, u64_of};
+use kokuho_store::{ApplyError, LogEvent, Projection, Read, StoreError, Tx, u64_of};
 use prost::Message as _;
 
 use crate::convert;
 use kokuho_kogaku_contract::{Event, Events, STREAM, pb};
 
 pub(crate) struct Candidates;
-
-pub(crate) const DAY: &[u8] = b"day";
 
 pub(crate) fn cursor_key(stream: &str) -> Vec<u8> {
     format!("cursor/{stream}").into_bytes()
@@ -43,9 +41,6 @@ impl Projection for Candidates {
     fn apply(&self, tx: &mut Tx<'_>, ev: &LogEvent<'_>) -> Result<(), ApplyError> {
         let (_, event) = kokuho_bus::event::decode::<Events>(ev.payload).map_err(ApplyError::Malformed)?;
         let Event::CandidatesEvaluated(e) = event;
-        if e.business_date != 0 {
-            tx.put(DAY.to_vec(), e.business_date.to_be_bytes().to_vec());
-        }
         if !e.input_stream.is_empty() && e.input_sequence != 0 {
             tx.put(cursor_key(&e.input_stream), e.input_sequence.to_be_bytes().to_vec());
         }
@@ -78,11 +73,6 @@ impl Projection for Candidates {
         }
         Ok(())
     }
-}
-
-/// The business date kogaku knows (0 before the first calendar event).
-pub(crate) fn business_date(store: &dyn Read) -> Result<u32, StoreError> {
-    Ok(u32_of(store.get(DAY)?))
 }
 
 /// The last sequence of `stream` evaluated.

@@ -236,8 +236,6 @@ pub(crate) struct Work {
     /// Persons whose C2 pairs changed: the move groups they were and are in.
     pub(crate) movers: BTreeSet<String>,
     pub(crate) orders: Vec<Order>,
-    /// The business date from this event on (intake's calendar).
-    pub(crate) day: Option<u32>,
 }
 
 /// A decision on a candidate: B's (KT record or API) or an operator's reversal (H3).
@@ -251,16 +249,19 @@ pub(crate) struct Order {
     pub(crate) by: DecidedBy,
 }
 
-/// What an event of the intake stream asks of kogaku: KS and KG households, KT decisions (on
-/// the business date of their acceptance), and the calendar.
+/// The business date an event of intake's calendar sets (rules.md T1), if it is one.
+pub(crate) fn calendar_of(bytes: &[u8]) -> Result<Option<u32>, String> {
+    Ok(match kokuho_bus::event::decode::<Events>(bytes)?.1 {
+        Event::BusinessDateSet(d) => Some(d.date),
+        Event::DayClosed(d) => Some(d.date),
+        Event::RecordsAccepted(_) | Event::SubmissionAccepted(_) | Event::SubmissionRejected(_) => None,
+    })
+}
+
+/// What an event of the intake stream asks of kogaku: KS and KG households, and KT decisions
+/// (on the business date of their acceptance).
 pub(crate) fn intake_work(bytes: &[u8]) -> Result<Option<Work>, String> {
-    let (_, event) = kokuho_bus::event::decode::<Events>(bytes)?;
-    let chunk = match event {
-        Event::RecordsAccepted(chunk) => chunk,
-        Event::BusinessDateSet(d) => return Ok(Some(Work { day: Some(d.date), ..Work::default() })),
-        Event::DayClosed(d) => return Ok(Some(Work { day: Some(d.date), ..Work::default() })),
-        Event::SubmissionAccepted(_) | Event::SubmissionRejected(_) => return Ok(None),
-    };
+    let Some(chunk) = chunk_of(bytes)? else { return Ok(None) };
     let on = Date::from_yyyymmdd(chunk.business_date).ok_or_else(|| format!("業務日 {}", chunk.business_date))?;
     let mut work = Work::default();
     for r in chunk.records {
@@ -315,15 +316,6 @@ pub(crate) fn continuity_work(bytes: &[u8]) -> Result<Option<Work>, String> {
         return Ok(None);
     }
     Ok(Some(Work { movers: pairs.into_iter().map(|(p, _)| p).collect(), ..Work::default() }))
-}
-
-/// The business date of the last calendar event of intake's stream.
-pub(crate) fn calendar_date(bytes: &[u8]) -> Result<u32, String> {
-    match kokuho_bus::event::decode::<Events>(bytes)?.1 {
-        Event::BusinessDateSet(d) => Ok(d.date),
-        Event::DayClosed(d) => Ok(d.date),
-        _ => Err("the calendar subject holds another event".into()),
-    }
 }
 
 fn code<T>(s: &str, parse: impl Fn(&str) -> Result<T, kokuho_ids::IdError>, what: &str) -> Result<T, String> {

@@ -394,8 +394,9 @@ pub(crate) fn evaluate(
     input: (&str, u64),
     auto_confirm: bool,
 ) -> Result<Evaluation, ApplyError> {
-    let stored_day = candidates::business_date(view)?;
-    let day = work.day.unwrap_or(stored_day);
+    // The business date as far as the input projections have read intake's calendar: the
+    // date of an auto-confirmation (H3).
+    let day = state::business_date(inputs.households.store())?;
     let mut s = Session { view, inputs, loaded: BTreeMap::new(), original: BTreeMap::new(), pairs: BTreeMap::new() };
     let members = inputs.members.store();
     let mut households: BTreeSet<Household> = work.households;
@@ -480,15 +481,14 @@ pub(crate) fn evaluate(
         .filter(|(id, c)| s.original.get(*id) != Some(*c))
         .map(|(_, c)| convert::candidate_pb(c))
         .collect();
-    let business_date = if day != stored_day { day } else { 0 };
-    if changed.is_empty() && rows.is_empty() && business_date == 0 {
+    if changed.is_empty() && rows.is_empty() {
         return Ok(Evaluation { event: None, refusals });
     }
     Ok(Evaluation {
         event: Some(pb::CandidatesEvaluated {
             input_stream: input.0.to_string(),
             input_sequence: input.1,
-            business_date,
+            business_date: day,
             candidates: changed,
             rows: rows
                 .into_iter()

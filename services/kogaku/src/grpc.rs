@@ -14,7 +14,6 @@ use kokuho_proto::kogaku::v1 as pb;
 use kokuho_proto::kogaku::v1::kogaku_service_server::{KogakuService, KogakuServiceServer};
 use kokuho_runtime::audit::Auditor;
 use kokuho_runtime::credentials::{Caller, Credentials};
-use kokuho_store::ProjectionHandle;
 use tonic::{Request, Response, Status};
 
 use crate::convert::{Order, Work};
@@ -27,19 +26,12 @@ const PATIENCE: Duration = Duration::from_secs(60);
 
 pub struct KogakuGrpc {
     context: Arc<Context>,
-    /// The workflow that reads intake's stream: a decision waits until it has caught up.
-    from_intake: ProjectionHandle,
     credentials: Credentials,
     auditor: Auditor,
 }
 
-pub(crate) fn server(
-    context: Arc<Context>,
-    from_intake: ProjectionHandle,
-    credentials: Credentials,
-    auditor: Auditor,
-) -> KogakuServer {
-    KogakuServiceServer::new(KogakuGrpc { context, from_intake, credentials, auditor })
+pub(crate) fn server(context: Arc<Context>, credentials: Credentials, auditor: Auditor) -> KogakuServer {
+    KogakuServiceServer::new(KogakuGrpc { context, credentials, auditor })
 }
 
 fn status(e: KogakuError) -> Status {
@@ -63,20 +55,12 @@ impl KogakuGrpc {
         }
     }
 
-    /// The business date now (rules.md T1): the last calendar fact of intake's stream, once
-    /// kogaku has read everything before it.
+    /// The business date now (rules.md T1): intake's calendar as kogaku has read it, once it
+    /// has read everything in intake's stream.
     async fn business_date(&self) -> Result<Date, KogakuError> {
-        let intake = kokuho_intake_contract::STREAM.name;
-        let last = self.context.bus.last_seq(intake).await.map_err(unavailable)?;
-        if !self.from_intake.wait_for(last, PATIENCE).await {
-            return Err(unavailable("kogaku is catching up with intake"));
-        }
-        let calendar = kokuho_intake_contract::CALENDAR_SUBJECT;
-        let Some((_, bytes)) = self.context.bus.last_message(intake, calendar).await.map_err(unavailable)? else {
-            return Err(KogakuError::Refused("the log has no business date yet".into()));
-        };
-        let date = crate::convert::calendar_date(&bytes).map_err(KogakuError::Internal)?;
-        Date::from_yyyymmdd(date).ok_or_else(|| KogakuError::Internal(format!("business date {date}")))
+        self.caught_up().await?;
+        let date = state::business_date(self.context.inputs.households.store())?;
+        Date::from_yyyymmdd(date).ok_or_else(|| KogakuError::Refused("the log has no business date yet".into()))
     }
 
     /// Decides (or reverses) one candidate: evaluated as a KT record would be, appended on the

@@ -67,8 +67,6 @@ pub struct App {
     members: ProjectionHandle,
     pairs: ProjectionHandle,
     context: Arc<evaluate::Context>,
-    /// The workflow that reads intake's stream (an API decision waits for it: the business date).
-    from_intake: ProjectionHandle,
     credentials: Credentials,
     auditor: Auditor,
     runners: Runners,
@@ -141,8 +139,7 @@ impl Service for App {
             pairs: pairs.clone(),
         };
         let context = Arc::new(evaluate::Context { bus: env.bus.clone(), state, inputs, auto_confirm });
-        let from_intake = runners
-            .workflow(evaluate::Evaluate::<evaluate::FromIntake> { context: context.clone(), input: PhantomData })?;
+        runners.workflow(evaluate::Evaluate::<evaluate::FromIntake> { context: context.clone(), input: PhantomData })?;
         runners
             .workflow(evaluate::Evaluate::<evaluate::FromIdentity> { context: context.clone(), input: PhantomData })?;
         runners.workflow(evaluate::Evaluate::<evaluate::FromContinuity> {
@@ -157,7 +154,6 @@ impl Service for App {
             members,
             pairs,
             context,
-            from_intake,
             credentials: env.credentials,
             auditor,
             runners,
@@ -166,12 +162,7 @@ impl Service for App {
 
     fn routes(&self, routes: &mut tonic::service::RoutesBuilder) -> Vec<&'static str> {
         use tonic::server::NamedService as _;
-        routes.add_service(grpc::server(
-            self.context.clone(),
-            self.from_intake.clone(),
-            self.credentials.clone(),
-            self.auditor.clone(),
-        ));
+        routes.add_service(grpc::server(self.context.clone(), self.credentials.clone(), self.auditor.clone()));
         vec![KogakuServer::NAME]
     }
 

@@ -3,7 +3,7 @@
 //!
 //! Keys: tree `kogaku-months`: `g/<muni>/<世帯番号>/<YYYYMM>/<該当区分>` → present while
 //! registered; tree `kogaku-households`: `h/<muni>/<世帯番号>/<異動年月日>` → the state
-//! (`HouseholdStateRecord`).
+//! (`HouseholdStateRecord`), `day` → the business date.
 
 use std::collections::BTreeMap;
 
@@ -59,12 +59,18 @@ fn states_prefix(muni: &str, household: &str) -> String {
     format!("h/{muni}/{household}/")
 }
 
+/// The business date in the `households` tree (intake's calendar, rules.md T1).
+const DAY: &[u8] = b"day";
+
 impl Projection for Households {
     const NAME: &'static str = "households";
-    const VERSION: u32 = 1;
+    const VERSION: u32 = 2;
     const STREAM: &'static str = kokuho_intake_contract::STREAM.name;
 
     fn apply(&self, tx: &mut Tx<'_>, ev: &LogEvent<'_>) -> Result<(), ApplyError> {
+        if let Some(day) = convert::calendar_of(ev.payload).map_err(ApplyError::Malformed)? {
+            tx.put(DAY.to_vec(), day.to_be_bytes().to_vec());
+        }
         for r in convert::household_records(ev.payload).map_err(ApplyError::Malformed)? {
             let key = format!("{}{}", states_prefix(&r.municipality, &r.household), r.changed_on).into_bytes();
             match &r.state {
@@ -74,6 +80,11 @@ impl Projection for Households {
         }
         Ok(())
     }
+}
+
+/// The business date as intake's calendar has it (0 before the first).
+pub(crate) fn business_date(store: &dyn Read) -> Result<u32, StoreError> {
+    Ok(kokuho_store::u32_of(store.get(DAY)?))
 }
 
 /// The states of (municipality, 世帯番号) by 異動年月日.
