@@ -343,6 +343,20 @@ impl Bus {
         }
     }
 
+    /// Does the stream hold message `seq` (not deleted, not aged out)?
+    pub async fn holds(&self, stream: &str, seq: u64) -> Result<bool, BusError> {
+        let s = self
+            .js
+            .get_stream_no_info(stream)
+            .await
+            .map_err(|e| BusError::new(BusErrorKind::Unavailable, "get stream", e))?;
+        match s.get_raw_message(seq).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => Ok(false),
+            Err(e) => Err(BusError::new(BusErrorKind::Unavailable, "message by sequence", e)),
+        }
+    }
+
     /// The last message on `subject` (its sequence and payload), if any.
     pub async fn last_message(&self, stream: &str, subject: &str) -> Result<Option<(u64, Bytes)>, BusError> {
         let s = self

@@ -327,6 +327,7 @@ impl<S: Step> Runner<S> {
                 return Stop::Failed;
             }
         };
+        tracing::debug!(consumer = %self.consumer.name, position, "Consuming");
         let mut consumer = match self.bus.consume(&self.consumer, position + 1).await {
             Ok(c) => c,
             Err(e) => {
@@ -357,11 +358,47 @@ impl<S: Step> Runner<S> {
         }
     }
 
+    /// A consumer of the whole stream must deliver every message after the stored position, in
+    /// order. Under load a pull can be lost on the way (its messages then wait for redelivery)
+    /// while the next pull arrives; applying that group and acknowledging it (ack-all) would
+    /// skip the lost messages for good. So a gap fails the group — the runner restarts the
+    /// consumer from the stored position — unless the stream no longer holds the missing
+    /// message (deleted, or aged out). A filtered consumer skips other subjects: no check.
+    async fn check_contiguous(&self, start: u64, fresh: &[&Delivered]) -> Result<(), String> {
+        if self.consumer.filter_subject.is_some() {
+            return Ok(());
+        }
+        let mut expected = start + 1;
+        for d in fresh {
+            if d.stream_seq != expected {
+                let held = self.bus.holds(S::STREAM, expected).await.map_err(|e| e.to_string())?;
+                if held || d.stream_seq < expected {
+                    return Err(format!(
+                        "delivery gap: expected sequence {expected}, got {}; resuming from the stored position",
+                        d.stream_seq
+                    ));
+                }
+                tracing::warn!(projection = S::NAME, missing = expected, next = d.stream_seq,
+                    "The stream no longer holds a message after the stored position; going on");
+            }
+            expected = d.stream_seq + 1;
+        }
+        Ok(())
+    }
+
     /// Applies a group in one transaction with the checkpoint, commits durably, then acks.
     async fn apply_group(&self, group: &[Delivered]) -> Result<(), String> {
         let start =
             decode_u64(self.store.get(META_CHECKPOINT).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
         let fresh: Vec<&Delivered> = group.iter().filter(|d| d.stream_seq > start).collect();
+        tracing::debug!(
+            consumer = %self.consumer.name,
+            start,
+            first = group.first().map(|d| d.stream_seq),
+            last = group.last().map(|d| d.stream_seq),
+            "Group"
+        );
+        self.check_contiguous(start, &fresh).await?;
         let events: Vec<LogEvent<'_>> = fresh
             .iter()
             .map(|d| {

@@ -475,6 +475,15 @@ pub(crate) fn evaluate(
         }
     }
 
+    tracing::debug!(
+        input = input.0,
+        seq = input.1,
+        movers = work.movers.len(),
+        households = households.len(),
+        groups = groups.len(),
+        candidates = ids.len(),
+        "Evaluated"
+    );
     let changed: Vec<pb::CandidateState> = s
         .loaded
         .iter()

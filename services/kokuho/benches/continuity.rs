@@ -101,7 +101,7 @@ async fn main() {
 
     // 3. continuity alone, from the first event, in a process of its own.
     let streams = ["KOKUHO_IDENTITY", "KOKUHO_CONTINUITY"];
-    let (took, samples) = prefecture::service_alone(&bus, &nats.url(), &data_dir, "continuity", &[], &streams).await;
+    let (took, samples) = prefecture::service_alone(&bus, &nats.url(), &data_dir, "continuity", &[], 3, &streams).await;
     if std::env::var_os("KOKUHO_BENCH_TRACE").is_some() {
         println!("{samples:?}");
     }

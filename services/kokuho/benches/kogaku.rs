@@ -32,8 +32,10 @@ use kokuho_testkit::TestNats;
 
 const INPUTS: [&str; 3] = ["KOKUHO_INTAKE", "KOKUHO_IDENTITY", "KOKUHO_CONTINUITY"];
 
-/// What kogaku sent, read back from its stream: (events, RK rows, RG rows).
-async fn rows_sent(bus: &Bus) -> (u64, u64, u64) {
+/// What kogaku sent, read back from its stream: (events, RK rows, RG rows), and its candidates
+/// as the last event left them: (all, decided, by reason of the undecided).
+async fn rows_sent(bus: &Bus) -> (u64, u64, u64, (usize, usize, std::collections::BTreeMap<String, usize>)) {
+    let mut last_state = std::collections::BTreeMap::new();
     let last = bus.last_seq("KOKUHO_KOGAKU").await.unwrap();
     let def = ConsumerDef { name: "bench-rows".into(), stream: "KOKUHO_KOGAKU", max_deliver: 1, filter_subject: None };
     let mut consumer = bus.consume(&def, 1).await.unwrap();
@@ -47,6 +49,9 @@ async fn rows_sent(bus: &Bus) -> (u64, u64, u64) {
             else {
                 continue;
             };
+            for c in &e.candidates {
+                last_state.insert((c.to_municipality.clone(), c.number.clone()), c.clone());
+            }
             for row in e.rows.iter().flat_map(|m| &m.rows) {
                 match row.kind.as_str() {
                     "RK" => rk += 1,
@@ -57,7 +62,41 @@ async fn rows_sent(bus: &Bus) -> (u64, u64, u64) {
         }
         group.last().unwrap().ack().await.unwrap();
     }
-    (last, rk, rg)
+    let decided = last_state.values().filter(|c| c.decision.is_some()).count();
+    let mut undecided = std::collections::BTreeMap::new();
+    for c in last_state.values().filter(|c| c.decision.is_none()).take(3) {
+        println!("undecided: {c:?}");
+    }
+    for c in last_state.values().filter(|c| c.decision.is_none()) {
+        let reason = c.facts.as_ref().and_then(|f| f.fields.as_ref()).map_or("withdrawn".into(), |f| f.reason.clone());
+        *undecided.entry(reason).or_insert(0) += 1;
+    }
+    (last, rk, rg, (last_state.len(), decided, undecided))
+}
+
+/// Persons whose latest state in continuity's stream has a C2 pair (what kogaku's H1 starts from).
+async fn paired_persons(bus: &Bus) -> usize {
+    let last = bus.last_seq("KOKUHO_CONTINUITY").await.unwrap();
+    let def =
+        ConsumerDef { name: "bench-pairs".into(), stream: "KOKUHO_CONTINUITY", max_deliver: 1, filter_subject: None };
+    let mut consumer = bus.consume(&def, 1).await.unwrap();
+    let mut paired = std::collections::BTreeMap::new();
+    let mut seen = 0;
+    while seen < last {
+        let group = consumer.next_group(1_000, Duration::from_millis(20)).await.unwrap();
+        for d in &group {
+            seen = d.stream_seq;
+            if let Ok((_, kokuho_continuity_contract::Event::PersonsEvaluated(e))) =
+                kokuho_bus::event::decode::<kokuho_continuity_contract::Events>(&d.payload)
+            {
+                for p in e.persons {
+                    paired.insert(p.pref_id, !p.pairs.is_empty());
+                }
+            }
+        }
+        group.last().unwrap().ack().await.unwrap();
+    }
+    paired.values().filter(|p| **p).count()
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -112,12 +151,15 @@ async fn main() {
     // 3. kogaku alone, from the first event, in a process of its own.
     let streams = [INPUTS[0], INPUTS[1], INPUTS[2], "KOKUHO_KOGAKU"];
     let args = ["--kogaku-auto-confirm", "true"];
-    let (took, samples) = prefecture::service_alone(&bus, &nats.url(), &data_dir, "kogaku", &args, &streams).await;
+    // months, households, members, pairs, candidates, from-intake, from-identity,
+    // from-continuity, forward-rows.
+    let (took, samples) =
+        prefecture::service_alone(&bus, &nats.url(), &data_dir, "kogaku", &args, 9, &streams).await;
     if std::env::var_os("KOKUHO_BENCH_TRACE").is_some() {
         println!("{samples:?}");
     }
     let quarters = prefecture::quarters(took, &samples);
-    let (events, rk, rg) = rows_sent(&bus).await;
+    let (events, rk, rg, (candidates, decided, undecided)) = rows_sent(&bus).await;
     let (rate, raw_rate) = (records as f64 / took.as_secs_f64(), records as f64 / raw.as_secs_f64());
     println!("| measure | value |");
     println!("| --- | ---: |");
@@ -136,5 +178,7 @@ async fn main() {
     );
     println!("| ratio to raw | {:.3} |", rate / raw_rate);
     println!("| rows kogaku sent: RK / RG | {rk} / {rg} |");
+    println!("| persons with a C2 pair in continuity's stream | {} |", paired_persons(&bus).await);
+    println!("| candidates / confirmed (auto) / undecided by reason | {candidates} / {decided} / {undecided:?} |");
     println!("| `kokuho serve kogaku`: most resident memory in each quarter of the run | {quarters} MiB |");
 }

@@ -187,8 +187,9 @@ pub(crate) async fn raw_consume(bus: &Bus, stream: &'static str) -> (u64, Durati
     (messages, start.elapsed())
 }
 
-/// Every durable consumer of `service` has acknowledged everything in its stream.
-pub(crate) async fn caught_up(bus: &Bus, service: &str, streams: &[&str]) -> bool {
+/// All `consumers` durable consumers of `service` exist and have acknowledged everything in
+/// their streams.
+pub(crate) async fn caught_up(bus: &Bus, service: &str, consumers: usize, streams: &[&str]) -> bool {
     let mut heads = std::collections::BTreeMap::new();
     for s in streams {
         // The service makes its own stream when it starts.
@@ -198,11 +199,11 @@ pub(crate) async fn caught_up(bus: &Bus, service: &str, streams: &[&str]) -> boo
     let prefix = format!("{service}-");
     let progress = bus.progress().await.unwrap();
     let mine: Vec<_> = progress.iter().filter(|p| p.consumer.starts_with(&prefix)).collect();
-    !mine.is_empty() && mine.iter().all(|p| heads.get(&p.stream).is_none_or(|head| p.ack_floor >= *head))
+    mine.len() == consumers && mine.iter().all(|p| heads.get(&p.stream).is_none_or(|head| p.ack_floor >= *head))
 }
 
 /// `kokuho serve SERVICE` (the binary as deployed, so its memory is its own) on a fresh store,
-/// until [`caught_up`] over `streams`. Returns how long it took and its resident memory
+/// until its `consumers` have [`caught_up`] over `streams`. Returns how long it took and its resident memory
 /// (seconds, MiB), sampled every 100 ms. `KOKUHO_BENCH_WRAP="heaptrack -o f"` runs it under a
 /// profiler.
 pub(crate) async fn service_alone(
@@ -211,6 +212,7 @@ pub(crate) async fn service_alone(
     data_dir: &std::path::Path,
     service: &str,
     args: &[&str],
+    consumers: usize,
     streams: &[&str],
 ) -> (Duration, Vec<(f64, u64)>) {
     let wrap = std::env::var("KOKUHO_BENCH_WRAP").unwrap_or_default();
@@ -223,7 +225,7 @@ pub(crate) async fn service_alone(
         .args(["--listen", "127.0.0.1:0", "--credentials"])
         .arg(kokuho_system::credentials_dir(data_dir))
         .args(args)
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", std::env::var("KOKUHO_BENCH_LOG").unwrap_or_else(|_| "warn".into()))
         .kill_on_drop(true)
         .spawn()
         .unwrap();
@@ -234,7 +236,7 @@ pub(crate) async fn service_alone(
         if let Some(status) = child.try_wait().unwrap() {
             panic!("kokuho serve {service} ended early: {status}");
         }
-        if caught_up(bus, service, streams).await {
+        if caught_up(bus, service, consumers, streams).await {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
