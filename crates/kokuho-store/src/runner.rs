@@ -368,20 +368,21 @@ impl<S: Step> Runner<S> {
         if self.consumer.filter_subject.is_some() {
             return Ok(());
         }
-        let mut expected = start + 1;
-        for d in fresh {
-            if d.stream_seq != expected {
-                let held = self.bus.holds(S::STREAM, expected).await.map_err(|e| e.to_string())?;
-                if held || d.stream_seq < expected {
-                    return Err(format!(
-                        "delivery gap: expected sequence {expected}, got {}; resuming from the stored position",
-                        d.stream_seq
-                    ));
-                }
-                tracing::warn!(projection = S::NAME, missing = expected, next = d.stream_seq,
-                    "The stream no longer holds a message after the stored position; going on");
+        let mut from = start;
+        while let Some((missing, next)) = first_gap(from, fresh.iter().map(|d| d.stream_seq)) {
+            let held = self.bus.holds(S::STREAM, missing).await.map_err(|e| e.to_string())?;
+            if held || next < missing {
+                return Err(format!(
+                    "delivery gap: expected sequence {missing}, got {next}; resuming from the stored position"
+                ));
             }
-            expected = d.stream_seq + 1;
+            tracing::warn!(
+                projection = S::NAME,
+                missing,
+                next,
+                "The stream no longer holds a message after the stored position; going on"
+            );
+            from = next;
         }
         Ok(())
     }
@@ -435,6 +436,41 @@ impl<S: Step> Runner<S> {
         }
         self.position.send_replace(last);
         Ok(())
+    }
+}
+
+/// The first place where `seqs` (in delivery order) does not continue `from` one by one: the
+/// sequence expected there and the one delivered instead. Delivery resumes the check after it.
+fn first_gap(from: u64, seqs: impl IntoIterator<Item = u64>) -> Option<(u64, u64)> {
+    let mut expected = from + 1;
+    for seq in seqs {
+        if seq < from + 1 {
+            continue;
+        }
+        if seq != expected {
+            return Some((expected, seq));
+        }
+        expected = seq + 1;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_gap;
+
+    /// A group must continue the stored position one by one (a lost pull shows as a gap).
+    #[test]
+    fn gaps_in_delivery() {
+        assert_eq!(first_gap(0, [1, 2, 3]), None);
+        assert_eq!(first_gap(10, [11, 12]), None);
+        assert_eq!(first_gap(0, []), None);
+        assert_eq!(first_gap(0, [1001, 1002]), Some((1, 1001)), "the first pull was lost");
+        assert_eq!(first_gap(0, [1, 2, 501, 502]), Some((3, 501)), "a pull in the middle was lost");
+        assert_eq!(first_gap(5, [6, 8]), Some((7, 8)));
+        assert_eq!(first_gap(5, [7, 6]), Some((6, 7)), "out of order");
+        // After a gap the stream no longer has, the check goes on from there.
+        assert_eq!(first_gap(7, [6, 8, 9]), None, "already applied messages are not gaps");
     }
 }
 

@@ -139,7 +139,8 @@ impl Service for App {
             pairs: pairs.clone(),
         };
         let context = Arc::new(evaluate::Context { bus: env.bus.clone(), state, inputs, auto_confirm });
-        runners.workflow(evaluate::Evaluate::<evaluate::FromIntake> { context: context.clone(), input: PhantomData })?;
+        runners
+            .workflow(evaluate::Evaluate::<evaluate::FromIntake> { context: context.clone(), input: PhantomData })?;
         runners
             .workflow(evaluate::Evaluate::<evaluate::FromIdentity> { context: context.clone(), input: PhantomData })?;
         runners.workflow(evaluate::Evaluate::<evaluate::FromContinuity> {
@@ -148,16 +149,7 @@ impl Service for App {
         })?;
         runners.workflow(kokuho_outbox::ForwardRows { bus: env.bus.clone(), source: evaluate::KogakuRows })?;
         let auditor = Auditor::new(env.bus, Self::NAME).await.context("audit stream")?;
-        Ok(Self {
-            months,
-            households,
-            members,
-            pairs,
-            context,
-            credentials: env.credentials,
-            auditor,
-            runners,
-        })
+        Ok(Self { months, households, members, pairs, context, credentials: env.credentials, auditor, runners })
     }
 
     fn routes(&self, routes: &mut tonic::service::RoutesBuilder) -> Vec<&'static str> {

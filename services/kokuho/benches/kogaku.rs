@@ -153,8 +153,7 @@ async fn main() {
     let args = ["--kogaku-auto-confirm", "true"];
     // months, households, members, pairs, candidates, from-intake, from-identity,
     // from-continuity, forward-rows.
-    let (took, samples) =
-        prefecture::service_alone(&bus, &nats.url(), &data_dir, "kogaku", &args, 9, &streams).await;
+    let (took, samples) = prefecture::service_alone(&bus, &nats.url(), &data_dir, "kogaku", &args, 9, &streams).await;
     if std::env::var_os("KOKUHO_BENCH_TRACE").is_some() {
         println!("{samples:?}");
     }
