@@ -149,7 +149,7 @@ async fn large_messages_all_arrive_in_order_without_stalling() {
 async fn holds_tells_whether_the_stream_has_a_sequence() {
     let (_nats, bus) = setup().await;
     for i in 0..3 {
-        bus.append(Append::new("kokuho.test.h", "x", &format!("h-{i}"))).await.unwrap();
+        bus.append(Append::new("kokuho.test.h", "x", format!("h-{i}"))).await.unwrap();
     }
     assert!(bus.holds("KOKUHO_TEST", 2).await.unwrap());
     assert!(!bus.holds("KOKUHO_TEST", 4).await.unwrap());

@@ -455,25 +455,6 @@ fn first_gap(from: u64, seqs: impl IntoIterator<Item = u64>) -> Option<(u64, u64
     None
 }
 
-#[cfg(test)]
-mod tests {
-    use super::first_gap;
-
-    /// A group must continue the stored position one by one (a lost pull shows as a gap).
-    #[test]
-    fn gaps_in_delivery() {
-        assert_eq!(first_gap(0, [1, 2, 3]), None);
-        assert_eq!(first_gap(10, [11, 12]), None);
-        assert_eq!(first_gap(0, []), None);
-        assert_eq!(first_gap(0, [1001, 1002]), Some((1, 1001)), "the first pull was lost");
-        assert_eq!(first_gap(0, [1, 2, 501, 502]), Some((3, 501)), "a pull in the middle was lost");
-        assert_eq!(first_gap(5, [6, 8]), Some((7, 8)));
-        assert_eq!(first_gap(5, [7, 6]), Some((6, 7)), "out of order");
-        // After a gap the stream no longer has, the check goes on from there.
-        assert_eq!(first_gap(7, [6, 8, 9]), None, "already applied messages are not gaps");
-    }
-}
-
 /// The runners of one service, started together and stopped together.
 pub struct Runners {
     service: &'static str,
@@ -530,5 +511,24 @@ impl Runners {
         for t in self.tasks {
             let _ = t.await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_gap;
+
+    /// A group must continue the stored position one by one (a lost pull shows as a gap).
+    #[test]
+    fn gaps_in_delivery() {
+        assert_eq!(first_gap(0, [1, 2, 3]), None);
+        assert_eq!(first_gap(10, [11, 12]), None);
+        assert_eq!(first_gap(0, []), None);
+        assert_eq!(first_gap(0, [1001, 1002]), Some((1, 1001)), "the first pull was lost");
+        assert_eq!(first_gap(0, [1, 2, 501, 502]), Some((3, 501)), "a pull in the middle was lost");
+        assert_eq!(first_gap(5, [6, 8]), Some((7, 8)));
+        assert_eq!(first_gap(5, [7, 6]), Some((6, 7)), "out of order");
+        // After a gap the stream no longer has, the check goes on from there.
+        assert_eq!(first_gap(7, [6, 8, 9]), None, "already applied messages are not gaps");
     }
 }
