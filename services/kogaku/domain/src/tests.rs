@@ -377,6 +377,51 @@ mod over_time {
         assert_ne!(a, candidate::number(&other_date, 0));
     }
 
+    /// The 継続候補番号 spreads over the whole 15-digit range (no two numbers of a receiving
+    /// municipality should meet).
+    #[test]
+    fn h1_numbers_spread_over_fifteen_digits() {
+        let numbers: Vec<u64> =
+            (0..200).map(|i| candidate::number(&key(&format!("{}", 1000 + i)), 0).parse().unwrap()).collect();
+        assert!(numbers.iter().all(|n| (100_000_000_000_000..1_000_000_000_000_000).contains(n)));
+        assert!(numbers.iter().any(|n| *n > 500_000_000_000_000), "the upper half is used");
+        let distinct: BTreeSet<u64> = numbers.iter().copied().collect();
+        assert_eq!(distinct.len(), numbers.len());
+    }
+
+    /// Only a confirmed 継続 hands over (K3): undecided and 非継続 do not.
+    #[test]
+    fn k3_only_a_confirmed_continuation_inherits() {
+        let mut c = fresh(Some(facts(&["X"], 0)));
+        assert!(!c.continues());
+        c.decided = Some(
+            candidate::decide(&c, ContinuationDecision::Discontinue, false, d("20260601"), DecidedBy::Api).unwrap(),
+        );
+        assert!(!c.continues());
+        c.decided =
+            Some(candidate::reverse(&c, ContinuationDecision::Continue, false, d("20260602"), "ops", "r").unwrap());
+        assert!(c.continues());
+    }
+
+    /// E011's messages are the ones docs/codes.md documents, one per reason.
+    #[test]
+    fn e011_messages_are_the_documented_ones() {
+        let doc = include_str!("../../../../docs/codes.md");
+        let row = doc.lines().find(|l| l.starts_with("| E011 |")).expect("E011 in codes.md");
+        let all = [
+            Refusal::Unknown,
+            Refusal::Withdrawn,
+            Refusal::AlreadyDecided,
+            Refusal::SecondContinuation,
+            Refusal::NotDecided,
+        ];
+        let messages: BTreeSet<&str> = all.iter().map(|r| r.message()).collect();
+        assert_eq!(messages.len(), all.len(), "one message per reason");
+        for m in messages {
+            assert!(row.contains(m), "{m} is documented");
+        }
+    }
+
     /// H5 before a decision: RK 訂正 0 once, nothing while fields 7–11 stay, 訂正 1 when one
     /// changes (field 11 too), 訂正 2 when the candidate disappears, 訂正 1 if it comes back.
     #[test]
