@@ -23,75 +23,37 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 #[path = "common/prefecture.rs"]
 mod prefecture;
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-use kokuho_bus::{Bus, ConsumerDef};
-use kokuho_client::Client;
-use kokuho_system::{System, SystemConfig};
+use kokuho_bus::Bus;
 use kokuho_testkit::TestNats;
 
 /// What continuity sent, read back from its stream: RS rows, A03 rows opened and closed.
 async fn rows_sent(bus: &Bus) -> (u64, u64, u64) {
-    let last = bus.last_seq("KOKUHO_CONTINUITY").await.unwrap();
-    let def =
-        ConsumerDef { name: "bench-rows".into(), stream: "KOKUHO_CONTINUITY", max_deliver: 1, filter_subject: None };
-    let mut consumer = bus.consume(&def, 1).await.unwrap();
-    let (mut rs, mut opened, mut closed, mut seen) = (0, 0, 0, 0);
-    while seen < last {
-        let group = consumer.next_group(1_000, Duration::from_millis(20)).await.unwrap();
-        for d in &group {
-            seen = d.stream_seq;
-            let Ok((_, kokuho_continuity_contract::Event::PersonsEvaluated(e))) =
-                kokuho_bus::event::decode::<kokuho_continuity_contract::Events>(&d.payload)
-            else {
-                continue;
-            };
-            for row in e.rows.iter().flat_map(|m| &m.rows) {
-                match (row.kind.as_str(), row.fields.get(1).map(String::as_str), row.fields.last().map(String::as_str))
-                {
-                    ("RS", _, _) => rs += 1,
-                    ("RE", Some("A03"), Some("1")) => opened += 1,
-                    ("RE", Some("A03"), Some("2")) => closed += 1,
-                    _ => {}
-                }
+    let (mut rs, mut opened, mut closed) = (0, 0, 0);
+    prefecture::read_stream(bus, "KOKUHO_CONTINUITY", |payload| {
+        let Ok((_, kokuho_continuity_contract::Event::PersonsEvaluated(e))) =
+            kokuho_bus::event::decode::<kokuho_continuity_contract::Events>(payload)
+        else {
+            return;
+        };
+        for row in e.rows.iter().flat_map(|m| &m.rows) {
+            match (row.kind.as_str(), row.fields.get(1).map(String::as_str), row.fields.last().map(String::as_str)) {
+                ("RS", _, _) => rs += 1,
+                ("RE", Some("A03"), Some("1")) => opened += 1,
+                ("RE", Some("A03"), Some("2")) => closed += 1,
+                _ => {}
             }
         }
-        group.last().unwrap().ack().await.unwrap();
-    }
+    })
+    .await;
     (rs, opened, closed)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let persons: u64 = std::env::var("KOKUHO_BENCH_PERSONS").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000);
-    let years: u32 = std::env::var("KOKUHO_BENCH_YEARS").ok().and_then(|v| v.parse().ok()).unwrap_or(1).clamp(1, 10);
     let nats = TestNats::start().await;
-    let data_dir = nats.dir().join("data");
-    let registry = Arc::new(kokuho_system::default_registry());
-    let munis = prefecture::municipalities();
-    let config = |services: Vec<&'static str>| SystemConfig {
-        services,
-        nats_url: Some(nats.url()),
-        ..SystemConfig::embedded(data_dir.clone(), registry.clone()).with_business_date(20250401)
-    };
-    let per_muni = persons / munis.len() as u64;
-    println!(
-        "kokuho bench (continuity): {} persons in {} municipalities, {years} year(s) of moves; fsync always",
-        per_muni * munis.len() as u64,
-        munis.len()
-    );
-
     // 1. Load through intake and identity.
-    let load_start = Instant::now();
-    let system = System::start(config(vec!["intake", "identity"])).await.unwrap();
-    let mut client = Client::connect(system.endpoint())
-        .await
-        .unwrap()
-        .with_dev_credentials(kokuho_system::credentials_dir(&data_dir));
-    let records = prefecture::load(&mut client, &munis, per_muni, years, |_, _| Vec::new()).await;
-    system.stop().await.unwrap();
-    let load = load_start.elapsed();
+    let loaded = prefecture::load_prefecture("continuity", &nats, vec!["intake", "identity"], |_, _| Vec::new()).await;
+    let prefecture::Loaded { data_dir, records, load, years } = loaded;
 
     let bus = Bus::connect(&nats.url(), "bench").await.unwrap();
     let (messages, bytes) = bus.stream_size("KOKUHO_IDENTITY").await.unwrap();

@@ -22,110 +22,69 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 #[path = "common/prefecture.rs"]
 mod prefecture;
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use kokuho_bus::{Bus, ConsumerDef};
-use kokuho_client::Client;
-use kokuho_system::{System, SystemConfig};
+use kokuho_bus::Bus;
 use kokuho_testkit::TestNats;
 
 const INPUTS: [&str; 3] = ["KOKUHO_INTAKE", "KOKUHO_IDENTITY", "KOKUHO_CONTINUITY"];
 
+/// Undecided candidates by 判定理由 (or `withdrawn`).
+type Undecided = std::collections::BTreeMap<String, usize>;
+
 /// What kogaku sent, read back from its stream: (events, RK rows, RG rows), and its candidates
-/// as the last event left them: (all, decided, by reason of the undecided).
-async fn rows_sent(bus: &Bus) -> (u64, u64, u64, (usize, usize, std::collections::BTreeMap<String, usize>)) {
+/// as the last event left them: (all, decided, undecided by reason).
+async fn rows_sent(bus: &Bus) -> (u64, u64, u64, (usize, usize, Undecided)) {
     let mut last_state = std::collections::BTreeMap::new();
-    let last = bus.last_seq("KOKUHO_KOGAKU").await.unwrap();
-    let def = ConsumerDef { name: "bench-rows".into(), stream: "KOKUHO_KOGAKU", max_deliver: 1, filter_subject: None };
-    let mut consumer = bus.consume(&def, 1).await.unwrap();
-    let (mut rk, mut rg, mut seen) = (0, 0, 0);
-    while seen < last {
-        let group = consumer.next_group(1_000, Duration::from_millis(20)).await.unwrap();
-        for d in &group {
-            seen = d.stream_seq;
-            let Ok((_, kokuho_kogaku_contract::Event::CandidatesEvaluated(e))) =
-                kokuho_bus::event::decode::<kokuho_kogaku_contract::Events>(&d.payload)
-            else {
-                continue;
-            };
-            for c in &e.candidates {
-                last_state.insert((c.to_municipality.clone(), c.number.clone()), c.clone());
-            }
-            for row in e.rows.iter().flat_map(|m| &m.rows) {
-                match row.kind.as_str() {
-                    "RK" => rk += 1,
-                    "RG" => rg += 1,
-                    _ => {}
-                }
+    let (mut events, mut rk, mut rg) = (0, 0, 0);
+    prefecture::read_stream(bus, "KOKUHO_KOGAKU", |payload| {
+        events += 1;
+        let Ok((_, kokuho_kogaku_contract::Event::CandidatesEvaluated(e))) =
+            kokuho_bus::event::decode::<kokuho_kogaku_contract::Events>(payload)
+        else {
+            return;
+        };
+        for c in e.candidates {
+            last_state.insert((c.to_municipality.clone(), c.number.clone()), c);
+        }
+        for row in e.rows.iter().flat_map(|m| &m.rows) {
+            match row.kind.as_str() {
+                "RK" => rk += 1,
+                "RG" => rg += 1,
+                _ => {}
             }
         }
-        group.last().unwrap().ack().await.unwrap();
-    }
+    })
+    .await;
     let decided = last_state.values().filter(|c| c.decision.is_some()).count();
-    let mut undecided = std::collections::BTreeMap::new();
-    for c in last_state.values().filter(|c| c.decision.is_none()).take(3) {
-        println!("undecided: {c:?}");
-    }
+    let mut undecided = Undecided::new();
     for c in last_state.values().filter(|c| c.decision.is_none()) {
         let reason = c.facts.as_ref().and_then(|f| f.fields.as_ref()).map_or("withdrawn".into(), |f| f.reason.clone());
         *undecided.entry(reason).or_insert(0) += 1;
     }
-    (last, rk, rg, (last_state.len(), decided, undecided))
+    (events, rk, rg, (last_state.len(), decided, undecided))
 }
 
 /// Persons whose latest state in continuity's stream has a C2 pair (what kogaku's H1 starts from).
 async fn paired_persons(bus: &Bus) -> usize {
-    let last = bus.last_seq("KOKUHO_CONTINUITY").await.unwrap();
-    let def =
-        ConsumerDef { name: "bench-pairs".into(), stream: "KOKUHO_CONTINUITY", max_deliver: 1, filter_subject: None };
-    let mut consumer = bus.consume(&def, 1).await.unwrap();
     let mut paired = std::collections::BTreeMap::new();
-    let mut seen = 0;
-    while seen < last {
-        let group = consumer.next_group(1_000, Duration::from_millis(20)).await.unwrap();
-        for d in &group {
-            seen = d.stream_seq;
-            if let Ok((_, kokuho_continuity_contract::Event::PersonsEvaluated(e))) =
-                kokuho_bus::event::decode::<kokuho_continuity_contract::Events>(&d.payload)
-            {
-                for p in e.persons {
-                    paired.insert(p.pref_id, !p.pairs.is_empty());
-                }
+    prefecture::read_stream(bus, "KOKUHO_CONTINUITY", |payload| {
+        if let Ok((_, kokuho_continuity_contract::Event::PersonsEvaluated(e))) =
+            kokuho_bus::event::decode::<kokuho_continuity_contract::Events>(payload)
+        {
+            for p in e.persons {
+                paired.insert(p.pref_id, !p.pairs.is_empty());
             }
         }
-        group.last().unwrap().ack().await.unwrap();
-    }
+    })
+    .await;
     paired.values().filter(|p| **p).count()
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let persons: u64 = std::env::var("KOKUHO_BENCH_PERSONS").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000);
-    let years: u32 = std::env::var("KOKUHO_BENCH_YEARS").ok().and_then(|v| v.parse().ok()).unwrap_or(1).clamp(1, 10);
     let nats = TestNats::start().await;
-    let data_dir = nats.dir().join("data");
-    let registry = Arc::new(kokuho_system::default_registry());
-    let munis = prefecture::municipalities();
-    let per_muni = persons / munis.len() as u64;
-    println!(
-        "kokuho bench (kogaku): {} persons in {} municipalities, {years} year(s) of moves; fsync always",
-        per_muni * munis.len() as u64,
-        munis.len()
-    );
-
     // 1. Load through intake, identity and continuity.
-    let load_start = Instant::now();
-    let config = SystemConfig {
-        services: vec!["intake", "identity", "continuity"],
-        nats_url: Some(nats.url()),
-        ..SystemConfig::embedded(data_dir.clone(), registry.clone()).with_business_date(20250401)
-    };
-    let system = System::start(config).await.unwrap();
-    let mut client = Client::connect(system.endpoint())
-        .await
-        .unwrap()
-        .with_dev_credentials(kokuho_system::credentials_dir(&data_dir));
     // A quarter of the households have three 高額 months before their move (K1, K2).
     let kg = |_: usize, j: u64| {
         if j.is_multiple_of(4) {
@@ -135,9 +94,8 @@ async fn main() {
             Vec::new()
         }
     };
-    let records = prefecture::load(&mut client, &munis, per_muni, years, kg).await;
-    system.stop().await.unwrap();
-    let load = load_start.elapsed();
+    let loaded = prefecture::load_prefecture("kogaku", &nats, vec!["intake", "identity", "continuity"], kg).await;
+    let prefecture::Loaded { data_dir, records, load, years } = loaded;
 
     // 2. Raw consumption of the three streams kogaku reads.
     let bus = Bus::connect(&nats.url(), "bench").await.unwrap();

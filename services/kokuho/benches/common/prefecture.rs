@@ -5,9 +5,11 @@
 
 use std::time::{Duration, Instant};
 
-use kokuho_bus::Bus;
+use kokuho_bus::{Bus, ConsumerDef};
 use kokuho_client::Client;
 use kokuho_ids::{Date, Month};
+use kokuho_system::{System, SystemConfig};
+use kokuho_testkit::TestNats;
 
 /// The first day of the `k`-th month after 2025-04.
 pub(crate) fn first_day(k: u32) -> Date {
@@ -260,4 +262,68 @@ pub(crate) fn quarters(took: Duration, samples: &[(f64, u64)]) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The prefecture as loaded: where, how big, how long it took.
+pub(crate) struct Loaded {
+    pub(crate) data_dir: std::path::PathBuf,
+    pub(crate) records: u64,
+    pub(crate) load: Duration,
+    pub(crate) years: u32,
+}
+
+/// Generates and loads the prefecture (`KOKUHO_BENCH_PERSONS`, default 200,000;
+/// `KOKUHO_BENCH_YEARS`, 1 to 10) through `services` on `nats`, printing what `bench` runs.
+pub(crate) async fn load_prefecture(
+    bench: &str,
+    nats: &TestNats,
+    services: Vec<&'static str>,
+    kg: impl Fn(usize, u64) -> Vec<String>,
+) -> Loaded {
+    let persons: u64 = std::env::var("KOKUHO_BENCH_PERSONS").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000);
+    let years: u32 = std::env::var("KOKUHO_BENCH_YEARS").ok().and_then(|v| v.parse().ok()).unwrap_or(1).clamp(1, 10);
+    let data_dir = nats.dir().join("data");
+    let munis = municipalities();
+    let per_muni = persons / munis.len() as u64;
+    println!(
+        "kokuho bench ({bench}): {} persons in {} municipalities, {years} year(s) of moves; fsync always",
+        per_muni * munis.len() as u64,
+        munis.len()
+    );
+    let start = Instant::now();
+    let config = SystemConfig {
+        services,
+        nats_url: Some(nats.url()),
+        ..SystemConfig::embedded(data_dir.clone(), std::sync::Arc::new(kokuho_system::default_registry()))
+            .with_business_date(20250401)
+    };
+    let system = System::start(config).await.unwrap();
+    let mut client = Client::connect(system.endpoint())
+        .await
+        .unwrap()
+        .with_dev_credentials(kokuho_system::credentials_dir(&data_dir));
+    let records = load(&mut client, &munis, per_muni, years, kg).await;
+    system.stop().await.unwrap();
+    Loaded { data_dir, records, load: start.elapsed(), years }
+}
+
+/// Reads `stream` from the start to its last message now, handing each payload to `each`.
+pub(crate) async fn read_stream(bus: &Bus, stream: &'static str, mut each: impl FnMut(&[u8])) {
+    let last = bus.last_seq(stream).await.unwrap();
+    let def = ConsumerDef {
+        name: format!("bench-read-{}", stream.to_lowercase()),
+        stream,
+        max_deliver: 1,
+        filter_subject: None,
+    };
+    let mut consumer = bus.consume(&def, 1).await.unwrap();
+    let mut seen = 0;
+    while seen < last {
+        let group = consumer.next_group(1_000, Duration::from_millis(20)).await.unwrap();
+        for d in &group {
+            seen = d.stream_seq;
+            each(&d.payload);
+        }
+        group.last().unwrap().ack().await.unwrap();
+    }
 }
