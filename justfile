@@ -44,7 +44,7 @@ test: deps
     just mutants-smoke
 
 # The pure crates whose mutants must all be caught (or excluded with a reason in .cargo/mutants.toml).
-mutant_crates := "-p kokuho-ids -p kokuho-rows -p kokuho-intake-domain -p kokuho-identity-domain -p kokuho-continuity-domain -p kokuho-kogaku-domain -p kokuho-relay-domain"
+mutant_crates := "-p kokuho-ids -p kokuho-rows -p kokuho-intake-domain -p kokuho-identity-domain -p kokuho-continuity-domain -p kokuho-kogaku-domain -p kokuho-relay-domain -p kokuho-midserver-domain"
 
 # Mutation testing of the pure crates (cargo-mutants, a few minutes): no mutant may survive.
 mutants: mutants-tool

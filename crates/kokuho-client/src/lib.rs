@@ -22,6 +22,8 @@ pub use kokuho_proto::identity::v1::{LookupIdsResponse, ReviewAction, ReviewCase
 pub use kokuho_proto::intake::v1::{GetStatusResponse, SubmissionStatus, SubmitResponse, WaitIdleResponse};
 use kokuho_proto::kogaku::v1::kogaku_service_client::KogakuServiceClient;
 pub use kokuho_proto::kogaku::v1::{CandidateSummary, CountMonthsResponse, ExplainResponse};
+pub use kokuho_proto::midserver::v1 as midserver;
+use kokuho_proto::midserver::v1::mid_server_service_client::MidServerServiceClient;
 pub use kokuho_proto::results::v1::ResultFile;
 pub use tonic::{Code, Status};
 
@@ -52,6 +54,7 @@ pub struct Client {
     identity: IdentityServiceClient<Channel>,
     continuity: ContinuityServiceClient<Channel>,
     kogaku: KogakuServiceClient<Channel>,
+    midserver: MidServerServiceClient<Channel>,
     /// Sent as `authorization: Bearer <token>` (the caller's credential).
     token: Option<String>,
     /// Without a token: the dev credentials of `kokuho up` (a token per role), from which each
@@ -72,7 +75,8 @@ impl Client {
             results: ResultServiceClient::new(channel.clone()).max_decoding_message_size(256 << 20),
             identity: IdentityServiceClient::new(channel.clone()),
             continuity: ContinuityServiceClient::new(channel.clone()),
-            kogaku: KogakuServiceClient::new(channel),
+            kogaku: KogakuServiceClient::new(channel.clone()),
+            midserver: MidServerServiceClient::new(channel),
             token: None,
             dev_credentials: None,
         })
@@ -184,6 +188,37 @@ impl Client {
         let m =
             kokuho_proto::kogaku::v1::ExplainRequest { municipality: municipality.into(), candidate: candidate.into() };
         Ok(self.kogaku.explain(self.request(&Caller::Municipality(municipality.into()), m)).await?.into_inner())
+    }
+
+    /// The intermediate server (its simulator under `kokuho up`): one Apply as `caller` (relay,
+    /// or the partition's municipality).
+    pub async fn midserver_apply(
+        &mut self,
+        caller: &Caller,
+        request: midserver::ApplyRequest,
+    ) -> Result<midserver::ApplyResponse, ClientError> {
+        Ok(self.midserver.apply(self.request(caller, request)).await?.into_inner())
+    }
+
+    /// オンライン資格確認 as a clinic asks it (with the operator's credential under `kokuho up`).
+    pub async fn eligibility(
+        &mut self,
+        request: midserver::EligibilityRequest,
+    ) -> Result<midserver::EligibilityResponse, ClientError> {
+        Ok(self.midserver.eligibility(self.request(&Caller::Operator, request)).await?.into_inner())
+    }
+
+    /// What a partition of the intermediate server holds (its municipality's credential).
+    pub async fn midserver_partition(&mut self, partition: &str) -> Result<Vec<midserver::Subscriber>, ClientError> {
+        let m = midserver::ListPartitionRequest { partition: partition.into() };
+        let r = self.midserver.list_partition(self.request(&Caller::Municipality(partition.into()), m)).await?;
+        Ok(r.into_inner().subscribers)
+    }
+
+    /// Operator: the faults the simulator injects from now on.
+    pub async fn midserver_faults(&mut self, faults: midserver::Faults) -> Result<midserver::Faults, ClientError> {
+        let m = midserver::SetFaultsRequest { faults: Some(faults) };
+        Ok(self.midserver.set_faults(self.request(&Caller::Operator, m)).await?.into_inner().faults.unwrap_or_default())
     }
 
     /// The IDs of (municipality, 宛名番号); only the municipality's own credential may ask.

@@ -36,6 +36,7 @@ pub const SERVICES: &[Registration] = &[
     registration::<kokuho_identity::App>(),
     registration::<kokuho_continuity::App>(),
     registration::<kokuho_kogaku::App>(),
+    registration::<kokuho_midserver_sim::App>(),
 ];
 
 /// The names of [`SERVICES`].
@@ -113,6 +114,14 @@ fn dev_keys(config: &mut SystemConfig) -> anyhow::Result<()> {
     if config.settings.get("identity_keys").is_none() {
         ensure_keys(&config.data_dir)?;
         config.settings.set("identity_keys", dir.display().to_string());
+    }
+    // The intermediate-server simulator plays another system: a key of its own.
+    if config.settings.get(kokuho_midserver_sim::KEYS).is_none() {
+        let sim = dir.join("midserver");
+        if !sim.join("identity.key").exists() {
+            kokuho_crypto::generate_key_pair(&sim).context("generate the simulator's dev key")?;
+        }
+        config.settings.set(kokuho_midserver_sim::KEYS, sim.display().to_string());
     }
     Ok(())
 }

@@ -91,6 +91,25 @@ pub(crate) enum Command {
         #[arg(long, env = "USER", default_value = "operator")]
         operator: String,
     },
+    /// オンライン資格確認 as a clinic asks the intermediate server (its simulator under `up`):
+    /// insured or not on a date, and the dates; never a 個人番号.
+    Eligibility {
+        /// 保険者番号.
+        #[arg(long)]
+        insurer: String,
+        /// 被保険者証記号.
+        #[arg(long)]
+        symbol: String,
+        /// 被保険者証番号.
+        #[arg(long)]
+        number: String,
+        /// 枝番 (01–99).
+        #[arg(long)]
+        branch: u32,
+        /// YYYYMMDD.
+        #[arg(long)]
+        date: String,
+    },
     /// Why a continuation candidate's RK and RG rows say what they say (rules.md H2, K2, K3).
     Why {
         #[arg(long)]
@@ -199,6 +218,12 @@ pub(crate) struct ServeSettings {
     /// municipality (rules.md H3; off by default).
     #[arg(long, env = "KOKUHO_KOGAKU_AUTO_CONFIRM")]
     pub(crate) kogaku_auto_confirm: Option<bool>,
+    /// midserver-sim: its key directory (`*.key`, `identity.key` current; a Secret).
+    #[arg(long, env = "KOKUHO_MIDSERVER_KEYS")]
+    pub(crate) midserver_keys: Option<PathBuf>,
+    /// midserver-sim: faults injected from the start, e.g. `reject_per_mille=10,delay_ms=50`.
+    #[arg(long, env = "KOKUHO_MIDSERVER_FAULTS")]
+    pub(crate) midserver_faults: Option<String>,
     /// Where the service keeps its stores (default .kokuho).
     #[arg(skip)]
     pub(crate) data_dir: Option<PathBuf>,
@@ -216,6 +241,8 @@ impl ServeSettings {
             credentials: self.credentials.or(file.credentials),
             business_date: self.business_date.or(file.business_date),
             kogaku_auto_confirm: self.kogaku_auto_confirm.or(file.kogaku_auto_confirm),
+            midserver_keys: self.midserver_keys.or(file.midserver_keys),
+            midserver_faults: self.midserver_faults.or(file.midserver_faults),
             data_dir: self.data_dir.or(file.data_dir),
         }
     }

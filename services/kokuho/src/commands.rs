@@ -49,6 +49,13 @@ pub(crate) async fn run(cli: Cli) -> u8 {
             let reversal = reverse.then(|| (operator, reason.unwrap_or_default()));
             client_command(&cli.global, out, |c| decide(c, out, municipality, candidate, decision, reversal)).await
         }
+        Command::Eligibility { insurer, symbol, number, branch, date } => match parse_date(&date) {
+            Ok(date) => {
+                let request = kokuho_client::midserver::EligibilityRequest { insurer, symbol, number, branch, date };
+                client_command(&cli.global, out, |c| eligibility(c, out, request)).await
+            }
+            Err(e) => Err(e),
+        },
         Command::Why { municipality, candidate } => {
             client_command(&cli.global, out, |c| why(c, out, municipality, candidate)).await
         }
@@ -195,6 +202,38 @@ async fn decide(
     Ok(EXIT_OK)
 }
 
+async fn eligibility(
+    mut client: Client,
+    out: Out,
+    request: kokuho_client::midserver::EligibilityRequest,
+) -> Result<u8, ClientError> {
+    let card = format!("{} {} {} 枝番 {:02}", request.insurer, request.symbol, request.number, request.branch);
+    let date = request.date;
+    let r = client.eligibility(request).await?;
+    let d = |v: u32| if v == 0 { "-".to_string() } else { v.to_string() };
+    let text = if !r.found {
+        format!("{card}: 該当なし ({date})")
+    } else {
+        format!(
+            "{card}: {} ({date}); 資格取得 {} 喪失 {} / 都道府県 資格取得 {} 喪失 {}",
+            if r.insured { "資格あり" } else { "資格なし" },
+            d(r.acquired_on),
+            d(r.lost_on),
+            d(r.pref_acquired_on),
+            d(r.pref_lost_on)
+        )
+    };
+    out.value(
+        &text,
+        serde_json::json!({
+            "found": r.found, "insured": r.insured, "date": date,
+            "acquired_on": r.acquired_on, "lost_on": r.lost_on,
+            "pref_acquired_on": r.pref_acquired_on, "pref_lost_on": r.pref_lost_on,
+        }),
+    );
+    Ok(EXIT_OK)
+}
+
 async fn why(mut client: Client, out: Out, municipality: String, candidate: String) -> Result<u8, ClientError> {
     let r = client.explain_candidate(&municipality, &candidate).await?;
     out.value(
@@ -298,8 +337,7 @@ async fn up(global: &Global, args: UpArgs) -> anyhow::Result<u8> {
 async fn serve(global: &Global, args: ServeArgs) -> anyhow::Result<u8> {
     let Some(service) = kokuho_system::service_names().into_iter().find(|s| *s == args.service) else {
         anyhow::bail!(
-            "service {:?} is not built yet; this binary runs {} (relay and midserver-sim come \
-             with their issues)",
+            "service {:?} is not built yet; this binary runs {} (relay comes with its issue)",
             args.service,
             kokuho_system::service_names().join(", ")
         );
@@ -337,6 +375,12 @@ async fn serve(global: &Global, args: ServeArgs) -> anyhow::Result<u8> {
     }
     if let Some(on) = settings.kogaku_auto_confirm {
         config.settings.set(kokuho_kogaku::AUTO_CONFIRM, on.to_string());
+    }
+    if let Some(p) = &settings.midserver_keys {
+        config.settings.set(kokuho_midserver_sim::KEYS, p.display().to_string());
+    }
+    if let Some(f) = &settings.midserver_faults {
+        config.settings.set(kokuho_midserver_sim::FAULTS, f.clone());
     }
     // Every service checks its callers (security.md S5).
     config.credentials_dir =
