@@ -249,4 +249,32 @@ mod tests {
         assert!(keys.iter().all(|k| f.loses_ack(k)), "1000 per mille loses every answer");
         assert!(!Faults::default().rejects(&keys[0]) && !Faults::default().loses_ack(&keys[0]));
     }
+
+    /// The server's codes and reasons: one each, the injected reason as given.
+    #[test]
+    fn rejections_have_their_codes_and_reasons() {
+        let all = [
+            Rejection::AlreadyRegistered,
+            Rejection::NotRegistered,
+            Rejection::OtherPartition,
+            Rejection::Injected("検証エラー".into()),
+        ];
+        let codes: Vec<&str> = all.iter().map(Rejection::code).collect();
+        assert_eq!(codes, ["M01", "M02", "M03", "M99"]);
+        let messages: std::collections::BTreeSet<String> = all.iter().map(Rejection::message).collect();
+        assert_eq!(messages.len(), 4);
+        assert!(messages.contains("検証エラー") && messages.iter().all(|m| !m.is_empty()));
+    }
+
+    /// A share of 0 per mille hits no key, not even one whose number is 0.
+    #[test]
+    fn no_fault_at_zero() {
+        let none = Faults::default();
+        let reject_zero = (0..100_000).map(|i| format!("k{i}")).find(|k| share(k, b"reject") == 0).unwrap();
+        let ack_zero = (0..100_000).map(|i| format!("k{i}")).find(|k| share(k, b"ack") == 0).unwrap();
+        assert!(!none.rejects(&reject_zero));
+        assert!(!none.loses_ack(&ack_zero));
+        let one = Faults { reject_per_mille: 1, lose_ack_per_mille: 1, ..Faults::default() };
+        assert!(one.rejects(&reject_zero) && one.loses_ack(&ack_zero));
+    }
 }
