@@ -500,3 +500,37 @@ async fn replay_equals_live() {
     }
     sys.stop().await;
 }
+
+/// A provisional person (I5): 港区 first sends the mover without a 個人番号 (a person of its own,
+/// no pair, no candidate), then with it (merged into 千代田区's person): the pair forms and the
+/// candidate is the same as if the number had come at once — rule 1, 継続 11, its householder
+/// compared as the merged person.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn i5_a_mover_first_sent_without_a_number_becomes_a_candidate_when_merged() {
+    let mut sys = spawn_system(20260601).await;
+    let x = Mover { at_a: "100001", at_b: "200001", number: 10_000_000_001, from: "1001", to: "2001" };
+    let ks_a = input_file("KS", CHIYODA, "130013", 1, &["2,1,1001,20200401,01,100001,0,千代田,1001,09,".into()]);
+    let kk_a = input_file("KK", CHIYODA, "130013", 1, &[x.at_a("20260509", "20260510")]);
+    let kg_a = input_file("KG", CHIYODA, "130013", 1, &["2,1,1001,202602,1,20260301".into()]);
+    assert_eq!(sys.client.submit(CHIYODA, vec![ks_a, kk_a, kg_a]).await.unwrap().rejected, 0);
+    let ks_b = input_file("KS", MINATO, "130039", 1, &[format!("2,1,2001,20260510,02,200001,0,港,2001,09,{CHIYODA}")]);
+    let with_number = x.at_b("20260510");
+    let number = kokuho_testkit::individual_number(x.number);
+    let without = with_number.replace(&number, "");
+    let kk_b = input_file("KK", MINATO, "130039", 1, &[without]);
+    assert_eq!(sys.client.submit(MINATO, vec![ks_b, kk_b]).await.unwrap().rejected, 0);
+    sys.settle().await;
+    assert!(sys.client.list_candidates(Some(MINATO), false).await.unwrap().is_empty(), "no pair yet");
+    let kk_b = input_file("KK", MINATO, "130039", 2, &[with_number]);
+    assert_eq!(sys.client.submit(MINATO, vec![kk_b]).await.unwrap().rejected, 0);
+    sys.settle().await;
+    let c = only_candidate(&mut sys, MINATO).await;
+    assert_eq!(
+        (c.former_householder.as_str(), c.movers, c.recommended.as_str(), c.reason.as_str(), c.kogaku_count),
+        ("1", 1, "1", "11", 1)
+    );
+    let rk = data_rows(&sys.fetch(MINATO).await, "RK");
+    assert_eq!(rk.len(), 1, "{rk:?}");
+    assert_eq!(rk[0][10], "0", "訂正 0");
+    sys.stop().await;
+}
