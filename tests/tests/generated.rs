@@ -33,6 +33,8 @@ struct Batch {
 struct Scenario {
     phases: Vec<BTreeMap<&'static str, Batch>>,
     double_errors: BTreeSet<(String, String)>,
+    /// Periods deleted after they were sent: (municipality, 宛名番号, 適用開始年月日).
+    deleted: BTreeSet<(String, String, String)>,
 }
 
 /// `persons` persons, each of one of five kinds, at random municipalities.
@@ -40,6 +42,7 @@ fn generate(seed: u64, persons: u64) -> Scenario {
     let mut rng = Lcg(seed);
     let mut phases: Vec<BTreeMap<&'static str, Batch>> = vec![BTreeMap::new(); 3];
     let mut double_errors = BTreeSet::new();
+    let mut deleted = BTreeSet::new();
     for i in 0..persons {
         let a = rng.below(3) as usize;
         let b = (a + 1 + rng.below(2) as usize) % 3;
@@ -53,7 +56,7 @@ fn generate(seed: u64, persons: u64) -> Scenario {
             batch.ks.extend(ks_line);
             batch.kk.push(kk_line);
         };
-        match rng.below(5) {
+        match rng.below(7) {
             // Stays, with a number from the start.
             0 => push(
                 0,
@@ -93,6 +96,30 @@ fn generate(seed: u64, persons: u64) -> Scenario {
                     push(2, mb, house_b, arrival(&number));
                 }
             }
+            // Registered, then the period deleted (KK 削除): its RS is withdrawn (判定区分 9).
+            5 => {
+                push(
+                    0,
+                    ma,
+                    Some(ks(&ha, "20200401", "01", &ra, "")),
+                    kk(&ra, &ha, &number, birth, "1", "20200401", "03", "", "", "", "", "20200401"),
+                );
+                push(1, ma, None, delete(&ra, &ha, "20200401"));
+                deleted.insert((ma.to_string(), ra.clone(), "20200401".to_string()));
+            }
+            // Moves A → B; B's arrival is then deleted: A's move-out is unpaired again.
+            6 => {
+                push(
+                    0,
+                    ma,
+                    Some(ks(&ha, "20200401", "01", &ra, "")),
+                    kk(&ra, &ha, &number, birth, "1", "20200401", "03", "20260509", "02", "", mb, "20260509"),
+                );
+                let arrival = kk(&rb, &hb, &number, birth, "1", "20260510", "02", "", "", ma, "", "20260510");
+                push(1, mb, Some(ks(&hb, "20260510", "02", &rb, ma)), arrival);
+                push(2, mb, None, delete(&rb, &hb, "20260510"));
+                deleted.insert((mb.to_string(), rb.clone(), "20260510".to_string()));
+            }
             // A record with two failing checks: 性別 3 (E004) and an unknown household (E007).
             _ => {
                 push(0, ma, None, kk(&ra, "9999", &number, birth, "3", "20200401", "03", "", "", "", "", "20200401"));
@@ -100,7 +127,12 @@ fn generate(seed: u64, persons: u64) -> Scenario {
             }
         }
     }
-    Scenario { phases, double_errors }
+    Scenario { phases, double_errors, deleted }
+}
+
+/// A KK 削除 of the period (宛名番号, 適用開始年月日).
+fn delete(resident: &str, household: &str, start: &str) -> String {
+    format!("2,3,{resident},{household},1,,,,,,,{start},,,,,,")
 }
 
 /// Every data row of every file, per (municipality, kind), in the order they came.
@@ -228,6 +260,11 @@ fn check(scenario: &Scenario, rows: &Rows) {
                 errors.entry((muni.clone(), r[5].clone())).or_default().insert(r[1].clone());
             }
         }
+    }
+    // C1/C9: a deleted period's latest RS row withdraws it (判定区分 9).
+    for (muni, resident, start) in &scenario.deleted {
+        let row = rs.get(&(muni.clone(), resident.clone(), start.clone()));
+        assert_eq!(row.map(|r| r[8].as_str()), Some("9"), "{muni}/{resident}/{start}: {row:?}");
     }
     for key in &scenario.double_errors {
         let codes: Vec<&str> = errors.get(key).map(|c| c.iter().map(String::as_str).collect()).unwrap_or_default();
