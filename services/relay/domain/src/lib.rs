@@ -11,10 +11,14 @@
 //!   the old 記号番号 with a 新規 under the new one when the 記号番号 changes — and
 //!   [`idempotency_key`], one per record version.
 //!
+//! - [`provision`] (P1): the 別紙2 policy — which institution may be provided which file.
+//!
 //! The record carries the person, never the 個人番号: relay asks identity for it at send time
 //! (R6, security.md S1).
 //!
 //! Architecture invariant: no IO, no clock, no wire types.
+
+pub mod provision;
 
 use std::collections::BTreeMap;
 
