@@ -101,8 +101,10 @@ async fn no_individual_number_is_written_anywhere() {
     }
     let numbers: Vec<String> = numbers.into_iter().chain(generated_numbers).collect();
     let root = sys.nats.dir().to_path_buf();
-    // Stop the services so every store is flushed; the temp dir lives as long as `sys`.
+    // Stop the services and the server so every store is flushed and no file is being replaced
+    // while it is read; the temp dir lives as long as `sys`.
     sys.stop_services().await;
+    sys.nats.stop().await;
 
     // What the clients got: answers and result files.
     let mut answers = Vec::new();
