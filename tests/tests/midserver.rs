@@ -116,8 +116,10 @@ async fn a_partition_idempotent_applies_eligibility_and_faults() {
     let mut minato = sys.client.with_token(token);
     assert_eq!(code_of(minato.midserver_faults(Faults::default()).await), Code::PermissionDenied);
 
-    // A restart keeps everything (its own durable store), and the keys it answered.
+    // A restart keeps everything (its own durable store), and the keys it answered — also when
+    // kokuho's stores are deleted to be rebuilt from the log (the simulator's are not kokuho's).
     sys.stop_services().await;
+    std::fs::remove_dir_all(sys.data_dir().join("store")).unwrap();
     sys.start_services().await;
     let c = &mut sys.client;
     assert!(c.eligibility(asked(3, 20260601)).await.unwrap().insured);
@@ -125,7 +127,7 @@ async fn a_partition_idempotent_applies_eligibility_and_faults() {
 
     // S1: the simulator keeps numbers sealed at rest.
     sys.stop_services().await;
-    let store = sys.data_dir().join("store").join("midserver-sim");
+    let store = sys.data_dir().join("midserver-sim");
     let mut files = Vec::new();
     let mut stack = vec![store];
     while let Some(dir) = stack.pop() {

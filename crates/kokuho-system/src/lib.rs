@@ -140,6 +140,12 @@ impl System {
     pub async fn start(mut config: SystemConfig) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("create data dir {}", config.data_dir.display()))?;
+        // The simulator's records are another system's data, not a projection: outside `store/`
+        // (which may be deleted to rebuild from the log).
+        if config.settings.get(kokuho_midserver_sim::DATA).is_none() {
+            let dir = config.data_dir.join("midserver-sim");
+            config.settings.set(kokuho_midserver_sim::DATA, dir.display().to_string());
+        }
         let registrations: Vec<Registration> =
             config
                 .services

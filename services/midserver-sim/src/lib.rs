@@ -19,6 +19,10 @@ pub use grpc::{MidServerGrpc, MidServerServer};
 
 /// The setting naming the simulator's key directory (`*.key`, `identity.key` current).
 pub const KEYS: &str = "midserver_keys";
+/// The setting naming the simulator's data directory: its records are the simulated national
+/// system's, not a projection of kokuho's log, so they live outside the rebuildable `store/`
+/// (`kokuho up`: `<data dir>/midserver-sim`).
+pub const DATA: &str = "midserver_data";
 /// The setting with the faults in force at start (`key=value,…`, see `Faults::parse`).
 pub const FAULTS: &str = "midserver_faults";
 
@@ -59,7 +63,9 @@ impl Service for App {
         let vault = kokuho_crypto::Vault::load(std::path::Path::new(keys)).context("the simulator's keys")?;
         let faults = Faults::parse(env.settings.get(FAULTS).unwrap_or_default())
             .map_err(|e| anyhow::anyhow!("{FAULTS}: {e}"))?;
-        let store = store::Store::new(env.db.store("midserver-records")?, vault);
+        let data = env.settings.require(DATA, "data directory of the intermediate-server simulator")?;
+        let db = kokuho_store::SledDb::open(std::path::Path::new(data)).context("the simulator's store")?;
+        let store = store::Store::new(db.store("midserver-records")?, vault);
         let server = grpc::server(Arc::new(store), faults, env.credentials);
         Ok(Self { server })
     }
