@@ -6,6 +6,8 @@
 //! orders of the municipalities' submissions (each municipality's own files in order, day
 //! closes and decisions in place) and checked:
 //!
+//! Half of the municipalities decide by KT file, half over the API.
+//!
 //! - against the generator's own expectation, per candidate: RK fields 7–10 by the H2 rule the
 //!   generator built the move for, field 11 (K2) from the months it sent, RG fields 4–8 (K3,
 //!   K4) from the decisions and the months after the late ones, and the open A08 rows (H5);
@@ -278,10 +280,13 @@ type Decisions = BTreeMap<String, String>;
 
 /// B decides every candidate: 継続 when recommended and no other candidate of the move is
 /// confirmed 継続 (H4) and the number is not a multiple of 5 (some recommendations are
-/// overridden); else 非継続. A function of the candidates' facts only.
+/// overridden); else 非継続. A function of the candidates' facts only. Two municipalities
+/// decide by KT file (one record per candidate, in this order), two over the API.
 async fn decide_all(sys: &mut TestSystem) -> Decisions {
     let mut decisions = Decisions::new();
-    for (muni, _) in MUNIS {
+    for (i, (muni, insurer)) in MUNIS.iter().enumerate() {
+        let by_file = i % 2 == 0;
+        let mut kt = Vec::new();
         let mut list = sys.client.list_candidates(Some(muni), false).await.unwrap();
         list.sort_by(|x, y| {
             (x.household.as_str(), x.moved_in_on, x.from_municipality.as_str(), x.from_household.as_str()).cmp(&(
@@ -297,11 +302,20 @@ async fn decide_all(sys: &mut TestSystem) -> Decisions {
             let continues =
                 c.recommended == "1" && !confirmed.contains(&group) && c.number.parse::<u64>().unwrap() % 5 != 0;
             let decision = if continues { "1" } else { "2" };
-            sys.client.decide(muni, &c.number, decision).await.unwrap();
+            if by_file {
+                kt.push(format!("2,{},{decision}", c.number));
+            } else {
+                sys.client.decide(muni, &c.number, decision).await.unwrap();
+            }
             if continues {
                 confirmed.insert(group);
             }
             decisions.insert(c.number.clone(), decision.to_string());
+        }
+        if !kt.is_empty() {
+            let r = sys.client.submit(muni, vec![input_file("KT", muni, insurer, 1, &kt)]).await.unwrap();
+            assert_eq!((r.accepted as usize, r.rejected), (kt.len(), 0), "{r:?}");
+            sys.settle().await;
         }
     }
     decisions
@@ -440,6 +454,9 @@ fn check(scenario: &Scenario, rows: &Rows, decisions: &Decisions) {
         }
     }
     assert_eq!(open_a08(rows), expected_a08, "H5: A08 for the decided candidates whose facts changed");
+    // Every KT record named a candidate that existed, undecided: no E011.
+    let e011 = rows.iter().filter(|((_, k), _)| k == "RE").flat_map(|(_, l)| l).filter(|r| r[1] == "E011").count();
+    assert_eq!(e011, 0);
     // K2 through a chain: C's candidate counts C(h_B), which holds what h_B inherited (K3, K4:
     // with h_A's months reported after the decision); undecided, so no RG.
     for (first, second) in &scenario.chains {
