@@ -5,7 +5,8 @@
 //! `k/<B>/<h_B>/<D>/<A>/<h_A>` → its number (a move group's candidates are one prefix);
 //! `hb/<B>/<h_B>/<number>` and `ha/<A>/<h_A>/<B>/<number>` → present (candidates into and out
 //! of a household); `mv/<person>/<B>/<number>` → present while the person is one of its
-//! movers; `cursor/<stream>` → the last input sequence evaluated.
+//! movers; `a08/<B>/<number>` → present while A08 is open (the operator's list);
+//! `cursor/<stream>` → the last input sequence evaluated.
 
 use kokuho_kogaku_domain::candidate::Candidate;
 use kokuho_kogaku_domain::{CandidateKey, GroupKey};
@@ -35,7 +36,7 @@ fn index_key(k: &CandidateKey) -> Vec<u8> {
 
 impl Projection for Candidates {
     const NAME: &'static str = "candidates";
-    const VERSION: u32 = 1;
+    const VERSION: u32 = 2;
     const STREAM: &'static str = STREAM.name;
 
     fn apply(&self, tx: &mut Tx<'_>, ev: &LogEvent<'_>) -> Result<(), ApplyError> {
@@ -68,6 +69,12 @@ impl Projection for Candidates {
                         .into_bytes(),
                     Vec::new(),
                 );
+            }
+            let a08 = format!("a08/{}/{}", c.to_municipality, c.number).into_bytes();
+            if c.changed {
+                tx.put(a08, Vec::new())
+            } else {
+                tx.delete(a08)
             }
             tx.put(key, c.encode_to_vec());
         }
@@ -133,6 +140,25 @@ pub(crate) fn of_mover(store: &dyn Read, person: &str) -> Result<Vec<(String, St
         .into_iter()
         .map(|t| t.split_once('/').map(|(b, n)| (b.to_string(), n.to_string())).ok_or(StoreError::Corrupt(t.clone())))
         .collect()
+}
+
+/// The candidates with A08 open, of `to` or of all (the operator's list), through their index.
+pub(crate) fn changed(store: &dyn Read, to: Option<&str>) -> Result<Vec<Candidate>, StoreError> {
+    let prefix = match to {
+        Some(b) => format!("a08/{b}/"),
+        None => "a08/".to_string(),
+    };
+    let mut out = Vec::new();
+    for t in tails(store, &prefix)? {
+        let (b, n) = match to {
+            Some(b) => (b.to_string(), t),
+            None => {
+                t.split_once('/').map(|(b, n)| (b.to_string(), n.to_string())).ok_or(StoreError::Corrupt(t.clone()))?
+            }
+        };
+        out.extend(candidate(store, &b, &n)?);
+    }
+    Ok(out)
 }
 
 /// Every candidate of receiving municipality `to` (or of all, for the operator), in number order.

@@ -223,9 +223,9 @@ impl KogakuService for KogakuGrpc {
         let allowed = caller == Caller::Operator || caller.is_municipality(&r.municipality);
         self.auditor.require(&caller, allowed, ACTION, &r.municipality).await?;
         let to = (!r.municipality.is_empty()).then_some(r.municipality.as_str());
-        let all = candidates::all(self.context.state.store(), to).map_err(|e| status(e.into()))?;
-        let candidates: Vec<pb::CandidateSummary> =
-            all.iter().filter(|c| !r.changed_only || c.changed).map(summary).collect();
+        let store = self.context.state.store();
+        let found = if r.changed_only { candidates::changed(store, to) } else { candidates::all(store, to) };
+        let candidates: Vec<pb::CandidateSummary> = found.map_err(|e| status(e.into()))?.iter().map(summary).collect();
         self.auditor.allowed(&caller, ACTION, Vec::new(), &r.municipality).await?;
         Ok(Response::new(pb::ListCandidatesResponse { candidates }))
     }
