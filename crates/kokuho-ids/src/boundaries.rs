@@ -69,6 +69,9 @@ fn dates_and_months() {
     let m = Month::new(2026, 5).unwrap();
     assert_eq!((m.year(), m.month(), m.to_yyyymm()), (2026, 5, 202605));
     assert_eq!(Month::new(1999, 12).unwrap().to_yyyymm(), 199912);
+    assert_eq!(Month::from_yyyymm(202605), Some(m));
+    assert_eq!(Month::from_yyyymm(202613), None);
+    assert_eq!(Month::from_yyyymm(202600), None);
 }
 
 /// identifiers.md: 世帯番号 1–15 digits, 被保険者証番号 1–10, 記号 without commas or control

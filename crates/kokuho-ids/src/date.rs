@@ -199,6 +199,11 @@ impl Month {
     pub fn to_yyyymm(self) -> u32 {
         self.year as u32 * 100 + u32::from(self.month)
     }
+
+    /// `YYYYMM` as a number (keys and the wire), if it is a month.
+    pub fn from_yyyymm(v: u32) -> Option<Self> {
+        Self::new((v / 100) as i32, (v % 100) as u8).ok()
+    }
 }
 
 impl fmt::Display for Month {

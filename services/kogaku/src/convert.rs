@@ -18,16 +18,24 @@ use kokuho_kogaku_domain::{CandidateKey, GroupKey, Pair, Recommendation};
 use kokuho_proto::kogaku::v1 as pb;
 use kokuho_rows::Rg;
 
-/// The chunk of accepted records an event of the intake stream carries, if any (every event of
-/// the stream is named here, so a new one forces a decision).
-fn chunk_of(bytes: &[u8]) -> Result<Option<RecordsAccepted>, String> {
+/// What an event of the intake stream is to kogaku, decoded once.
+pub(crate) enum IntakeInput {
+    /// A chunk of accepted records.
+    Chunk(RecordsAccepted),
+    /// The business date from here on (rules.md T1).
+    Calendar(u32),
+    Nothing,
+}
+
+/// Decodes an event of the intake stream (every event of the stream is named here, so a new one
+/// forces a decision).
+pub(crate) fn intake_input(bytes: &[u8]) -> Result<IntakeInput, String> {
     let (_, event) = kokuho_bus::event::decode::<Events>(bytes)?;
     Ok(match event {
-        Event::RecordsAccepted(chunk) => Some(chunk),
-        Event::SubmissionAccepted(_)
-        | Event::SubmissionRejected(_)
-        | Event::BusinessDateSet(_)
-        | Event::DayClosed(_) => None,
+        Event::RecordsAccepted(chunk) => IntakeInput::Chunk(chunk),
+        Event::BusinessDateSet(d) => IntakeInput::Calendar(d.date),
+        Event::DayClosed(d) => IntakeInput::Calendar(d.date),
+        Event::SubmissionAccepted(_) | Event::SubmissionRejected(_) => IntakeInput::Nothing,
     })
 }
 
@@ -45,19 +53,17 @@ pub(crate) struct KogakuRecord {
     pub(crate) register: bool,
 }
 
-/// The KG records of an event of the intake stream, in file order. intake checked them; a
-/// value that does not parse is an error (the event is dead-lettered), never a default.
-pub(crate) fn kogaku_records(bytes: &[u8]) -> Result<Vec<KogakuRecord>, String> {
-    let Some(chunk) = chunk_of(bytes)? else { return Ok(Vec::new()) };
+/// The KG records of a chunk, in file order. intake checked them; a value that does not parse
+/// is an error (the event is dead-lettered), never a default.
+pub(crate) fn kogaku_records(chunk: &RecordsAccepted) -> Result<Vec<KogakuRecord>, String> {
     let mut out = Vec::new();
-    for r in chunk.records {
-        let Some(Record::Kogaku(k)) = r.record else { continue };
-        let month = Month::new((k.month / 100) as i32, (k.month % 100) as u8)
-            .map_err(|_| format!("診療年月 {} of line {}", k.month, r.line))?;
+    for r in &chunk.records {
+        let Some(Record::Kogaku(k)) = &r.record else { continue };
+        let month = Month::from_yyyymm(k.month).ok_or_else(|| format!("診療年月 {} of line {}", k.month, r.line))?;
         let kind = KogakuKind::parse(&k.kogaku_kind).map_err(|_| format!("該当区分 {:?}", k.kogaku_kind))?;
         out.push(KogakuRecord {
             municipality: chunk.municipality.clone(),
-            household: k.household_number,
+            household: k.household_number.clone(),
             month,
             kind,
             register: processing(&k.processing)? == ProcessingKind::Register,
@@ -75,12 +81,11 @@ pub(crate) struct HouseholdRecord {
     pub(crate) state: Option<HouseholdState>,
 }
 
-/// The KS records of an event of the intake stream, in file order.
-pub(crate) fn household_records(bytes: &[u8]) -> Result<Vec<HouseholdRecord>, String> {
-    let Some(chunk) = chunk_of(bytes)? else { return Ok(Vec::new()) };
+/// The KS records of a chunk, in file order.
+pub(crate) fn household_records(chunk: &RecordsAccepted) -> Result<Vec<HouseholdRecord>, String> {
     let mut out = Vec::new();
-    for r in chunk.records {
-        let Some(Record::Household(h)) = r.record else { continue };
+    for r in &chunk.records {
+        let Some(Record::Household(h)) = &r.record else { continue };
         let changed_on = Date::from_yyyymmdd(h.changed_on).ok_or_else(|| format!("異動年月日 of line {}", r.line))?;
         let state = match processing(&h.processing)? {
             ProcessingKind::Delete => None,
@@ -88,16 +93,16 @@ pub(crate) fn household_records(bytes: &[u8]) -> Result<Vec<HouseholdRecord>, St
                 let deemed = DeemedHouseholder::parse(&h.deemed_householder)
                     .map_err(|_| format!("擬制世帯主区分 {:?}", h.deemed_householder))?;
                 Some(HouseholdState {
-                    householder: h.householder,
+                    householder: h.householder.clone(),
                     deemed: deemed == DeemedHouseholder::Deemed,
-                    card_symbol: h.card_symbol,
-                    card_number: h.card_number,
+                    card_symbol: h.card_symbol.clone(),
+                    card_number: h.card_number.clone(),
                 })
             }
         };
         out.push(HouseholdRecord {
             municipality: chunk.municipality.clone(),
-            household: h.household_number,
+            household: h.household_number.clone(),
             changed_on,
             state,
         });
@@ -249,19 +254,10 @@ pub(crate) struct Order {
     pub(crate) by: DecidedBy,
 }
 
-/// The business date an event of intake's calendar sets (rules.md T1), if it is one.
-pub(crate) fn calendar_of(bytes: &[u8]) -> Result<Option<u32>, String> {
-    Ok(match kokuho_bus::event::decode::<Events>(bytes)?.1 {
-        Event::BusinessDateSet(d) => Some(d.date),
-        Event::DayClosed(d) => Some(d.date),
-        Event::RecordsAccepted(_) | Event::SubmissionAccepted(_) | Event::SubmissionRejected(_) => None,
-    })
-}
-
 /// What an event of the intake stream asks of kogaku: KS and KG households, and KT decisions
 /// (on the business date of their acceptance).
 pub(crate) fn intake_work(bytes: &[u8]) -> Result<Option<Work>, String> {
-    let Some(chunk) = chunk_of(bytes)? else { return Ok(None) };
+    let IntakeInput::Chunk(chunk) = intake_input(bytes)? else { return Ok(None) };
     let on = Date::from_yyyymmdd(chunk.business_date).ok_or_else(|| format!("業務日 {}", chunk.business_date))?;
     let mut work = Work::default();
     for r in chunk.records {
@@ -349,7 +345,7 @@ fn date_of(v: u32) -> Result<Date, String> {
 }
 
 fn month_of(v: u32) -> Result<Month, String> {
-    Month::new((v / 100) as i32, (v % 100) as u8).map_err(|_| format!("month {v}"))
+    Month::from_yyyymm(v).ok_or_else(|| format!("month {v}"))
 }
 
 /// A candidate as its event and kogaku's store carry it.

@@ -158,8 +158,8 @@ impl KogakuService for KogakuGrpc {
         let r = request.into_inner();
         let purpose = format!("{} {} {}", r.municipality, r.household_number, r.month);
         self.auditor.require(&caller, caller.is_municipality(&r.municipality), ACTION, &purpose).await?;
-        let x = Month::new((r.month / 100) as i32, (r.month % 100) as u8)
-            .map_err(|_| status(KogakuError::Invalid(format!("{} is not a month (YYYYMM)", r.month))))?;
+        let x = Month::from_yyyymm(r.month)
+            .ok_or_else(|| status(KogakuError::Invalid(format!("{} is not a month (YYYYMM)", r.month))))?;
         let household = (r.municipality.clone(), r.household_number.clone());
         let (records, inherited) =
             evaluate::household_months(self.context.state.store(), &self.context.inputs, &household)

@@ -14,7 +14,7 @@ use kokuho_kogaku_domain::months::Records;
 use kokuho_store::{ApplyError, LogEvent, Projection, Read, StoreError, Tx};
 use prost::Message as _;
 
-use crate::convert;
+use crate::convert::{self, IntakeInput};
 
 pub(crate) struct Months;
 
@@ -28,7 +28,10 @@ impl Projection for Months {
     const STREAM: &'static str = kokuho_intake_contract::STREAM.name;
 
     fn apply(&self, tx: &mut Tx<'_>, ev: &LogEvent<'_>) -> Result<(), ApplyError> {
-        for r in convert::kogaku_records(ev.payload).map_err(ApplyError::Malformed)? {
+        let IntakeInput::Chunk(chunk) = convert::intake_input(ev.payload).map_err(ApplyError::Malformed)? else {
+            return Ok(());
+        };
+        for r in convert::kogaku_records(&chunk).map_err(ApplyError::Malformed)? {
             let key = format!("{}{}/{}", household_prefix(&r.municipality, &r.household), r.month, r.kind.code())
                 .into_bytes();
             if r.register { tx.put(key, Vec::new()) } else { tx.delete(key) }
@@ -45,8 +48,7 @@ pub(crate) fn records(store: &dyn Read, muni: &str, household: &str) -> Result<R
         let tail = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
         let (month, kind) = tail.split_once('/').ok_or_else(|| StoreError::Corrupt(tail.clone()))?;
         let month: u32 = month.parse().map_err(|_| StoreError::Corrupt(tail.clone()))?;
-        let month =
-            Month::new((month / 100) as i32, (month % 100) as u8).map_err(|_| StoreError::Corrupt(tail.clone()))?;
+        let month = Month::from_yyyymm(month).ok_or_else(|| StoreError::Corrupt(tail.clone()))?;
         let kind = KogakuKind::parse(kind).map_err(|_| StoreError::Corrupt(tail.clone()))?;
         out.insert((month, kind));
     }
@@ -68,10 +70,15 @@ impl Projection for Households {
     const STREAM: &'static str = kokuho_intake_contract::STREAM.name;
 
     fn apply(&self, tx: &mut Tx<'_>, ev: &LogEvent<'_>) -> Result<(), ApplyError> {
-        if let Some(day) = convert::calendar_of(ev.payload).map_err(ApplyError::Malformed)? {
-            tx.put(DAY.to_vec(), day.to_be_bytes().to_vec());
-        }
-        for r in convert::household_records(ev.payload).map_err(ApplyError::Malformed)? {
+        let chunk = match convert::intake_input(ev.payload).map_err(ApplyError::Malformed)? {
+            IntakeInput::Chunk(chunk) => chunk,
+            IntakeInput::Calendar(day) => {
+                tx.put(DAY.to_vec(), day.to_be_bytes().to_vec());
+                return Ok(());
+            }
+            IntakeInput::Nothing => return Ok(()),
+        };
+        for r in convert::household_records(&chunk).map_err(ApplyError::Malformed)? {
             let key = format!("{}{}", states_prefix(&r.municipality, &r.household), r.changed_on).into_bytes();
             match &r.state {
                 Some(s) => tx.put(key, convert::stored_state(s).encode_to_vec()),

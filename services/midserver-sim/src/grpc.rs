@@ -57,7 +57,8 @@ impl MidServerGrpc {
         Ok(f)
     }
 
-    async fn apply(&self, r: pb::ApplyRequest, faults: &Faults) -> Result<pb::ApplyResponse, SimError> {
+    /// Decides and commits one Apply (or answers a key seen before), one at a time.
+    async fn apply_once(&self, r: pb::ApplyRequest, faults: &Faults) -> Result<pb::ApplyResponse, SimError> {
         if r.idempotency_key.is_empty() {
             return Err(SimError::Invalid("an Apply needs its idempotency key".into()));
         }
@@ -113,7 +114,7 @@ impl MidServerService for MidServerGrpc {
             return Err(Status::permission_denied("this credential may not write this partition"));
         }
         let key = r.idempotency_key.clone();
-        let answer = self.apply(r, &faults).await.map_err(status)?;
+        let answer = self.apply_once(r, &faults).await.map_err(status)?;
         if !answer.duplicate && faults.loses_ack(&key) {
             return Err(Status::unavailable("the answer was lost on the way (injected)"));
         }
