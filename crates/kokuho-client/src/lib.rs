@@ -23,6 +23,8 @@ pub use kokuho_proto::intake::v1::{GetStatusResponse, SubmissionStatus, SubmitRe
 use kokuho_proto::kogaku::v1::kogaku_service_client::KogakuServiceClient;
 pub use kokuho_proto::kogaku::v1::{CandidateSummary, CountMonthsResponse, ExplainResponse};
 pub use kokuho_proto::midserver::v1 as midserver;
+pub use kokuho_proto::relay::v1 as relay;
+use kokuho_proto::relay::v1::relay_service_client::RelayServiceClient;
 use kokuho_proto::midserver::v1::mid_server_service_client::MidServerServiceClient;
 pub use kokuho_proto::results::v1::ResultFile;
 pub use tonic::{Code, Status};
@@ -55,6 +57,7 @@ pub struct Client {
     continuity: ContinuityServiceClient<Channel>,
     kogaku: KogakuServiceClient<Channel>,
     midserver: MidServerServiceClient<Channel>,
+    relay: RelayServiceClient<Channel>,
     /// Sent as `authorization: Bearer <token>` (the caller's credential).
     token: Option<String>,
     /// Without a token: the dev credentials of `kokuho up` (a token per role), from which each
@@ -76,7 +79,8 @@ impl Client {
             identity: IdentityServiceClient::new(channel.clone()),
             continuity: ContinuityServiceClient::new(channel.clone()),
             kogaku: KogakuServiceClient::new(channel.clone()),
-            midserver: MidServerServiceClient::new(channel),
+            midserver: MidServerServiceClient::new(channel.clone()),
+            relay: RelayServiceClient::new(channel),
             token: None,
             dev_credentials: None,
         })
@@ -316,13 +320,57 @@ impl Client {
         Ok(self.intake.get_status(request).await?.into_inner())
     }
 
+    /// Waits until nothing is pending anywhere: every consumer of the log, and relay's deliveries
+    /// to the intermediate server (an operation backing off while the server is down counts as
+    /// pending). Two idle looks at both in a row; a system without relay is idle by the log alone.
     pub async fn wait_idle(&mut self, timeout: Duration) -> Result<WaitIdleResponse, ClientError> {
-        let timeout_ms = timeout.as_millis().min(u128::from(u32::MAX)) as u32;
-        Ok(self
-            .intake
-            .wait_idle(self.request(&Caller::Operator, pb::WaitIdleRequest { timeout_ms }))
-            .await?
-            .into_inner())
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut settled = false;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let timeout_ms = left.as_millis().min(u128::from(u32::MAX)) as u32;
+            let r = self
+                .intake
+                .wait_idle(self.request(&Caller::Operator, pb::WaitIdleRequest { timeout_ms }))
+                .await?
+                .into_inner();
+            if !r.idle {
+                return Ok(r);
+            }
+            let relay_idle = match self.relay.status(self.request(&Caller::Operator, relay::StatusRequest::default())).await {
+                Ok(s) => s.into_inner().idle,
+                Err(s) if s.code() == Code::Unimplemented => return Ok(r),
+                Err(s) => return Err(s.into()),
+            };
+            if relay_idle && settled {
+                return Ok(r);
+            }
+            settled = relay_idle;
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(WaitIdleResponse { idle: false, ..r });
+            }
+            if !relay_idle {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+
+    /// relay's liveness per partition (a municipality: its own; the operator: every one).
+    pub async fn relay_status(&mut self, municipality: Option<&str>) -> Result<relay::StatusResponse, ClientError> {
+        let caller = municipality.map(|m| Caller::Municipality(m.into())).unwrap_or(Caller::Operator);
+        let request = relay::StatusRequest { municipality: municipality.unwrap_or_default().into() };
+        Ok(self.relay.status(self.request(&caller, request)).await?.into_inner())
+    }
+
+    /// P1: a provision request (operator, for the institution asking), recorded (P2).
+    pub async fn provide(&mut self, request: relay::ProvideRequest) -> Result<relay::ProvideResponse, ClientError> {
+        Ok(self.relay.provide(self.request(&Caller::Operator, request)).await?.into_inner())
+    }
+
+    /// P2: the record of provision requests (operator).
+    pub async fn provision_log(&mut self) -> Result<Vec<relay::ProvisionRecorded>, ClientError> {
+        let request = relay::ProvisionLogRequest {};
+        Ok(self.relay.provision_log(self.request(&Caller::Operator, request)).await?.into_inner().entries)
     }
 
     pub async fn close_day(&mut self, date: u32) -> Result<pb::CloseDayResponse, ClientError> {

@@ -30,7 +30,8 @@ impl Caller {
         matches!(self, Caller::Municipality(c) if c == code)
     }
 
-    fn file_stem(&self) -> String {
+    /// The caller's name: its municipality code, `operator` or `relay` (also its token file's stem).
+    pub fn name(&self) -> String {
         match self {
             Caller::Municipality(code) => code.clone(),
             Caller::Operator => "operator".into(),
@@ -66,7 +67,7 @@ impl std::fmt::Debug for Credentials {
 }
 
 fn token_path(dir: &Path, caller: &Caller) -> PathBuf {
-    dir.join(format!("{}.token", caller.file_stem()))
+    dir.join(format!("{}.token", caller.name()))
 }
 
 fn new_token() -> std::io::Result<String> {

@@ -36,6 +36,7 @@ pub const SERVICES: &[Registration] = &[
     registration::<kokuho_identity::App>(),
     registration::<kokuho_continuity::App>(),
     registration::<kokuho_kogaku::App>(),
+    registration::<kokuho_relay::App>(),
     registration::<kokuho_midserver_sim::App>(),
 ];
 
@@ -179,6 +180,20 @@ impl System {
         };
         let credentials = Credentials::load(&credentials_dir)
             .with_context(|| format!("credentials in {}", credentials_dir.display()))?;
+        // Bound before the services are built: the services of this process reach each other
+        // (relay: identity's release, the simulator) at this endpoint unless told otherwise.
+        let (listener, addr) = kokuho_runtime::grpc::bind(config.listen).await?;
+        let endpoint = format!("http://{addr}");
+        let own = [(kokuho_relay::IDENTITY_ENDPOINT, "identity"), (kokuho_relay::MIDSERVER_ENDPOINT, "midserver-sim")];
+        for (key, service) in own {
+            if config.settings.get(key).is_none() && config.services.contains(&service) {
+                config.settings.set(key, endpoint.clone());
+            }
+        }
+        if config.settings.get(kokuho_relay::TOKEN_FILE).is_none() {
+            let file = credentials_dir.join("relay.token");
+            config.settings.set(kokuho_relay::TOKEN_FILE, file.display().to_string());
+        }
         let mut services: Vec<Box<dyn Running>> = Vec::new();
         for r in registrations {
             let env = Environment {
@@ -198,8 +213,6 @@ impl System {
         }
         routes.add_service(kokuho_runtime::grpc::health(&names).await);
         let router = tonic::transport::Server::builder().add_routes(routes.routes());
-        let (listener, addr) = kokuho_runtime::grpc::bind(config.listen).await?;
-        let endpoint = format!("http://{addr}");
         let (stop_server, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(kokuho_runtime::grpc::serve(router, listener, async move {
             let _ = stopped.await;

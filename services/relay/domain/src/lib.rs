@@ -80,6 +80,15 @@ pub struct Subscriber {
     pub lost: Option<Date>,
     /// Prefecture level: 資格取得年月日 from C1 (`None` until continuity determined it).
     pub pref_acquired: Option<Date>,
+    /// Prefecture level: 資格喪失年月日 (only on the period that ends the prefecture span).
+    pub pref_lost: Option<Date>,
+}
+
+/// The prefecture-level dates of a period, from continuity's determination (C1).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pref {
+    pub acquired: Option<Date>,
+    pub lost: Option<Date>,
 }
 
 /// Why a period's record waits (R5).
@@ -104,6 +113,19 @@ impl Waiting {
     }
 }
 
+/// relay's RE codes (rules.md R5, docs/codes.md): the code, 項目名 and 内容 (fixed texts, never a
+/// value).
+pub fn re_text(code: &str) -> Option<(&'static str, &'static str, &'static str)> {
+    Some(match code {
+        "R01" => ("R01", "個人番号", "個人番号が未設定のため中間サーバーへ連携できません（届きしだい連携します）"),
+        "R02" => ("R02", "個人番号", "識別子不整合の保留中のため中間サーバーへ連携できません（解消しだい連携します）"),
+        "R03" => ("R03", "加入者情報", "中間サーバーが加入者情報を受け付けませんでした（結果ファイル RM のエラーコードを確認してください）"),
+        "R04" => ("R04", "枝番", "この記号番号の枝番（01～99）はすべて使用済みです"),
+        "R05" => ("R05", "委託区画", "中間サーバーへの連携が止まっています（連合会で確認中です）"),
+        _ => return None,
+    })
+}
+
 /// R2: the card of a period — the household state in force on its last day, or the latest
 /// state for an open period.
 pub fn card_of(states: &CardStates, period: &Period) -> Option<(String, String)> {
@@ -121,7 +143,7 @@ pub fn build(
     person: &Person,
     states: &CardStates,
     branch: u8,
-    pref_acquired: Option<Date>,
+    pref: Pref,
 ) -> Result<Subscriber, Waiting> {
     if person.held {
         return Err(Waiting::Held);
@@ -140,7 +162,8 @@ pub fn build(
         sex: person.sex.clone(),
         acquired: period.start,
         lost: period.end.and_then(|e| e.add_days(1)),
-        pref_acquired,
+        pref_acquired: pref.acquired,
+        pref_lost: pref.lost,
     })
 }
 

@@ -47,11 +47,11 @@ fn r2_the_card_in_force_on_the_last_day_or_the_latest() {
 #[test]
 fn r2_a_record_with_both_levels_of_dates() {
     let s = states(&[("20260510", "港", "2001")]);
-    let r = build("130039", &period("20260510", Some("20260815")), &person(), &s, 1, Some(d("20200401"))).unwrap();
+    let r = build("130039", &period("20260510", Some("20260815")), &person(), &s, 1, Pref { acquired: Some(d("20200401")), lost: None }).unwrap();
     assert_eq!(r.card, Card { insurer: "130039".into(), symbol: "港".into(), number: "2001".into() });
     assert_eq!((r.acquired, r.lost, r.pref_acquired), (d("20260510"), Some(d("20260816")), Some(d("20200401"))));
     assert_eq!((r.branch, r.person.as_str()), (1, "13p1"));
-    let open = build("130039", &period("20260510", None), &person(), &s, 1, None).unwrap();
+    let open = build("130039", &period("20260510", None), &person(), &s, 1, Pref::default()).unwrap();
     assert_eq!(open.lost, None);
 }
 
@@ -61,12 +61,12 @@ fn r5_records_that_cannot_be_built_wait() {
     let s = states(&[("20260510", "港", "2001")]);
     let p = period("20260510", None);
     let no_number = Person { has_number: false, ..person() };
-    assert_eq!(build("130039", &p, &no_number, &s, 1, None), Err(Waiting::NoNumber));
+    assert_eq!(build("130039", &p, &no_number, &s, 1, Pref::default()), Err(Waiting::NoNumber));
     assert_eq!(Waiting::NoNumber.code(), Some("R01"));
     let held = Person { held: true, ..person() };
-    assert_eq!(build("130039", &p, &held, &s, 1, None), Err(Waiting::Held));
+    assert_eq!(build("130039", &p, &held, &s, 1, Pref::default()), Err(Waiting::Held));
     assert_eq!(Waiting::Held.code(), Some("R02"));
-    assert_eq!(build("130039", &p, &person(), &CardStates::new(), 1, None), Err(Waiting::NoCard));
+    assert_eq!(build("130039", &p, &person(), &CardStates::new(), 1, Pref::default()), Err(Waiting::NoCard));
 }
 
 /// R3: the smallest 枝番 never used, kept for good (also after leaving and returning), never
@@ -113,6 +113,7 @@ fn record(symbol: &str, branch: u8, lost: Option<&str>) -> Subscriber {
         acquired: d("20260510"),
         lost: lost.map(d),
         pref_acquired: Some(d("20200401")),
+        pref_lost: None,
     }
 }
 
@@ -124,12 +125,12 @@ fn kinds(ops: &[Operation]) -> Vec<(RelayProcessing, String)> {
 /// new one; nothing when nothing changed.
 #[test]
 fn r4_what_a_change_sends() {
-    let a = record("港", 1, None);
+    let a = record("港", 1, Pref::default());
     assert_eq!(kinds(&changes(None, Some(&a))), [(RelayProcessing::New, "港".into())]);
     assert!(changes(Some(&a), Some(&a)).is_empty());
     let ended = record("港", 1, Some("20260816"));
     assert_eq!(kinds(&changes(Some(&a), Some(&ended))), [(RelayProcessing::Change, "港".into())]);
-    let moved = record("芝", 1, None);
+    let moved = record("芝", 1, Pref::default());
     assert_eq!(
         kinds(&changes(Some(&a), Some(&moved))),
         [(RelayProcessing::Delete, "港".into()), (RelayProcessing::New, "芝".into())]

@@ -1,0 +1,392 @@
+//! The delivery worker (R4, R5, R6, no silent stalls): sends the operations the plans queued to
+//! the intermediate server and appends its answers (`RecordsDelivered`) to relay's stream.
+//!
+//! - At least once, applied once: every operation carries its idempotency key; an operation is
+//!   pending in the ledger until an answer for it is in the log, so a restart of relay, NATS or
+//!   the server sends it again and the server answers the earlier result.
+//! - In order per person: only the oldest pending operation of a person is sent; the next one
+//!   waits for its answer.
+//! - One failing person does not hold back the rest: an operation that fails for now (the server
+//!   or identity unreachable, a lost answer) backs off by itself (doubling, capped), and every
+//!   other person goes on; at most `in_flight` calls are open at a time.
+//! - The 個人番号 leaves identity at send time only, over identity's authenticated, audited
+//!   release call, per operation, and lives in this task's memory for that call only (R6).
+//! - A partition that has not moved for `stall_after` while operations wait raises R05 (an RE row
+//!   to the municipality and an error line to the operator), closed when it moves again.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt as _;
+use kokuho_bus::{Append, Bus, BusErrorKind};
+use kokuho_ids::Registry;
+use kokuho_ids::codes::{AlertState, RelayProcessing};
+use kokuho_proto::identity::v1::ReleaseNumberRequest;
+use kokuho_proto::identity::v1::identity_service_client::IdentityServiceClient;
+use kokuho_proto::midserver::v1 as mpb;
+use kokuho_proto::midserver::v1::mid_server_service_client::MidServerServiceClient;
+use kokuho_proto::relay::v1 as pb;
+use kokuho_relay_contract::{DELIVERIES_SUBJECT, Event, Events, STREAM};
+use kokuho_store::ProjectionHandle;
+use tonic::transport::Channel;
+
+use crate::inputs::PeriodKey;
+use crate::plan::{Rows, r_row};
+use crate::state;
+
+/// Most operations looked at per round.
+const SCAN: usize = 20_000;
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// How the worker reaches identity and the intermediate server.
+#[derive(Clone)]
+pub(crate) struct Peers {
+    pub(crate) identity: IdentityServiceClient<Channel>,
+    pub(crate) midserver: MidServerServiceClient<Channel>,
+    /// relay's credential (`authorization: Bearer`).
+    pub(crate) token: String,
+}
+
+impl Peers {
+    /// Clients over lazily connected channels: an endpoint that is down is retried per call.
+    pub(crate) fn new(identity: &str, midserver: &str, token: String) -> anyhow::Result<Self> {
+        let channel = |e: &str| -> anyhow::Result<Channel> {
+            Ok(Channel::from_shared(e.to_string())?.connect_timeout(Duration::from_secs(3)).connect_lazy())
+        };
+        Ok(Self {
+            identity: IdentityServiceClient::new(channel(identity)?),
+            midserver: MidServerServiceClient::new(channel(midserver)?),
+            token,
+        })
+    }
+
+    fn request<T>(&self, message: T, timeout: Duration) -> tonic::Request<T> {
+        let mut r = tonic::Request::new(message);
+        r.set_timeout(timeout);
+        if let Ok(v) = format!("Bearer {}", self.token).parse() {
+            r.metadata_mut().insert("authorization", v);
+        }
+        r
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) in_flight: usize,
+    pub(crate) stall_after: Duration,
+    pub(crate) call_timeout: Duration,
+}
+
+/// What the worker last saw of the server (status).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Health {
+    pub(crate) reachable: bool,
+    pub(crate) last_contact: i64,
+    pub(crate) last_error: String,
+    /// Persons whose operation is backing off now.
+    pub(crate) backing_off: usize,
+}
+
+pub(crate) struct Worker {
+    pub(crate) bus: Bus,
+    pub(crate) ledger: ProjectionHandle,
+    pub(crate) peers: Peers,
+    pub(crate) settings: Settings,
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) health: Arc<Mutex<Health>>,
+}
+
+/// An operation that failed for now, per person.
+struct Backoff {
+    attempts: u32,
+    until: Instant,
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// The answer to one operation, or why there is none for now.
+type Sent = (pb::Pending, Result<mpb::ApplyResponse, String>);
+
+impl Worker {
+    pub(crate) async fn run(self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let mut backoff: HashMap<String, Backoff> = HashMap::new();
+        let mut last_stall_check = Instant::now() - Duration::from_secs(3600);
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            let round = self.round(&mut backoff);
+            let outcome = tokio::select! {
+                r = round => r,
+                _ = stop.changed() => return,
+            };
+            let worked = match outcome {
+                Ok(worked) => worked,
+                Err(e) => {
+                    tracing::warn!(error = %e, "relay delivery round failed; retrying");
+                    false
+                }
+            };
+            if last_stall_check.elapsed() >= Duration::from_secs(1) {
+                last_stall_check = Instant::now();
+                if let Err(e) = self.check_stalls().await {
+                    tracing::warn!(error = %e, "relay stall check failed");
+                }
+            }
+            if !worked {
+                // Nothing to send now: wake on the next ledger change or soon.
+                let next = self.ledger.position() + 1;
+                tokio::select! {
+                    _ = self.ledger.wait_for(next, Duration::from_millis(100)) => {}
+                    _ = stop.changed() => return,
+                }
+            }
+        }
+    }
+
+    /// One round: the oldest pending operation of each person not backing off, sent with at most
+    /// `in_flight` open calls, and the answers appended. Whether anything was sent.
+    async fn round(&self, backoff: &mut HashMap<String, Backoff>) -> anyhow::Result<bool> {
+        let last = self.bus.last_seq(STREAM.name).await?;
+        self.ledger.wait_for(last, Duration::from_secs(10)).await;
+        let now = Instant::now();
+        let mut seen = HashSet::new();
+        let mut heads = Vec::new();
+        for p in state::pending(self.ledger.store(), SCAN)? {
+            let person = p.operation.as_ref().and_then(|o| o.record.as_ref()).map(|r| r.person.clone()).unwrap_or_default();
+            if !seen.insert(person.clone()) {
+                continue;
+            }
+            if backoff.get(&person).is_some_and(|b| b.until > now) {
+                continue;
+            }
+            heads.push(p);
+            if heads.len() >= self.settings.in_flight * 4 {
+                break;
+            }
+        }
+        if let Ok(mut h) = self.health.lock() {
+            h.backing_off = backoff.values().filter(|b| b.until > now).count();
+        }
+        if heads.is_empty() {
+            return Ok(false);
+        }
+        let sent: Vec<Sent> = futures::stream::iter(heads)
+            .map(|p| async move {
+                let r = self.send(&p).await;
+                (p, r)
+            })
+            .buffer_unordered(self.settings.in_flight.max(1))
+            .collect()
+            .await;
+        let mut answered = Vec::new();
+        for (p, r) in sent {
+            let person = p.operation.as_ref().and_then(|o| o.record.as_ref()).map(|r| r.person.clone()).unwrap_or_default();
+            match r {
+                Ok(answer) => {
+                    backoff.remove(&person);
+                    answered.push((p, answer));
+                }
+                Err(why) => {
+                    let b = backoff.entry(person).or_insert(Backoff { attempts: 0, until: now });
+                    b.attempts += 1;
+                    let wait = FIRST_BACKOFF.saturating_mul(1 << b.attempts.min(8)).min(MAX_BACKOFF);
+                    b.until = Instant::now() + wait;
+                    tracing::debug!(error = %why, attempts = b.attempts, "an operation failed for now; backing off");
+                    if let Ok(mut h) = self.health.lock() {
+                        h.last_error = why;
+                    }
+                }
+            }
+        }
+        if !answered.is_empty() {
+            self.append(answered).await?;
+        }
+        Ok(true)
+    }
+
+    /// Sends one operation: the number released for it first (not for a 削除), then Apply.
+    async fn send(&self, p: &pb::Pending) -> Result<mpb::ApplyResponse, String> {
+        let op = p.operation.as_ref().ok_or("an operation without its body")?;
+        let (Some(period), Some(record)) = (&op.period, &op.record) else { return Err("an operation without its record".into()) };
+        let timeout = self.settings.call_timeout;
+        let delete = op.processing == RelayProcessing::Delete.code();
+        let number = if delete {
+            String::new()
+        } else {
+            let purpose = format!("中間サーバー連携 {} {}", period.municipality, op.idempotency_key);
+            let mut identity = self.peers.identity.clone();
+            let request = self.peers.request(ReleaseNumberRequest { pref_id: record.person.clone(), purpose }, timeout);
+            identity.release_number(request).await.map_err(|s| format!("identity: {}", s.message()))?.into_inner().individual_number
+        };
+        let subscriber = mpb::Subscriber {
+            insurer: record.insurer.clone(),
+            symbol: record.symbol.clone(),
+            number: record.number.clone(),
+            branch: record.branch,
+            individual_number: number,
+            name: record.name.clone(),
+            kana: record.kana.clone(),
+            birth_date: record.birth_date,
+            sex: record.sex.clone(),
+            acquired_on: record.acquired_on,
+            lost_on: record.lost_on,
+            pref_acquired_on: record.pref_acquired_on,
+            pref_lost_on: record.pref_lost_on,
+        };
+        let request = mpb::ApplyRequest {
+            partition: period.municipality.clone(),
+            idempotency_key: op.idempotency_key.clone(),
+            processing: op.processing.clone(),
+            subscriber: Some(subscriber),
+        };
+        let mut midserver = self.peers.midserver.clone();
+        let answer = midserver.apply(self.peers.request(request, timeout)).await;
+        let mut health = self.health.lock().map_err(|_| "health lock")?;
+        match answer {
+            Ok(a) => {
+                health.reachable = true;
+                health.last_contact = now_secs();
+                Ok(a.into_inner())
+            }
+            // A request the server can never take is answered as a rejection (R03), not retried.
+            Err(s) if s.code() == tonic::Code::InvalidArgument => {
+                health.reachable = true;
+                health.last_contact = now_secs();
+                Ok(mpb::ApplyResponse { accepted: false, error_code: "M98".into(), message: s.message().into(), duplicate: false })
+            }
+            Err(s) => {
+                health.reachable = !matches!(s.code(), tonic::Code::Unavailable | tonic::Code::DeadlineExceeded);
+                Err(format!("intermediate server: {}", s.message()))
+            }
+        }
+    }
+
+    /// Appends the answers (RM rows, R03 raised, waits closed), as the only writer of its subject.
+    async fn append(&self, answered: Vec<(pb::Pending, mpb::ApplyResponse)>) -> anyhow::Result<()> {
+        loop {
+            let expected = self.bus.last_subject_seq(STREAM.name, DELIVERIES_SUBJECT).await?;
+            let last = self.bus.last_seq(STREAM.name).await?;
+            self.ledger.wait_for(last, Duration::from_secs(10)).await;
+            let event = self.delivered(&answered)?;
+            if event.outcomes.is_empty() {
+                return Ok(());
+            }
+            let envelope = kokuho_bus::event::envelope::<Events>(Event::RecordsDelivered(event), "", "", "");
+            match self.bus.append(Append::event(DELIVERIES_SUBJECT, &envelope).expect_last_subject_seq(expected)).await {
+                Ok(a) => {
+                    self.ledger.wait_for(a.seq, Duration::from_secs(10)).await;
+                    return Ok(());
+                }
+                Err(e) if e.kind() == BusErrorKind::WrongLastSequence => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// The event of a round's answers, on the ledger as it is (an operation answered already,
+    /// by another worker, is left out).
+    fn delivered(&self, answered: &[(pb::Pending, mpb::ApplyResponse)]) -> anyhow::Result<pb::RecordsDelivered> {
+        let view = self.ledger.store();
+        let mut out = pb::RecordsDelivered { delivered_at: now_secs(), ..Default::default() };
+        let mut rows = Rows::default();
+        let mut closed: BTreeMap<PeriodKey, ()> = BTreeMap::new();
+        for (p, a) in answered {
+            let Some(op) = &p.operation else { continue };
+            if state::pending_of(view, op.id)?.is_none() {
+                continue;
+            }
+            let (Some(period), Some(record)) = (&op.period, &op.record) else { continue };
+            let key = PeriodKey::of(period);
+            out.outcomes.push(pb::Outcome {
+                operation: op.id,
+                accepted: a.accepted,
+                error_code: a.error_code.clone(),
+                message: a.message.clone(),
+            });
+            let processing = RelayProcessing::parse(&op.processing).unwrap_or(RelayProcessing::New);
+            rows.push(
+                &period.municipality,
+                kokuho_outbox::wire(&kokuho_rows::Row::Rm(kokuho_rows::Rm {
+                    resident: period.resident_number.clone(),
+                    card_symbol: record.symbol.clone(),
+                    card_number: record.number.clone(),
+                    branch: u8::try_from(record.branch).unwrap_or(0),
+                    processing,
+                    error: (!a.accepted).then(|| (a.error_code.clone(), a.message.clone())),
+                })),
+            );
+            let open = state::open_waits(view, &key)?;
+            if a.accepted {
+                // R5: the record went: its waits (and an earlier rejection) close.
+                if closed.insert(key.clone(), ()).is_none() {
+                    for w in open {
+                        rows.push(&period.municipality, r_row(&w.code, &key, &w, AlertState::Closed));
+                        out.waits.push(pb::WaitChange { period: Some(period.clone()), wait: Some(w), open: false });
+                    }
+                }
+            } else if !open.iter().any(|w| w.code == "R03") {
+                let wait = pb::OpenWait {
+                    code: "R03".into(),
+                    receipt: String::new(),
+                    line: 0,
+                    start: period.start,
+                    end: end_of(record),
+                };
+                rows.push(&period.municipality, r_row("R03", &key, &wait, AlertState::Raised));
+                out.waits.push(pb::WaitChange { period: Some(period.clone()), wait: Some(wait), open: true });
+            }
+        }
+        out.rows = rows.into_wire();
+        Ok(out)
+    }
+
+    /// No silent stalls: raises R05 for a partition with operations waiting and no answer for
+    /// `stall_after`; closes it once the partition moves again.
+    async fn check_stalls(&self) -> anyhow::Result<()> {
+        let now = now_secs();
+        let limit = self.settings.stall_after.as_secs() as i64;
+        for m in self.registry.municipalities() {
+            let code = m.code.to_string();
+            let p = state::partition(self.ledger.store(), &code)?;
+            let quiet_since = p.oldest.max(p.last_delivery);
+            let stalled = p.undelivered > 0 && now - quiet_since >= limit;
+            let event = match p.stalled {
+                None if stalled => {
+                    tracing::error!(
+                        municipality = %code,
+                        undelivered = p.undelivered,
+                        lag_seconds = now - p.oldest,
+                        "relay: the partition has not moved while records wait (R05); check the intermediate server and the link"
+                    );
+                    Some(true)
+                }
+                Some(raised) if p.undelivered == 0 || p.last_delivery > raised => {
+                    tracing::info!(municipality = %code, "relay: the partition moves again (R05 closed)");
+                    Some(false)
+                }
+                _ => None,
+            };
+            let Some(stalled) = event else { continue };
+            let key = PeriodKey { municipality: code.clone(), resident: String::new(), start: 0 };
+            let wait = pb::OpenWait { code: "R05".into(), ..Default::default() };
+            let state = if stalled { AlertState::Raised } else { AlertState::Closed };
+            let mut rows = Rows::default();
+            rows.push(&code, r_row("R05", &key, &wait, state));
+            let e = pb::PartitionStall { municipality: code.clone(), stalled, since: now, rows: rows.into_wire() };
+            let envelope = kokuho_bus::event::envelope::<Events>(Event::PartitionStall(e), "", "", "");
+            let a = self.bus.append(Append::event(DELIVERIES_SUBJECT, &envelope)).await?;
+            self.ledger.wait_for(a.seq, Duration::from_secs(10)).await;
+        }
+        Ok(())
+    }
+}
+
+/// 適用終了年月日 of a record (資格喪失年月日 − 1), 0 while open.
+fn end_of(r: &pb::Record) -> u32 {
+    kokuho_ids::Date::from_yyyymmdd(r.lost_on).and_then(|d| d.add_days(-1)).map(|d| d.to_yyyymmdd()).unwrap_or(0)
+}

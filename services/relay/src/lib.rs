@@ -1,0 +1,157 @@
+//! relay: keeps each municipality's partition (委託区画) of the intermediate server up to date
+//! with 加入者情報 (rules.md R1–R6), and answers provision requests of other institutions
+//! (P1, P2).
+//!
+//! Consumes `KOKUHO_INTAKE` (projection `cards`: household states, for 記号番号), `KOKUHO_IDENTITY`
+//! (projection `persons`: links, numbers present, held records, merges) and `KOKUHO_CONTINUITY`
+//! (projection `periods`: 被保険者 periods with their prefecture-level dates). Three deciding
+//! workflows (`from-intake`, `from-identity`, `from-continuity`) plan records onto its own
+//! stream `KOKUHO_RELAY` (projection `ledger`); the delivery worker sends them to the server and
+//! appends its answers; `forward-rows` hands RM and R rows to the outbox. The rules are
+//! `kokuho-relay-domain`'s.
+
+mod deliver;
+mod grpc;
+mod inputs;
+mod plan;
+mod state;
+
+use std::marker::PhantomData;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use kokuho_relay_domain::provision::Policy;
+use kokuho_runtime::audit::Auditor;
+use kokuho_runtime::credentials::Credentials;
+use kokuho_runtime::service::{Environment, Service};
+use kokuho_store::Runners;
+
+pub use grpc::{RelayGrpc, RelayServer};
+
+/// relay's one error type; `kokuho_runtime::errors::status` turns it into the answer.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Internal(String),
+    #[error("relay's state: {0}")]
+    Store(#[from] kokuho_store::StoreError),
+}
+
+impl kokuho_runtime::errors::ServiceError for RelayError {
+    fn kind(&self) -> kokuho_runtime::errors::Kind {
+        use kokuho_runtime::errors::Kind;
+        match self {
+            RelayError::Invalid(_) => Kind::Invalid,
+            RelayError::Unavailable(_) => Kind::Unavailable,
+            RelayError::Internal(_) | RelayError::Store(_) => Kind::Internal,
+        }
+    }
+}
+
+/// identity's gRPC endpoint (the number release, R6).
+pub const IDENTITY_ENDPOINT: &str = "identity_endpoint";
+/// The intermediate server's gRPC endpoint (the simulator's under `kokuho up`).
+pub const MIDSERVER_ENDPOINT: &str = "midserver_endpoint";
+/// The file holding relay's own credential (its token).
+pub const TOKEN_FILE: &str = "relay_token_file";
+/// Most calls to the server open at a time (default 32).
+pub const IN_FLIGHT: &str = "relay_in_flight";
+/// Seconds a partition may stay still while records wait before R05 is raised (default 900).
+pub const STALL_SECONDS: &str = "relay_stall_seconds";
+/// The provision policy (別紙2) file; default: the one shipped in the binary.
+pub const POLICY: &str = "provision_policy";
+
+/// The policy shipped with the project (config/provision-policy.csv).
+pub const SHIPPED_POLICY: &str = include_str!("../../../config/provision-policy.csv");
+
+fn number_setting(env: &Environment, key: &str, default: u64) -> anyhow::Result<u64> {
+    match env.settings.get(key) {
+        None => Ok(default),
+        Some(v) => v.parse().with_context(|| format!("{key} is a whole number, not {v:?}")),
+    }
+}
+
+/// A running relay.
+pub struct App {
+    context: Arc<plan::Context>,
+    health: Arc<Mutex<deliver::Health>>,
+    policy: Arc<Policy>,
+    credentials: Credentials,
+    auditor: Auditor,
+    runners: Runners,
+    stop: tokio::sync::watch::Sender<bool>,
+    worker: tokio::task::JoinHandle<()>,
+}
+
+impl Service for App {
+    const NAME: &'static str = "relay";
+
+    async fn build(env: Environment) -> anyhow::Result<Self> {
+        env.bus.ensure_stream(&kokuho_relay_contract::STREAM).await.context("ensure relay stream")?;
+        let policy_text = match env.settings.get(POLICY) {
+            Some(path) => std::fs::read_to_string(path).with_context(|| format!("read {POLICY} {path}"))?,
+            None => SHIPPED_POLICY.to_string(),
+        };
+        let policy = Arc::new(Policy::parse(&policy_text).map_err(|e| anyhow::anyhow!("{POLICY}: {e}"))?);
+        let identity = env.settings.require(IDENTITY_ENDPOINT, "identity's gRPC endpoint")?.to_string();
+        let midserver = env.settings.require(MIDSERVER_ENDPOINT, "the intermediate server's gRPC endpoint")?.to_string();
+        let token_file = env.settings.require(TOKEN_FILE, "the file with relay's credential")?;
+        let token = std::fs::read_to_string(token_file)
+            .with_context(|| format!("read relay's credential {token_file}"))?
+            .trim()
+            .to_string();
+        let settings = deliver::Settings {
+            in_flight: number_setting(&env, IN_FLIGHT, 32)? as usize,
+            stall_after: Duration::from_secs(number_setting(&env, STALL_SECONDS, 900)?),
+            call_timeout: Duration::from_secs(10),
+        };
+        let mut runners = Runners::new(Self::NAME, env.bus.clone(), env.db.clone(), env.runner.clone());
+        let cards = runners.projection(inputs::Cards, "relay-cards")?;
+        let persons = runners.projection(inputs::Persons, "relay-persons")?;
+        let periods = runners.projection(inputs::Periods, "relay-periods")?;
+        let ledger = runners.projection(state::Ledger, "relay-ledger")?;
+        let inputs = plan::Inputs { cards, persons, periods };
+        let context =
+            Arc::new(plan::Context { bus: env.bus.clone(), ledger: ledger.clone(), inputs, registry: env.registry.clone() });
+        runners.workflow(plan::Plan::<plan::FromIntake> { context: context.clone(), input: PhantomData })?;
+        runners.workflow(plan::Plan::<plan::FromIdentity> { context: context.clone(), input: PhantomData })?;
+        runners.workflow(plan::Plan::<plan::FromContinuity> { context: context.clone(), input: PhantomData })?;
+        runners.workflow(kokuho_outbox::ForwardRows { bus: env.bus.clone(), source: plan::RelayRows })?;
+        let health = Arc::new(Mutex::new(deliver::Health::default()));
+        let worker = deliver::Worker {
+            bus: env.bus.clone(),
+            ledger,
+            peers: deliver::Peers::new(&identity, &midserver, token)?,
+            settings,
+            registry: env.registry.clone(),
+            health: health.clone(),
+        };
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let worker = tokio::spawn(worker.run(stopped));
+        let auditor = Auditor::new(env.bus, Self::NAME).await.context("audit stream")?;
+        Ok(Self { context, health, policy, credentials: env.credentials, auditor, runners, stop, worker })
+    }
+
+    fn routes(&self, routes: &mut tonic::service::RoutesBuilder) -> Vec<&'static str> {
+        use tonic::server::NamedService as _;
+        routes.add_service(RelayServer::new(RelayGrpc {
+            context: self.context.clone(),
+            health: self.health.clone(),
+            policy: self.policy.clone(),
+            credentials: self.credentials.clone(),
+            auditor: self.auditor.clone(),
+        }));
+        vec![RelayServer::NAME]
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.worker.await;
+        self.runners.shutdown().await;
+    }
+}
