@@ -23,9 +23,9 @@ pub use kokuho_proto::intake::v1::{GetStatusResponse, SubmissionStatus, SubmitRe
 use kokuho_proto::kogaku::v1::kogaku_service_client::KogakuServiceClient;
 pub use kokuho_proto::kogaku::v1::{CandidateSummary, CountMonthsResponse, ExplainResponse};
 pub use kokuho_proto::midserver::v1 as midserver;
+use kokuho_proto::midserver::v1::mid_server_service_client::MidServerServiceClient;
 pub use kokuho_proto::relay::v1 as relay;
 use kokuho_proto::relay::v1::relay_service_client::RelayServiceClient;
-use kokuho_proto::midserver::v1::mid_server_service_client::MidServerServiceClient;
 pub use kokuho_proto::results::v1::ResultFile;
 pub use tonic::{Code, Status};
 
@@ -337,11 +337,12 @@ impl Client {
             if !r.idle {
                 return Ok(r);
             }
-            let relay_idle = match self.relay.status(self.request(&Caller::Operator, relay::StatusRequest::default())).await {
-                Ok(s) => s.into_inner().idle,
-                Err(s) if s.code() == Code::Unimplemented => return Ok(r),
-                Err(s) => return Err(s.into()),
-            };
+            let relay_idle =
+                match self.relay.status(self.request(&Caller::Operator, relay::StatusRequest::default())).await {
+                    Ok(s) => s.into_inner().idle,
+                    Err(s) if s.code() == Code::Unimplemented => return Ok(r),
+                    Err(s) => return Err(s.into()),
+                };
             if relay_idle && settled {
                 return Ok(r);
             }

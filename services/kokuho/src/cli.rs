@@ -47,10 +47,18 @@ pub(crate) enum Command {
     Demo(DemoArgs),
     /// Submit one submission (one or more files of one municipality).
     Submit(SubmitArgs),
-    /// Show a receipt's status.
+    /// Show a receipt's status, or with `--relay` relay's liveness per partition (last
+    /// submission, relay lag, records waiting, stall alerts, the server's reachability).
     Status {
         /// 受付番号.
-        receipt: String,
+        #[arg(required_unless_present = "relay")]
+        receipt: Option<String>,
+        /// relay's liveness instead of a receipt (the operator: every municipality).
+        #[arg(long, conflicts_with = "receipt")]
+        relay: bool,
+        /// With --relay: one municipality (its own credential).
+        #[arg(long, requires = "relay")]
+        municipality: Option<String>,
     },
     /// Wait until every service has caught up with the log.
     Wait {
@@ -109,6 +117,16 @@ pub(crate) enum Command {
         /// YYYYMMDD.
         #[arg(long)]
         date: String,
+    },
+    /// What a municipality's partition of the intermediate server holds (without 個人番号).
+    Partition {
+        #[arg(long)]
+        municipality: String,
+    },
+    /// Provision to other institutions (別紙2, rules.md P1, P2).
+    Provision {
+        #[command(subcommand)]
+        command: ProvisionCommand,
     },
     /// Why a continuation candidate's RK and RG rows say what they say (rules.md H2, K2, K3).
     Why {
@@ -224,6 +242,24 @@ pub(crate) struct ServeSettings {
     /// midserver-sim: faults injected from the start, e.g. `reject_per_mille=10,delay_ms=50`.
     #[arg(long, env = "KOKUHO_MIDSERVER_FAULTS")]
     pub(crate) midserver_faults: Option<String>,
+    /// relay: identity's gRPC endpoint (the number release, R6).
+    #[arg(long, env = "KOKUHO_IDENTITY_ENDPOINT")]
+    pub(crate) identity_endpoint: Option<String>,
+    /// relay: the intermediate server's gRPC endpoint.
+    #[arg(long, env = "KOKUHO_MIDSERVER_ENDPOINT")]
+    pub(crate) midserver_endpoint: Option<String>,
+    /// relay: the file with relay's own credential (a Secret).
+    #[arg(long, env = "KOKUHO_RELAY_TOKEN_FILE")]
+    pub(crate) relay_token_file: Option<PathBuf>,
+    /// relay: most calls to the intermediate server open at a time (default 32).
+    #[arg(long, env = "KOKUHO_RELAY_IN_FLIGHT")]
+    pub(crate) relay_in_flight: Option<u32>,
+    /// relay: seconds a partition may stay still while records wait before R05 (default 900).
+    #[arg(long, env = "KOKUHO_RELAY_STALL_SECONDS")]
+    pub(crate) relay_stall_seconds: Option<u64>,
+    /// relay: the provision policy file (別紙2; default: the one shipped in the binary).
+    #[arg(long, env = "KOKUHO_PROVISION_POLICY")]
+    pub(crate) provision_policy: Option<PathBuf>,
     /// Where the service keeps its stores (default .kokuho).
     #[arg(skip)]
     pub(crate) data_dir: Option<PathBuf>,
@@ -243,6 +279,12 @@ impl ServeSettings {
             kogaku_auto_confirm: self.kogaku_auto_confirm.or(file.kogaku_auto_confirm),
             midserver_keys: self.midserver_keys.or(file.midserver_keys),
             midserver_faults: self.midserver_faults.or(file.midserver_faults),
+            identity_endpoint: self.identity_endpoint.or(file.identity_endpoint),
+            midserver_endpoint: self.midserver_endpoint.or(file.midserver_endpoint),
+            relay_token_file: self.relay_token_file.or(file.relay_token_file),
+            relay_in_flight: self.relay_in_flight.or(file.relay_in_flight),
+            relay_stall_seconds: self.relay_stall_seconds.or(file.relay_stall_seconds),
+            provision_policy: self.provision_policy.or(file.provision_policy),
             data_dir: self.data_dir.or(file.data_dir),
         }
     }
@@ -269,6 +311,31 @@ pub(crate) enum KogakuCommand {
         #[arg(long)]
         month: u32,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ProvisionCommand {
+    /// Operator: a request of another institution, decided by the shipped policy (P1) and
+    /// recorded whether allowed or denied (P2). Exit 0 if allowed, 1 if denied.
+    Request {
+        /// The institution asking (情報照会者).
+        #[arg(long)]
+        requester: String,
+        /// The provision target as the policy names it.
+        #[arg(long)]
+        target: String,
+        /// 主務省令第2条 表 項.
+        #[arg(long)]
+        item: u32,
+        /// 被保険者台帳ファイル or 給付情報ファイル.
+        #[arg(long)]
+        file: String,
+        /// 都道府県被保険者ID.
+        #[arg(long)]
+        person: String,
+    },
+    /// Operator: the record of every provision request (情報提供等の記録), oldest first.
+    Log,
 }
 
 #[derive(Debug, Subcommand)]

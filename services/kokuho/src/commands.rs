@@ -11,8 +11,8 @@ use kokuho_ids::Registry;
 use kokuho_system::{System, SystemConfig};
 
 use crate::cli::{
-    AuditCommand, Cli, Command, DemoArgs, Global, KeysCommand, KogakuCommand, ReviewCommand, ServeArgs, ServeSettings,
-    SubmitArgs, UpArgs,
+    AuditCommand, Cli, Command, DemoArgs, Global, KeysCommand, KogakuCommand, ProvisionCommand, ReviewCommand,
+    ServeArgs, ServeSettings, SubmitArgs, UpArgs,
 };
 use crate::output::{self, Out};
 use crate::{EXIT_OK, EXIT_REJECTED, EXIT_USAGE};
@@ -27,7 +27,22 @@ pub(crate) async fn run(cli: Cli) -> u8 {
         Command::Serve(args) => serve(&cli.global, args).await,
         Command::Keys { command: KeysCommand::Generate { out: dir } } => keys_generate(out, &dir),
         Command::Submit(args) => client_command(&cli.global, out, |c| submit(c, out, args)).await,
-        Command::Status { receipt } => client_command(&cli.global, out, |c| status(c, out, receipt)).await,
+        Command::Status { receipt: Some(receipt), .. } => {
+            client_command(&cli.global, out, |c| status(c, out, receipt)).await
+        }
+        Command::Status { receipt: None, municipality, .. } => {
+            client_command(&cli.global, out, |c| relay_status(c, out, municipality)).await
+        }
+        Command::Partition { municipality } => {
+            client_command(&cli.global, out, |c| partition(c, out, municipality)).await
+        }
+        Command::Provision { command: ProvisionCommand::Log } => {
+            client_command(&cli.global, out, |c| provision_log(c, out)).await
+        }
+        Command::Provision { command: ProvisionCommand::Request { requester, target, item, file, person } } => {
+            let request = kokuho_client::relay::ProvideRequest { requester, target, item, file, person };
+            client_command(&cli.global, out, |c| provide(c, out, request)).await
+        }
         Command::Wait { timeout } => client_command(&cli.global, out, |c| wait(c, out, timeout)).await,
         Command::CloseDay { date } => client_command(&cli.global, out, |c| close_day(c, out, date)).await,
         Command::Fetch { municipality, out: dir } => {
@@ -199,6 +214,150 @@ async fn decide(
         }
     };
     out.candidates(std::slice::from_ref(&c));
+    Ok(EXIT_OK)
+}
+
+fn unix_time(secs: i64) -> String {
+    if secs <= 0 {
+        return "-".into();
+    }
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .map(|t| {
+            let t = t.to_offset(time::macros::offset!(+9));
+            format!(
+                "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second()
+            )
+        })
+        .unwrap_or_else(|_| "-".into())
+}
+
+async fn relay_status(mut client: Client, out: Out, municipality: Option<String>) -> Result<u8, ClientError> {
+    let r = client.relay_status(municipality.as_deref()).await?;
+    let mut text = format!(
+        "intermediate server: {} (last contact {}){}\n",
+        if r.server_reachable { "reachable" } else { "NOT reachable" },
+        unix_time(r.server_last_contact_at),
+        if r.server_last_error.is_empty() { String::new() } else { format!("; last error: {}", r.server_last_error) }
+    );
+    text.push_str(
+        "municipality  last submission      last delivery        records  undelivered  lag(s)  waiting  alert\n",
+    );
+    let mut alerts = 0;
+    for p in &r.partitions {
+        // An operator's board lists the partitions that have anything.
+        if municipality.is_none() && p.records == 0 && p.undelivered == 0 && p.waiting == 0 && p.last_submission_at == 0
+        {
+            continue;
+        }
+        alerts += u32::from(p.stalled);
+        text.push_str(&format!(
+            "{:<12}  {:<19}  {:<19}  {:>7}  {:>11}  {:>6}  {:>7}  {}\n",
+            p.municipality,
+            unix_time(p.last_submission_at),
+            unix_time(p.last_delivery_at),
+            p.records,
+            p.undelivered,
+            p.lag_seconds,
+            p.waiting,
+            if p.stalled { "R05 STALLED" } else { "" }
+        ));
+    }
+    let partitions: Vec<serde_json::Value> = r
+        .partitions
+        .iter()
+        .map(|p| {
+            serde_json::json!({
+                "municipality": p.municipality, "last_submission_at": p.last_submission_at,
+                "last_delivery_at": p.last_delivery_at, "records": p.records, "undelivered": p.undelivered,
+                "lag_seconds": p.lag_seconds, "waiting": p.waiting, "stalled": p.stalled,
+                "delivered": p.delivered, "rejected": p.rejected,
+            })
+        })
+        .collect();
+    out.value(
+        text.trim_end(),
+        serde_json::json!({
+            "server_reachable": r.server_reachable, "server_last_contact_at": r.server_last_contact_at,
+            "server_last_error": r.server_last_error, "idle": r.idle, "partitions": partitions,
+        }),
+    );
+    Ok(if alerts > 0 { EXIT_REJECTED } else { EXIT_OK })
+}
+
+async fn partition(mut client: Client, out: Out, municipality: String) -> Result<u8, ClientError> {
+    let subscribers = client.midserver_partition(&municipality).await?;
+    let mut text = format!("partition {municipality}: {} records\n", subscribers.len());
+    let d = |v: u32| if v == 0 { "-".to_string() } else { v.to_string() };
+    let mut json = Vec::new();
+    for s in &subscribers {
+        text.push_str(&format!(
+            "  {} {} {} 枝番 {:02}  {} {}  資格取得 {} 喪失 {} / 都道府県 資格取得 {} 喪失 {}\n",
+            s.insurer,
+            s.symbol,
+            s.number,
+            s.branch,
+            s.name,
+            s.birth_date,
+            d(s.acquired_on),
+            d(s.lost_on),
+            d(s.pref_acquired_on),
+            d(s.pref_lost_on)
+        ));
+        json.push(serde_json::json!({
+            "insurer": s.insurer, "symbol": s.symbol, "number": s.number, "branch": s.branch,
+            "name": s.name, "kana": s.kana, "birth_date": s.birth_date, "sex": s.sex,
+            "acquired_on": s.acquired_on, "lost_on": s.lost_on,
+            "pref_acquired_on": s.pref_acquired_on, "pref_lost_on": s.pref_lost_on,
+        }));
+    }
+    out.value(text.trim_end(), serde_json::json!({ "municipality": municipality, "subscribers": json }));
+    Ok(EXIT_OK)
+}
+
+async fn provide(
+    mut client: Client,
+    out: Out,
+    request: kokuho_client::relay::ProvideRequest,
+) -> Result<u8, ClientError> {
+    let asked = format!("{} → {} ({}, 項 {})", request.requester, request.file, request.target, request.item);
+    let r = client.provide(request).await?;
+    let text = if r.allowed {
+        format!("{asked}: 提供可 — {} ({} records)", r.basis, r.records.len())
+    } else {
+        format!("{asked}: 提供不可 — {}", r.basis)
+    };
+    out.value(&text, serde_json::json!({ "allowed": r.allowed, "basis": r.basis, "records": r.records.len() }));
+    Ok(if r.allowed { EXIT_OK } else { EXIT_REJECTED })
+}
+
+async fn provision_log(mut client: Client, out: Out) -> Result<u8, ClientError> {
+    let entries = client.provision_log().await?;
+    let mut text = format!("{} provision requests (情報提供等の記録)\n", entries.len());
+    let mut json = Vec::new();
+    for e in &entries {
+        text.push_str(&format!(
+            "  {}  {}  {}  項 {}  {}  person {}  {}  ({})\n",
+            unix_time(e.requested_at),
+            e.requester,
+            e.target,
+            e.item,
+            e.file,
+            e.person,
+            if e.allowed { "allowed" } else { "denied" },
+            e.basis
+        ));
+        json.push(serde_json::json!({
+            "requested_at": e.requested_at, "requester": e.requester, "target": e.target, "item": e.item,
+            "file": e.file, "person": e.person, "allowed": e.allowed, "basis": e.basis, "caller": e.caller,
+        }));
+    }
+    out.value(text.trim_end(), serde_json::Value::Array(json));
     Ok(EXIT_OK)
 }
 
@@ -382,6 +541,19 @@ async fn serve(global: &Global, args: ServeArgs) -> anyhow::Result<u8> {
     if let Some(f) = &settings.midserver_faults {
         config.settings.set(kokuho_midserver_sim::FAULTS, f.clone());
     }
+    let relay = [
+        (kokuho_relay::IDENTITY_ENDPOINT, settings.identity_endpoint.clone()),
+        (kokuho_relay::MIDSERVER_ENDPOINT, settings.midserver_endpoint.clone()),
+        (kokuho_relay::TOKEN_FILE, settings.relay_token_file.as_ref().map(|p| p.display().to_string())),
+        (kokuho_relay::IN_FLIGHT, settings.relay_in_flight.map(|n| n.to_string())),
+        (kokuho_relay::STALL_SECONDS, settings.relay_stall_seconds.map(|n| n.to_string())),
+        (kokuho_relay::POLICY, settings.provision_policy.as_ref().map(|p| p.display().to_string())),
+    ];
+    for (key, value) in relay {
+        if let Some(v) = value {
+            config.settings.set(key, v);
+        }
+    }
     // Every service checks its callers (security.md S5).
     config.credentials_dir =
         Some(settings.credentials.context(
@@ -463,6 +635,63 @@ fn default_scenario() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../scenarios/sample"))
 }
 
+/// The demo's end: what each partition of the intermediate server holds (R1, R2), and one
+/// eligibility check as a clinic makes it.
+async fn show_partitions(client: &mut Client, scenario: &Scenario) -> anyhow::Result<()> {
+    let mut first = None;
+    output::line("\n== 中間サーバー: what each partition (委託区画) holds ==");
+    for m in scenario.municipalities() {
+        let subscribers = client.midserver_partition(&m).await?;
+        output::line(&format!("partition {m}: {} records", subscribers.len()));
+        for s in &subscribers {
+            output::line(&format!(
+                "  {} {} {} 枝番 {:02}  {}  資格取得 {} 喪失 {}  都道府県 資格取得 {}",
+                s.insurer,
+                s.symbol,
+                s.number,
+                s.branch,
+                s.name,
+                s.acquired_on,
+                if s.lost_on == 0 { "-".to_string() } else { s.lost_on.to_string() },
+                if s.pref_acquired_on == 0 { "-".to_string() } else { s.pref_acquired_on.to_string() },
+            ));
+            // The query shows a mover if there is one: insured at the new municipality from the
+            // day of the move, with the prefecture-level date carried over (C1).
+            let mover = s.pref_acquired_on != 0 && s.pref_acquired_on < s.acquired_on;
+            if first.is_none()
+                || (mover
+                    && first
+                        .as_ref()
+                        .is_some_and(|f: &kokuho_client::midserver::Subscriber| f.pref_acquired_on >= f.acquired_on))
+            {
+                first = Some(s.clone());
+            }
+        }
+    }
+    if let Some(s) = first {
+        let date = s.acquired_on;
+        let request = kokuho_client::midserver::EligibilityRequest {
+            insurer: s.insurer.clone(),
+            symbol: s.symbol.clone(),
+            number: s.number.clone(),
+            branch: s.branch,
+            date,
+        };
+        let r = client.eligibility(request).await?;
+        output::line(&format!(
+            "\n== オンライン資格確認: {} {} {} 枝番 {:02} on {date} ==\n  {} (資格取得 {}, 都道府県 資格取得 {}); no 個人番号 in the answer",
+            s.insurer,
+            s.symbol,
+            s.number,
+            s.branch,
+            if r.insured { "資格あり" } else { "資格なし" },
+            r.acquired_on,
+            r.pref_acquired_on
+        ));
+    }
+    Ok(())
+}
+
 async fn demo(out: Out, args: DemoArgs) -> anyhow::Result<u8> {
     let scenario_dir = args.scenario.unwrap_or_else(default_scenario);
     let scenario = Scenario::load(&scenario_dir)?;
@@ -486,6 +715,9 @@ async fn demo(out: Out, args: DemoArgs) -> anyhow::Result<u8> {
     let mut client =
         Client::connect(system.endpoint()).await?.with_dev_credentials(kokuho_system::credentials_dir(&dir));
     let played = scenario::play(&mut client, &scenario, |report| out.step(report)).await;
+    if played.is_ok() {
+        show_partitions(&mut client, &scenario).await?;
+    }
     system.stop().await?;
     if args.keep {
         let kept = tmp.keep();

@@ -79,12 +79,17 @@ impl MidServerGrpc {
                 faults.reject_reason.clone()
             }))
         } else {
-            let incoming = match (processing, &current) {
-                // A 削除 names the record by card and 枝番; the stored one is what goes.
-                (RelayProcessing::Delete, Some(c)) => c.clone(),
-                _ => self.store.incoming(&r.partition, &sub, &key)?,
-            };
-            domain::apply(current.as_ref(), &r.partition, processing, incoming)
+            match (processing, &current) {
+                // A 削除 names the record by card and 枝番 (no number); the stored one is what goes.
+                (RelayProcessing::Delete, Some(c)) => {
+                    domain::apply(current.as_ref(), &r.partition, processing, c.clone())
+                }
+                (RelayProcessing::Delete, None) => Err(Rejection::NotRegistered),
+                _ => {
+                    let incoming = self.store.incoming(&r.partition, &sub, &key)?;
+                    domain::apply(current.as_ref(), &r.partition, processing, incoming)
+                }
+            }
         };
         let (after, answer) = match &decided {
             Ok(after) => (Some(after.as_ref()), pb::ApplyResponse { accepted: true, ..Default::default() }),

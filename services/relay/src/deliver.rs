@@ -157,7 +157,8 @@ impl Worker {
         let mut seen = HashSet::new();
         let mut heads = Vec::new();
         for p in state::pending(self.ledger.store(), SCAN)? {
-            let person = p.operation.as_ref().and_then(|o| o.record.as_ref()).map(|r| r.person.clone()).unwrap_or_default();
+            let person =
+                p.operation.as_ref().and_then(|o| o.record.as_ref()).map(|r| r.person.clone()).unwrap_or_default();
             if !seen.insert(person.clone()) {
                 continue;
             }
@@ -185,7 +186,8 @@ impl Worker {
             .await;
         let mut answered = Vec::new();
         for (p, r) in sent {
-            let person = p.operation.as_ref().and_then(|o| o.record.as_ref()).map(|r| r.person.clone()).unwrap_or_default();
+            let person =
+                p.operation.as_ref().and_then(|o| o.record.as_ref()).map(|r| r.person.clone()).unwrap_or_default();
             match r {
                 Ok(answer) => {
                     backoff.remove(&person);
@@ -212,7 +214,9 @@ impl Worker {
     /// Sends one operation: the number released for it first (not for a 削除), then Apply.
     async fn send(&self, p: &pb::Pending) -> Result<mpb::ApplyResponse, String> {
         let op = p.operation.as_ref().ok_or("an operation without its body")?;
-        let (Some(period), Some(record)) = (&op.period, &op.record) else { return Err("an operation without its record".into()) };
+        let (Some(period), Some(record)) = (&op.period, &op.record) else {
+            return Err("an operation without its record".into());
+        };
         let timeout = self.settings.call_timeout;
         let delete = op.processing == RelayProcessing::Delete.code();
         let number = if delete {
@@ -221,7 +225,12 @@ impl Worker {
             let purpose = format!("中間サーバー連携 {} {}", period.municipality, op.idempotency_key);
             let mut identity = self.peers.identity.clone();
             let request = self.peers.request(ReleaseNumberRequest { pref_id: record.person.clone(), purpose }, timeout);
-            identity.release_number(request).await.map_err(|s| format!("identity: {}", s.message()))?.into_inner().individual_number
+            identity
+                .release_number(request)
+                .await
+                .map_err(|s| format!("identity: {}", s.message()))?
+                .into_inner()
+                .individual_number
         };
         let subscriber = mpb::Subscriber {
             insurer: record.insurer.clone(),
@@ -257,7 +266,12 @@ impl Worker {
             Err(s) if s.code() == tonic::Code::InvalidArgument => {
                 health.reachable = true;
                 health.last_contact = now_secs();
-                Ok(mpb::ApplyResponse { accepted: false, error_code: "M98".into(), message: s.message().into(), duplicate: false })
+                Ok(mpb::ApplyResponse {
+                    accepted: false,
+                    error_code: "M98".into(),
+                    message: s.message().into(),
+                    duplicate: false,
+                })
             }
             Err(s) => {
                 health.reachable = !matches!(s.code(), tonic::Code::Unavailable | tonic::Code::DeadlineExceeded);
@@ -277,7 +291,8 @@ impl Worker {
                 return Ok(());
             }
             let envelope = kokuho_bus::event::envelope::<Events>(Event::RecordsDelivered(event), "", "", "");
-            match self.bus.append(Append::event(DELIVERIES_SUBJECT, &envelope).expect_last_subject_seq(expected)).await {
+            match self.bus.append(Append::event(DELIVERIES_SUBJECT, &envelope).expect_last_subject_seq(expected)).await
+            {
                 Ok(a) => {
                     self.ledger.wait_for(a.seq, Duration::from_secs(10)).await;
                     return Ok(());

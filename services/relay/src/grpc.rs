@@ -42,8 +42,8 @@ impl RelayGrpc {
     fn partition_status(&self, municipality: &str, now: i64) -> Result<pb::PartitionStatus, Status> {
         let c = &self.context;
         let p = state::partition(c.ledger.store(), municipality).map_err(|e| status(e.into()))?;
-        let last_submission = crate::inputs::last_submission(c.inputs.cards.store(), municipality)
-            .map_err(|e| status(e.into()))?;
+        let last_submission =
+            crate::inputs::last_submission(c.inputs.cards.store(), municipality).map_err(|e| status(e.into()))?;
         Ok(pb::PartitionStatus {
             municipality: municipality.to_string(),
             last_submission_at: last_submission,

@@ -53,7 +53,11 @@ impl PeriodKey {
     }
 
     pub(crate) fn wire(&self) -> pb::PeriodRef {
-        pb::PeriodRef { municipality: self.municipality.clone(), resident_number: self.resident.clone(), start: self.start }
+        pb::PeriodRef {
+            municipality: self.municipality.clone(),
+            resident_number: self.resident.clone(),
+            start: self.start,
+        }
     }
 
     pub(crate) fn of(p: &pb::PeriodRef) -> Self {
@@ -167,8 +171,7 @@ pub(crate) fn last_submission(store: &dyn Read, municipality: &str) -> Result<i6
 /// What an event of intake's stream touches: the households of its KS records.
 pub(crate) fn intake_touched(payload: &[u8]) -> Result<Option<Touched>, String> {
     let Some((chunk, _)) = intake_chunk(payload)? else { return Ok(None) };
-    let households: BTreeSet<_> =
-        card_records(&chunk).into_iter().map(|r| (r.municipality, r.household)).collect();
+    let households: BTreeSet<_> = card_records(&chunk).into_iter().map(|r| (r.municipality, r.household)).collect();
     Ok((!households.is_empty()).then(|| Touched { households, ..Default::default() }))
 }
 
@@ -329,7 +332,8 @@ pub(crate) fn held_record(
 pub(crate) struct Periods;
 
 fn decode_continuity(payload: &[u8]) -> Result<kokuho_continuity_contract::pb::PersonsEvaluated, String> {
-    let ContinuityEvent::PersonsEvaluated(e) = kokuho_bus::event::decode::<kokuho_continuity_contract::Events>(payload)?.1;
+    let ContinuityEvent::PersonsEvaluated(e) =
+        kokuho_bus::event::decode::<kokuho_continuity_contract::Events>(payload)?.1;
     Ok(e)
 }
 
@@ -359,8 +363,11 @@ impl Projection for Periods {
         for person in &e.persons {
             forget_person(tx, &person.pref_id)?;
             for p in &person.periods {
-                let key =
-                    PeriodKey { municipality: p.municipality.clone(), resident: p.resident_number.clone(), start: p.start };
+                let key = PeriodKey {
+                    municipality: p.municipality.clone(),
+                    resident: p.resident_number.clone(),
+                    start: p.start,
+                };
                 let (acquired, lost) = match &p.sent {
                     Some(s) if s.judgement != "9" => (s.acquired_on, s.lost_on),
                     _ => (0, 0),
@@ -374,7 +381,10 @@ impl Projection for Periods {
                 };
                 tx.put(format!("p/{}", key.path()), stored.encode_to_vec());
                 tx.put(format!("pp/{}/{}", person.pref_id, key.path()), p.household_number.clone());
-                tx.put(format!("hx/{}/{}/{}/{:08}", key.municipality, p.household_number, key.resident, key.start), Vec::new());
+                tx.put(
+                    format!("hx/{}/{}/{}/{:08}", key.municipality, p.household_number, key.resident, key.start),
+                    Vec::new(),
+                );
             }
         }
         Ok(())
@@ -408,7 +418,11 @@ pub(crate) fn periods_of_person(store: &dyn Read, person: &str) -> Result<Vec<Pe
 }
 
 /// The periods at (municipality, 宛名番号).
-pub(crate) fn periods_of_resident(store: &dyn Read, municipality: &str, resident: &str) -> Result<Vec<PeriodKey>, StoreError> {
+pub(crate) fn periods_of_resident(
+    store: &dyn Read,
+    municipality: &str,
+    resident: &str,
+) -> Result<Vec<PeriodKey>, StoreError> {
     let prefix = format!("p/{municipality}/{resident}/");
     store
         .scan_prefix(prefix.as_bytes())?

@@ -99,7 +99,8 @@ impl Service for App {
         };
         let policy = Arc::new(Policy::parse(&policy_text).map_err(|e| anyhow::anyhow!("{POLICY}: {e}"))?);
         let identity = env.settings.require(IDENTITY_ENDPOINT, "identity's gRPC endpoint")?.to_string();
-        let midserver = env.settings.require(MIDSERVER_ENDPOINT, "the intermediate server's gRPC endpoint")?.to_string();
+        let midserver =
+            env.settings.require(MIDSERVER_ENDPOINT, "the intermediate server's gRPC endpoint")?.to_string();
         let token_file = env.settings.require(TOKEN_FILE, "the file with relay's credential")?;
         let token = std::fs::read_to_string(token_file)
             .with_context(|| format!("read relay's credential {token_file}"))?
@@ -116,8 +117,12 @@ impl Service for App {
         let periods = runners.projection(inputs::Periods, "relay-periods")?;
         let ledger = runners.projection(state::Ledger, "relay-ledger")?;
         let inputs = plan::Inputs { cards, persons, periods };
-        let context =
-            Arc::new(plan::Context { bus: env.bus.clone(), ledger: ledger.clone(), inputs, registry: env.registry.clone() });
+        let context = Arc::new(plan::Context {
+            bus: env.bus.clone(),
+            ledger: ledger.clone(),
+            inputs,
+            registry: env.registry.clone(),
+        });
         runners.workflow(plan::Plan::<plan::FromIntake> { context: context.clone(), input: PhantomData })?;
         runners.workflow(plan::Plan::<plan::FromIdentity> { context: context.clone(), input: PhantomData })?;
         runners.workflow(plan::Plan::<plan::FromContinuity> { context: context.clone(), input: PhantomData })?;

@@ -111,8 +111,13 @@ impl<I: Input> Workflow for Plan<I> {
     async fn handle(&self, events: &[LogEvent<'_>]) -> Result<Rejected, ApplyError> {
         let c = &self.context;
         c.inputs.caught_up(&c.bus).await?;
-        let decider =
-            Decider { bus: &c.bus, projection: &state::Ledger, state: &c.ledger, stream: STREAM.name, subject: PLANS_SUBJECT };
+        let decider = Decider {
+            bus: &c.bus,
+            projection: &state::Ledger,
+            state: &c.ledger,
+            stream: STREAM.name,
+            subject: PLANS_SUBJECT,
+        };
         decider
             .run(
                 events,
@@ -177,7 +182,12 @@ pub(crate) fn domain_record(r: &pb::Record) -> Result<Subscriber, ApplyError> {
 }
 
 /// An R row of RE for a period (fields 11–12 carry the person's own period).
-pub(crate) fn r_row(code: &str, period: &PeriodKey, wait: &pb::OpenWait, state: AlertState) -> kokuho_proto::results::v1::ResultRow {
+pub(crate) fn r_row(
+    code: &str,
+    period: &PeriodKey,
+    wait: &pb::OpenWait,
+    state: AlertState,
+) -> kokuho_proto::results::v1::ResultRow {
     let (code, field, message) = domain::re_text(code).unwrap_or(("R05", "", ""));
     kokuho_outbox::wire(&kokuho_rows::Row::Re(kokuho_rows::Re {
         kubun: Kubun::Relay,
@@ -358,7 +368,9 @@ pub(crate) fn plan(
         let old = before.as_ref().and_then(|b| b.record.as_ref()).map(domain_record).transpose()?;
         let open = state::open_waits(view, &key)?;
         let (now, waiting, end) = match &d {
-            Desired::Record { subscriber, .. } => (Some(subscriber.clone()), "", yyyymmdd(subscriber.lost.and_then(|l| l.add_days(-1)))),
+            Desired::Record { subscriber, .. } => {
+                (Some(subscriber.clone()), "", yyyymmdd(subscriber.lost.and_then(|l| l.add_days(-1))))
+            }
             Desired::Wait { code, end, .. } => (old.clone(), *code, *end),
             Desired::NoCard => (old.clone(), "", before.as_ref().map(|b| b.end).unwrap_or(0)),
             Desired::Gone => (None, "", before.as_ref().map(|b| b.end).unwrap_or(0)),
@@ -386,7 +398,13 @@ pub(crate) fn plan(
         if let Desired::Wait { code, receipt, line, end } = &d
             && !open.iter().any(|w| w.code == *code)
         {
-            let wait = pb::OpenWait { code: code.to_string(), receipt: receipt.clone(), line: *line, start: key.start, end: *end };
+            let wait = pb::OpenWait {
+                code: code.to_string(),
+                receipt: receipt.clone(),
+                line: *line,
+                start: key.start,
+                end: *end,
+            };
             rows.push(&key.municipality, r_row(code, &key, &wait, AlertState::Raised));
             out.waits.push(pb::WaitChange { period: Some(key.wire()), wait: Some(wait), open: true });
         }
@@ -410,7 +428,8 @@ pub(crate) fn plan(
         }
     }
     out.rows = rows.into_wire();
-    let changed = !(out.periods.is_empty() && out.operations.is_empty() && out.waits.is_empty() && out.branches.is_empty());
+    let changed =
+        !(out.periods.is_empty() && out.operations.is_empty() && out.waits.is_empty() && out.branches.is_empty());
     Ok(changed.then_some(out))
 }
 

@@ -53,8 +53,7 @@ impl Projection for Ledger {
     const STREAM: &'static str = kokuho_relay_contract::STREAM.name;
 
     fn apply(&self, tx: &mut Tx<'_>, ev: &LogEvent<'_>) -> Result<(), ApplyError> {
-        let (envelope, event) =
-            kokuho_bus::event::decode::<Events>(ev.payload).map_err(ApplyError::Malformed)?;
+        let (envelope, event) = kokuho_bus::event::decode::<Events>(ev.payload).map_err(ApplyError::Malformed)?;
         let at = envelope.occurred_at.map(|t| t.seconds).unwrap_or(0);
         match event {
             Event::RecordsPlanned(e) => {
@@ -151,7 +150,11 @@ pub(crate) fn records_of_person(view: &dyn Read, person: &str) -> Result<Vec<Per
 }
 
 /// The periods relay planned a record for, at (municipality, 宛名番号).
-pub(crate) fn records_of_resident(view: &dyn Read, municipality: &str, resident: &str) -> Result<Vec<PeriodKey>, StoreError> {
+pub(crate) fn records_of_resident(
+    view: &dyn Read,
+    municipality: &str,
+    resident: &str,
+) -> Result<Vec<PeriodKey>, StoreError> {
     let prefix = format!("r/{municipality}/{resident}/");
     view.scan_prefix(prefix.as_bytes())?
         .into_iter()
@@ -160,7 +163,10 @@ pub(crate) fn records_of_resident(view: &dyn Read, municipality: &str, resident:
 }
 
 /// R3: the 枝番 of a card.
-pub(crate) fn branches(view: &dyn Read, card: &kokuho_relay_domain::Card) -> Result<kokuho_relay_domain::Branches, StoreError> {
+pub(crate) fn branches(
+    view: &dyn Read,
+    card: &kokuho_relay_domain::Card,
+) -> Result<kokuho_relay_domain::Branches, StoreError> {
     let key = format!("b/{}/{}/{}", card.insurer, card.symbol, card.number);
     let book = match view.get(key.as_bytes())? {
         Some(v) => pb::BranchBook::decode(v.as_slice()).map_err(corrupt)?,

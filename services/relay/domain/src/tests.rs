@@ -47,7 +47,15 @@ fn r2_the_card_in_force_on_the_last_day_or_the_latest() {
 #[test]
 fn r2_a_record_with_both_levels_of_dates() {
     let s = states(&[("20260510", "港", "2001")]);
-    let r = build("130039", &period("20260510", Some("20260815")), &person(), &s, 1, Pref { acquired: Some(d("20200401")), lost: None }).unwrap();
+    let r = build(
+        "130039",
+        &period("20260510", Some("20260815")),
+        &person(),
+        &s,
+        1,
+        Pref { acquired: Some(d("20200401")), lost: None },
+    )
+    .unwrap();
     assert_eq!(r.card, Card { insurer: "130039".into(), symbol: "港".into(), number: "2001".into() });
     assert_eq!((r.acquired, r.lost, r.pref_acquired), (d("20260510"), Some(d("20260816")), Some(d("20200401"))));
     assert_eq!((r.branch, r.person.as_str()), (1, "13p1"));
