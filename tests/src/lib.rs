@@ -283,3 +283,36 @@ pub fn data_rows(files: &[kokuho_client::ResultFile], kind: &str) -> Vec<Vec<Str
         .map(|l| l.split(',').skip(1).map(str::to_string).collect())
         .collect()
 }
+
+/// The `relay` section of every municipality, as run-fixture compares it: RM (latest row per
+/// `<宛名番号>/<記号>/<番号>`: 枝番, deleted or not, 結果) and open R rows (`<code>/<宛名番号>`).
+pub fn relay_view(reports: &[StepReport]) -> Value {
+    let rm = rows(reports, "RM");
+    let re = rows(reports, "RE");
+    let mut munis: Vec<String> = rm.keys().chain(re.keys()).cloned().collect();
+    munis.sort();
+    munis.dedup();
+    let mut out = serde_json::Map::new();
+    for m in munis {
+        let mut rm_view = serde_json::Map::new();
+        for row in rm.get(&m).into_iter().flatten() {
+            let f = |i: usize| row.get(i).cloned().unwrap_or_default();
+            rm_view.insert(
+                format!("{}/{}/{}", f(0), f(1), f(2)),
+                json!({ "枝番": f(3), "削除": if f(4) == "3" { "1" } else { "0" }, "結果": f(5) }),
+            );
+        }
+        // An R row is closed by a later row with the same fields 2, 3, 7 and 10–12 (formats.md).
+        let mut state: BTreeMap<(String, String, String, String, String), String> = BTreeMap::new();
+        for row in re.get(&m).into_iter().flatten() {
+            let f = |i: usize| row.get(i).cloned().unwrap_or_default();
+            if f(0) == "R" {
+                state.insert((f(1), f(5), f(8), f(9), f(10)), f(11));
+            }
+        }
+        let open: Vec<String> =
+            state.into_iter().filter(|(_, s)| s == "1").map(|(k, _)| format!("{}/{}", k.0, k.1)).collect();
+        out.insert(m, json!({ "RM": rm_view, "open": open }));
+    }
+    Value::Object(out)
+}

@@ -1,10 +1,10 @@
 //! The sample scenario (the hand-checked public fixture) through the running system: what each
-//! municipality gets back from intake, identity, continuity and kogaku equals expected.json.
+//! municipality gets back from intake, identity, continuity, kogaku and relay equals expected.json.
 #![allow(clippy::unwrap_used)] // Tests may panic on what cannot happen.
 
 use kokuho_client::scenario::{self, Scenario};
 use kokuho_e2e::app::spawn_system;
-use kokuho_e2e::{continuity_view, expected, identity_view, intake_view, kogaku_view, sample_dir};
+use kokuho_e2e::{continuity_view, expected, identity_view, intake_view, kogaku_view, relay_view, sample_dir};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sample_scenario_gives_the_expected_results() {
@@ -12,7 +12,7 @@ async fn the_sample_scenario_gives_the_expected_results() {
     let mut sys = spawn_system(scenario.first_business_date().unwrap()).await;
     let reports = scenario::play(&mut sys.client, &scenario, |_| {}).await.unwrap();
     let (intake, identity, continuity) = (intake_view(&reports), identity_view(&reports), continuity_view(&reports));
-    let kogaku = kogaku_view(&reports);
+    let (kogaku, relay) = (kogaku_view(&reports), relay_view(&reports));
     let expected = expected();
     for (muni, sections) in expected["municipalities"].as_object().unwrap() {
         assert_eq!(intake[muni], sections["intake"], "intake results of {muni}");
@@ -21,6 +21,9 @@ async fn the_sample_scenario_gives_the_expected_results() {
         let empty = serde_json::json!({ "RK": {}, "RG": {}, "open": [] });
         let got = if kogaku[muni].is_null() { &empty } else { &kogaku[muni] };
         assert_eq!(*got, sections["kogaku"], "kogaku results of {muni}");
+        let empty = serde_json::json!({ "RM": {}, "open": [] });
+        let got = if relay[muni].is_null() { &empty } else { &relay[muni] };
+        assert_eq!(*got, sections["relay"], "relay results of {muni}");
     }
     sys.stop().await;
 }

@@ -8,7 +8,7 @@ use kokuho_proto::relay::v1 as pb;
 use kokuho_proto::relay::v1::relay_service_server::{RelayService, RelayServiceServer};
 use kokuho_relay_contract::{Event, Events, PROVISION_SUBJECT, STREAM};
 use kokuho_relay_domain::provision::{Decision, Policy, ProvisionFile};
-use kokuho_runtime::audit::Auditor;
+use kokuho_runtime::audit::{Auditor, Outcome};
 use kokuho_runtime::credentials::{Caller, Credentials};
 use tonic::{Request, Response, Status};
 
@@ -122,10 +122,11 @@ impl RelayService for RelayGrpc {
         let envelope = kokuho_bus::event::envelope::<Events>(Event::ProvisionRecorded(entry), "", "", "");
         self.context.bus.append(Append::event(PROVISION_SUBJECT, &envelope)).await.map_err(unavailable)?;
         let purpose = format!("情報提供 {} {}", r.requester, file.name());
-        if !allowed {
-            self.auditor.require(&caller, false, "relay.Provide", &purpose).await?;
-        }
-        self.auditor.allowed(&caller, "relay.Provide", vec![r.person.clone()], &purpose).await?;
+        let outcome = if allowed { Outcome::Allowed } else { Outcome::Refused };
+        self.auditor
+            .record(&caller, "relay.Provide", vec![r.person.clone()], &purpose, outcome)
+            .await
+            .map_err(unavailable)?;
         let mut records = Vec::new();
         if file == ProvisionFile::Ledger {
             let view = self.context.ledger.store();
