@@ -1,6 +1,7 @@
 //! security.md S1 and S4: after the sample scenario, no 個人番号 of the scenario is anywhere
-//! the system wrote (the JetStream store, the sled stores, the log, the answers and result
-//! files), as plain digits, UTF-16 or base64.
+//! the system wrote (the JetStream store, the sled stores — relay's and the intermediate-server
+//! simulator's included, R6 — the log, the answers and result files), as plain digits, UTF-16 or
+//! base64.
 #![allow(clippy::unwrap_used)] // Tests may panic on what cannot happen.
 
 use std::io::Write as _;
@@ -99,6 +100,9 @@ async fn no_individual_number_is_written_anywhere() {
             generated_answers.push(String::from_utf8_lossy(&f.content).into_owned());
         }
     }
+    // relay sent them on: the simulator's store holds records (sealed numbers), relay's store its
+    // ledger; both are scanned below.
+    assert!(!sys.client.midserver_partition("131016").await.unwrap().is_empty(), "relay delivered");
     let numbers: Vec<String> = numbers.into_iter().chain(generated_numbers).collect();
     let root = sys.nats.dir().to_path_buf();
     // Stop the services and the server so every store is flushed and no file is being replaced
@@ -128,6 +132,8 @@ async fn no_individual_number_is_written_anywhere() {
     }
     assert!(paths.iter().any(|p| p.to_string_lossy().contains("jetstream")), "the stream store was scanned");
     assert!(paths.iter().any(|p| p.to_string_lossy().contains("store")), "the sled stores were scanned");
+    assert!(paths.iter().any(|p| p.to_string_lossy().contains("store/relay")), "relay's store was scanned");
+    assert!(paths.iter().any(|p| p.to_string_lossy().contains("midserver-sim")), "the simulator's store was scanned");
     // Positive control: the scan sees clear text that is stored (names are not sealed).
     assert!(
         haystacks.iter().any(|(name, h)| name.contains("jetstream") && contains(h, "山田 太郎".as_bytes())),

@@ -179,7 +179,13 @@ async fn r4_a_card_change_deletes_and_registers() {
             ("100001".into(), "記号".into(), "1001".into(), "01".into(), "3".into(), "0".into()),
         ]
     );
-    let new = EligibilityRequest { insurer: INSURER.into(), symbol: "新記号".into(), number: "7001".into(), branch: 1, date: 20260401 };
+    let new = EligibilityRequest {
+        insurer: INSURER.into(),
+        symbol: "新記号".into(),
+        number: "7001".into(),
+        branch: 1,
+        date: 20260401,
+    };
     assert!(sys.client.eligibility(new).await.unwrap().insured);
     assert!(!sys.client.eligibility(asked("1001", 1, 20260401)).await.unwrap().found);
     sys.stop().await;
@@ -190,18 +196,31 @@ async fn r4_a_card_change_deletes_and_registers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r5_without_a_number_waits_then_goes() {
     let mut sys = spawn_system(20260401).await;
-    submit(&mut sys, 1, &[ks("1001", "20200401", "01", "100001", "")], &[person("100001", "1001", "", "20200401")]).await;
+    submit(&mut sys, 1, &[ks("1001", "20200401", "01", "100001", "")], &[person("100001", "1001", "", "20200401")])
+        .await;
     let files = sys.fetch(CHIYODA).await;
     assert!(rm(&files).is_empty(), "nothing is sent without a number");
     assert_eq!(r_rows(&files), vec![("R01".into(), "100001".into(), "1".into())]);
     let status = sys.client.relay_status(Some(CHIYODA)).await.unwrap();
     assert_eq!(status.partitions[0].waiting, 1);
     // Another record of the same person without a number: no second R01.
-    submit(&mut sys, 2, &[], &[kk("100001", "1001", "", "19800101", "1", "20200401", "03", "", "", "", "", "20250401")]).await;
+    submit(
+        &mut sys,
+        2,
+        &[],
+        &[kk("100001", "1001", "", "19800101", "1", "20200401", "03", "", "", "", "", "20250401")],
+    )
+    .await;
     assert!(r_rows(&sys.fetch(CHIYODA).await).is_empty(), "R01 is reported once");
     // The number arrives.
     let number = individual_number(54_000_000_001);
-    submit(&mut sys, 3, &[], &[kk("100001", "1001", &number, "19800101", "1", "20200401", "03", "", "", "", "", "20260401")]).await;
+    submit(
+        &mut sys,
+        3,
+        &[],
+        &[kk("100001", "1001", &number, "19800101", "1", "20200401", "03", "", "", "", "", "20260401")],
+    )
+    .await;
     let files = sys.fetch(CHIYODA).await;
     assert_eq!(rm(&files), vec![("100001".into(), "記号".into(), "1001".into(), "01".into(), "1".into(), "0".into())]);
     assert_eq!(r_rows(&files), vec![("R01".into(), "100001".into(), "2".into())]);
@@ -218,7 +237,13 @@ async fn r5_a_rejected_record_is_r03() {
     let all = Faults { reject_per_mille: 1000, reject_reason: "検証エラー".into(), ..Default::default() };
     sys.client.midserver_faults(all).await.unwrap();
     let number = individual_number(55_000_000_001);
-    submit(&mut sys, 1, &[ks("1001", "20200401", "01", "100001", "")], &[person("100001", "1001", &number, "20200401")]).await;
+    submit(
+        &mut sys,
+        1,
+        &[ks("1001", "20200401", "01", "100001", "")],
+        &[person("100001", "1001", &number, "20200401")],
+    )
+    .await;
     let files = sys.fetch(CHIYODA).await;
     let rows = data_rows(&files, "RM");
     assert_eq!(rows.len(), 1);
@@ -237,7 +262,13 @@ async fn a_stalled_partition_raises_r05_and_recovers() {
     sys.client.midserver_faults(Faults { unreachable: true, ..Default::default() }).await.unwrap();
     let files = vec![
         input_file("KS", CHIYODA, INSURER, 1, &[ks("1001", "20200401", "01", "100001", "")]),
-        input_file("KK", CHIYODA, INSURER, 1, &[person("100001", "1001", &individual_number(56_000_000_001), "20200401")]),
+        input_file(
+            "KK",
+            CHIYODA,
+            INSURER,
+            1,
+            &[person("100001", "1001", &individual_number(56_000_000_001), "20200401")],
+        ),
     ];
     sys.client.submit(CHIYODA, files).await.unwrap();
     let stalled = kokuho_testkit::eventually("R05 raised", Duration::from_secs(30), || {

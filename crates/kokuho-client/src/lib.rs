@@ -214,9 +214,17 @@ impl Client {
 
     /// What a partition of the intermediate server holds (its municipality's credential).
     pub async fn midserver_partition(&mut self, partition: &str) -> Result<Vec<midserver::Subscriber>, ClientError> {
+        Ok(self.midserver_listing(partition).await?.subscribers)
+    }
+
+    /// What a partition holds, with how many Apply calls it applied (each key once).
+    pub async fn midserver_listing(
+        &mut self,
+        partition: &str,
+    ) -> Result<midserver::ListPartitionResponse, ClientError> {
         let m = midserver::ListPartitionRequest { partition: partition.into() };
         let r = self.midserver.list_partition(self.request(&Caller::Municipality(partition.into()), m)).await?;
-        Ok(r.into_inner().subscribers)
+        Ok(r.into_inner())
     }
 
     /// Operator: the faults the simulator injects from now on.

@@ -152,7 +152,7 @@ pub(crate) enum Command {
         command: AuditCommand,
     },
     /// Run one service.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Key management (security.md S3).
     Keys {
         #[command(subcommand)]

@@ -24,7 +24,7 @@ pub(crate) async fn run(cli: Cli) -> u8 {
     let result = match cli.command {
         Command::Up(args) => up(&cli.global, args).await,
         Command::Demo(args) => demo(out, args).await,
-        Command::Serve(args) => serve(&cli.global, args).await,
+        Command::Serve(args) => serve(&cli.global, *args).await,
         Command::Keys { command: KeysCommand::Generate { out: dir } } => keys_generate(out, &dir),
         Command::Submit(args) => client_command(&cli.global, out, |c| submit(c, out, args)).await,
         Command::Status { receipt: Some(receipt), .. } => {

@@ -103,7 +103,7 @@ impl MidServerGrpc {
                 },
             ),
         };
-        self.store.commit(&r.idempotency_key, &key, after, &answer)?;
+        self.store.commit(&r.partition, &r.idempotency_key, &key, after, &answer)?;
         Ok(answer)
     }
 }
@@ -167,7 +167,8 @@ impl MidServerService for MidServerGrpc {
             return Err(Status::permission_denied("this credential may not read this partition"));
         }
         let subscribers = self.store.partition(&r.partition).map_err(|e| status(e.into()))?;
-        Ok(Response::new(pb::ListPartitionResponse { subscribers }))
+        let applied = self.store.applied(&r.partition).map_err(|e| status(e.into()))?;
+        Ok(Response::new(pb::ListPartitionResponse { subscribers, applied }))
     }
 
     async fn set_faults(

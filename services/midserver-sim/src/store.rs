@@ -33,6 +33,10 @@ fn partition_key(partition: &str, k: &Key) -> Vec<u8> {
     format!("p/{partition}/{}", card(k)).into_bytes()
 }
 
+fn applied_key(partition: &str) -> Vec<u8> {
+    format!("a/{partition}").into_bytes()
+}
+
 fn done_key(idempotency: &str) -> Vec<u8> {
     format!("i/{idempotency}").into_bytes()
 }
@@ -144,12 +148,17 @@ impl Store {
     /// false) and the answer under its key, atomically and durably.
     pub(crate) fn commit(
         &self,
+        partition: &str,
         idempotency: &str,
         k: &Key,
         after: Option<Option<&Entry<AtRest>>>,
         answer: &pb::ApplyResponse,
     ) -> Result<(), StoreError> {
         let mut writes = vec![(done_key(idempotency), Some(answer.encode_to_vec()))];
+        if answer.accepted {
+            let applied = self.applied(partition)? + 1;
+            writes.push((applied_key(partition), Some(applied.to_be_bytes().to_vec())));
+        }
         match after {
             None => {}
             Some(Some(e)) => {
@@ -171,6 +180,11 @@ impl Store {
             }
         }
         self.tree.commit(writes)
+    }
+
+    /// Apply calls the partition applied (each key once).
+    pub(crate) fn applied(&self, partition: &str) -> Result<u64, StoreError> {
+        Ok(kokuho_store::u64_of(self.tree.get(&applied_key(partition))?))
     }
 
     /// Every record of a partition, without numbers.

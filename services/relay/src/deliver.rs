@@ -154,22 +154,9 @@ impl Worker {
         let last = self.bus.last_seq(STREAM.name).await?;
         self.ledger.wait_for(last, Duration::from_secs(10)).await;
         let now = Instant::now();
-        let mut seen = HashSet::new();
-        let mut heads = Vec::new();
-        for p in state::pending(self.ledger.store(), SCAN)? {
-            let person =
-                p.operation.as_ref().and_then(|o| o.record.as_ref()).map(|r| r.person.clone()).unwrap_or_default();
-            if !seen.insert(person.clone()) {
-                continue;
-            }
-            if backoff.get(&person).is_some_and(|b| b.until > now) {
-                continue;
-            }
-            heads.push(p);
-            if heads.len() >= self.settings.in_flight * 4 {
-                break;
-            }
-        }
+        let pending = state::pending(self.ledger.store(), SCAN)?;
+        let blocked = |person: &str| backoff.get(person).is_some_and(|b| b.until > now);
+        let heads = heads(pending, blocked, self.settings.in_flight * 4);
         if let Ok(mut h) = self.health.lock() {
             h.backing_off = backoff.values().filter(|b| b.until > now).count();
         }
@@ -186,8 +173,7 @@ impl Worker {
             .await;
         let mut answered = Vec::new();
         for (p, r) in sent {
-            let person =
-                p.operation.as_ref().and_then(|o| o.record.as_ref()).map(|r| r.person.clone()).unwrap_or_default();
+            let person = person_of(&p).to_string();
             match r {
                 Ok(answer) => {
                     backoff.remove(&person);
@@ -401,7 +387,53 @@ impl Worker {
     }
 }
 
+fn person_of(p: &pb::Pending) -> &str {
+    p.operation.as_ref().and_then(|o| o.record.as_ref()).map(|r| r.person.as_str()).unwrap_or_default()
+}
+
+/// R4, in order per person: of the pending operations (oldest first), the oldest of each person
+/// whose person is not backing off (`blocked`); a person's later operations wait for its oldest
+/// to be answered. At most `limit`.
+fn heads(pending: Vec<pb::Pending>, blocked: impl Fn(&str) -> bool, limit: usize) -> Vec<pb::Pending> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for p in pending {
+        if !seen.insert(person_of(&p).to_string()) || blocked(person_of(&p)) {
+            continue;
+        }
+        out.push(p);
+        if out.len() >= limit {
+            break;
+        }
+    }
+    out
+}
+
 /// 適用終了年月日 of a record (資格喪失年月日 − 1), 0 while open.
 fn end_of(r: &pb::Record) -> u32 {
     kokuho_ids::Date::from_yyyymmdd(r.lost_on).and_then(|d| d.add_days(-1)).map(|d| d.to_yyyymmdd()).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(id: u64, person: &str) -> pb::Pending {
+        let record = pb::Record { person: person.into(), ..Default::default() };
+        pb::Pending { operation: Some(pb::Operation { id, record: Some(record), ..Default::default() }), planned_at: 0 }
+    }
+
+    fn ids(p: &[pb::Pending]) -> Vec<u64> {
+        p.iter().filter_map(|p| p.operation.as_ref().map(|o| o.id)).collect()
+    }
+
+    /// R4: one operation per person at a time, the oldest; a person backing off holds back only
+    /// their own operations.
+    #[test]
+    fn r4_only_the_oldest_operation_of_each_person_goes() {
+        let pending = vec![op(1, "a"), op(2, "b"), op(3, "a"), op(4, "c"), op(5, "b"), op(6, "d")];
+        assert_eq!(ids(&heads(pending.clone(), |_| false, 10)), vec![1, 2, 4, 6]);
+        assert_eq!(ids(&heads(pending.clone(), |p| p == "b", 10)), vec![1, 4, 6], "b's 5 waits for b's 2");
+        assert_eq!(ids(&heads(pending, |_| false, 2)), vec![1, 2]);
+    }
 }

@@ -133,12 +133,12 @@ fn kinds(ops: &[Operation]) -> Vec<(RelayProcessing, String)> {
 /// new one; nothing when nothing changed.
 #[test]
 fn r4_what_a_change_sends() {
-    let a = record("港", 1, Pref::default());
+    let a = record("港", 1, None);
     assert_eq!(kinds(&changes(None, Some(&a))), [(RelayProcessing::New, "港".into())]);
     assert!(changes(Some(&a), Some(&a)).is_empty());
     let ended = record("港", 1, Some("20260816"));
     assert_eq!(kinds(&changes(Some(&a), Some(&ended))), [(RelayProcessing::Change, "港".into())]);
-    let moved = record("芝", 1, Pref::default());
+    let moved = record("芝", 1, None);
     assert_eq!(
         kinds(&changes(Some(&a), Some(&moved))),
         [(RelayProcessing::Delete, "港".into()), (RelayProcessing::New, "芝".into())]
