@@ -168,9 +168,20 @@ async fn play(scenario: &Scenario, order_seed: u64) -> Rows {
     let mut rows = Rows::new();
     for (muni, _) in MUNIS {
         let files = sys.client.fetch_files(muni).await.unwrap();
-        for kind in ["RE", "RI", "RS"] {
+        for kind in ["RE", "RI", "RS", "RM"] {
             rows.insert((muni.to_string(), kind.to_string()), kokuho_e2e::data_rows(&files, kind));
         }
+        // What relay left in the municipality's partition of the intermediate server (R2).
+        let partition = sys.client.midserver_partition(muni).await.unwrap();
+        let records = partition
+            .into_iter()
+            .map(|s| {
+                let f = [s.insurer, s.symbol, s.number, format!("{:02}", s.branch), s.name, s.birth_date.to_string()];
+                let d = [s.acquired_on, s.lost_on, s.pref_acquired_on, s.pref_lost_on];
+                f.into_iter().chain(d.iter().map(u32::to_string)).collect()
+            })
+            .collect();
+        rows.insert((muni.to_string(), "partition".to_string()), records);
     }
     sys.stop().await;
     rows
@@ -221,6 +232,68 @@ fn open_anomalies(rows: &Rows) -> BTreeSet<Vec<String>> {
     open
 }
 
+/// R2, R4, R5: every record a partition holds is a current period of that municipality (its
+/// insurer-level dates are the period's); every current period is either in the partition or
+/// waits with an open R row; the server rejected nothing (every operation came in order).
+fn check_relay(rs: &BTreeMap<(String, String, String), Vec<String>>, rows: &Rows) {
+    let day = |s: &str| kokuho_ids::Date::parse(s).unwrap();
+    for (muni, _) in MUNIS {
+        let current: Vec<(u32, u32)> = rs
+            .iter()
+            .filter(|((m, _, _), f)| m == muni && f[8] != "9")
+            .map(|(_, f)| {
+                let lost = if f[7].is_empty() { 0 } else { day(&f[7]).add_days(1).unwrap().to_yyyymmdd() };
+                (f[6].parse().unwrap(), lost)
+            })
+            .collect();
+        let held = rows.get(&(muni.to_string(), "partition".to_string())).cloned().unwrap_or_default();
+        for r in &held {
+            let dates = (r[6].parse::<u32>().unwrap(), r[7].parse::<u32>().unwrap());
+            assert!(current.contains(&dates), "{muni}: a partition record {r:?} is no current period");
+        }
+        let waiting = open_relay_rows(rows).iter().filter(|k| k[0] == muni).count();
+        assert_eq!(held.len() + waiting, current.len(), "{muni}: every current period is relayed or waits");
+        let rm = rows.get(&(muni.to_string(), "RM".to_string())).cloned().unwrap_or_default();
+        assert!(rm.iter().all(|r| r[5] == "0"), "{muni}: the server rejected an operation: {rm:?}");
+    }
+}
+
+/// The R rows open at the end, but R02 (an identity conflict: which record is held depends on
+/// which came first, T2's exclusion): (municipality, code, 宛名番号, 開始, 終了).
+fn open_relay_rows(rows: &Rows) -> BTreeSet<Vec<String>> {
+    let mut open = BTreeSet::new();
+    for ((muni, kind), list) in rows {
+        if kind != "RE" {
+            continue;
+        }
+        for r in list.iter().filter(|r| r[0] == "R" && r[1] != "R02") {
+            let key = vec![muni.clone(), r[1].clone(), r[5].clone(), r[9].clone(), r[10].clone()];
+            if r[11] == "1" {
+                open.insert(key);
+            } else {
+                open.remove(&key);
+            }
+        }
+    }
+    open
+}
+
+/// Every partition's records without their 枝番 (R3 gives 枝番 in the order persons became
+/// relayable, which a provisional person's merge may change), sorted.
+fn partitions(rows: &Rows) -> BTreeSet<Vec<String>> {
+    rows.iter()
+        .filter(|((_, kind), _)| kind == "partition")
+        .flat_map(|((muni, _), list)| {
+            list.iter().map(move |r| {
+                let mut r = r.clone();
+                r.remove(3);
+                r.insert(0, muni.clone());
+                r
+            })
+        })
+        .collect()
+}
+
 /// IDs normalised to `MID#<municipality>:<smallest 宛名番号 RI gave it to>` (order-free).
 fn normalise(rows: &Rows) -> impl Fn(&str, &str) -> String {
     let mut first: BTreeMap<(String, String), String> = BTreeMap::new();
@@ -241,6 +314,7 @@ fn check(scenario: &Scenario, rows: &Rows) {
     let ri = ri(rows);
     let rs = latest_rs(rows);
     assert!(!rs.is_empty());
+    check_relay(&rs, rows);
     for ((muni, resident, start), fields) in &rs {
         let reported = ri.get(&(muni.clone(), resident.clone()));
         assert_eq!(Some(&fields[1]), reported, "RS {muni}/{resident}/{start} vs RI");
@@ -272,9 +346,15 @@ fn check(scenario: &Scenario, rows: &Rows) {
     }
 }
 
-/// T2 view: latest RS (IDs normalised), RI (normalised), open anomalies.
-type View =
-    (BTreeMap<(String, String, String), Vec<String>>, BTreeMap<(String, String), String>, BTreeSet<Vec<String>>);
+/// T2 view: latest RS (IDs normalised), RI (normalised), open anomalies; and relay's partitions
+/// and open R rows (their final state is a function of the facts too).
+type View = (
+    BTreeMap<(String, String, String), Vec<String>>,
+    BTreeMap<(String, String), String>,
+    BTreeSet<Vec<String>>,
+    BTreeSet<Vec<String>>,
+    BTreeSet<Vec<String>>,
+);
 
 fn view(rows: &Rows) -> View {
     let id = normalise(rows);
@@ -286,7 +366,7 @@ fn view(rows: &Rows) -> View {
         })
         .collect();
     let ri = ri(rows).into_iter().map(|((m, r), i)| ((m.clone(), r), id(&m, &i))).collect();
-    (rs, ri, open_anomalies(rows))
+    (rs, ri, open_anomalies(rows), partitions(rows), open_relay_rows(rows))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
