@@ -332,3 +332,32 @@ async fn p1_p2_provision_by_policy_and_recorded() {
     assert!(matches!(refused, Err(ClientError::Status(ref s)) if s.code() == Code::PermissionDenied));
     sys.stop().await;
 }
+
+/// R5: a record held in an identity conflict waits (R02, the fixture's 300009 at 中央区); once
+/// the operator links it (I6) it goes by itself and R02 closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r5_a_held_record_waits_until_the_review_links_it() {
+    use kokuho_client::ReviewAction;
+    use kokuho_client::scenario::{self, Scenario};
+    let scenario = Scenario::load(&kokuho_e2e::sample_dir()).unwrap();
+    let mut sys = spawn_system(scenario.first_business_date().unwrap()).await;
+    let reports = scenario::play(&mut sys.client, &scenario, |_| {}).await.unwrap();
+    let r02: Vec<_> = kokuho_e2e::rows(&reports, "RE")
+        .get(CHUO)
+        .into_iter()
+        .flatten()
+        .filter(|r| r[0] == "R" && r[1] == "R02")
+        .map(|r| (r[5].clone(), r[11].clone()))
+        .collect();
+    assert_eq!(r02, vec![("300009".to_string(), "1".to_string())], "reported once");
+    let cases = sys.client.list_reviews().await.unwrap();
+    let case = cases.iter().find(|c| c.resident_number == "300009").unwrap();
+    sys.client.resolve_review(&case.case_id, ReviewAction::Link, "同一人（生年月日の誤記）", "op").await.unwrap();
+    sys.settle().await;
+    let files = sys.fetch(CHUO).await;
+    let sent: Vec<_> = rm(&files).into_iter().filter(|r| r.0 == "300009").collect();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!((sent[0].4.as_str(), sent[0].5.as_str()), ("1", "0"));
+    assert_eq!(r_rows(&files), vec![("R02".into(), "300009".into(), "2".into())]);
+    sys.stop().await;
+}
