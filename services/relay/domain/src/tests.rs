@@ -157,3 +157,19 @@ fn r4_idempotency_keys() {
     assert_ne!(idempotency_key(&p, 2, RelayProcessing::Delete), idempotency_key(&p, 2, RelayProcessing::New));
     assert_ne!(k, idempotency_key(&period("20260511", None), 1, RelayProcessing::New));
 }
+
+/// R5: relay's RE texts are the ones docs/codes.md documents, and every wait has one.
+#[test]
+fn r5_re_texts_are_documented() {
+    let doc = include_str!("../../../../docs/codes.md");
+    for code in ["R01", "R02", "R03", "R04", "R05"] {
+        let (c, field, message) = re_text(code).expect("a text");
+        assert_eq!(c, code);
+        let row = doc.lines().find(|l| l.starts_with(&format!("| {code} |"))).expect("documented");
+        assert!(row.contains(&format!("| {field} | {message} |")), "{code}: {row}");
+    }
+    assert_eq!(re_text("R06"), None);
+    for w in [Waiting::NoNumber, Waiting::Held] {
+        assert!(re_text(w.code().expect("reported")).is_some());
+    }
+}
