@@ -55,23 +55,40 @@ fn entry_of<E: Chained>(bytes: &[u8]) -> Option<E> {
 /// Appends `entry` to the chain on `subject` of `stream`, after the last entry there, with
 /// expected-last-subject-sequence (decided again when another writer came first). Returns once
 /// the entry is stored (fsynced).
-pub async fn append_chained<E: Chained + Clone>(
+pub async fn append_chained<E: Chained + Clone>(bus: &Bus, stream: &str, subject: &str, entry: E) -> Result<(), BusError> {
+    append_chained_all(bus, stream, subject, vec![entry]).await
+}
+
+/// Appends `entries` to the chain, in order, as one atomic batch (one fsync; at most 1,000):
+/// each linked to the one before it, the first to the last entry there.
+pub async fn append_chained_all<E: Chained + Clone>(
     bus: &Bus,
     stream: &str,
     subject: &str,
-    mut entry: E,
+    entries: Vec<E>,
 ) -> Result<(), BusError> {
+    if entries.is_empty() {
+        return Ok(());
+    }
     loop {
-        let (expected, previous) = match bus.last_message(stream, subject).await? {
+        let (expected, mut previous) = match bus.last_message(stream, subject).await? {
             Some((seq, payload)) => match entry_of::<E>(&payload) {
                 Some(last) => (seq, last.hash().to_string()),
                 None => return Err(BusError::msg(BusErrorKind::Invalid, "the last audit entry is not an audit entry")),
             },
             None => (0, String::new()),
         };
-        entry.chain_to(previous);
-        let envelope = event::envelope::<E::Events>(entry.clone().into_event(), "", "", "");
-        match bus.append(Append::event(subject, &envelope).expect_last_subject_seq(expected)).await {
+        let mut batch = Vec::with_capacity(entries.len());
+        for entry in &entries {
+            let mut entry = entry.clone();
+            entry.chain_to(previous);
+            previous = entry.hash().to_string();
+            let envelope = event::envelope::<E::Events>(entry.into_event(), "", "", "");
+            batch.push(Append::event(subject, &envelope));
+        }
+        batch[0].expected_last_subject_seq = Some(expected);
+        let appended = if batch.len() == 1 { bus.append(batch.remove(0)).await } else { bus.append_atomic(batch).await };
+        match appended {
             Ok(_) => return Ok(()),
             Err(e) if e.kind() == BusErrorKind::WrongLastSequence => continue,
             Err(e) => return Err(e),

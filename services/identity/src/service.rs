@@ -261,32 +261,61 @@ impl Identity {
         purpose: &str,
         caller: &str,
     ) -> Result<kokuho_ids::IndividualNumber, IdentityError> {
-        if purpose.trim().is_empty() {
+        let mut released = self.release_all(&[(pref_id.to_string(), purpose.to_string())], caller).await?;
+        match released.pop() {
+            Some(Ok(number)) => Ok(number),
+            Some(Err(why)) => Err(IdentityError::NotFound(why)),
+            None => Err(IdentityError::Internal("a release answered nothing".into())),
+        }
+    }
+
+    /// R6: the numbers of many persons, for relay, in the order asked (a person without a number,
+    /// or unknown, gets why instead). Every release is an entry of the audit chain; all are
+    /// appended, as one atomic batch, before any number leaves.
+    pub async fn release_all(
+        &self,
+        asked: &[(String, String)],
+        caller: &str,
+    ) -> Result<Vec<Result<kokuho_ids::IndividualNumber, String>>, IdentityError> {
+        if asked.iter().any(|(_, purpose)| purpose.trim().is_empty()) {
             return Err(IdentityError::Invalid("a release needs its purpose".into()));
+        }
+        if asked.len() > 1_000 {
+            return Err(IdentityError::Invalid("at most 1,000 releases in one call".into()));
         }
         self.catch_up().await?;
         let store = self.state.store();
-        let person = store
-            .get(&person_key(pref_id))
-            .map_err(internal)?
-            .ok_or_else(|| IdentityError::NotFound(format!("no person {pref_id}")))?;
-        let person = pb::PersonRegistered::decode(person.as_slice()).map_err(internal)?;
-        let sealed = person.number.ok_or_else(|| IdentityError::NotFound(format!("{pref_id} has no 個人番号 yet")))?;
-        let number =
-            self.vault.open_at_rest(&convert::at_rest(&sealed), &convert::person_context(pref_id)).map_err(internal)?;
         let released_at =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-        let entry = pb::NumberReleased {
-            pref_id: pref_id.into(),
-            purpose: purpose.into(),
-            caller: caller.into(),
-            released_at,
-            previous_hash: String::new(),
-            hash: String::new(),
-        };
-        // The release is in the audit chain before the number leaves.
-        audit::append_chained(&self.bus, IDENTITY.name, RELEASES_SUBJECT, Release(entry)).await.map_err(unavailable)?;
-        Ok(number)
+        let mut out = Vec::with_capacity(asked.len());
+        let mut entries = Vec::new();
+        for (pref_id, purpose) in asked {
+            let Some(person) = store.get(&person_key(pref_id)).map_err(internal)? else {
+                out.push(Err(format!("no person {pref_id}")));
+                continue;
+            };
+            let person = pb::PersonRegistered::decode(person.as_slice()).map_err(internal)?;
+            let Some(sealed) = person.number else {
+                out.push(Err(format!("{pref_id} has no 個人番号 yet")));
+                continue;
+            };
+            let number = self
+                .vault
+                .open_at_rest(&convert::at_rest(&sealed), &convert::person_context(pref_id))
+                .map_err(internal)?;
+            entries.push(Release(pb::NumberReleased {
+                pref_id: pref_id.clone(),
+                purpose: purpose.clone(),
+                caller: caller.into(),
+                released_at,
+                previous_hash: String::new(),
+                hash: String::new(),
+            }));
+            out.push(Ok(number));
+        }
+        // The releases are in the audit chain before any number leaves.
+        audit::append_chained_all(&self.bus, IDENTITY.name, RELEASES_SUBJECT, entries).await.map_err(unavailable)?;
+        Ok(out)
     }
 
     /// Reads the audit log and checks its chains (security.md S8): every service's access

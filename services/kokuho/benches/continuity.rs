@@ -52,7 +52,8 @@ async fn rows_sent(bus: &Bus) -> (u64, u64, u64) {
 async fn main() {
     let nats = TestNats::start().await;
     // 1. Load through intake and identity.
-    let loaded = prefecture::load_prefecture("continuity", &nats, vec!["intake", "identity"], |_, _| Vec::new()).await;
+    let loaded =
+        prefecture::load_prefecture("continuity", &nats, vec!["intake", "identity"], |_, _| Vec::new(), 200_000).await;
     let prefecture::Loaded { data_dir, records, load, years } = loaded;
 
     let bus = Bus::connect(&nats.url(), "bench").await.unwrap();
@@ -63,7 +64,8 @@ async fn main() {
 
     // 3. continuity alone, from the first event, in a process of its own.
     let streams = ["KOKUHO_IDENTITY", "KOKUHO_CONTINUITY"];
-    let (took, samples) = prefecture::service_alone(&bus, &nats.url(), &data_dir, "continuity", &[], 3, &streams).await;
+    let (took, samples) =
+        prefecture::service_alone(&bus, &nats.url(), &data_dir, "continuity", &[], 3, &streams, async || true).await;
     if std::env::var_os("KOKUHO_BENCH_TRACE").is_some() {
         println!("{samples:?}");
     }

@@ -94,7 +94,8 @@ async fn main() {
             Vec::new()
         }
     };
-    let loaded = prefecture::load_prefecture("kogaku", &nats, vec!["intake", "identity", "continuity"], kg).await;
+    let loaded =
+        prefecture::load_prefecture("kogaku", &nats, vec!["intake", "identity", "continuity"], kg, 200_000).await;
     let prefecture::Loaded { data_dir, records, load, years } = loaded;
 
     // 2. Raw consumption of the three streams kogaku reads.
@@ -111,7 +112,8 @@ async fn main() {
     let args = ["--kogaku-auto-confirm", "true"];
     // months, households, members, pairs, candidates, from-intake, from-identity,
     // from-continuity, forward-rows.
-    let (took, samples) = prefecture::service_alone(&bus, &nats.url(), &data_dir, "kogaku", &args, 9, &streams).await;
+    let (took, samples) =
+        prefecture::service_alone(&bus, &nats.url(), &data_dir, "kogaku", &args, 9, &streams, async || true).await;
     if std::env::var_os("KOKUHO_BENCH_TRACE").is_some() {
         println!("{samples:?}");
     }

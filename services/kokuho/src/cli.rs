@@ -251,7 +251,7 @@ pub(crate) struct ServeSettings {
     /// relay: the file with relay's own credential (a Secret).
     #[arg(long, env = "KOKUHO_RELAY_TOKEN_FILE")]
     pub(crate) relay_token_file: Option<PathBuf>,
-    /// relay: most calls to the intermediate server open at a time (default 32).
+    /// relay: most operations sent and not yet answered at a time (default 2,000).
     #[arg(long, env = "KOKUHO_RELAY_IN_FLIGHT")]
     pub(crate) relay_in_flight: Option<u32>,
     /// relay: seconds a partition may stay still while records wait before R05 (default 900).

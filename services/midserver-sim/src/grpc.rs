@@ -13,8 +13,12 @@ use tonic::{Request, Response, Status};
 
 use crate::SimError;
 use crate::store::{self, Store};
+use kokuho_store::Tx;
 
 pub type MidServerServer = MidServerServiceServer<MidServerGrpc>;
+
+/// Most Applies in one batch.
+const MAX_BATCH: usize = 1_000;
 
 pub struct MidServerGrpc {
     store: Arc<Store>,
@@ -57,8 +61,9 @@ impl MidServerGrpc {
         Ok(f)
     }
 
-    /// Decides and commits one Apply (or answers a key seen before), one at a time.
-    async fn apply_once(&self, r: pb::ApplyRequest, faults: &Faults) -> Result<pb::ApplyResponse, SimError> {
+    /// Decides one Apply in a batch, on the records as the Applies before it left them (or
+    /// answers a key seen before).
+    fn decide(&self, tx: &mut Tx<'_>, r: pb::ApplyRequest, faults: &Faults) -> Result<pb::ApplyResponse, SimError> {
         if r.idempotency_key.is_empty() {
             return Err(SimError::Invalid("an Apply needs its idempotency key".into()));
         }
@@ -66,12 +71,11 @@ impl MidServerGrpc {
             .map_err(|_| SimError::Invalid(format!("処理区分 {:?} is not 1, 2 or 3", r.processing)))?;
         let sub = r.subscriber.ok_or_else(|| SimError::Invalid("an Apply needs its subscriber".into()))?;
         let key = store::key_of(&sub)?;
-        let _one_at_a_time = self.store.lock().await;
-        if let Some(mut earlier) = self.store.answered(&r.idempotency_key)? {
+        if let Some(mut earlier) = self.store.answered(tx, &r.idempotency_key)? {
             earlier.duplicate = true;
             return Ok(earlier);
         }
-        let current = self.store.entry(&key)?;
+        let current = self.store.entry(tx, &key)?;
         let decided = if faults.rejects(&r.idempotency_key) {
             Err(Rejection::Injected(if faults.reject_reason.is_empty() {
                 "加入者情報の検証でエラーになりました".into()
@@ -103,8 +107,41 @@ impl MidServerGrpc {
                 },
             ),
         };
-        self.store.commit(&r.partition, &r.idempotency_key, &key, after, &answer)?;
+        self.store.record(tx, &r.partition, &r.idempotency_key, &key, after, &answer)?;
         Ok(answer)
+    }
+
+    /// Decides a batch of Applies one after another, one batch at a time, and commits it once.
+    /// A request that cannot be read is answered M98 (`one`: the call fails instead).
+    async fn apply_all(
+        &self,
+        requests: Vec<pb::ApplyRequest>,
+        faults: &Faults,
+        one: bool,
+    ) -> Result<Vec<pb::ApplyResponse>, SimError> {
+        let _one_at_a_time = self.store.lock().await;
+        let mut tx = self.store.tx();
+        let mut answers = Vec::with_capacity(requests.len());
+        for r in requests {
+            answers.push(match self.decide(&mut tx, r, faults) {
+                Ok(a) => a,
+                Err(SimError::Invalid(why)) if !one => {
+                    pb::ApplyResponse { accepted: false, error_code: "M98".into(), message: why, duplicate: false }
+                }
+                Err(e) => return Err(e),
+            });
+        }
+        self.store.commit(tx)?;
+        Ok(answers)
+    }
+
+    /// R1: relay (for the federation) or the partition's own municipality may write it.
+    fn may_write(caller: &Caller, requests: &[pb::ApplyRequest]) -> Result<(), Status> {
+        if requests.iter().all(|r| *caller == Caller::Relay || caller.is_municipality(&r.partition)) {
+            Ok(())
+        } else {
+            Err(Status::permission_denied("this credential may not write this partition"))
+        }
     }
 }
 
@@ -114,16 +151,34 @@ impl MidServerService for MidServerGrpc {
         let caller = self.credentials.caller_of(&request)?;
         let faults = self.reach().await?;
         let r = request.into_inner();
-        // R1: relay (for the federation) or the partition's own municipality.
-        if !(caller == Caller::Relay || caller.is_municipality(&r.partition)) {
-            return Err(Status::permission_denied("this credential may not write this partition"));
-        }
+        Self::may_write(&caller, std::slice::from_ref(&r))?;
         let key = r.idempotency_key.clone();
-        let answer = self.apply_once(r, &faults).await.map_err(status)?;
+        let mut answers = self.apply_all(vec![r], &faults, true).await.map_err(status)?;
+        let answer = answers.pop().ok_or_else(|| Status::internal("no answer"))?;
         if !answer.duplicate && faults.loses_ack(&key) {
             return Err(Status::unavailable("the answer was lost on the way (injected)"));
         }
         Ok(Response::new(answer))
+    }
+
+    async fn apply_batch(
+        &self,
+        request: Request<pb::ApplyBatchRequest>,
+    ) -> Result<Response<pb::ApplyBatchResponse>, Status> {
+        let caller = self.credentials.caller_of(&request)?;
+        let faults = self.reach().await?;
+        let requests = request.into_inner().requests;
+        if requests.len() > MAX_BATCH {
+            return Err(Status::invalid_argument(format!("at most {MAX_BATCH} Applies in one batch")));
+        }
+        Self::may_write(&caller, &requests)?;
+        let keys: Vec<String> = requests.iter().map(|r| r.idempotency_key.clone()).collect();
+        let answers = self.apply_all(requests, &faults, false).await.map_err(status)?;
+        // A lost answer loses the whole batch's: every key is answered again as a duplicate.
+        if keys.iter().zip(&answers).any(|(k, a)| !a.duplicate && faults.loses_ack(k)) {
+            return Err(Status::unavailable("the answer was lost on the way (injected)"));
+        }
+        Ok(Response::new(pb::ApplyBatchResponse { answers }))
     }
 
     async fn eligibility(
@@ -143,7 +198,7 @@ impl MidServerService for MidServerGrpc {
         let key = store::key_of(&sub).map_err(status)?;
         let date = Date::from_yyyymmdd(r.date)
             .ok_or_else(|| status(SimError::Invalid(format!("{} is not a date (YYYYMMDD)", r.date))))?;
-        let entry = self.store.entry(&key).map_err(|e| status(e.into()))?;
+        let entry = self.store.entry(self.store.view(), &key).map_err(|e| status(e.into()))?;
         let a = domain::eligibility(entry.as_ref(), date);
         let d = |v: Option<Date>| v.map_or(0, Date::to_yyyymmdd);
         Ok(Response::new(pb::EligibilityResponse {

@@ -9,7 +9,7 @@ use kokuho_crypto::{AtRest, Vault};
 use kokuho_ids::{Date, IndividualNumber};
 use kokuho_midserver_domain::{Entry, Key};
 use kokuho_proto::midserver::v1 as pb;
-use kokuho_store::{Read, SledStore, Store as _, StoreError};
+use kokuho_store::{Read, SledStore, Store as _, StoreError, Tx};
 use prost::Message as _;
 
 use crate::SimError;
@@ -35,6 +35,10 @@ fn partition_key(partition: &str, k: &Key) -> Vec<u8> {
 
 fn applied_key(partition: &str) -> Vec<u8> {
     format!("a/{partition}").into_bytes()
+}
+
+fn applied(view: &dyn Read, partition: &str) -> Result<u64, StoreError> {
+    Ok(kokuho_store::u64_of(view.get(&applied_key(partition))?))
 }
 
 fn done_key(idempotency: &str) -> Vec<u8> {
@@ -107,16 +111,32 @@ impl Store {
         self.lock.lock().await
     }
 
+    /// A write set over the committed records: one batch of Applies, decided one after another,
+    /// committed once ([`Store::commit`]).
+    pub(crate) fn tx(&self) -> Tx<'_> {
+        Tx::new(&self.tree)
+    }
+
+    /// The committed records (eligibility reads them).
+    pub(crate) fn view(&self) -> &dyn Read {
+        &self.tree
+    }
+
+    /// Commits a batch atomically and durably (one fsync).
+    pub(crate) fn commit(&self, tx: Tx<'_>) -> Result<(), StoreError> {
+        self.tree.commit(tx.into_writes())
+    }
+
     /// The answer given to `idempotency` before, if any.
-    pub(crate) fn answered(&self, idempotency: &str) -> Result<Option<pb::ApplyResponse>, StoreError> {
-        match self.tree.get(&done_key(idempotency))? {
+    pub(crate) fn answered(&self, view: &dyn Read, idempotency: &str) -> Result<Option<pb::ApplyResponse>, StoreError> {
+        match view.get(&done_key(idempotency))? {
             Some(b) => Ok(Some(pb::ApplyResponse::decode(b.as_slice()).map_err(corrupt)?)),
             None => Ok(None),
         }
     }
 
-    pub(crate) fn entry(&self, k: &Key) -> Result<Option<Entry<AtRest>>, StoreError> {
-        match self.tree.get(&record_key(k))? {
+    pub(crate) fn entry(&self, view: &dyn Read, k: &Key) -> Result<Option<Entry<AtRest>>, StoreError> {
+        match view.get(&record_key(k))? {
             Some(b) => Ok(Some(entry_of(pb::StoredSubscriber::decode(b.as_slice()).map_err(corrupt)?)?)),
             None => Ok(None),
         }
@@ -144,20 +164,21 @@ impl Store {
         })
     }
 
-    /// Commits one Apply: the record after it (`None`: deleted, or unchanged when `touched` is
-    /// false) and the answer under its key, atomically and durably.
-    pub(crate) fn commit(
+    /// Records one Apply in the batch: the record after it (`None`: deleted; the outer `None`:
+    /// unchanged) and the answer under its key.
+    pub(crate) fn record(
         &self,
+        tx: &mut Tx<'_>,
         partition: &str,
         idempotency: &str,
         k: &Key,
         after: Option<Option<&Entry<AtRest>>>,
         answer: &pb::ApplyResponse,
     ) -> Result<(), StoreError> {
-        let mut writes = vec![(done_key(idempotency), Some(answer.encode_to_vec()))];
+        tx.put(done_key(idempotency), answer.encode_to_vec());
         if answer.accepted {
-            let applied = self.applied(partition)? + 1;
-            writes.push((applied_key(partition), Some(applied.to_be_bytes().to_vec())));
+            let applied = applied(tx, partition)? + 1;
+            tx.put(applied_key(partition), applied.to_be_bytes().to_vec());
         }
         match after {
             None => {}
@@ -169,22 +190,22 @@ impl Store {
                     nonce: e.individual_number.nonce.clone(),
                     ciphertext: e.individual_number.ciphertext.clone(),
                 };
-                writes.push((record_key(k), Some(stored.encode_to_vec())));
-                writes.push((partition_key(&e.partition, k), Some(Vec::new())));
+                tx.put(record_key(k), stored.encode_to_vec());
+                tx.put(partition_key(&e.partition, k), Vec::new());
             }
             Some(None) => {
-                if let Some(before) = self.entry(k)? {
-                    writes.push((partition_key(&before.partition, k), None));
+                if let Some(before) = self.entry(tx, k)? {
+                    tx.delete(partition_key(&before.partition, k));
                 }
-                writes.push((record_key(k), None));
+                tx.delete(record_key(k));
             }
         }
-        self.tree.commit(writes)
+        Ok(())
     }
 
     /// Apply calls the partition applied (each key once).
     pub(crate) fn applied(&self, partition: &str) -> Result<u64, StoreError> {
-        Ok(kokuho_store::u64_of(self.tree.get(&applied_key(partition))?))
+        applied(&self.tree, partition)
     }
 
     /// Every record of a partition, without numbers.

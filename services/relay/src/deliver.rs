@@ -8,7 +8,7 @@
 //!   waits for its answer.
 //! - One failing person does not hold back the rest: an operation that fails for now (the server
 //!   or identity unreachable, a lost answer) backs off by itself (doubling, capped), and every
-//!   other person goes on; at most `in_flight` calls are open at a time.
+//!   other person goes on; at most `in_flight` operations are sent and not yet answered at a time.
 //! - The 個人番号 leaves identity at send time only, over identity's authenticated, audited
 //!   release call, per operation, and lives in this task's memory for that call only (R6).
 //! - A partition that has not moved for `stall_after` while operations wait raises R05 (an RE row
@@ -22,7 +22,7 @@ use futures::StreamExt as _;
 use kokuho_bus::{Append, Bus, BusErrorKind};
 use kokuho_ids::Registry;
 use kokuho_ids::codes::{AlertState, RelayProcessing};
-use kokuho_proto::identity::v1::ReleaseNumberRequest;
+use kokuho_proto::identity::v1::{ReleaseNumberRequest, ReleaseNumbersRequest};
 use kokuho_proto::identity::v1::identity_service_client::IdentityServiceClient;
 use kokuho_proto::midserver::v1 as mpb;
 use kokuho_proto::midserver::v1::mid_server_service_client::MidServerServiceClient;
@@ -35,6 +35,10 @@ use crate::inputs::PeriodKey;
 use crate::plan::{Rows, r_row};
 use crate::state;
 
+/// Most operations in one release call, in one ApplyBatch, and answered in one event.
+const BATCH: usize = 500;
+/// Most calls to the server open at a time.
+const CALLS: usize = 8;
 /// Most operations looked at per round.
 const SCAN: usize = 20_000;
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
@@ -149,28 +153,21 @@ impl Worker {
     }
 
     /// One round: the oldest pending operation of each person not backing off, sent with at most
-    /// `in_flight` open calls, and the answers appended. Whether anything was sent.
+    /// `in_flight` operations in batches, and the answers appended. Whether anything was sent.
     async fn round(&self, backoff: &mut HashMap<String, Backoff>) -> anyhow::Result<bool> {
         let last = self.bus.last_seq(STREAM.name).await?;
         self.ledger.wait_for(last, Duration::from_secs(10)).await;
         let now = Instant::now();
         let pending = state::pending(self.ledger.store(), SCAN)?;
         let blocked = |person: &str| backoff.get(person).is_some_and(|b| b.until > now);
-        let heads = heads(pending, blocked, self.settings.in_flight * 4);
+        let heads = heads(pending, blocked, self.settings.in_flight.max(1));
         if let Ok(mut h) = self.health.lock() {
             h.backing_off = backoff.values().filter(|b| b.until > now).count();
         }
         if heads.is_empty() {
             return Ok(false);
         }
-        let sent: Vec<Sent> = futures::stream::iter(heads)
-            .map(|p| async move {
-                let r = self.send(&p).await;
-                (p, r)
-            })
-            .buffer_unordered(self.settings.in_flight.max(1))
-            .collect()
-            .await;
+        let sent = self.send_all(heads).await;
         let mut answered = Vec::new();
         for (p, r) in sent {
             let person = person_of(&p).to_string();
@@ -191,77 +188,128 @@ impl Worker {
                 }
             }
         }
-        if !answered.is_empty() {
-            self.append(answered).await?;
+        // One event per batch of answers, so that an event stays well under the server's
+        // message size.
+        let mut answered = answered.into_iter().peekable();
+        while answered.peek().is_some() {
+            self.append(answered.by_ref().take(BATCH).collect()).await?;
         }
         Ok(true)
     }
 
-    /// Sends one operation: the number released for it first (not for a 削除), then Apply.
-    async fn send(&self, p: &pb::Pending) -> Result<mpb::ApplyResponse, String> {
-        let op = p.operation.as_ref().ok_or("an operation without its body")?;
-        let (Some(period), Some(record)) = (&op.period, &op.record) else {
-            return Err("an operation without its record".into());
-        };
-        let timeout = self.settings.call_timeout;
-        let delete = op.processing == RelayProcessing::Delete.code();
-        let number = if delete {
-            String::new()
+    /// Sends a round's operations (at most `in_flight`): the numbers released for them first, in
+    /// one audited call per batch (not for a 削除), then one ApplyBatch per partition and batch,
+    /// a few calls open at a time. A call that fails fails for every operation it carried.
+    async fn send_all(&self, heads: Vec<pb::Pending>) -> Vec<Sent> {
+        let mut out = Vec::with_capacity(heads.len());
+        let mut ready: BTreeMap<String, Vec<(pb::Pending, mpb::ApplyRequest)>> = BTreeMap::new();
+        for chunk in heads.chunks(BATCH) {
+            let numbers = self.release(chunk).await;
+            for (p, number) in chunk.iter().zip(numbers) {
+                match number.and_then(|n| apply_request(p, n)) {
+                    Ok(request) => ready.entry(request.partition.clone()).or_default().push((p.clone(), request)),
+                    Err(why) => out.push((p.clone(), Err(why))),
+                }
+            }
+        }
+        let batches: Vec<Vec<(pb::Pending, mpb::ApplyRequest)>> = ready
+            .into_values()
+            .flat_map(|ops| {
+                let mut ops = ops.into_iter().peekable();
+                let mut batches = Vec::new();
+                while ops.peek().is_some() {
+                    batches.push(ops.by_ref().take(BATCH).collect::<Vec<_>>());
+                }
+                batches
+            })
+            .collect();
+        let answered: Vec<Vec<Sent>> = futures::stream::iter(batches)
+            .map(|batch| self.apply(batch))
+            .buffer_unordered(CALLS)
+            .collect()
+            .await;
+        out.extend(answered.into_iter().flatten());
+        out
+    }
+
+    /// R6: the numbers of the operations that need one (every one but a 削除), released by
+    /// identity for relay in one call, each release audited: a number, or why there is none now.
+    async fn release(&self, ops: &[pb::Pending]) -> Vec<Result<String, String>> {
+        let delete = RelayProcessing::Delete.code();
+        let asked: Vec<ReleaseNumberRequest> = ops
+            .iter()
+            .filter_map(|p| p.operation.as_ref())
+            .filter(|op| op.processing != delete)
+            .map(|op| ReleaseNumberRequest {
+                pref_id: op.record.as_ref().map(|r| r.person.clone()).unwrap_or_default(),
+                purpose: format!(
+                    "中間サーバー連携 {} {}",
+                    op.period.as_ref().map(|p| p.municipality.as_str()).unwrap_or_default(),
+                    op.idempotency_key
+                ),
+            })
+            .collect();
+        let released = if asked.is_empty() {
+            Ok((Vec::new(), Vec::new()))
         } else {
-            let purpose = format!("中間サーバー連携 {} {}", period.municipality, op.idempotency_key);
             let mut identity = self.peers.identity.clone();
-            let request = self.peers.request(ReleaseNumberRequest { pref_id: record.person.clone(), purpose }, timeout);
+            let request = self.peers.request(ReleaseNumbersRequest { releases: asked }, self.settings.call_timeout);
             identity
-                .release_number(request)
+                .release_numbers(request)
                 .await
-                .map_err(|s| format!("identity: {}", s.message()))?
-                .into_inner()
-                .individual_number
+                .map(|r| {
+                    let r = r.into_inner();
+                    (r.individual_numbers, r.missing)
+                })
+                .map_err(|s| format!("identity: {}", s.message()))
         };
-        let subscriber = mpb::Subscriber {
-            insurer: record.insurer.clone(),
-            symbol: record.symbol.clone(),
-            number: record.number.clone(),
-            branch: record.branch,
-            individual_number: number,
-            name: record.name.clone(),
-            kana: record.kana.clone(),
-            birth_date: record.birth_date,
-            sex: record.sex.clone(),
-            acquired_on: record.acquired_on,
-            lost_on: record.lost_on,
-            pref_acquired_on: record.pref_acquired_on,
-            pref_lost_on: record.pref_lost_on,
-        };
-        let request = mpb::ApplyRequest {
-            partition: period.municipality.clone(),
-            idempotency_key: op.idempotency_key.clone(),
-            processing: op.processing.clone(),
-            subscriber: Some(subscriber),
-        };
+        let mut numbers = match &released {
+            Ok((numbers, missing)) => numbers.iter().zip(missing).map(|(n, m)| (n.clone(), m.clone())).collect(),
+            Err(_) => Vec::new(),
+        }
+        .into_iter();
+        ops.iter()
+            .map(|p| {
+                if p.operation.as_ref().is_none_or(|op| op.processing == delete) {
+                    return Ok(String::new());
+                }
+                match &released {
+                    Err(why) => Err(why.clone()),
+                    Ok(_) => match numbers.next() {
+                        Some((n, _)) if !n.is_empty() => Ok(n),
+                        Some((_, why)) => Err(format!("identity: {why}")),
+                        None => Err("identity answered fewer numbers than asked".into()),
+                    },
+                }
+            })
+            .collect()
+    }
+
+    /// One ApplyBatch of one partition: an answer per operation, or why there is none now.
+    async fn apply(&self, batch: Vec<(pb::Pending, mpb::ApplyRequest)>) -> Vec<Sent> {
+        let (pending, requests): (Vec<pb::Pending>, Vec<mpb::ApplyRequest>) = batch.into_iter().unzip();
         let mut midserver = self.peers.midserver.clone();
-        let answer = midserver.apply(self.peers.request(request, timeout)).await;
-        let mut health = self.health.lock().map_err(|_| "health lock")?;
+        let request = self.peers.request(mpb::ApplyBatchRequest { requests }, self.settings.call_timeout);
+        let answer = midserver.apply_batch(request).await;
+        let mut health = match self.health.lock() {
+            Ok(h) => h,
+            Err(poisoned) => poisoned.into_inner(),
+        };
         match answer {
             Ok(a) => {
                 health.reachable = true;
                 health.last_contact = now_secs();
-                Ok(a.into_inner())
-            }
-            // A request the server can never take is answered as a rejection (R03), not retried.
-            Err(s) if s.code() == tonic::Code::InvalidArgument => {
-                health.reachable = true;
-                health.last_contact = now_secs();
-                Ok(mpb::ApplyResponse {
-                    accepted: false,
-                    error_code: "M98".into(),
-                    message: s.message().into(),
-                    duplicate: false,
-                })
+                let answers = a.into_inner().answers;
+                if answers.len() != pending.len() {
+                    let why = "the server answered another number of records than it was sent".to_string();
+                    return pending.into_iter().map(|p| (p, Err(why.clone()))).collect();
+                }
+                pending.into_iter().zip(answers.into_iter().map(Ok)).collect()
             }
             Err(s) => {
                 health.reachable = !matches!(s.code(), tonic::Code::Unavailable | tonic::Code::DeadlineExceeded);
-                Err(format!("intermediate server: {}", s.message()))
+                let why = format!("intermediate server: {}", s.message());
+                pending.into_iter().map(|p| (p, Err(why.clone()))).collect()
             }
         }
     }
@@ -407,6 +455,33 @@ fn heads(pending: Vec<pb::Pending>, blocked: impl Fn(&str) -> bool, limit: usize
         }
     }
     out
+}
+
+/// The server's request for an operation, with its number (empty for a 削除).
+fn apply_request(p: &pb::Pending, number: String) -> Result<mpb::ApplyRequest, String> {
+    let op = p.operation.as_ref().ok_or("an operation without its body")?;
+    let (Some(period), Some(record)) = (&op.period, &op.record) else { return Err("an operation without its record".into()) };
+    let subscriber = mpb::Subscriber {
+        insurer: record.insurer.clone(),
+        symbol: record.symbol.clone(),
+        number: record.number.clone(),
+        branch: record.branch,
+        individual_number: number,
+        name: record.name.clone(),
+        kana: record.kana.clone(),
+        birth_date: record.birth_date,
+        sex: record.sex.clone(),
+        acquired_on: record.acquired_on,
+        lost_on: record.lost_on,
+        pref_acquired_on: record.pref_acquired_on,
+        pref_lost_on: record.pref_lost_on,
+    };
+    Ok(mpb::ApplyRequest {
+        partition: period.municipality.clone(),
+        idempotency_key: op.idempotency_key.clone(),
+        processing: op.processing.clone(),
+        subscriber: Some(subscriber),
+    })
 }
 
 /// 適用終了年月日 of a record (資格喪失年月日 − 1), 0 while open.

@@ -59,7 +59,7 @@ pub const IDENTITY_ENDPOINT: &str = "identity_endpoint";
 pub const MIDSERVER_ENDPOINT: &str = "midserver_endpoint";
 /// The file holding relay's own credential (its token).
 pub const TOKEN_FILE: &str = "relay_token_file";
-/// Most calls to the server open at a time (default 32).
+/// Most operations sent and not yet answered at a time (default 2,000).
 pub const IN_FLIGHT: &str = "relay_in_flight";
 /// Seconds a partition may stay still while records wait before R05 is raised (default 900).
 pub const STALL_SECONDS: &str = "relay_stall_seconds";
@@ -107,7 +107,7 @@ impl Service for App {
             .trim()
             .to_string();
         let settings = deliver::Settings {
-            in_flight: number_setting(&env, IN_FLIGHT, 32)? as usize,
+            in_flight: number_setting(&env, IN_FLIGHT, 2_000)? as usize,
             stall_after: Duration::from_secs(number_setting(&env, STALL_SECONDS, 900)?),
             call_timeout: Duration::from_secs(10),
         };

@@ -205,7 +205,8 @@ pub(crate) async fn caught_up(bus: &Bus, service: &str, consumers: usize, stream
 }
 
 /// `kokuho serve SERVICE` (the binary as deployed, so its memory is its own) on a fresh store,
-/// until its `consumers` have [`caught_up`] over `streams`. Returns how long it took and its resident memory
+/// until its `consumers` have [`caught_up`] over `streams` and `done` says so (relay: every
+/// operation answered). Returns how long it took and its resident memory
 /// (seconds, MiB), sampled every 100 ms. `KOKUHO_BENCH_WRAP="heaptrack -o f"` runs it under a
 /// profiler.
 pub(crate) async fn service_alone(
@@ -216,6 +217,7 @@ pub(crate) async fn service_alone(
     args: &[&str],
     consumers: usize,
     streams: &[&str],
+    mut done: impl AsyncFnMut() -> bool,
 ) -> (Duration, Vec<(f64, u64)>) {
     let wrap = std::env::var("KOKUHO_BENCH_WRAP").unwrap_or_default();
     let mut command: Vec<String> = wrap.split_whitespace().map(str::to_string).collect();
@@ -238,7 +240,7 @@ pub(crate) async fn service_alone(
         if let Some(status) = child.try_wait().unwrap() {
             panic!("kokuho serve {service} ended early: {status}");
         }
-        if caught_up(bus, service, consumers, streams).await {
+        if caught_up(bus, service, consumers, streams).await && done().await {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -272,15 +274,17 @@ pub(crate) struct Loaded {
     pub(crate) years: u32,
 }
 
-/// Generates and loads the prefecture (`KOKUHO_BENCH_PERSONS`, default 200,000;
+/// Generates and loads the prefecture (`KOKUHO_BENCH_PERSONS`, default `default_persons`;
 /// `KOKUHO_BENCH_YEARS`, 1 to 10) through `services` on `nats`, printing what `bench` runs.
 pub(crate) async fn load_prefecture(
     bench: &str,
     nats: &TestNats,
     services: Vec<&'static str>,
     kg: impl Fn(usize, u64) -> Vec<String>,
+    default_persons: u64,
 ) -> Loaded {
-    let persons: u64 = std::env::var("KOKUHO_BENCH_PERSONS").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000);
+    let persons: u64 =
+        std::env::var("KOKUHO_BENCH_PERSONS").ok().and_then(|v| v.parse().ok()).unwrap_or(default_persons);
     let years: u32 = std::env::var("KOKUHO_BENCH_YEARS").ok().and_then(|v| v.parse().ok()).unwrap_or(1).clamp(1, 10);
     let data_dir = nats.dir().join("data");
     let munis = municipalities();
