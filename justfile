@@ -76,3 +76,4 @@ bench: deps
     cargo bench -p kokuho-e2e --bench intake --locked
     cargo bench -p kokuho --bench continuity --locked
     cargo bench -p kokuho --bench kogaku --locked
+    cargo bench -p kokuho --bench relay --locked

@@ -76,6 +76,31 @@ async fn a_partition_idempotent_applies_eligibility_and_faults() {
     let none = c.midserver_apply(&relay, apply("k4", "3", subscriber(9, &number, 0))).await.unwrap();
     assert_eq!(none.error_code, "M02");
 
+    // A batch is decided in order and committed together: a key seen before is a duplicate,
+    // a request that cannot be read is M98 and the others still apply; the partition counts
+    // each applied key once.
+    let applied_before = c.midserver_listing(MINATO).await.unwrap().applied;
+    let mut unreadable = apply("b3", "1", subscriber(5, "123", 0));
+    unreadable.subscriber.as_mut().unwrap().individual_number = "123".into();
+    let answers = c
+        .midserver_apply_batch(
+            &relay,
+            vec![
+                apply("k1", "1", subscriber(1, &number, 0)),
+                apply("b1", "1", subscriber(4, &number, 0)),
+                apply("b2", "2", subscriber(4, &number, 20260901)),
+                unreadable,
+            ],
+        )
+        .await
+        .unwrap();
+    let got: Vec<_> = answers.iter().map(|a| (a.accepted, a.duplicate, a.error_code.as_str())).collect();
+    assert_eq!(got, vec![(true, true, ""), (true, false, ""), (true, false, ""), (false, false, "M98")]);
+    assert_eq!(c.eligibility(asked(4, 20260601)).await.unwrap().lost_on, 20260901, "b2 saw b1's record");
+    assert_eq!(c.midserver_listing(MINATO).await.unwrap().applied, applied_before + 2);
+    let delete = c.midserver_apply(&relay, apply("b4", "3", subscriber(4, "", 0))).await.unwrap();
+    assert!(delete.accepted, "a 削除 names card and 枝番 only: {delete:?}");
+
     // R1: another municipality may not write or read 港区's partition; 港区 may read it, without
     // numbers.
     let chuo = Caller::Municipality(CHUO.into());

@@ -454,6 +454,18 @@ impl Bus {
         Ok(out)
     }
 
+    /// Removes a durable consumer (a tool's scan that is done), so that it counts as pending
+    /// nowhere. Removing one that does not exist is not an error.
+    pub async fn remove_consumer(&self, stream: &str, name: &str) -> Result<(), BusError> {
+        let s = self
+            .js
+            .get_stream_no_info(stream)
+            .await
+            .map_err(|e| BusError::new(BusErrorKind::Unavailable, "get stream", e))?;
+        let _ = s.delete_consumer(name).await;
+        Ok(())
+    }
+
     /// Progress of every durable consumer on every stream whose name starts with `KOKUHO_`.
     pub async fn progress(&self) -> Result<Vec<ConsumerProgress>, BusError> {
         let mut out = Vec::new();

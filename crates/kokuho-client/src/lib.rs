@@ -204,6 +204,16 @@ impl Client {
         Ok(self.midserver.apply(self.request(caller, request)).await?.into_inner())
     }
 
+    /// The intermediate server: many Applies in one call, answered in order.
+    pub async fn midserver_apply_batch(
+        &mut self,
+        caller: &Caller,
+        requests: Vec<midserver::ApplyRequest>,
+    ) -> Result<Vec<midserver::ApplyResponse>, ClientError> {
+        let m = midserver::ApplyBatchRequest { requests };
+        Ok(self.midserver.apply_batch(self.request(caller, m)).await?.into_inner().answers)
+    }
+
     /// オンライン資格確認 as a clinic asks it (with the operator's credential under `kokuho up`).
     pub async fn eligibility(
         &mut self,

@@ -55,7 +55,12 @@ fn entry_of<E: Chained>(bytes: &[u8]) -> Option<E> {
 /// Appends `entry` to the chain on `subject` of `stream`, after the last entry there, with
 /// expected-last-subject-sequence (decided again when another writer came first). Returns once
 /// the entry is stored (fsynced).
-pub async fn append_chained<E: Chained + Clone>(bus: &Bus, stream: &str, subject: &str, entry: E) -> Result<(), BusError> {
+pub async fn append_chained<E: Chained + Clone>(
+    bus: &Bus,
+    stream: &str,
+    subject: &str,
+    entry: E,
+) -> Result<(), BusError> {
     append_chained_all(bus, stream, subject, vec![entry]).await
 }
 
@@ -87,7 +92,8 @@ pub async fn append_chained_all<E: Chained + Clone>(
             batch.push(Append::event(subject, &envelope));
         }
         batch[0].expected_last_subject_seq = Some(expected);
-        let appended = if batch.len() == 1 { bus.append(batch.remove(0)).await } else { bus.append_atomic(batch).await };
+        let appended =
+            if batch.len() == 1 { bus.append(batch.remove(0)).await } else { bus.append_atomic(batch).await };
         match appended {
             Ok(_) => return Ok(()),
             Err(e) if e.kind() == BusErrorKind::WrongLastSequence => continue,

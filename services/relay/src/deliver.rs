@@ -22,8 +22,8 @@ use futures::StreamExt as _;
 use kokuho_bus::{Append, Bus, BusErrorKind};
 use kokuho_ids::Registry;
 use kokuho_ids::codes::{AlertState, RelayProcessing};
-use kokuho_proto::identity::v1::{ReleaseNumberRequest, ReleaseNumbersRequest};
 use kokuho_proto::identity::v1::identity_service_client::IdentityServiceClient;
+use kokuho_proto::identity::v1::{ReleaseNumberRequest, ReleaseNumbersRequest};
 use kokuho_proto::midserver::v1 as mpb;
 use kokuho_proto::midserver::v1::mid_server_service_client::MidServerServiceClient;
 use kokuho_proto::relay::v1 as pb;
@@ -223,11 +223,8 @@ impl Worker {
                 batches
             })
             .collect();
-        let answered: Vec<Vec<Sent>> = futures::stream::iter(batches)
-            .map(|batch| self.apply(batch))
-            .buffer_unordered(CALLS)
-            .collect()
-            .await;
+        let answered: Vec<Vec<Sent>> =
+            futures::stream::iter(batches).map(|batch| self.apply(batch)).buffer_unordered(CALLS).collect().await;
         out.extend(answered.into_iter().flatten());
         out
     }
@@ -460,7 +457,9 @@ fn heads(pending: Vec<pb::Pending>, blocked: impl Fn(&str) -> bool, limit: usize
 /// The server's request for an operation, with its number (empty for a 削除).
 fn apply_request(p: &pb::Pending, number: String) -> Result<mpb::ApplyRequest, String> {
     let op = p.operation.as_ref().ok_or("an operation without its body")?;
-    let (Some(period), Some(record)) = (&op.period, &op.record) else { return Err("an operation without its record".into()) };
+    let (Some(period), Some(record)) = (&op.period, &op.record) else {
+        return Err("an operation without its record".into());
+    };
     let subscriber = mpb::Subscriber {
         insurer: record.insurer.clone(),
         symbol: record.symbol.clone(),

@@ -186,7 +186,9 @@ pub(crate) async fn raw_consume(bus: &Bus, stream: &'static str) -> (u64, Durati
         seen += group.len() as u64;
         group.last().unwrap().ack().await.unwrap();
     }
-    (messages, start.elapsed())
+    let took = start.elapsed();
+    bus.remove_consumer(stream, &def.name).await.unwrap();
+    (messages, took)
 }
 
 /// All `consumers` durable consumers of `service` exist and have acknowledged everything in
@@ -330,4 +332,5 @@ pub(crate) async fn read_stream(bus: &Bus, stream: &'static str, mut each: impl 
         }
         group.last().unwrap().ack().await.unwrap();
     }
+    bus.remove_consumer(stream, &def.name).await.unwrap();
 }
