@@ -211,6 +211,7 @@ pub(crate) async fn caught_up(bus: &Bus, service: &str, consumers: usize, stream
 /// operation answered). Returns how long it took and its resident memory
 /// (seconds, MiB), sampled every 100 ms. `KOKUHO_BENCH_WRAP="heaptrack -o f"` runs it under a
 /// profiler.
+#[allow(clippy::too_many_arguments)] // Each benchmark names every one of them.
 pub(crate) async fn service_alone(
     bus: &Bus,
     url: &str,
