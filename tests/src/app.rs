@@ -87,6 +87,20 @@ impl TestSystem {
         files
     }
 
+    /// `GET /metrics` of the system (Prometheus text).
+    pub async fn metrics(&self) -> String {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let url = self.system().metrics_url().expect("the system serves metrics").to_string();
+        let addr = url.trim_start_matches("http://").trim_end_matches("/metrics").to_string();
+        let mut stream = tokio::net::TcpStream::connect(&addr).await.expect("connect to the metrics address");
+        let request = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.expect("ask for the metrics");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.expect("read the metrics");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        answer
+    }
+
     /// Waits until every consumer has caught up.
     pub async fn settle(&mut self) {
         let r = self.client.wait_idle(std::time::Duration::from_secs(60)).await.expect("wait");

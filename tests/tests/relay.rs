@@ -254,8 +254,8 @@ async fn r5_a_rejected_record_is_r03() {
 }
 
 /// No silent stalls: with the server unreachable, a partition with records waiting raises R05
-/// (an RE row, the status board, exit 1 of `status --relay`) after the configured time; when the
-/// server is back the records go and R05 closes.
+/// (an RE row, the status board, the metrics) after the configured time; when the server is back
+/// the records go and R05 closes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_partition_raises_r05_and_recovers() {
     let mut sys = spawn_system_with(20260401, &[("relay_stall_seconds", "1")]).await;
@@ -281,6 +281,21 @@ async fn a_stalled_partition_raises_r05_and_recovers() {
     })
     .await;
     assert_eq!(stalled.undelivered, 1);
+    // The same on the metrics a monitoring system scrapes.
+    let metrics = sys.metrics().await;
+    for line in [
+        "kokuho_relay_stalled{municipality=\"131016\"} 1",
+        "kokuho_relay_undelivered{municipality=\"131016\"} 1",
+        "kokuho_relay_server_reachable 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    }
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("kokuho_relay_lag_seconds{municipality=\"131016\"} ") && !l.ends_with(" 0")),
+        "a lag: {metrics}"
+    );
     assert!(!sys.client.wait_idle(Duration::from_millis(500)).await.unwrap().idle, "records wait: not idle");
     sys.client.midserver_faults(Faults::default()).await.unwrap();
     sys.settle().await;
@@ -290,6 +305,10 @@ async fn a_stalled_partition_raises_r05_and_recovers() {
     assert_eq!(r05, vec!["1".to_string(), "2".to_string()], "raised, then closed");
     let s = sys.client.relay_status(Some(CHIYODA)).await.unwrap();
     assert!(!s.partitions[0].stalled && s.server_reachable && s.idle);
+    let metrics = sys.metrics().await;
+    for line in ["kokuho_relay_stalled{municipality=\"131016\"} 0", "kokuho_relay_records{municipality=\"131016\"} 1"] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    }
     sys.stop().await;
 }
 

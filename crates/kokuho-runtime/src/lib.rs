@@ -10,6 +10,7 @@ pub mod credentials;
 pub mod errors;
 pub mod grpc;
 pub mod local_nats;
+pub mod metrics;
 pub mod service;
 pub mod shutdown;
 pub mod telemetry;

@@ -30,6 +30,8 @@ pub struct Environment {
     /// Settings by name, from flags, `KOKUHO_*` variables or the config file; each service reads
     /// its own (docs/architecture.md lists them).
     pub settings: Settings,
+    /// The process's metrics registry: a service registers its collectors here.
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// Settings by name (`business_date`, `identity_public_key`, `identity_keys`, …).

@@ -40,6 +40,10 @@ pub const SERVICES: &[Registration] = &[
     registration::<kokuho_midserver_sim::App>(),
 ];
 
+/// The setting with the address `GET /metrics` is served on (`kokuho up`: a free loopback port,
+/// written to `<data dir>/metrics`).
+pub const METRICS_LISTEN: &str = "metrics_listen";
+
 /// The names of [`SERVICES`].
 pub fn service_names() -> Vec<&'static str> {
     SERVICES.iter().map(|r| r.name).collect()
@@ -74,7 +78,11 @@ impl SystemConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             registry,
             credentials_dir: None,
-            settings: Settings::default(),
+            settings: {
+                let mut s = Settings::default();
+                s.set(METRICS_LISTEN, "127.0.0.1:0");
+                s
+            },
             dev_keys: true,
         }
     }
@@ -91,6 +99,8 @@ pub struct System {
     nats: Option<LocalNats>,
     services: Vec<Box<dyn Running>>,
     endpoint: String,
+    metrics_url: Option<String>,
+    metrics: Option<(tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<std::io::Result<()>>)>,
     stop_server: tokio::sync::oneshot::Sender<()>,
     server: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -194,6 +204,7 @@ impl System {
             let file = credentials_dir.join("relay.token");
             config.settings.set(kokuho_relay::TOKEN_FILE, file.display().to_string());
         }
+        let metrics = kokuho_runtime::metrics::Metrics::default();
         let mut services: Vec<Box<dyn Running>> = Vec::new();
         for r in registrations {
             let env = Environment {
@@ -203,6 +214,7 @@ impl System {
                 credentials: credentials.clone(),
                 runner: RunnerSettings::default(),
                 settings: config.settings.clone(),
+                metrics: metrics.clone(),
             };
             services.push((r.build)(env).await?);
         }
@@ -218,12 +230,33 @@ impl System {
             let _ = stopped.await;
         }));
         std::fs::write(endpoint_file(&config.data_dir), &endpoint)?;
-        tracing::info!(%endpoint, data_dir = %config.data_dir.display(), services = ?config.services, "kokuho is up");
-        Ok(Self { nats, services, endpoint, stop_server, server })
+        let (metrics_url, metrics) = match config.settings.get(METRICS_LISTEN) {
+            Some(listen) => {
+                let listen: SocketAddr = listen.parse().with_context(|| format!("{METRICS_LISTEN} {listen:?}"))?;
+                let listener = tokio::net::TcpListener::bind(listen)
+                    .await
+                    .with_context(|| format!("bind the metrics address {listen}"))?;
+                let url = format!("http://{}/metrics", listener.local_addr()?);
+                std::fs::write(config.data_dir.join("metrics"), &url)?;
+                let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+                let task = tokio::spawn(kokuho_runtime::metrics::serve(listener, metrics, async move {
+                    let _ = stopped.await;
+                }));
+                (Some(url), Some((stop, task)))
+            }
+            None => (None, None),
+        };
+        tracing::info!(%endpoint, metrics = ?metrics_url, data_dir = %config.data_dir.display(), services = ?config.services, "kokuho is up");
+        Ok(Self { nats, services, endpoint, metrics_url, metrics, stop_server, server })
     }
 
     pub fn endpoint(&self) -> &str {
         &self.endpoint
+    }
+
+    /// Where `GET /metrics` is served, if anywhere.
+    pub fn metrics_url(&self) -> Option<&str> {
+        self.metrics_url.as_deref()
     }
 
     /// The service `S`, when this process runs it (tests and tools reach into it).
@@ -235,6 +268,10 @@ impl System {
     pub async fn stop(mut self) -> anyhow::Result<()> {
         let _ = self.stop_server.send(());
         let _ = self.server.await;
+        if let Some((stop, task)) = self.metrics.take() {
+            let _ = stop.send(());
+            let _ = task.await;
+        }
         while let Some(service) = self.services.pop() {
             service.stop().await;
         }

@@ -242,6 +242,9 @@ pub(crate) struct ServeSettings {
     /// midserver-sim: faults injected from the start, e.g. `reject_per_mille=10,delay_ms=50`.
     #[arg(long, env = "KOKUHO_MIDSERVER_FAULTS")]
     pub(crate) midserver_faults: Option<String>,
+    /// Where `GET /metrics` (Prometheus) is served (default a free loopback port).
+    #[arg(long, env = "KOKUHO_METRICS_LISTEN")]
+    pub(crate) metrics_listen: Option<SocketAddr>,
     /// relay: identity's gRPC endpoint (the number release, R6).
     #[arg(long, env = "KOKUHO_IDENTITY_ENDPOINT")]
     pub(crate) identity_endpoint: Option<String>,
@@ -279,6 +282,7 @@ impl ServeSettings {
             kogaku_auto_confirm: self.kogaku_auto_confirm.or(file.kogaku_auto_confirm),
             midserver_keys: self.midserver_keys.or(file.midserver_keys),
             midserver_faults: self.midserver_faults.or(file.midserver_faults),
+            metrics_listen: self.metrics_listen.or(file.metrics_listen),
             identity_endpoint: self.identity_endpoint.or(file.identity_endpoint),
             midserver_endpoint: self.midserver_endpoint.or(file.midserver_endpoint),
             relay_token_file: self.relay_token_file.or(file.relay_token_file),

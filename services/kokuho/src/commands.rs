@@ -487,6 +487,9 @@ async fn up(global: &Global, args: UpArgs) -> anyhow::Result<u8> {
     )
     .await?;
     output::line(&format!("kokuho is up at {} (data in {}); Ctrl-C stops it", system.endpoint(), dir.display()));
+    if let Some(url) = system.metrics_url() {
+        output::line(&format!("metrics (Prometheus): {url}"));
+    }
     kokuho_runtime::shutdown::signal().await;
     output::line("Stopping kokuho");
     system.stop().await?;
@@ -542,6 +545,7 @@ async fn serve(global: &Global, args: ServeArgs) -> anyhow::Result<u8> {
         config.settings.set(kokuho_midserver_sim::FAULTS, f.clone());
     }
     let relay = [
+        (kokuho_system::METRICS_LISTEN, settings.metrics_listen.map(|a| a.to_string())),
         (kokuho_relay::IDENTITY_ENDPOINT, settings.identity_endpoint.clone()),
         (kokuho_relay::MIDSERVER_ENDPOINT, settings.midserver_endpoint.clone()),
         (kokuho_relay::TOKEN_FILE, settings.relay_token_file.as_ref().map(|p| p.display().to_string())),

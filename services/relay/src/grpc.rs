@@ -13,6 +13,7 @@ use kokuho_runtime::credentials::{Caller, Credentials};
 use tonic::{Request, Response, Status};
 
 use crate::deliver::Health;
+use crate::liveness::{self, now_secs};
 use crate::plan::Context;
 use crate::{RelayError, state};
 
@@ -32,31 +33,6 @@ fn status(e: RelayError) -> Status {
 
 fn unavailable(e: impl std::fmt::Display) -> Status {
     status(RelayError::Unavailable(e.to_string()))
-}
-
-fn now_secs() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-}
-
-impl RelayGrpc {
-    fn partition_status(&self, municipality: &str, now: i64) -> Result<pb::PartitionStatus, Status> {
-        let c = &self.context;
-        let p = state::partition(c.ledger.store(), municipality).map_err(|e| status(e.into()))?;
-        let last_submission =
-            crate::inputs::last_submission(c.inputs.cards.store(), municipality).map_err(|e| status(e.into()))?;
-        Ok(pb::PartitionStatus {
-            municipality: municipality.to_string(),
-            last_submission_at: last_submission,
-            last_delivery_at: p.last_delivery,
-            undelivered: p.undelivered,
-            lag_seconds: if p.undelivered > 0 { (now - p.oldest).max(0) } else { 0 },
-            waiting: p.waiting,
-            records: p.records,
-            stalled: p.stalled.is_some(),
-            delivered: p.delivered,
-            rejected: p.rejected,
-        })
-    }
 }
 
 #[tonic::async_trait]
@@ -81,7 +57,7 @@ impl RelayService for RelayGrpc {
         };
         let mut partitions = Vec::new();
         for m in &municipalities {
-            partitions.push(self.partition_status(m, now)?);
+            partitions.push(liveness::partition_status(c, m, now).map_err(|e| status(e.into()))?);
         }
         let pending = state::pending(c.ledger.store(), 1).map_err(|e| status(e.into()))?;
         let health = self.health.lock().map(|h| h.clone()).unwrap_or_default();

@@ -13,6 +13,7 @@
 mod deliver;
 mod grpc;
 mod inputs;
+mod liveness;
 mod plan;
 mod state;
 
@@ -138,6 +139,7 @@ impl Service for App {
         };
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let worker = tokio::spawn(worker.run(stopped));
+        env.metrics.register(liveness::Collector { context: context.clone(), health: health.clone() });
         let auditor = Auditor::new(env.bus, Self::NAME).await.context("audit stream")?;
         Ok(Self { context, health, policy, credentials: env.credentials, auditor, runners, stop, worker })
     }

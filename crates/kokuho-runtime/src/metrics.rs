@@ -1,0 +1,79 @@
+//! Prometheus metrics of the process (the official `prometheus-client`): one registry shared by
+//! the services of the process, each registering collectors that compute their values at scrape
+//! time from its own state; served as text on `GET /metrics` (axum, HTTP/1) when the process is
+//! given a metrics address (`metrics_listen`; `kokuho up` picks a free loopback port).
+
+use std::sync::{Arc, Mutex};
+
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric as _};
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+
+/// The process's metrics registry.
+#[derive(Clone, Default)]
+pub struct Metrics(Arc<Mutex<Registry>>);
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Metrics {
+    /// Adds a collector (called at every scrape).
+    pub fn register(&self, collector: impl prometheus_client::collector::Collector) {
+        if let Ok(mut r) = self.0.lock() {
+            r.register_collector(Box::new(collector));
+        }
+    }
+
+    /// Everything registered, in the Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if let Ok(r) = self.0.lock()
+            && prometheus_client::encoding::text::encode(&mut out, &r).is_err()
+        {
+            out.clear();
+        }
+        out
+    }
+}
+
+/// One gauge family with one label: `name{label="value"} n` for each of `values`.
+pub fn gauges(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    label: &str,
+    values: &[(String, i64)],
+) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(name, help, None, prometheus_client::metrics::MetricType::Gauge)?;
+    for (value, n) in values {
+        let labels = [(label, value.as_str())];
+        ConstGauge::new(*n).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+/// One gauge without labels.
+pub fn gauge(encoder: &mut DescriptorEncoder<'_>, name: &str, help: &str, n: i64) -> Result<(), std::fmt::Error> {
+    let family = encoder.encode_descriptor(name, help, None, prometheus_client::metrics::MetricType::Gauge)?;
+    ConstGauge::new(n).encode(family)
+}
+
+/// Serves `GET /metrics` on `listener` until `shutdown`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    metrics: Metrics,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::routing::get;
+    let app = axum::Router::new().route(
+        "/metrics",
+        get(move || {
+            let metrics = metrics.clone();
+            async move { ([("content-type", "text/plain; version=0.0.4; charset=utf-8")], metrics.render()) }
+        }),
+    );
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}
