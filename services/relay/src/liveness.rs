@@ -34,6 +34,9 @@ pub(crate) fn partition_status(c: &Context, municipality: &str, now: i64) -> Res
     })
 }
 
+/// A gauge family: name, help, value per municipality.
+type Family = (&'static str, &'static str, Vec<(String, i64)>);
+
 /// relay's metrics, computed at every scrape from the ledger.
 pub(crate) struct Collector {
     pub(crate) context: Arc<Context>,
@@ -59,7 +62,7 @@ impl prometheus_client::collector::Collector for Collector {
         let of = |f: &dyn Fn(&pb::PartitionStatus) -> i64| -> Vec<(String, i64)> {
             partitions.iter().map(|p| (p.municipality.clone(), f(p))).collect()
         };
-        let families: [(&str, &str, Vec<(String, i64)>); 8] = [
+        let families: [Family; 8] = [
             (
                 "kokuho_relay_undelivered",
                 "Operations planned and not yet answered by the intermediate server",
