@@ -37,6 +37,21 @@ pub struct Decider<'a, P: Projection> {
     pub subject: &'static str,
 }
 
+/// Waits until each projection of another service's stream — (projection, the stream it reads)
+/// — has applied everything its stream holds now. A deciding workflow that reads several streams
+/// calls it first: it then decides on facts at least as new as its own state, so a workflow that
+/// starts over (a rebuild, a service added to a running system) never sends a row an older view
+/// of one stream would have given (rules.md T2).
+pub async fn inputs_caught_up(bus: &Bus, inputs: &[(&ProjectionHandle, &str)]) -> Result<(), ApplyError> {
+    for (projection, stream) in inputs {
+        let last = bus.last_seq(stream).await.map_err(transient)?;
+        if !projection.wait_for(last, PATIENCE).await {
+            return Err(ApplyError::Transient(format!("{} is catching up", projection.name())));
+        }
+    }
+    Ok(())
+}
+
 fn transient(e: impl std::fmt::Display) -> ApplyError {
     ApplyError::Transient(e.to_string())
 }

@@ -23,7 +23,7 @@ mod runner;
 mod sled_store;
 mod tx;
 
-pub use decide::{Decided, Decider};
+pub use decide::{Decided, Decider, inputs_caught_up};
 pub use runner::{
     ApplyError, LogEvent, Projection, ProjectionHandle, ProjectionRunner, ProjectionStep, Rejected, Runner,
     RunnerSettings, Runners, Step, Workflow, WorkflowRunner, WorkflowStep,

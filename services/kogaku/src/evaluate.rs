@@ -16,7 +16,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::time::Duration;
 
 use kokuho_bus::Bus;
 use kokuho_ids::codes::ContinuationDecision;
@@ -32,8 +31,6 @@ use crate::candidates;
 use crate::convert::{self, Order, Work};
 use crate::state;
 
-const PATIENCE: Duration = Duration::from_secs(60);
-
 /// kogaku's projections of the streams it reads.
 #[derive(Clone)]
 pub(crate) struct Inputs {
@@ -44,24 +41,18 @@ pub(crate) struct Inputs {
 }
 
 impl Inputs {
-    /// Waits until every projection of an input stream has applied everything in its stream
-    /// now. An evaluation then sees each fact at least as new as the state it decides on, so a
-    /// workflow that starts over (a rebuild, kogaku added to a running system) never sends a row
-    /// that an older view of one stream would have given.
+    /// Waits until every projection of an input stream has applied everything in its stream now.
     pub(crate) async fn caught_up(&self, bus: &Bus) -> Result<(), ApplyError> {
-        let streams = [
-            (&self.months, kokuho_intake_contract::STREAM.name),
-            (&self.households, kokuho_intake_contract::STREAM.name),
-            (&self.members, kokuho_identity_contract::STREAM.name),
-            (&self.pairs, kokuho_continuity_contract::STREAM.name),
-        ];
-        for (projection, stream) in streams {
-            let last = bus.last_seq(stream).await.map_err(|e| ApplyError::Transient(e.to_string()))?;
-            if !projection.wait_for(last, PATIENCE).await {
-                return Err(ApplyError::Transient(format!("{} is catching up", projection.name())));
-            }
-        }
-        Ok(())
+        kokuho_store::inputs_caught_up(
+            bus,
+            &[
+                (&self.months, kokuho_intake_contract::STREAM.name),
+                (&self.households, kokuho_intake_contract::STREAM.name),
+                (&self.members, kokuho_identity_contract::STREAM.name),
+                (&self.pairs, kokuho_continuity_contract::STREAM.name),
+            ],
+        )
+        .await
     }
 }
 

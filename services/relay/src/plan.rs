@@ -12,7 +12,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::time::Duration;
 
 use kokuho_bus::Bus;
 use kokuho_ids::codes::{AlertState, InputKind, Kubun};
@@ -26,8 +25,6 @@ use kokuho_store::{ApplyError, Decider, LogEvent, ProjectionHandle, Read, Reject
 use crate::inputs::{self, PeriodKey, Touched};
 use crate::state;
 
-const PATIENCE: Duration = Duration::from_secs(60);
-
 /// relay's projections of the streams it reads.
 #[derive(Clone)]
 pub(crate) struct Inputs {
@@ -39,18 +36,15 @@ pub(crate) struct Inputs {
 impl Inputs {
     /// Waits until every projection of an input stream has applied everything in its stream now.
     pub(crate) async fn caught_up(&self, bus: &Bus) -> Result<(), ApplyError> {
-        let streams = [
-            (&self.cards, kokuho_intake_contract::STREAM.name),
-            (&self.persons, kokuho_identity_contract::STREAM.name),
-            (&self.periods, kokuho_continuity_contract::STREAM.name),
-        ];
-        for (projection, stream) in streams {
-            let last = bus.last_seq(stream).await.map_err(|e| ApplyError::Transient(e.to_string()))?;
-            if !projection.wait_for(last, PATIENCE).await {
-                return Err(ApplyError::Transient(format!("{} is catching up", projection.name())));
-            }
-        }
-        Ok(())
+        kokuho_store::inputs_caught_up(
+            bus,
+            &[
+                (&self.cards, kokuho_intake_contract::STREAM.name),
+                (&self.persons, kokuho_identity_contract::STREAM.name),
+                (&self.periods, kokuho_continuity_contract::STREAM.name),
+            ],
+        )
+        .await
     }
 }
 
