@@ -135,7 +135,9 @@ impl Worker {
                     false
                 }
             };
-            if last_stall_check.elapsed() >= Duration::from_secs(1) {
+            // Once a second, and at once after answers (so that an alert closes when its
+            // partition moves).
+            if worked || last_stall_check.elapsed() >= Duration::from_secs(1) {
                 last_stall_check = Instant::now();
                 if let Err(e) = self.check_stalls().await {
                     tracing::warn!(error = %e, "relay stall check failed");

@@ -60,13 +60,15 @@ impl RelayService for RelayGrpc {
             partitions.push(liveness::partition_status(c, m, now).map_err(|e| status(e.into()))?);
         }
         let pending = state::pending(c.ledger.store(), 1).map_err(|e| status(e.into()))?;
+        let alert_open = partitions.iter().any(|p| p.stalled);
         let health = self.health.lock().map(|h| h.clone()).unwrap_or_default();
         Ok(Response::new(pb::StatusResponse {
             partitions,
             server_reachable: health.reachable,
             server_last_contact_at: health.last_contact,
             server_last_error: health.last_error,
-            idle: caught_up && pending.is_empty(),
+            // An open alert with nothing left to send is about to close: not idle until it has.
+            idle: caught_up && pending.is_empty() && !alert_open,
         }))
     }
 
