@@ -12,8 +12,8 @@ pub enum Item {
     Blank,
     /// A record and the physical line (1-based) it starts on.
     Record { line: u32, fields: Vec<String> },
-    /// Not a valid CSV record: a quote inside an unquoted field, text after a closing quote,
-    /// or a quoted field that never closes.
+    /// Not a valid CSV record: a quote inside an unquoted field, a CR that does not end the line,
+    /// text after a closing quote, or a quoted field that never closes.
     Invalid { line: u32 },
 }
 
@@ -28,7 +28,8 @@ pub fn read(text: &str) -> Vec<Item> {
         let start_line = line;
         // A blank line: only spaces/tabs up to the end of the line.
         let eol = b[i..].iter().position(|&c| c == b'\n').map_or(b.len(), |p| i + p);
-        let content_end = if eol > i && b[eol - 1] == b'\r' { eol - 1 } else { eol };
+        // CRLF ends a line; a CR at the very end (no LF after it) is not a line end.
+        let content_end = if eol > i && eol < b.len() && b[eol - 1] == b'\r' { eol - 1 } else { eol };
         if b[i..content_end].iter().all(|&c| c == b' ' || c == b'\t') {
             items.push(Item::Blank);
             // Past the last line nothing is read, so the count may run one ahead there.
@@ -92,7 +93,12 @@ pub fn read(text: &str) -> Vec<Item> {
                 while let Some(&c) = b.get(i) {
                     match c {
                         b',' | b'\n' => break,
+                        // A quote, or a CR that does not end the line (CRLF), is not CSV.
                         b'"' => {
+                            items.push(Item::Invalid { line: start_line });
+                            return items;
+                        }
+                        b'\r' if b.get(i + 1) != Some(&b'\n') => {
                             items.push(Item::Invalid { line: start_line });
                             return items;
                         }
@@ -174,6 +180,19 @@ mod tests {
         assert_eq!(read("1,2\n2,\"open\n9,1\n").last(), Some(&Item::Invalid { line: 2 }));
         assert_eq!(records("a,,b,\n"), vec![(1, vec!["a".into(), "".into(), "b".into(), "".into()])]);
         assert_eq!(records("2, 1 ,x\r\n"), vec![(1, vec!["2".into(), " 1 ".into(), "x".into()])]);
+    }
+
+    /// S9, formats.md: CRLF or LF end a line; a lone CR is not data and not a line end.
+    #[test]
+    fn a_lone_cr_is_not_csv() {
+        let rec = |line, fields: &[&str]| Item::Record { line, fields: fields.iter().map(|f| f.to_string()).collect() };
+        assert_eq!(read("9,2\r"), vec![Item::Invalid { line: 1 }], "a file cut after a CR");
+        assert_eq!(read("2,a\rb\n"), vec![Item::Invalid { line: 1 }]);
+        assert_eq!(read("2,a\n2,b\rc,d\r\n"), vec![rec(1, &["2", "a"]), Item::Invalid { line: 2 }]);
+        assert_eq!(read("2,\"x\"\r9\n"), vec![Item::Invalid { line: 1 }], "after a closing quote");
+        assert_eq!(read("  \r"), vec![Item::Invalid { line: 1 }], "not a blank line without its LF");
+        assert_eq!(read("2,\"a\rb\"\r\n"), vec![rec(1, &["2", "a\rb"])], "data inside quotes");
+        assert_eq!(read("2,a\r\n\r\n9,1\r\n"), vec![rec(1, &["2", "a"]), Item::Blank, rec(3, &["9", "1"])]);
     }
 
     proptest! {

@@ -180,6 +180,11 @@ mod tests {
         assert_eq!(code("1,\"KG\n"), Some(FileCode::F02));
         assert_eq!(code("1,KG,131024,130021,20260525,1\n2,a\"b\n9,1\n"), Some(FileCode::F09));
         assert_eq!(code("1,KG,131024,130021,20260525,1\n2,1\n9,1\n\"x\"y\n"), Some(FileCode::F09));
+        // A CR that does not end its line (S9): F02 in the header, F09 after it — a file cut
+        // after `9,1\r` is not a trailer with a stray byte.
+        assert_eq!(code("1,KG,131024,130021,20260525,1\r"), Some(FileCode::F02));
+        assert_eq!(code("1,KG,131024,130021,20260525,1\r\n2,1,3001,202605,1,20260525\r\n9,1\r"), Some(FileCode::F09));
+        assert_eq!(code("1,KG,131024,130021,20260525,1\n2,1,30\r01,202605,1,20260525\n9,1\n"), Some(FileCode::F09));
         // F02: header shape, date, 通番.
         assert_eq!(code(""), Some(FileCode::F02));
         assert_eq!(code("\n\n"), Some(FileCode::F02));
