@@ -156,11 +156,56 @@ pub struct ConsumerProgress {
     pub ack_floor: u64,
 }
 
+/// The configuration of a stream kokuho owns: from the existing one (an operator's limits, its
+/// storage) with kokuho's subjects, description and guarantees (no delete, no purge, atomic
+/// batches, the duplicate window) and at least `replicas` replicas — never fewer than it has
+/// (S9: a service starting does not undo an operator's R3).
+pub fn stream_config(def: &StreamDef, replicas: usize, existing: Option<&stream::Config>) -> stream::Config {
+    let base = existing.cloned().unwrap_or_else(|| stream::Config {
+        storage: stream::StorageType::File,
+        retention: stream::RetentionPolicy::Limits,
+        ..Default::default()
+    });
+    stream::Config {
+        name: def.name.to_string(),
+        description: Some(def.description.to_string()),
+        subjects: def.subjects.iter().map(|s| s.to_string()).collect(),
+        num_replicas: base.num_replicas.max(replicas).max(1),
+        deny_delete: true,
+        deny_purge: true,
+        allow_atomic_publish: true,
+        duplicate_window: Duration::from_secs(120),
+        ..base
+    }
+}
+
+#[cfg(test)]
+mod config_tests {
+    use super::*;
+
+    const DEF: StreamDef = StreamDef { name: "KOKUHO_X", subjects: &["kokuho.x.>"], description: "x" };
+
+    /// S9: replicas come from configuration and are never lowered; an operator's limits stay;
+    /// kokuho's guarantees are put back.
+    #[test]
+    fn replicas_are_never_lowered_and_guarantees_restored() {
+        let new = stream_config(&DEF, 1, None);
+        assert_eq!((new.num_replicas, new.deny_delete, new.deny_purge), (1, true, true));
+        assert_eq!(stream_config(&DEF, 3, None).num_replicas, 3);
+        let operated = stream::Config { num_replicas: 3, max_bytes: 1 << 40, deny_purge: false, ..new.clone() };
+        let again = stream_config(&DEF, 1, Some(&operated));
+        assert_eq!((again.num_replicas, again.max_bytes, again.deny_purge), (3, 1 << 40, true));
+        assert_eq!(stream_config(&DEF, 1, Some(&new)), new, "nothing to update");
+    }
+}
+
 /// A connection to the log.
 #[derive(Clone)]
 pub struct Bus {
     client: async_nats::Client,
     js: jetstream::Context,
+    /// Replicas of the streams this connection creates (configuration; 1 on a single server).
+    replicas: usize,
 }
 
 impl std::fmt::Debug for Bus {
@@ -193,34 +238,37 @@ impl Bus {
             .max_ack_inflight(4_096)
             .backpressure_on_inflight(true)
             .build(client.clone());
-        Ok(Self { client, js })
+        Ok(Self { client, js, replicas: 1 })
     }
 
-    /// Creates the stream if it does not exist, or brings its configuration up to date.
+    /// The same connection creating streams with `replicas` replicas (a NATS cluster: 3).
+    pub fn with_replicas(mut self, replicas: usize) -> Self {
+        self.replicas = replicas.max(1);
+        self
+    }
+
+    /// Creates the stream if it does not exist, or brings what kokuho owns of its configuration
+    /// up to date ([`stream_config`]: never fewer replicas, an operator's limits kept).
     pub async fn ensure_stream(&self, def: &StreamDef) -> Result<(), BusError> {
-        let config = stream::Config {
-            name: def.name.to_string(),
-            description: Some(def.description.to_string()),
-            subjects: def.subjects.iter().map(|s| s.to_string()).collect(),
-            storage: stream::StorageType::File,
-            retention: stream::RetentionPolicy::Limits,
-            num_replicas: 1,
-            deny_delete: true,
-            deny_purge: true,
-            allow_atomic_publish: true,
-            duplicate_window: Duration::from_secs(120),
-            ..Default::default()
-        };
         match self.js.get_stream(def.name).await {
-            Ok(_) => {
-                self.js
-                    .update_stream(config)
+            Ok(mut existing) => {
+                let now = existing
+                    .info()
                     .await
-                    .map_err(|e| BusError::new(BusErrorKind::Config, "update stream", e))?;
+                    .map_err(|e| BusError::new(BusErrorKind::Unavailable, "stream info", e))?
+                    .config
+                    .clone();
+                let wanted = stream_config(def, self.replicas, Some(&now));
+                if wanted != now {
+                    self.js
+                        .update_stream(wanted)
+                        .await
+                        .map_err(|e| BusError::new(BusErrorKind::Config, "update stream", e))?;
+                }
             }
             Err(_) => {
                 self.js
-                    .create_stream(config)
+                    .create_stream(stream_config(def, self.replicas, None))
                     .await
                     .map_err(|e| BusError::new(BusErrorKind::Config, "create stream", e))?;
             }

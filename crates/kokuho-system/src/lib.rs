@@ -44,6 +44,10 @@ pub const SERVICES: &[Registration] = &[
 /// written to `<data dir>/metrics`).
 pub const METRICS_LISTEN: &str = "metrics_listen";
 
+/// The setting with the replicas of the streams the services create (default 1; a NATS cluster:
+/// 3). A stream that has more is never lowered.
+pub const STREAM_REPLICAS: &str = "stream_replicas";
+
 /// The names of [`SERVICES`].
 pub fn service_names() -> Vec<&'static str> {
     SERVICES.iter().map(|r| r.name).collect()
@@ -175,7 +179,11 @@ impl System {
                 (Some(server), url)
             }
         };
-        let bus = kokuho_bus::Bus::connect(&url, "kokuho").await?;
+        let replicas = match config.settings.get(STREAM_REPLICAS) {
+            None => 1,
+            Some(n) => n.parse().with_context(|| format!("{STREAM_REPLICAS} is a number of replicas, not {n:?}"))?,
+        };
+        let bus = kokuho_bus::Bus::connect(&url, "kokuho").await?.with_replicas(replicas);
         if config.dev_keys {
             dev_keys(&mut config)?;
         }

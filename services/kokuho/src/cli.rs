@@ -242,6 +242,10 @@ pub(crate) struct ServeSettings {
     /// midserver-sim: faults injected from the start, e.g. `reject_per_mille=10,delay_ms=50`.
     #[arg(long, env = "KOKUHO_MIDSERVER_FAULTS")]
     pub(crate) midserver_faults: Option<String>,
+    /// Replicas of the streams a service creates (default 1; 3 on a NATS cluster). A stream that
+    /// has more is never lowered.
+    #[arg(long, env = "KOKUHO_STREAM_REPLICAS")]
+    pub(crate) stream_replicas: Option<u32>,
     /// Where `GET /metrics` (Prometheus) is served (default a free loopback port).
     #[arg(long, env = "KOKUHO_METRICS_LISTEN")]
     pub(crate) metrics_listen: Option<SocketAddr>,
@@ -283,6 +287,7 @@ impl ServeSettings {
             midserver_keys: self.midserver_keys.or(file.midserver_keys),
             midserver_faults: self.midserver_faults.or(file.midserver_faults),
             metrics_listen: self.metrics_listen.or(file.metrics_listen),
+            stream_replicas: self.stream_replicas.or(file.stream_replicas),
             identity_endpoint: self.identity_endpoint.or(file.identity_endpoint),
             midserver_endpoint: self.midserver_endpoint.or(file.midserver_endpoint),
             relay_token_file: self.relay_token_file.or(file.relay_token_file),
