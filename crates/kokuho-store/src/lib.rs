@@ -25,7 +25,7 @@ mod tx;
 
 pub use decide::{Decided, Decider, inputs_caught_up};
 pub use runner::{
-    ApplyError, LogEvent, Projection, ProjectionHandle, ProjectionRunner, ProjectionStep, Rejected, Runner,
+    ApplyError, Failures, LogEvent, Projection, ProjectionHandle, ProjectionRunner, ProjectionStep, Rejected, Runner,
     RunnerSettings, Runners, Step, Workflow, WorkflowRunner, WorkflowStep,
 };
 pub use sled_store::{CACHE_BYTES, SledDb, SledStore};

@@ -135,6 +135,45 @@ pub type ProjectionRunner<P> = Runner<ProjectionStep<P>>;
 /// The runner of a workflow.
 pub type WorkflowRunner<W> = Runner<WorkflowStep<W>>;
 
+/// Where runners report that one of them failed for good (a panic): the process then stops
+/// rather than answer from a projection that no longer moves (S9). The first failure is kept.
+#[derive(Clone)]
+pub struct Failures(Arc<watch::Sender<Option<String>>>);
+
+impl Default for Failures {
+    fn default() -> Self {
+        Self(Arc::new(watch::channel(None).0))
+    }
+}
+
+impl std::fmt::Debug for Failures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Failures({:?})", *self.0.borrow())
+    }
+}
+
+impl Failures {
+    pub fn report(&self, what: String) {
+        self.0.send_if_modified(|f| {
+            if f.is_some() {
+                return false;
+            }
+            *f = Some(what);
+            true
+        });
+    }
+
+    /// The first failure, once there is one.
+    pub async fn failed(&self) -> String {
+        let mut rx = self.0.subscribe();
+        match rx.wait_for(Option::is_some).await {
+            Ok(f) => f.clone().unwrap_or_default(),
+            // The sender lives as long as `self`.
+            Err(_) => std::future::pending().await,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct RunnerSettings {
     /// The consumer's `max_deliver` (server-side backstop; the runner restarts from its own
@@ -144,11 +183,13 @@ pub struct RunnerSettings {
     pub group_max: usize,
     /// How long to wait for more events before committing a group.
     pub linger: Duration,
+    /// Where a runner that panicked is reported.
+    pub failures: Failures,
 }
 
 impl Default for RunnerSettings {
     fn default() -> Self {
-        Self { max_deliver: 10, group_max: 1_000, linger: Duration::from_millis(2) }
+        Self { max_deliver: 10, group_max: 1_000, linger: Duration::from_millis(2), failures: Failures::default() }
     }
 }
 
@@ -487,8 +528,25 @@ impl Runners {
             self.bus.clone(),
             self.settings.clone(),
         )?;
-        self.tasks.push(tokio::spawn(runner.run(self.until_stopped())));
+        let stopped = self.until_stopped();
+        self.spawn(P::NAME, runner.run(stopped));
         Ok(handle)
+    }
+
+    /// Runs a task of the service (a runner, relay's delivery worker) under supervision: a
+    /// panic is logged and reported to [`RunnerSettings::failures`], so that the process stops
+    /// instead of serving from a state that no longer moves (S9).
+    pub fn spawn(&mut self, name: &str, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        let (service, name, failures) = (self.service, name.to_string(), self.settings.failures.clone());
+        let inner = tokio::spawn(task);
+        self.tasks.push(tokio::spawn(async move {
+            if let Err(e) = inner.await
+                && e.is_panic()
+            {
+                tracing::error!(service, task = %name, "a task panicked; the process stops (a restart resumes from the stored positions)");
+                failures.report(format!("{service}: {name} panicked"));
+            }
+        }));
     }
 
     /// Starts a workflow; its position lives in the tree `<service>-<name>`.
@@ -501,7 +559,8 @@ impl Runners {
             self.bus.clone(),
             self.settings.clone(),
         )?;
-        self.tasks.push(tokio::spawn(runner.run(self.until_stopped())));
+        let stopped = self.until_stopped();
+        self.spawn(W::NAME, runner.run(stopped));
         Ok(handle)
     }
 

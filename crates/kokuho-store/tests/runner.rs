@@ -166,3 +166,38 @@ async fn a_corrupt_or_missing_store_is_rebuilt() {
     stop.send(()).unwrap();
     task.await.unwrap();
 }
+
+/// A projection with a bug: it panics on 13.
+struct Unlucky;
+
+impl Projection for Unlucky {
+    const NAME: &'static str = "unlucky";
+    const VERSION: u32 = 1;
+    const STREAM: &'static str = STREAM.name;
+
+    fn apply(&self, _: &mut Tx<'_>, event: &LogEvent<'_>) -> Result<(), ApplyError> {
+        assert_ne!(event.payload, b"13", "a bug");
+        Ok(())
+    }
+}
+
+/// S9: a runner that panics is reported (the process stops and is restarted), never left as a
+/// silent, stale projection; the other runners of the service are not affected until then.
+#[tokio::test]
+async fn a_panicking_runner_is_reported() {
+    let nats = TestNats::start().await;
+    let bus = nats.bus().await;
+    bus.ensure_stream(&STREAM).await.unwrap();
+    bus.ensure_stream(&DEAD_LETTER).await.unwrap();
+    let db = SledDb::open(&nats.dir().join("sled")).unwrap();
+    let settings = RunnerSettings::default();
+    let failures = settings.failures.clone();
+    let mut runners = kokuho_store::Runners::new("test", bus.clone(), db, settings);
+    let sum = runners.projection(Sum, "sum").unwrap();
+    runners.projection(Unlucky, "unlucky").unwrap();
+    let last = append_numbers(&bus, 1..21).await;
+    assert!(sum.wait_for(last, Duration::from_secs(10)).await, "the healthy runner goes on");
+    let why = tokio::time::timeout(Duration::from_secs(10), failures.failed()).await.expect("reported");
+    assert_eq!(why, "test: unlucky panicked");
+    runners.shutdown().await;
+}

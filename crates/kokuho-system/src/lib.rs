@@ -101,6 +101,7 @@ impl SystemConfig {
 /// A running system.
 pub struct System {
     nats: Option<LocalNats>,
+    failures: kokuho_store::Failures,
     services: Vec<Box<dyn Running>>,
     endpoint: String,
     metrics_url: Option<String>,
@@ -213,6 +214,7 @@ impl System {
             config.settings.set(kokuho_relay::TOKEN_FILE, file.display().to_string());
         }
         let metrics = kokuho_runtime::metrics::Metrics::default();
+        let failures = kokuho_store::Failures::default();
         let mut services: Vec<Box<dyn Running>> = Vec::new();
         for r in registrations {
             let env = Environment {
@@ -220,7 +222,7 @@ impl System {
                 db: SledDb::open(&config.data_dir.join("store").join(r.name))?,
                 registry: config.registry.clone(),
                 credentials: credentials.clone(),
-                runner: RunnerSettings::default(),
+                runner: RunnerSettings { failures: failures.clone(), ..RunnerSettings::default() },
                 settings: config.settings.clone(),
                 metrics: metrics.clone(),
             };
@@ -255,11 +257,18 @@ impl System {
             None => (None, None),
         };
         tracing::info!(%endpoint, metrics = ?metrics_url, data_dir = %config.data_dir.display(), services = ?config.services, "kokuho is up");
-        Ok(Self { nats, services, endpoint, metrics_url, metrics, stop_server, server })
+        Ok(Self { nats, failures, services, endpoint, metrics_url, metrics, stop_server, server })
     }
 
     pub fn endpoint(&self) -> &str {
         &self.endpoint
+    }
+
+    /// Resolves when a task of a service failed for good (a panic, S9): the process should stop
+    /// (a restart resumes from the stored positions) rather than serve a state that no longer
+    /// moves.
+    pub async fn failed(&self) -> String {
+        self.failures.failed().await
     }
 
     /// Where `GET /metrics` is served, if anywhere.

@@ -490,10 +490,24 @@ async fn up(global: &Global, args: UpArgs) -> anyhow::Result<u8> {
     if let Some(url) = system.metrics_url() {
         output::line(&format!("metrics (Prometheus): {url}"));
     }
-    kokuho_runtime::shutdown::signal().await;
+    let code = run_until_stopped(&system).await;
     output::line("Stopping kokuho");
     system.stop().await?;
-    Ok(EXIT_OK)
+    Ok(code)
+}
+
+/// Runs until Ctrl-C / SIGTERM (exit 0), or until a task of a service failed for good (S9: exit
+/// 1, so that the supervisor — a terminal, systemd, Kubernetes — restarts it and it resumes from
+/// its stored positions, instead of serving a state that no longer moves).
+async fn run_until_stopped(system: &System) -> u8 {
+    tokio::select! {
+        () = kokuho_runtime::shutdown::signal() => EXIT_OK,
+        why = system.failed() => {
+            tracing::error!(%why, "stopping: a service failed");
+            output::line(&format!("kokuho stops: {why}"));
+            EXIT_REJECTED
+        }
+    }
 }
 
 async fn serve(global: &Global, args: ServeArgs) -> anyhow::Result<u8> {
@@ -567,9 +581,9 @@ async fn serve(global: &Global, args: ServeArgs) -> anyhow::Result<u8> {
     let _telemetry =
         kokuho_runtime::telemetry::init("kokuho", &kokuho_runtime::telemetry::TelemetrySettings::from_env())?;
     let system = System::start(config).await?;
-    kokuho_runtime::shutdown::signal().await;
+    let code = run_until_stopped(&system).await;
     system.stop().await?;
-    Ok(EXIT_OK)
+    Ok(code)
 }
 
 fn keys_generate(out: Out, dir: &Path) -> anyhow::Result<u8> {

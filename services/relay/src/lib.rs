@@ -85,8 +85,8 @@ pub struct App {
     credentials: Credentials,
     auditor: Auditor,
     runners: Runners,
+    /// Stops the delivery worker (a supervised task of `runners`).
     stop: tokio::sync::watch::Sender<bool>,
-    worker: tokio::task::JoinHandle<()>,
 }
 
 impl Service for App {
@@ -138,10 +138,10 @@ impl Service for App {
             health: health.clone(),
         };
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let worker = tokio::spawn(worker.run(stopped));
+        runners.spawn("delivery", worker.run(stopped));
         env.metrics.register(liveness::Collector { context: context.clone(), health: health.clone() });
         let auditor = Auditor::new(env.bus, Self::NAME).await.context("audit stream")?;
-        Ok(Self { context, health, policy, credentials: env.credentials, auditor, runners, stop, worker })
+        Ok(Self { context, health, policy, credentials: env.credentials, auditor, runners, stop })
     }
 
     fn routes(&self, routes: &mut tonic::service::RoutesBuilder) -> Vec<&'static str> {
@@ -158,7 +158,6 @@ impl Service for App {
 
     async fn stop(self) {
         let _ = self.stop.send(true);
-        let _ = self.worker.await;
         self.runners.shutdown().await;
     }
 }
