@@ -156,6 +156,16 @@ pub struct ConsumerProgress {
     pub ack_floor: u64,
 }
 
+/// S9: a message larger than the server takes is refused here, at once and for good (the
+/// server would refuse it every time), with its size.
+fn too_large(a: &Append) -> Result<(), BusError> {
+    if a.payload.len() > MAX_PAYLOAD {
+        let why = format!("{} bytes on {}; the largest is {MAX_PAYLOAD}", a.payload.len(), a.subject);
+        return Err(BusError::new(BusErrorKind::Invalid, "a message larger than the server takes", why));
+    }
+    Ok(())
+}
+
 /// The configuration of a stream kokuho owns: from the existing one (an operator's limits, its
 /// storage) with kokuho's subjects, description and guarantees (no delete, no purge, atomic
 /// batches, the duplicate window) and at least `replicas` replicas — never fewer than it has
@@ -279,6 +289,7 @@ impl Bus {
     /// Appends one message. A timeout is retried with the same message id, so the message is
     /// stored once however often the retry happens.
     pub async fn append(&self, append: Append) -> Result<Appended, BusError> {
+        too_large(&append)?;
         let mut last_error = None;
         for attempt in 0..APPEND_ATTEMPTS {
             let publish = jetstream::message::PublishMessage::build()
@@ -307,6 +318,9 @@ impl Bus {
     pub async fn append_atomic(&self, batch: Vec<Append>) -> Result<Appended, BusError> {
         if batch.is_empty() {
             return Err(BusError::msg(BusErrorKind::Invalid, "empty atomic batch"));
+        }
+        for a in &batch {
+            too_large(a)?;
         }
         if batch.len() > MAX_BATCH {
             return Err(BusError::msg(BusErrorKind::Invalid, "atomic batch holds more than 1,000 messages"));

@@ -25,6 +25,8 @@ pub type Decided = Option<Envelope>;
 /// Most events in one atomic batch (the server takes up to 1,000).
 const EVENTS_PER_APPEND: usize = 200;
 const PATIENCE: Duration = Duration::from_secs(60);
+/// The largest event a decision may be: the server's `max_payload` less room for the headers.
+const LARGEST_EVENT: usize = kokuho_bus::MAX_PAYLOAD - (64 << 10);
 
 /// Where a deciding workflow writes and what it decides on.
 pub struct Decider<'a, P: Projection> {
@@ -111,6 +113,18 @@ impl<P: Projection> Decider<'_, P> {
                         continue;
                     };
                     let append = Append::event(self.subject, &envelope);
+                    // S9: a decision larger than the log takes can never be appended: the input
+                    // is dead-lettered with why, instead of being retried for ever.
+                    if append.payload.len() > LARGEST_EVENT {
+                        let why = format!(
+                            "the decision for this event is {} bytes, more than the log takes in one message ({} bytes)",
+                            append.payload.len(),
+                            LARGEST_EVENT
+                        );
+                        tracing::error!(seq = ev.seq, subject = self.subject, "{why}");
+                        rejected.insert(i, why);
+                        continue;
+                    }
                     // What the projection will make of it, for the decisions after it (its
                     // sequence is not known yet; a projection decided on does not read it).
                     let speculative =

@@ -70,6 +70,12 @@ impl Workflow for Accumulate {
                 |view| Ok(u64_of(view.get(b"cursor")?)),
                 |view: &dyn Read, ev| {
                     let text = std::str::from_utf8(ev.payload).map_err(|e| ApplyError::Malformed(e.to_string()))?;
+                    if text == "huge" {
+                        // A decision larger than the log takes (S9).
+                        let day = BusinessDay { intake_sequence: ev.seq, date: 0, day_close: false };
+                        let big = "x".repeat(kokuho_bus::MAX_PAYLOAD);
+                        return Ok(Some(event::envelope::<Decisions>(Event::BusinessDay(day), "", &big, "")));
+                    }
                     let n: u64 = text.parse().map_err(|_| ApplyError::Malformed(format!("not a number: {text}")))?;
                     let total = u64_of(view.get(b"total")?) + n;
                     let day = BusinessDay { intake_sequence: ev.seq, date: total as u32, day_close: false };
@@ -105,7 +111,8 @@ async fn decisions(bus: &Bus) -> Vec<(u64, u32)> {
     out
 }
 
-/// The totals of inputs 1..=n in order, "bad" left out: what deciding one at a time gives.
+/// The totals of inputs 1..=n in order, "bad" and "huge" left out: what deciding one at a time
+/// gives.
 fn expected(inputs: &[&str]) -> Vec<(u64, u32)> {
     let mut total = 0;
     let mut out = Vec::new();
@@ -136,13 +143,18 @@ async fn setup(inputs: &[&str]) -> (TestNats, Bus, u64) {
 async fn each_decision_sees_the_earlier_ones_of_its_group_and_inputs_are_decided_once() {
     let mut inputs: Vec<String> = (1..=300).map(|n| n.to_string()).collect();
     inputs[149] = "bad".into();
+    inputs[200] = "huge".into();
     let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
     let (nats, bus, last) = setup(&inputs).await;
     let dir = nats.dir().join("a");
     let (runners, position) = start(&bus, "a", &dir);
     assert!(position.wait_for(last, Duration::from_secs(30)).await);
     assert_eq!(decisions(&bus).await, expected(&inputs));
-    assert_eq!(bus.dead_letters("a-accumulate").await.unwrap(), 1, "the undecodable input is dead-lettered");
+    assert_eq!(
+        bus.dead_letters("a-accumulate").await.unwrap(),
+        2,
+        "the undecodable input and the one whose decision is too large are dead-lettered (S9)"
+    );
     runners.shutdown().await;
     drop(position); // the last handle on the sled files
 
