@@ -96,3 +96,91 @@ async fn limits_and_callers() {
     assert_eq!(r.status(), SubmissionStatus::Accepted);
     sys.stop().await;
 }
+
+/// S9, a poison input: a chunk sealed for a key identity does not hold is dead-lettered with
+/// why, and identity goes on linking everyone else's records (it is not retried for ever).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunk_identity_cannot_open_is_dead_lettered_not_retried() {
+    use kokuho_intake_contract::pb;
+    let mut sys = spawn_system(20260401).await;
+    // Sealed for a key of someone else's.
+    let keys = sys.data_dir().join("other-keys");
+    let other = kokuho_crypto::generate_key_pair(&keys).unwrap();
+    let sealer = kokuho_crypto::Sealer::new(&other).unwrap();
+    let number = kokuho_ids::IndividualNumber::parse(&kokuho_testkit::individual_number(77_000_000_001)).unwrap();
+    let sealed = sealer.seal(&number, b"131016/100001").unwrap();
+    let w = sealer.wrapped_key();
+    let person = pb::PersonRecord {
+        processing: "1".into(),
+        resident_number: "100001".into(),
+        household_number: "1001".into(),
+        insured_kind: "1".into(),
+        individual_number: Some(pb::SealedNumber {
+            nonce: sealed.nonce.clone(),
+            ciphertext: sealed.ciphertext.clone(),
+        }),
+        name: "山田 太郎".into(),
+        kana: "ヤマダ タロウ".into(),
+        birth_date: 19800101,
+        sex: "1".into(),
+        relation: "01".into(),
+        start_date: 20200401,
+        start_reason: "03".into(),
+        changed_on: 20200401,
+        ..Default::default()
+    };
+    let chunk = pb::RecordsAccepted {
+        receipt: "131016-99999999".into(),
+        municipality: CHIYODA.into(),
+        chunk: 1,
+        records: vec![pb::ChangeRecord {
+            kind: "KK".into(),
+            line: 2,
+            record: Some(pb::change_record::Record::Person(person)),
+        }],
+        data_key: Some(pb::WrappedKey {
+            recipient_key_id: w.recipient_key_id.clone(),
+            encapsulated_key: w.encapsulated_key.clone(),
+            ciphertext: w.ciphertext.clone(),
+        }),
+        business_date: 20260401,
+        ..Default::default()
+    };
+    let envelope = kokuho_bus::event::envelope::<kokuho_intake_contract::Events>(
+        kokuho_intake_contract::Event::RecordsAccepted(chunk),
+        CHIYODA,
+        "",
+        "",
+    );
+    let bus = sys.nats.bus().await;
+    bus.append(kokuho_bus::Append::event("kokuho.intake.records.131016", &envelope)).await.unwrap();
+
+    // Another ward's submission behind it is linked as usual.
+    let ks = kokuho_e2e::input_file("KS", CHUO, "130021", 1, &["2,1,3001,20200401,01,300001,0,中央,3001,09,".into()]);
+    let kk = kokuho_e2e::input_file(
+        "KK",
+        CHUO,
+        "130021",
+        1,
+        &[kokuho_e2e::generate::kk(
+            "300001",
+            "3001",
+            &kokuho_testkit::individual_number(77_000_000_002),
+            "19800101",
+            "1",
+            "20200401",
+            "03",
+            "",
+            "",
+            "",
+            "",
+            "20200401",
+        )],
+    );
+    sys.client.submit(CHUO, vec![ks, kk]).await.unwrap();
+    sys.settle().await;
+    let ri = kokuho_e2e::data_rows(&sys.fetch(CHUO).await, "RI");
+    assert_eq!(ri.len(), 1, "identity went on: {ri:?}");
+    assert_eq!(bus.dead_letters("identity-link-records").await.unwrap(), 1, "the chunk is dead-lettered");
+    sys.stop().await;
+}

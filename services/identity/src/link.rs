@@ -123,7 +123,22 @@ impl LinkRecords {
                         encapsulated_key: k.encapsulated_key.clone(),
                         ciphertext: k.ciphertext.clone(),
                     })
-                    .map_err(transient)?,
+                    // S9: a chunk sealed for a key identity does not hold (or whose data key is
+                    // damaged) can never be opened: dead-lettered with why and an error line for
+                    // the operator, never retried for everyone behind it.
+                    .map_err(|e| {
+                        tracing::error!(
+                            receipt = %chunk.receipt,
+                            municipality = muni,
+                            key = %k.recipient_key_id,
+                            error = %e,
+                            "a chunk's numbers cannot be opened with identity's keys; dead-lettered (install the key, then replay the dead letter)"
+                        );
+                        ApplyError::Malformed(format!(
+                            "the data key of receipt {} ({}) cannot be opened: {e}",
+                            chunk.receipt, k.recipient_key_id
+                        ))
+                    })?,
             ),
             None => None,
         };
