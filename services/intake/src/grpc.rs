@@ -70,6 +70,9 @@ impl IntakeService for IntakeGrpc {
         if header.file_names.is_empty() || header.file_names.len() > limits.max_files {
             return Err(Status::invalid_argument(format!("a submission holds 1 to {} files", limits.max_files)));
         }
+        // S9: wait for a permit before reading any file, and hold it until decided.
+        let _permit =
+            self.intake.inner.uploads.acquire().await.map_err(|_| Status::unavailable("intake is stopping"))?;
         let mut files: Vec<SubmitFile> =
             header.file_names.into_iter().map(|name| SubmitFile { name, bytes: Vec::new() }).collect();
         while let Some(part) = stream.next().await {

@@ -47,13 +47,25 @@ pub struct Limits {
     pub max_file_bytes: usize,
     pub max_line_bytes: usize,
     pub max_records: usize,
+    /// Submissions received and decided at a time, across municipalities: what intake holds in
+    /// memory is at most this many submissions (`intake_max_submissions`).
+    pub max_submissions: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_files: 8, max_file_bytes: 256 << 20, max_line_bytes: 64 << 10, max_records: 400_000 }
+        Self {
+            max_files: 8,
+            max_file_bytes: 256 << 20,
+            max_line_bytes: 64 << 10,
+            max_records: 400_000,
+            max_submissions: 4,
+        }
     }
 }
+
+/// The setting of [`Limits::max_submissions`].
+pub const MAX_SUBMISSIONS: &str = "intake_max_submissions";
 
 /// intake's configuration.
 #[derive(Debug, Clone)]
@@ -135,6 +147,9 @@ pub(crate) struct Inner {
     /// One submission per municipality at a time in this process; expected-last-subject-
     /// sequence on the municipality's submission subject guards across processes.
     pub(crate) locks: Mutex<BTreeMap<String, Arc<Mutex<()>>>>,
+    /// S9: a permit per submission being received or decided (`Limits::max_submissions`), taken
+    /// before its files are read, so that memory is bounded whatever the callers do.
+    pub(crate) uploads: tokio::sync::Semaphore,
 }
 
 /// A running intake.
@@ -164,8 +179,16 @@ impl App {
         let outbox = runners.projection(OutboxProjection, "intake-outbox")?;
         runners.workflow(kokuho_outbox::ForwardRows { bus: bus.clone(), source: forward::IntakeRows })?;
         let outbox = Outbox::new(bus.clone(), outbox, config.registry.clone());
-        let intake =
-            Intake { inner: Arc::new(Inner { bus, state, outbox, config, locks: Mutex::new(BTreeMap::new()) }) };
+        let intake = Intake {
+            inner: Arc::new(Inner {
+                bus,
+                state,
+                outbox,
+                uploads: tokio::sync::Semaphore::new(config.limits.max_submissions.max(1)),
+                config,
+                locks: Mutex::new(BTreeMap::new()),
+            }),
+        };
         intake.ensure_business_date().await?;
         let auditor = kokuho_runtime::audit::Auditor::new(intake.inner.bus.clone(), "intake").await?;
         Ok(Self { intake, auditor, runners })
@@ -191,10 +214,14 @@ impl kokuho_runtime::service::Service for App {
             Some(d) => Some(d.parse().with_context(|| format!("business date {d} (YYYYMMDD)"))?),
             None => None,
         };
+        let mut limits = Limits::default();
+        if let Some(n) = env.settings.get(MAX_SUBMISSIONS) {
+            limits.max_submissions = n.parse().with_context(|| format!("{MAX_SUBMISSIONS} {n:?}"))?;
+        }
         let config = Config {
             registry: env.registry,
             identity_key,
-            limits: Limits::default(),
+            limits,
             initial_business_date,
             runner: env.runner,
             credentials: env.credentials,
