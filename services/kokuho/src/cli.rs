@@ -249,6 +249,9 @@ pub(crate) struct ServeSettings {
     /// Where `GET /metrics` (Prometheus) is served (default a free loopback port).
     #[arg(long, env = "KOKUHO_METRICS_LISTEN")]
     pub(crate) metrics_listen: Option<SocketAddr>,
+    /// intake: most submissions received and decided at a time (default 4; S9).
+    #[arg(long, env = "KOKUHO_INTAKE_MAX_SUBMISSIONS")]
+    pub(crate) intake_max_submissions: Option<u32>,
     /// relay: identity's gRPC endpoint (the number release, R6).
     #[arg(long, env = "KOKUHO_IDENTITY_ENDPOINT")]
     pub(crate) identity_endpoint: Option<String>,
@@ -288,6 +291,7 @@ impl ServeSettings {
             midserver_faults: self.midserver_faults.or(file.midserver_faults),
             metrics_listen: self.metrics_listen.or(file.metrics_listen),
             stream_replicas: self.stream_replicas.or(file.stream_replicas),
+            intake_max_submissions: self.intake_max_submissions.or(file.intake_max_submissions),
             identity_endpoint: self.identity_endpoint.or(file.identity_endpoint),
             midserver_endpoint: self.midserver_endpoint.or(file.midserver_endpoint),
             relay_token_file: self.relay_token_file.or(file.relay_token_file),
