@@ -233,3 +233,26 @@ async fn submissions_held_in_memory_are_bounded() {
     sys.settle().await;
     sys.stop().await;
 }
+
+/// S9: no request runs on the server for ever: past `grpc_timeout_seconds` it is cut off (here a
+/// `wait` that a consumer nobody acknowledges keeps from ever being idle).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_past_the_server_timeout_is_cut_off() {
+    let mut sys = kokuho_e2e::app::spawn_system_with(20260401, &[("grpc_timeout_seconds", "1")]).await;
+    let bus = sys.nats.bus().await;
+    let def = kokuho_bus::ConsumerDef {
+        name: "test-never-acks".into(),
+        stream: kokuho_intake_contract::STREAM.name,
+        max_deliver: 1,
+        filter_subject: None,
+    };
+    let _consumer = bus.consume(&def, 1).await.unwrap();
+    let started = std::time::Instant::now();
+    let r = sys.client.wait_idle(std::time::Duration::from_secs(5)).await;
+    assert!(
+        matches!(&r, Err(ClientError::Status(s)) if matches!(s.code(), Code::Cancelled | Code::DeadlineExceeded)),
+        "{r:?}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(4), "cut off at about a second");
+    sys.stop().await;
+}

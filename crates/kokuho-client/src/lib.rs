@@ -345,7 +345,8 @@ impl Client {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut settled = false;
         loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            // Each call well inside the server's request timeout (grpc_timeout_seconds).
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now()).min(Duration::from_secs(300));
             let timeout_ms = left.as_millis().min(u128::from(u32::MAX)) as u32;
             let r = self
                 .intake
@@ -353,7 +354,10 @@ impl Client {
                 .await?
                 .into_inner();
             if !r.idle {
-                return Ok(r);
+                if tokio::time::Instant::now() >= deadline {
+                    return Ok(r);
+                }
+                continue;
             }
             let relay_idle =
                 match self.relay.status(self.request(&Caller::Operator, relay::StatusRequest::default())).await {

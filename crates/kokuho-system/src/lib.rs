@@ -48,6 +48,10 @@ pub const METRICS_LISTEN: &str = "metrics_listen";
 /// 3). A stream that has more is never lowered.
 pub const STREAM_REPLICAS: &str = "stream_replicas";
 
+/// The setting with the longest a gRPC request may run on the server, in seconds (default 900:
+/// the longest `wait` is 600; an upload of a whole submission on a slow line fits).
+pub const GRPC_TIMEOUT_SECONDS: &str = "grpc_timeout_seconds";
+
 /// The names of [`SERVICES`].
 pub fn service_names() -> Vec<&'static str> {
     SERVICES.iter().map(|r| r.name).collect()
@@ -234,7 +238,19 @@ impl System {
             names.extend(s.routes(&mut routes));
         }
         routes.add_service(kokuho_runtime::grpc::health(&names).await);
-        let router = tonic::transport::Server::builder().add_routes(routes.routes());
+        let timeout = match config.settings.get(GRPC_TIMEOUT_SECONDS) {
+            None => 900,
+            Some(n) => {
+                n.parse().with_context(|| format!("{GRPC_TIMEOUT_SECONDS} is a number of seconds, not {n:?}"))?
+            }
+        };
+        // S9: no request runs for ever, no connection opens without bound, dead peers are noticed.
+        let router = tonic::transport::Server::builder()
+            .timeout(std::time::Duration::from_secs(timeout))
+            .concurrency_limit_per_connection(256)
+            .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+            .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)))
+            .add_routes(routes.routes());
         let (stop_server, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(kokuho_runtime::grpc::serve(router, listener, async move {
             let _ = stopped.await;

@@ -249,6 +249,9 @@ pub(crate) struct ServeSettings {
     /// Where `GET /metrics` (Prometheus) is served (default a free loopback port).
     #[arg(long, env = "KOKUHO_METRICS_LISTEN")]
     pub(crate) metrics_listen: Option<SocketAddr>,
+    /// The longest a gRPC request may run on the server, in seconds (default 900; S9).
+    #[arg(long, env = "KOKUHO_GRPC_TIMEOUT_SECONDS")]
+    pub(crate) grpc_timeout_seconds: Option<u64>,
     /// intake: most submissions received and decided at a time (default 4; S9).
     #[arg(long, env = "KOKUHO_INTAKE_MAX_SUBMISSIONS")]
     pub(crate) intake_max_submissions: Option<u32>,
@@ -292,6 +295,7 @@ impl ServeSettings {
             metrics_listen: self.metrics_listen.or(file.metrics_listen),
             stream_replicas: self.stream_replicas.or(file.stream_replicas),
             intake_max_submissions: self.intake_max_submissions.or(file.intake_max_submissions),
+            grpc_timeout_seconds: self.grpc_timeout_seconds.or(file.grpc_timeout_seconds),
             identity_endpoint: self.identity_endpoint.or(file.identity_endpoint),
             midserver_endpoint: self.midserver_endpoint.or(file.midserver_endpoint),
             relay_token_file: self.relay_token_file.or(file.relay_token_file),

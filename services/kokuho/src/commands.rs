@@ -562,6 +562,7 @@ async fn serve(global: &Global, args: ServeArgs) -> anyhow::Result<u8> {
         (kokuho_system::METRICS_LISTEN, settings.metrics_listen.map(|a| a.to_string())),
         (kokuho_system::STREAM_REPLICAS, settings.stream_replicas.map(|n| n.to_string())),
         (kokuho_intake::MAX_SUBMISSIONS, settings.intake_max_submissions.map(|n| n.to_string())),
+        (kokuho_system::GRPC_TIMEOUT_SECONDS, settings.grpc_timeout_seconds.map(|n| n.to_string())),
         (kokuho_relay::IDENTITY_ENDPOINT, settings.identity_endpoint.clone()),
         (kokuho_relay::MIDSERVER_ENDPOINT, settings.midserver_endpoint.clone()),
         (kokuho_relay::TOKEN_FILE, settings.relay_token_file.as_ref().map(|p| p.display().to_string())),
