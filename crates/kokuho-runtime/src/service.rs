@@ -49,6 +49,12 @@ impl Settings {
         self.values.get(key).map(String::as_str)
     }
 
+    /// The setting parsed as `T` (`None` when not given), or an error naming the setting, what
+    /// it should be and the value given.
+    pub fn parsed<T: std::str::FromStr>(&self, key: &str, what: &str) -> anyhow::Result<Option<T>> {
+        self.get(key).map(|v| v.parse().map_err(|_| anyhow::anyhow!("{key} is {what}, not {v:?}"))).transpose()
+    }
+
     /// The setting, or an error that says how to give it: `--<key with dashes>`,
     /// `KOKUHO_<KEY>` or `<key>` in the config file.
     pub fn require(&self, key: &str, what: &str) -> anyhow::Result<&str> {
@@ -127,4 +133,21 @@ fn build<S: Service>(env: Environment) -> BoxFuture<anyhow::Result<Box<dyn Runni
 /// The registration of `S`.
 pub const fn registration<S: Service>() -> Registration {
     Registration { name: S::NAME, build: build::<S> }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Settings;
+
+    /// A setting is parsed when given, absent when not, and a bad value names the setting.
+    #[test]
+    fn parsed_settings() {
+        let mut s = Settings::default();
+        s.set("relay_in_flight", "12");
+        s.set("kogaku_auto_confirm", "yes");
+        assert_eq!(s.parsed::<usize>("relay_in_flight", "a number").unwrap(), Some(12));
+        assert_eq!(s.parsed::<usize>("absent", "a number").unwrap(), None);
+        let e = s.parsed::<bool>("kogaku_auto_confirm", "true or false").unwrap_err().to_string();
+        assert_eq!(e, "kogaku_auto_confirm is true or false, not \"yes\"");
+    }
 }

@@ -184,10 +184,7 @@ impl System {
                 (Some(server), url)
             }
         };
-        let replicas = match config.settings.get(STREAM_REPLICAS) {
-            None => 1,
-            Some(n) => n.parse().with_context(|| format!("{STREAM_REPLICAS} is a number of replicas, not {n:?}"))?,
-        };
+        let replicas = config.settings.parsed(STREAM_REPLICAS, "a number of replicas")?.unwrap_or(1);
         let bus = kokuho_bus::Bus::connect(&url, "kokuho").await?.with_replicas(replicas);
         if config.dev_keys {
             dev_keys(&mut config)?;
@@ -238,12 +235,7 @@ impl System {
             names.extend(s.routes(&mut routes));
         }
         routes.add_service(kokuho_runtime::grpc::health(&names).await);
-        let timeout = match config.settings.get(GRPC_TIMEOUT_SECONDS) {
-            None => 900,
-            Some(n) => {
-                n.parse().with_context(|| format!("{GRPC_TIMEOUT_SECONDS} is a number of seconds, not {n:?}"))?
-            }
-        };
+        let timeout = config.settings.parsed(GRPC_TIMEOUT_SECONDS, "a number of seconds")?.unwrap_or(900);
         // S9: no request runs for ever, no connection opens without bound, dead peers are noticed.
         let router = tonic::transport::Server::builder()
             .timeout(std::time::Duration::from_secs(timeout))
@@ -256,9 +248,8 @@ impl System {
             let _ = stopped.await;
         }));
         std::fs::write(endpoint_file(&config.data_dir), &endpoint)?;
-        let (metrics_url, metrics) = match config.settings.get(METRICS_LISTEN) {
+        let (metrics_url, metrics) = match config.settings.parsed::<SocketAddr>(METRICS_LISTEN, "an address")? {
             Some(listen) => {
-                let listen: SocketAddr = listen.parse().with_context(|| format!("{METRICS_LISTEN} {listen:?}"))?;
                 let listener = tokio::net::TcpListener::bind(listen)
                     .await
                     .with_context(|| format!("bind the metrics address {listen}"))?;

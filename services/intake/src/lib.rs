@@ -210,13 +210,10 @@ impl kokuho_runtime::service::Service for App {
     async fn build(env: kokuho_runtime::service::Environment) -> anyhow::Result<Self> {
         let key = env.settings.require("identity_public_key", "identity public key")?;
         let identity_key = PublicKey::load(std::path::Path::new(key)).with_context(|| format!("identity key {key}"))?;
-        let initial_business_date = match env.settings.get("business_date") {
-            Some(d) => Some(d.parse().with_context(|| format!("business date {d} (YYYYMMDD)"))?),
-            None => None,
-        };
+        let initial_business_date = env.settings.parsed("business_date", "a date (YYYYMMDD)")?;
         let mut limits = Limits::default();
-        if let Some(n) = env.settings.get(MAX_SUBMISSIONS) {
-            limits.max_submissions = n.parse().with_context(|| format!("{MAX_SUBMISSIONS} {n:?}"))?;
+        if let Some(n) = env.settings.parsed(MAX_SUBMISSIONS, "a number of submissions")? {
+            limits.max_submissions = n;
         }
         let config = Config {
             registry: env.registry,

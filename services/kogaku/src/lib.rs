@@ -121,11 +121,7 @@ impl Service for App {
     /// the runners retry (as continuity's do), so `kokuho serve kogaku` may start first.
     async fn build(env: Environment) -> anyhow::Result<Self> {
         env.bus.ensure_stream(&kokuho_kogaku_contract::STREAM).await.context("ensure kogaku stream")?;
-        let auto_confirm = match env.settings.get(AUTO_CONFIRM) {
-            None | Some("false") => false,
-            Some("true") => true,
-            Some(other) => anyhow::bail!("{AUTO_CONFIRM} is true or false, not {other:?}"),
-        };
+        let auto_confirm = env.settings.parsed(AUTO_CONFIRM, "true or false")?.unwrap_or(false);
         let mut runners = Runners::new(Self::NAME, env.bus.clone(), env.db.clone(), env.runner.clone());
         let months = runners.projection(state::Months, "kogaku-months")?;
         let households = runners.projection(state::Households, "kogaku-households")?;

@@ -70,13 +70,6 @@ pub const POLICY: &str = "provision_policy";
 /// The policy shipped with the project (config/provision-policy.csv).
 pub const SHIPPED_POLICY: &str = include_str!("../../../config/provision-policy.csv");
 
-fn number_setting(env: &Environment, key: &str, default: u64) -> anyhow::Result<u64> {
-    match env.settings.get(key) {
-        None => Ok(default),
-        Some(v) => v.parse().with_context(|| format!("{key} is a whole number, not {v:?}")),
-    }
-}
-
 /// A running relay.
 pub struct App {
     context: Arc<plan::Context>,
@@ -108,8 +101,8 @@ impl Service for App {
             .trim()
             .to_string();
         let settings = deliver::Settings {
-            in_flight: number_setting(&env, IN_FLIGHT, 2_000)? as usize,
-            stall_after: Duration::from_secs(number_setting(&env, STALL_SECONDS, 900)?),
+            in_flight: env.settings.parsed(IN_FLIGHT, "a number of operations")?.unwrap_or(2_000),
+            stall_after: Duration::from_secs(env.settings.parsed(STALL_SECONDS, "a number of seconds")?.unwrap_or(900)),
             call_timeout: Duration::from_secs(10),
         };
         let mut runners = Runners::new(Self::NAME, env.bus.clone(), env.db.clone(), env.runner.clone());
