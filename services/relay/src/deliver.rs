@@ -14,7 +14,7 @@
 //! - A partition that has not moved for `stall_after` while operations wait raises R05 (an RE row
 //!   to the municipality and an error line to the operator), closed when it moves again.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,6 +32,7 @@ use kokuho_store::ProjectionHandle;
 use tonic::transport::Channel;
 
 use crate::inputs::PeriodKey;
+use crate::liveness::now_secs;
 use crate::plan::{Rows, r_row};
 use crate::state;
 
@@ -108,10 +109,6 @@ struct Backoff {
     until: Instant,
 }
 
-fn now_secs() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-}
-
 /// The answer to one operation, or why there is none for now.
 type Sent = (pb::Pending, Result<mpb::ApplyResponse, String>);
 
@@ -135,9 +132,11 @@ impl Worker {
                     false
                 }
             };
-            // Once a second, and at once after answers (so that an alert closes when its
-            // partition moves).
-            if worked || last_stall_check.elapsed() >= Duration::from_secs(1) {
+            // Once a second, and at once after answers while an alert is open (so that it
+            // closes when its partition moves); not after every round: the check reads every
+            // partition's pending operations.
+            let alert_open = worked && state::any_stalled(self.ledger.store()).unwrap_or(true);
+            if alert_open || last_stall_check.elapsed() >= Duration::from_secs(1) {
                 last_stall_check = Instant::now();
                 if let Err(e) = self.check_stalls().await {
                     tracing::warn!(error = %e, "relay stall check failed");
@@ -342,7 +341,7 @@ impl Worker {
         let view = self.ledger.store();
         let mut out = pb::RecordsDelivered { delivered_at: now_secs(), ..Default::default() };
         let mut rows = Rows::default();
-        let mut closed: BTreeMap<PeriodKey, ()> = BTreeMap::new();
+        let mut closed: BTreeSet<PeriodKey> = BTreeSet::new();
         for (p, a) in answered {
             let Some(op) = &p.operation else { continue };
             if state::pending_of(view, op.id)?.is_none() {
@@ -371,7 +370,7 @@ impl Worker {
             let open = state::open_waits(view, &key)?;
             if a.accepted {
                 // R5: the record went: its waits (and an earlier rejection) close.
-                if closed.insert(key.clone(), ()).is_none() {
+                if closed.insert(key.clone()) {
                     for w in open {
                         rows.push(&period.municipality, r_row(&w.code, &key, &w, AlertState::Closed));
                         out.waits.push(pb::WaitChange { period: Some(period.clone()), wait: Some(w), open: false });

@@ -136,6 +136,11 @@ fn yyyymmdd(d: Option<Date>) -> u32 {
     d.map(Date::to_yyyymmdd).unwrap_or(0)
 }
 
+/// 適用終了年月日 of a record (資格喪失年月日 − 1), 0 while open.
+fn end_of(s: &Subscriber) -> u32 {
+    yyyymmdd(s.lost.and_then(|l| l.add_days(-1)))
+}
+
 /// A domain record on the wire (no 個人番号).
 pub(crate) fn wire(s: &Subscriber) -> pb::Record {
     pb::Record {
@@ -321,12 +326,12 @@ pub(crate) fn plan(
     asking.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
     let mut branches = Vec::new();
     for (i, _) in asking {
-        let (key, d, _) = &mut wanted[i];
+        let (_, d, _) = &mut wanted[i];
         let Desired::Record { subscriber, order } = d else { continue };
-        if !books.contains_key(&subscriber.card) {
-            books.insert(subscriber.card.clone(), state::branches(view, &subscriber.card)?);
-        }
-        let book = books.get_mut(&subscriber.card).expect("inserted above");
+        let book = match books.entry(subscriber.card.clone()) {
+            std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::btree_map::Entry::Vacant(v) => v.insert(state::branches(view, &subscriber.card)?),
+        };
         let new = !book.given.contains_key(&subscriber.person);
         match book.branch_of(&subscriber.person) {
             Ok(b) => {
@@ -342,8 +347,7 @@ pub(crate) fn plan(
                 }
             }
             Err(domain::Exhausted) => {
-                let end = yyyymmdd(subscriber.lost.and_then(|l| l.add_days(-1)));
-                let _ = key;
+                let end = end_of(subscriber);
                 *d = Desired::Wait { code: "R04", receipt: order.0.clone(), line: order.1, end };
             }
         }
@@ -362,9 +366,7 @@ pub(crate) fn plan(
         let old = before.as_ref().and_then(|b| b.record.as_ref()).map(domain_record).transpose()?;
         let open = state::open_waits(view, &key)?;
         let (now, waiting, end) = match &d {
-            Desired::Record { subscriber, .. } => {
-                (Some(subscriber.clone()), "", yyyymmdd(subscriber.lost.and_then(|l| l.add_days(-1))))
-            }
+            Desired::Record { subscriber, .. } => (Some(subscriber.clone()), "", end_of(subscriber)),
             Desired::Wait { code, end, .. } => (old.clone(), *code, *end),
             Desired::NoCard => (old.clone(), "", before.as_ref().map(|b| b.end).unwrap_or(0)),
             Desired::Gone => (None, "", before.as_ref().map(|b| b.end).unwrap_or(0)),

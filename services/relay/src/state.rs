@@ -211,6 +211,11 @@ pub(crate) fn pending_of(view: &dyn Read, id: u64) -> Result<Option<pb::Pending>
         .transpose()
 }
 
+/// An R05 alert is open for some partition.
+pub(crate) fn any_stalled(view: &dyn Read) -> Result<bool, StoreError> {
+    Ok(!view.scan_prefix(b"st/")?.is_empty())
+}
+
 /// Liveness of one partition, from the ledger.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct Partition {
