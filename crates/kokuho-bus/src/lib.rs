@@ -261,13 +261,9 @@ impl Bus {
     /// up to date ([`stream_config`]: never fewer replicas, an operator's limits kept).
     pub async fn ensure_stream(&self, def: &StreamDef) -> Result<(), BusError> {
         match self.js.get_stream(def.name).await {
-            Ok(mut existing) => {
-                let now = existing
-                    .info()
-                    .await
-                    .map_err(|e| BusError::new(BusErrorKind::Unavailable, "stream info", e))?
-                    .config
-                    .clone();
+            Ok(existing) => {
+                // `get_stream` already fetched the stream's info: no second request.
+                let now = existing.cached_info().config.clone();
                 let wanted = stream_config(def, self.replicas, Some(&now));
                 if wanted != now {
                     self.js
