@@ -28,12 +28,19 @@ pub async fn spawn_system(business_date: u32) -> TestSystem {
 
 /// As [`spawn_system`], with deployment settings (by name, as `kokuho serve` passes them).
 pub async fn spawn_system_with(business_date: u32, settings: &[(&str, &str)]) -> TestSystem {
-    let nats = TestNats::start().await;
+    // The server authenticates every service with its own user, as `kokuho up`'s does (S7).
+    let nats = TestNats::start_with_auth(|dir| {
+        let users = kokuho_system::nats_credentials_dir(&dir.join("data"));
+        Ok(Some((kokuho_system::nats_auth(&users)?, users)))
+    })
+    .await;
     let mut config = SystemConfig {
         nats_url: Some(nats.url()),
         ..SystemConfig::embedded(nats.dir().join("data"), Arc::new(kokuho_system::default_registry()))
     }
     .with_business_date(business_date);
+    let users = nats.users().expect("a server with users").display().to_string();
+    config.settings.set(kokuho_system::NATS_CREDENTIALS, users);
     for (key, value) in settings {
         config.settings.set(key, *value);
     }

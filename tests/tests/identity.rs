@@ -123,7 +123,9 @@ async fn review_release_and_lookup_answer_only_their_callers() {
     // released the numbers of the scenario's records as it sent them; two more here.
     sys.settle().await;
     let bus = sys.nats.bus().await;
-    let before = bus.count(identity::STREAM.name, identity::RELEASES_SUBJECT).await.unwrap();
+    use kokuho_proto::audit::v1::{NumberReleased, audit_event::Event as AuditEvent};
+    use kokuho_runtime::audit::{AUDIT, Audit, RELEASES_SUBJECT, computed_hash};
+    let before = bus.count(AUDIT.name, RELEASES_SUBJECT).await.unwrap();
     assert!(before > 0, "relay's own releases are in the chain");
     let mut relay = sys.client.with_token(token(&sys, &Caller::Relay));
     assert_eq!(relay.release_number(&x.pref_id, "中間サーバー連携 test").await.unwrap(), "123456789018");
@@ -131,38 +133,41 @@ async fn review_release_and_lookup_answer_only_their_callers() {
     for mut other in [sys.anonymous().await, chiyoda.clone(), sys.client.with_token(token(&sys, &Caller::Operator))] {
         assert!(other.release_number(&x.pref_id, "curious").await.is_err());
     }
-    let after = bus.count(identity::STREAM.name, identity::RELEASES_SUBJECT).await.unwrap();
+    let after = bus.count(AUDIT.name, RELEASES_SUBJECT).await.unwrap();
     assert_eq!(after, before + 2, "only the two releases");
-    let (_, last) = bus.last_message(identity::STREAM.name, identity::RELEASES_SUBJECT).await.unwrap().unwrap();
-    let identity::Event::NumberReleased(entry) = kokuho_bus::event::decode::<identity::Events>(&last).unwrap().1 else {
-        panic!("an audit entry")
+    let (_, last) = bus.last_message(AUDIT.name, RELEASES_SUBJECT).await.unwrap().unwrap();
+    let AuditEvent::NumberReleased(entry) = kokuho_bus::event::decode::<Audit>(&last).unwrap().1 else {
+        panic!("a release entry")
     };
     assert_eq!((entry.pref_id.as_str(), entry.caller.as_str()), (x.pref_id.as_str(), "relay"));
     assert!(!entry.previous_hash.is_empty(), "chained to the first release");
-    assert_eq!(entry.hash, kokuho_identity::audit_hash(&entry));
+    assert_eq!(entry.hash, computed_hash(&AuditEvent::NumberReleased(entry.clone())));
+    assert!(!entry.signature.is_empty(), "signed with identity's audit key");
 
     // S8: the verify command finds the chain intact, for operators only...
-    let verified = operator_client(&sys).verify_audit().await.unwrap();
+    let verified = operator_client(&sys).verify_audit(Vec::new()).await.unwrap();
     let releases = |v: &kokuho_proto::identity::v1::VerifyAuditResponse| {
-        v.chains.iter().find(|c| c.subject == identity::RELEASES_SUBJECT).cloned().unwrap()
+        v.chains.iter().find(|c| c.subject == RELEASES_SUBJECT).cloned().unwrap()
     };
     assert!(verified.intact, "{verified:?}");
     assert_eq!((releases(&verified).entries, releases(&verified).intact), (after, true), "{verified:?}");
-    assert!(chiyoda.verify_audit().await.is_err(), "a municipality cannot run the audit check");
-    // ...and finds an entry appended behind identity's back, even with a well-formed hash.
-    let mut forged = kokuho_proto::identity::v1::NumberReleased {
+    assert!(chiyoda.verify_audit(Vec::new()).await.is_err(), "a municipality cannot run the audit check");
+    // ...and finds an entry appended behind identity's back (by the NATS admin), even with a
+    // well-formed hash chained to the last entry: it cannot be signed with identity's key.
+    let mut forged = NumberReleased {
         pref_id: x.pref_id.clone(),
         purpose: "forged".into(),
         caller: "relay".into(),
         released_at: entry.released_at,
-        previous_hash: String::new(),
-        hash: String::new(),
+        previous_hash: entry.hash.clone(),
+        ..Default::default()
     };
-    forged.hash = kokuho_identity::audit_hash(&forged);
-    let envelope = kokuho_bus::event::envelope::<identity::Events>(identity::Event::NumberReleased(forged), "", "", "");
-    let at = bus.append(kokuho_bus::Append::event(identity::RELEASES_SUBJECT, &envelope)).await.unwrap().seq;
-    let verified = operator_client(&sys).verify_audit().await.unwrap();
+    forged.hash = computed_hash(&AuditEvent::NumberReleased(forged.clone()));
+    let envelope = kokuho_bus::event::envelope::<Audit>(AuditEvent::NumberReleased(forged), "", "", "");
+    let at = bus.append(kokuho_bus::Append::event(RELEASES_SUBJECT, &envelope)).await.unwrap().seq;
+    let verified = operator_client(&sys).verify_audit(Vec::new()).await.unwrap();
     assert_eq!((verified.intact, verified.broken_at), (false, at), "{verified:?}");
+    assert!(verified.reason.contains("not signed"), "{verified:?}");
     assert_eq!((releases(&verified).entries, releases(&verified).intact), (after + 1, false), "{verified:?}");
 
     // Review (I6): the operator sees the C01 and rejects it with a reason; the C row closes.

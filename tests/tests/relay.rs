@@ -10,7 +10,7 @@ use kokuho_client::relay::ProvideRequest;
 use kokuho_client::{ClientError, Code};
 use kokuho_e2e::app::{CHIYODA, CHUO, MINATO, TestSystem, spawn_system, spawn_system_with};
 use kokuho_e2e::generate::{kk, ks};
-use kokuho_e2e::{all_events, data_rows, input_file};
+use kokuho_e2e::{data_rows, input_file};
 use kokuho_testkit::individual_number;
 
 const INSURER: &str = "130013";
@@ -54,14 +54,16 @@ async fn submit(sys: &mut TestSystem, seq: u32, ks_lines: &[String], kk_lines: &
     sys.settle().await;
 }
 
-async fn released(sys: &TestSystem) -> Vec<kokuho_proto::identity::v1::NumberReleased> {
+async fn released(sys: &TestSystem) -> Vec<kokuho_proto::audit::v1::NumberReleased> {
+    use kokuho_proto::audit::v1::audit_event::Event;
     let bus = sys.nats.bus().await;
-    all_events::<kokuho_identity_contract::Events>(&bus, kokuho_identity_contract::STREAM.name)
-        .await
+    let chain = bus.read_subject(kokuho_runtime::audit::AUDIT.name, kokuho_runtime::audit::RELEASES_SUBJECT).await;
+    chain
+        .unwrap()
         .into_iter()
-        .filter_map(|e| match e {
-            kokuho_identity_contract::Event::NumberReleased(r) => Some(r),
-            _ => None,
+        .filter_map(|(_, bytes)| match kokuho_bus::event::decode::<kokuho_runtime::audit::Audit>(&bytes).ok()?.1 {
+            Event::NumberReleased(r) => Some(r),
+            Event::AccessRecorded(_) => None,
         })
         .collect()
 }

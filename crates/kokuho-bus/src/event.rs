@@ -123,7 +123,7 @@ mod tests {
         Audit,
         "audit",
         AuditEvent,
-        Event { AccessRecorded }
+        Event { AccessRecorded, NumberReleased }
     );
 
     #[test]

@@ -18,6 +18,7 @@
 //! [`server_config`]); the 2025 Jepsen analysis showed acknowledged writes lost with the
 //! default two-minute fsync.
 
+pub mod access;
 mod error;
 pub mod event;
 mod server;
@@ -30,6 +31,7 @@ use async_nats::jetstream::{self, consumer, stream};
 use bytes::Bytes;
 use futures::StreamExt as _;
 
+pub use access::{Access, NatsUser};
 pub use error::{BusError, BusErrorKind};
 pub use server::{MAX_PAYLOAD, server_config};
 
@@ -184,6 +186,9 @@ pub fn stream_config(def: &StreamDef, replicas: usize, existing: Option<&stream:
         deny_delete: true,
         deny_purge: true,
         allow_atomic_publish: true,
+        // The last message of a subject is read with DIRECT.GET.<stream>.<subject>, whose API
+        // subject names the subject: a permission can allow one subject's head (access.rs).
+        allow_direct: true,
         duplicate_window: Duration::from_secs(120),
         ..base
     }
@@ -216,6 +221,8 @@ pub struct Bus {
     js: jetstream::Context,
     /// Replicas of the streams this connection creates (configuration; 1 on a single server).
     replicas: usize,
+    /// The NATS user (a service's name): its dead letters go to `kokuho.dlq.<user>.<consumer>`.
+    user: String,
 }
 
 impl std::fmt::Debug for Bus {
@@ -228,15 +235,27 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const APPEND_ATTEMPTS: usize = 5;
 
 impl Bus {
-    /// Connects to the server at `url` as `name` (shown in the server's connection list).
+    /// Connects to the server at `url` without credentials as `name` (shown in the server's
+    /// connection list): a server without authentication (crate tests, benchmarks).
     pub async fn connect(url: &str, name: &str) -> Result<Self, BusError> {
-        Self::connect_with_timeout(url, name, REQUEST_TIMEOUT).await
+        Self::connect_as(url, &NatsUser::anonymous(name)).await
     }
 
-    /// [`Bus::connect`] with another timeout for each request (an append's acknowledgement).
-    pub async fn connect_with_timeout(url: &str, name: &str, timeout: Duration) -> Result<Self, BusError> {
-        let client = async_nats::ConnectOptions::new()
-            .name(name)
+    /// Connects as `user` (security.md S7: each service with its own credentials).
+    pub async fn connect_as(url: &str, user: &NatsUser) -> Result<Self, BusError> {
+        Self::connect_with_timeout(url, user, REQUEST_TIMEOUT).await
+    }
+
+    /// [`Bus::connect_as`] with another timeout for each request (an append's acknowledgement).
+    pub async fn connect_with_timeout(url: &str, user: &NatsUser, timeout: Duration) -> Result<Self, BusError> {
+        let mut options = async_nats::ConnectOptions::new();
+        if let Some(seed) = user.seed() {
+            options = options.nkey(seed.to_string());
+        }
+        let client = options
+            .name(&user.name)
+            // Replies come to the user's own prefix: its permissions allow no other inbox.
+            .custom_inbox_prefix(access::inbox_prefix(&user.name))
             .retry_on_initial_connect()
             .connection_timeout(Duration::from_secs(5))
             .connect(url)
@@ -248,7 +267,7 @@ impl Bus {
             .max_ack_inflight(4_096)
             .backpressure_on_inflight(true)
             .build(client.clone());
-        Ok(Self { client, js, replicas: 1 })
+        Ok(Self { client, js, replicas: 1, user: user.name.clone() })
     }
 
     /// The same connection creating streams with `replicas` replicas (a NATS cluster: 3).
@@ -280,6 +299,18 @@ impl Bus {
             }
         }
         Ok(())
+    }
+
+    /// Checks that the stream exists (a service's user may not create it): an error that says
+    /// who creates it otherwise.
+    pub async fn require_stream(&self, def: &StreamDef) -> Result<(), BusError> {
+        self.js.get_stream(def.name).await.map(|_| ()).map_err(|e| {
+            BusError::new(
+                BusErrorKind::Config,
+                "stream missing",
+                format!("{}: {e} (the NATS admin creates the streams: kokuho streams)", def.name),
+            )
+        })
     }
 
     /// Appends one message. A timeout is retried with the same message id, so the message is
@@ -389,16 +420,7 @@ impl Bus {
 
     /// Stream sequence of the last message on `subject`, or 0 if there is none.
     pub async fn last_subject_seq(&self, stream: &str, subject: &str) -> Result<u64, BusError> {
-        let s = self
-            .js
-            .get_stream_no_info(stream)
-            .await
-            .map_err(|e| BusError::new(BusErrorKind::Unavailable, "get stream", e))?;
-        match s.get_last_raw_message_by_subject(subject).await {
-            Ok(m) => Ok(m.sequence),
-            Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => Ok(0),
-            Err(e) => Err(BusError::new(BusErrorKind::Unavailable, "last message by subject", e)),
-        }
+        Ok(self.last_message(stream, subject).await?.map_or(0, |(seq, _)| seq))
     }
 
     /// Does the stream hold message `seq` (not deleted, not aged out)?
@@ -415,16 +437,17 @@ impl Bus {
         }
     }
 
-    /// The last message on `subject` (its sequence and payload), if any.
+    /// The last message on `subject` (its sequence and payload), if any. Read with a direct get
+    /// whose API subject names `subject` (a user may be allowed one subject's head only).
     pub async fn last_message(&self, stream: &str, subject: &str) -> Result<Option<(u64, Bytes)>, BusError> {
         let s = self
             .js
             .get_stream_no_info(stream)
             .await
             .map_err(|e| BusError::new(BusErrorKind::Unavailable, "get stream", e))?;
-        match s.get_last_raw_message_by_subject(subject).await {
+        match s.direct_get_last_for_subject(subject).await {
             Ok(m) => Ok(Some((m.sequence, m.payload))),
-            Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => Ok(None),
+            Err(e) if e.kind() == stream::DirectGetErrorKind::NotFound => Ok(None),
             Err(e) => Err(BusError::new(BusErrorKind::Unavailable, "last message by subject", e)),
         }
     }
@@ -472,6 +495,26 @@ impl Bus {
     /// read with an ephemeral consumer that leaves nothing behind. For audits and tools, not for
     /// projections (those read through [`Bus::consume`] from their own position).
     pub async fn read_subject(&self, stream: &str, subject: &str) -> Result<Vec<(u64, Bytes)>, BusError> {
+        self.read_subject_with(stream, subject, None).await
+    }
+
+    /// [`Bus::read_subject`] with a consumer named `name`, whose creation request names the
+    /// subject: a user allowed only that consumer on that subject may read it (access.rs).
+    pub async fn read_subject_as(
+        &self,
+        stream: &str,
+        subject: &str,
+        name: &str,
+    ) -> Result<Vec<(u64, Bytes)>, BusError> {
+        self.read_subject_with(stream, subject, Some(name)).await
+    }
+
+    async fn read_subject_with(
+        &self,
+        stream: &str,
+        subject: &str,
+        name: Option<&str>,
+    ) -> Result<Vec<(u64, Bytes)>, BusError> {
         let last = self.last_subject_seq(stream, subject).await?;
         if last == 0 {
             return Ok(Vec::new());
@@ -481,8 +524,13 @@ impl Bus {
             .get_stream_no_info(stream)
             .await
             .map_err(|e| BusError::new(BusErrorKind::Unavailable, "get stream", e))?;
+        if let Some(name) = name {
+            // One left by a reader that stopped half-way.
+            let _ = s.delete_consumer(name).await;
+        }
         let consumer = s
             .create_consumer(consumer::pull::Config {
+                name: name.map(String::from),
                 filter_subject: subject.to_string(),
                 ack_policy: consumer::AckPolicy::None,
                 inactive_threshold: Duration::from_secs(60),
@@ -569,17 +617,33 @@ impl Bus {
         delivered: &Delivered,
         reason: &str,
     ) -> Result<(), BusError> {
+        let d = delivered;
+        self.dead_letter_message(consumer, stream, d.stream_seq, &d.subject, d.payload.clone(), reason).await
+    }
+
+    /// Stores message `seq` of `stream` (on `subject`, with `payload`) in the dead-letter
+    /// stream for `consumer`, with why; once, however often it is called.
+    pub async fn dead_letter_message(
+        &self,
+        consumer: &str,
+        stream: &str,
+        seq: u64,
+        subject: &str,
+        payload: Bytes,
+        reason: &str,
+    ) -> Result<(), BusError> {
         let mut headers = HeaderMap::new();
-        let msg_id = format!("dlq:{consumer}:{stream}:{}", delivered.stream_seq);
+        let msg_id = format!("dlq:{consumer}:{stream}:{seq}");
+        let dlq_subject = format!("kokuho.dlq.{}.{consumer}", self.user);
         headers.insert(async_nats::header::NATS_MESSAGE_ID, msg_id.as_str());
         headers.insert(HDR_ORIGIN_STREAM, stream);
-        headers.insert(HDR_ORIGIN_SEQ, delivered.stream_seq.to_string().as_str());
-        headers.insert(HDR_ORIGIN_SUBJECT, delivered.subject.as_str());
+        headers.insert(HDR_ORIGIN_SEQ, seq.to_string().as_str());
+        headers.insert(HDR_ORIGIN_SUBJECT, subject);
         headers.insert(HDR_CONSUMER, consumer);
         headers.insert(HDR_REASON, reason);
-        let publish = jetstream::message::PublishMessage::build().headers(headers).payload(delivered.payload.clone());
+        let publish = jetstream::message::PublishMessage::build().headers(headers).payload(payload);
         self.js
-            .send_publish(format!("kokuho.dlq.{consumer}"), publish)
+            .send_publish(dlq_subject, publish)
             .await
             .map_err(BusError::from_publish)?
             .await
@@ -587,12 +651,12 @@ impl Bus {
         Ok(())
     }
 
-    /// Number of messages in the dead-letter stream for `consumer`.
+    /// Number of messages in the dead-letter stream for `consumer` (of any user).
     pub async fn dead_letters(&self, consumer: &str) -> Result<u64, BusError> {
         if self.js.get_stream(DEAD_LETTER.name).await.is_err() {
             return Ok(0);
         }
-        self.count(DEAD_LETTER.name, &format!("kokuho.dlq.{consumer}")).await
+        self.count(DEAD_LETTER.name, &format!("kokuho.dlq.*.{consumer}")).await
     }
 
     /// Number of messages stored in `stream` on subjects matching `filter`.
@@ -606,7 +670,7 @@ impl Bus {
     }
 
     /// Messages per subject of `stream` matching `filter`.
-    async fn subject_counts(
+    pub async fn subject_counts(
         &self,
         stream: &str,
         filter: &str,

@@ -6,23 +6,29 @@ use std::path::Path;
 pub const MAX_PAYLOAD: usize = 8 << 20;
 
 /// A nats-server configuration for a single local server: JetStream in `store_dir`, loopback
-/// only, and `sync_interval: always` so that every acknowledged write has been fsynced.
-pub fn server_config(port: u16, store_dir: &Path) -> String {
-    format!(
+/// only, and `sync_interval: always` so that every acknowledged write has been fsynced. `auth`:
+/// the users and their permissions ([`crate::access::accounts_config`]); `None`: no
+/// authentication (crate tests and benchmarks of the log alone).
+pub fn server_config(port: u16, store_dir: &Path, auth: Option<&str>) -> String {
+    let config = format!(
         "# Written by kokuho. sync_interval: always fsyncs every write before it is acknowledged\n\
          # (the default fsyncs every two minutes; see docs/architecture.md, Durability).\n\
          listen: 127.0.0.1:{port}\n\
          max_payload: {MAX_PAYLOAD}\n\
          jetstream {{\n  store_dir: \"{}\"\n  sync_interval: always\n}}\n",
         store_dir.display()
-    )
+    );
+    match auth {
+        Some(auth) => config + auth,
+        None => config,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn fsync_always() {
-        let c = super::server_config(4222, std::path::Path::new("/tmp/x"));
+        let c = super::server_config(4222, std::path::Path::new("/tmp/x"), None);
         assert!(c.contains("sync_interval: always"));
         assert!(c.contains("listen: 127.0.0.1:4222"));
     }

@@ -87,7 +87,13 @@ async fn consumer_starts_where_the_caller_says_and_groups_messages() {
 #[tokio::test]
 async fn an_append_retried_after_timeouts_is_stored_once() {
     let (mut nats, _) = setup().await;
-    let bus = Bus::connect_with_timeout(&nats.url(), "retry", std::time::Duration::from_millis(300)).await.unwrap();
+    let bus = Bus::connect_with_timeout(
+        &nats.url(),
+        &kokuho_bus::NatsUser::anonymous("retry"),
+        std::time::Duration::from_millis(300),
+    )
+    .await
+    .unwrap();
     nats.stop().await;
     // The server is down: the first attempts time out while the client buffers them.
     let append = tokio::spawn({

@@ -1,6 +1,7 @@
 //! The gRPC client of kokuho: what the `kokuho` CLI, the demo and the tests call. Thin: each
 //! method is one call of the API (spec/cli.md names the commands built on them).
 
+pub mod anchors;
 pub mod scenario;
 
 use std::path::{Path, PathBuf};
@@ -300,9 +301,27 @@ impl Client {
         Ok(self.identity.release_number(self.request(&Caller::Relay, m)).await?.into_inner().individual_number)
     }
 
-    /// Operator: checks the hash chain of the audit log (security.md S8).
-    pub async fn verify_audit(&mut self) -> Result<ipb::VerifyAuditResponse, ClientError> {
-        Ok(self.identity.verify_audit(self.request(&Caller::Operator, ipb::VerifyAuditRequest {})).await?.into_inner())
+    /// Operator: checks the audit log's chains, signatures and `anchors` (security.md S8).
+    pub async fn verify_audit(
+        &mut self,
+        anchors: Vec<ipb::AuditAnchor>,
+    ) -> Result<ipb::VerifyAuditResponse, ClientError> {
+        let request = self.request(&Caller::Operator, ipb::VerifyAuditRequest { anchors });
+        Ok(self.identity.verify_audit(request).await?.into_inner())
+    }
+
+    /// Operator: the head of every audit chain now.
+    pub async fn audit_heads(&mut self) -> Result<Vec<ipb::AuditAnchor>, ClientError> {
+        let request = self.request(&Caller::Operator, ipb::AuditHeadsRequest {});
+        Ok(self.identity.audit_heads(request).await?.into_inner().heads)
+    }
+
+    /// Operator: appends the head of every audit chain to the anchor file `path` (one JSON line
+    /// per chain, with when), a file kept outside NATS (S8). Returns the heads.
+    pub async fn anchor_audit(&mut self, path: &std::path::Path) -> Result<Vec<ipb::AuditAnchor>, ClientError> {
+        let heads = self.audit_heads().await?;
+        anchors::append(path, &heads).map_err(|source| ClientError::Io { path: path.display().to_string(), source })?;
+        Ok(heads)
     }
 
     /// One submission of `municipality`: (file name, bytes) pairs.

@@ -51,6 +51,10 @@ kokuho_bus::stream_events!(
     Event { ResultRowsAdded, ResultFileIssued, ResultFilesAcknowledged }
 );
 
+/// The subjects a service appends its result rows to (every service that forwards rows may;
+/// only intake, which owns [`RESULTS`], issues files).
+pub const ROWS_SUBJECTS: &str = "kokuho.results.rows.*";
+
 fn rows_subject(municipality: &str) -> String {
     format!("kokuho.results.rows.{municipality}")
 }

@@ -16,6 +16,8 @@ pub struct LocalNats {
     port: u16,
     dir: PathBuf,
     binary: PathBuf,
+    /// Users and permissions (`accounts` block), if the server authenticates.
+    auth: Option<String>,
 }
 
 /// Parses `nats-server: v2.15.1` into (2, 15, 1).
@@ -56,15 +58,23 @@ pub fn free_port() -> anyhow::Result<u16> {
 }
 
 impl LocalNats {
-    /// Starts `nats-server` from PATH with its store under `dir`, on `port` (0: a free one).
+    /// Starts `nats-server` from PATH with its store under `dir`, on `port` (0: a free one),
+    /// without authentication.
     pub async fn start(dir: &Path, port: u16) -> anyhow::Result<Self> {
+        Self::start_with(dir, port, None).await
+    }
+
+    /// [`LocalNats::start`] with users and permissions (`kokuho_bus::access::accounts_config`):
+    /// every client must authenticate (security.md S7).
+    pub async fn start_with(dir: &Path, port: u16, auth: Option<String>) -> anyhow::Result<Self> {
         let binary = PathBuf::from("nats-server");
         check_version(&binary).await?;
         std::fs::create_dir_all(dir)?;
         let mut last_error = None;
         for _ in 0..5 {
             let port = if port == 0 { free_port()? } else { port };
-            let mut server = Self { child: None, port, dir: dir.to_path_buf(), binary: binary.clone() };
+            let mut server =
+                Self { child: None, port, dir: dir.to_path_buf(), binary: binary.clone(), auth: auth.clone() };
             match server.spawn().await {
                 Ok(()) => return Ok(server),
                 Err(e) => last_error = Some(e),
@@ -76,7 +86,7 @@ impl LocalNats {
     async fn spawn(&mut self) -> anyhow::Result<()> {
         let config = self.dir.join("nats-server.conf");
         let store = self.dir.join("jetstream");
-        std::fs::write(&config, kokuho_bus::server_config(self.port, &store))?;
+        std::fs::write(&config, kokuho_bus::server_config(self.port, &store, self.auth.as_deref()))?;
         let log = std::fs::File::create(self.dir.join("nats-server.log"))?;
         let mut child = tokio::process::Command::new(&self.binary)
             .arg("-c")

@@ -17,6 +17,8 @@ use tonic::service::RoutesBuilder;
 
 use crate::credentials::Credentials;
 
+pub use kokuho_bus::Access;
+
 /// What the process gives every service it runs.
 #[derive(Clone)]
 pub struct Environment {
@@ -32,6 +34,8 @@ pub struct Environment {
     pub settings: Settings,
     /// The process's metrics registry: a service registers its collectors here.
     pub metrics: crate::metrics::Metrics,
+    /// The service's own audit signing key (S8), if the process was given one.
+    pub audit_signer: Option<crate::audit::Signer>,
 }
 
 /// Settings by name (`business_date`, `identity_public_key`, `identity_keys`, …).
@@ -70,8 +74,12 @@ impl Settings {
 
 /// A service as the process runs it.
 pub trait Service: Send + Sync + Sized + 'static {
-    /// `kokuho serve <NAME>`; also its store directory.
+    /// `kokuho serve <NAME>`; also its store directory and its NATS user.
     const NAME: &'static str;
+
+    /// What it does on NATS: the streams it owns and reads, the shared subjects it appends to.
+    /// Its NATS user's permissions are derived from this and nothing else (security.md S7).
+    const NATS: kokuho_bus::Access;
 
     /// Ensures the service's streams, opens its projections and starts its runners.
     fn build(env: Environment) -> impl Future<Output = anyhow::Result<Self>> + Send;
@@ -120,6 +128,7 @@ impl<S: Service> Running for S {
 #[derive(Clone, Copy)]
 pub struct Registration {
     pub name: &'static str,
+    pub access: kokuho_bus::Access,
     pub build: Build,
 }
 
@@ -132,7 +141,7 @@ fn build<S: Service>(env: Environment) -> BoxFuture<anyhow::Result<Box<dyn Runni
 
 /// The registration of `S`.
 pub const fn registration<S: Service>() -> Registration {
-    Registration { name: S::NAME, build: build::<S> }
+    Registration { name: S::NAME, access: S::NATS, build: build::<S> }
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //! - `store/<service>/` the sled stores
 //! - `keys/identity.pub`, `keys/identity.key` dev keys (security.md S3: generated, never in git)
 //! - `credentials/` dev tokens: one per municipality, `operator.token`, `relay.token`
+//! - `credentials/nats/` the NATS users' nkey seeds (`admin.nk`, one per service; S7)
 //! - `endpoint` the gRPC endpoint the CLI finds by itself
 //! - `logs/` the services' log
 
@@ -51,6 +52,75 @@ pub const STREAM_REPLICAS: &str = "stream_replicas";
 /// The setting with the longest a gRPC request may run on the server, in seconds (default 900:
 /// the longest `wait` is 600; an upload of a whole submission on a slow line fits).
 pub const GRPC_TIMEOUT_SECONDS: &str = "grpc_timeout_seconds";
+
+/// The setting with the directory of the NATS users' nkey seeds (`<user>.nk`: `admin` and one
+/// per service). Given (or `kokuho up`), each service connects as its own user; the admin seed,
+/// where present, creates the streams. Absent with `--nats`: a server without authentication.
+pub const NATS_CREDENTIALS: &str = "nats_credentials";
+
+/// The streams every service shares: the audit log and the dead letters.
+const SHARED_STREAMS: [kokuho_bus::StreamDef; 2] = [kokuho_runtime::audit::AUDIT, kokuho_bus::DEAD_LETTER];
+
+/// Every stream of the system, created by the admin: each service's own and the shared ones.
+pub fn streams() -> Vec<kokuho_bus::StreamDef> {
+    let mut out: Vec<_> = SERVICES.iter().flat_map(|r| r.access.owns.iter().copied()).collect();
+    out.extend(SHARED_STREAMS);
+    out
+}
+
+/// Creates every stream of the system, or brings what kokuho owns of its configuration up to
+/// date, as `admin` (`kokuho up`, `kokuho streams`): the one place streams are made (S7).
+pub async fn ensure_streams(url: &str, admin: &kokuho_bus::NatsUser, replicas: usize) -> anyhow::Result<()> {
+    let bus = kokuho_bus::Bus::connect_as(url, admin).await?.with_replicas(replicas);
+    for def in streams() {
+        bus.ensure_stream(&def).await.with_context(|| format!("ensure stream {}", def.name))?;
+    }
+    Ok(())
+}
+
+/// The NATS admin of a credentials directory (`admin.nk`).
+pub fn admin_user(dir: &Path) -> anyhow::Result<kokuho_bus::NatsUser> {
+    Ok(kokuho_bus::NatsUser::load(dir, kokuho_bus::access::ADMIN)?)
+}
+
+/// The NATS users' seeds of a data dir (`kokuho up`).
+pub fn nats_credentials_dir(data_dir: &Path) -> PathBuf {
+    credentials_dir(data_dir).join("nats")
+}
+
+/// Makes the nkey seed of the admin and of every service's NATS user that `dir` does not hold
+/// (existing ones are kept) and returns the server's `accounts` block: each user by its public
+/// key with the permissions derived from its service's [`kokuho_bus::Access`] (security.md S7).
+pub fn nats_auth(dir: &Path) -> anyhow::Result<String> {
+    use kokuho_bus::access;
+    let mut names = vec![access::ADMIN];
+    names.extend(service_names());
+    let keys = access::ensure_users(dir, &names).with_context(|| format!("NATS users in {}", dir.display()))?;
+    let users: Vec<_> = keys
+        .into_iter()
+        .map(|(name, key)| {
+            let permissions = match SERVICES.iter().find(|r| r.name == name) {
+                Some(r) => access::service_permissions(r.name, &r.access, &kokuho_runtime::audit::AUDIT),
+                None => access::admin_permissions(),
+            };
+            (key, permissions)
+        })
+        .collect();
+    Ok(access::accounts_config(&users))
+}
+
+/// The setting with the directory of the services' audit signing keys (`<service>.nk`; each
+/// service reads its own; S8). `kokuho up`: `keys/audit/` of the data dir.
+pub const AUDIT_SIGNING_KEYS: &str = "audit_signing_keys";
+
+/// The setting with every service's public audit key (identity verifies with them).
+pub use kokuho_identity::AUDIT_PUBLIC_KEYS;
+
+/// Makes the audit key of every service that `dir` does not hold (S8).
+pub fn ensure_audit_keys(dir: &Path) -> anyhow::Result<()> {
+    kokuho_runtime::audit::ensure_keys(dir, &service_names())
+        .with_context(|| format!("generate the audit keys in {}", dir.display()))
+}
 
 /// The names of [`SERVICES`].
 pub fn service_names() -> Vec<&'static str> {
@@ -135,6 +205,16 @@ fn dev_keys(config: &mut SystemConfig) -> anyhow::Result<()> {
         ensure_keys(&config.data_dir)?;
         config.settings.set("identity_keys", dir.display().to_string());
     }
+    // Audit keys: one signing key per service, the public keys for identity's verify (S8).
+    if config.settings.get(AUDIT_SIGNING_KEYS).is_none() || config.settings.get(AUDIT_PUBLIC_KEYS).is_none() {
+        let audit = dir.join("audit");
+        ensure_audit_keys(&audit)?;
+        for key in [AUDIT_SIGNING_KEYS, AUDIT_PUBLIC_KEYS] {
+            if config.settings.get(key).is_none() {
+                config.settings.set(key, audit.display().to_string());
+            }
+        }
+    }
     // The intermediate-server simulator plays another system: a key of its own.
     if config.settings.get(kokuho_midserver_sim::KEYS).is_none() {
         let sim = dir.join("midserver");
@@ -179,13 +259,39 @@ impl System {
         let (nats, url) = match &config.nats_url {
             Some(url) => (None, url.clone()),
             None => {
-                let server = LocalNats::start(&config.data_dir.join("nats"), 0).await?;
+                // The local server authenticates every client with the users of the data dir.
+                let users = match config.settings.get(NATS_CREDENTIALS) {
+                    Some(dir) => PathBuf::from(dir),
+                    None => nats_credentials_dir(&config.data_dir),
+                };
+                let auth = nats_auth(&users)?;
+                config.settings.set(NATS_CREDENTIALS, users.display().to_string());
+                let server = LocalNats::start_with(&config.data_dir.join("nats"), 0, Some(auth)).await?;
                 let url = server.url();
                 (Some(server), url)
             }
         };
+        let users = config.settings.get(NATS_CREDENTIALS).map(PathBuf::from);
+        let user = |name: &str| -> anyhow::Result<kokuho_bus::NatsUser> {
+            Ok(match &users {
+                Some(dir) => kokuho_bus::NatsUser::load(dir, name)?,
+                None => kokuho_bus::NatsUser::anonymous(name),
+            })
+        };
+        // The streams: created (or brought up to date) by the admin, or by the one connection of
+        // a server without authentication; a service's user may do neither (S7).
         let replicas = config.settings.parsed(STREAM_REPLICAS, "a number of replicas")?.unwrap_or(1);
-        let bus = kokuho_bus::Bus::connect(&url, "kokuho").await?.with_replicas(replicas);
+        let admin = match &users {
+            Some(dir) if kokuho_bus::access::seed_file(dir, kokuho_bus::access::ADMIN).exists() => {
+                Some(admin_user(dir)?)
+            }
+            Some(_) => None,
+            None => Some(user("kokuho")?),
+        };
+        match admin {
+            Some(admin) => ensure_streams(&url, &admin, replicas).await?,
+            None => tracing::info!("No NATS admin credential here: the streams are expected to exist (kokuho streams)"),
+        }
         if config.dev_keys {
             dev_keys(&mut config)?;
         }
@@ -218,8 +324,22 @@ impl System {
         let failures = kokuho_store::Failures::default();
         let mut services: Vec<Box<dyn Running>> = Vec::new();
         for r in registrations {
+            let bus = kokuho_bus::Bus::connect_as(&url, &user(r.name)?)
+                .await
+                .with_context(|| format!("connect to NATS as {}", r.name))?;
+            for def in r.access.owns.iter().chain(&SHARED_STREAMS) {
+                bus.require_stream(def).await.with_context(|| format!("start {}", r.name))?;
+            }
+            // Its own audit key only (a deployment mounts just that one).
+            let audit_signer = match config.settings.get(AUDIT_SIGNING_KEYS) {
+                Some(dir) if Path::new(dir).join(format!("{}.nk", r.name)).exists() => {
+                    Some(kokuho_runtime::audit::Signer::load(Path::new(dir), r.name)?)
+                }
+                _ => None,
+            };
             let env = Environment {
-                bus: bus.clone(),
+                audit_signer,
+                bus,
                 db: SledDb::open(&config.data_dir.join("store").join(r.name))?,
                 registry: config.registry.clone(),
                 credentials: credentials.clone(),

@@ -16,17 +16,38 @@ use kokuho_runtime::local_nats::LocalNats;
 pub struct TestNats {
     server: LocalNats,
     dir: tempfile::TempDir,
+    /// The NATS users' seeds when the server authenticates ([`TestNats::start_with_auth`]).
+    users: Option<std::path::PathBuf>,
 }
 
 impl TestNats {
+    /// A server without authentication (the shared crates' tests).
     pub async fn start() -> Self {
+        Self::start_with_auth(|_| Ok(None)).await
+    }
+
+    /// A server with the users `auth` makes in the test's temp dir: it returns the `accounts`
+    /// block and the directory of the seeds (with `admin.nk`, which [`TestNats::bus`] uses).
+    pub async fn start_with_auth(
+        auth: impl FnOnce(&Path) -> anyhow::Result<Option<(String, std::path::PathBuf)>>,
+    ) -> Self {
         init_tracing();
         let dir = tempfile::tempdir().expect("temp dir for nats-server");
-        let server = match LocalNats::start(&dir.path().join("nats"), 0).await {
+        let auth = auth(dir.path()).expect("NATS users for the test");
+        let (config, users) = match auth {
+            Some((config, users)) => (Some(config), Some(users)),
+            None => (None, None),
+        };
+        let server = match LocalNats::start_with(&dir.path().join("nats"), 0, config).await {
             Ok(s) => s,
             Err(e) => panic!("cannot start nats-server for the test: {e:#}"),
         };
-        Self { server, dir }
+        Self { server, dir, users }
+    }
+
+    /// The directory of the NATS users' seeds, if the server authenticates.
+    pub fn users(&self) -> Option<&Path> {
+        self.users.as_deref()
     }
 
     pub fn url(&self) -> String {
@@ -55,8 +76,20 @@ impl TestNats {
         self.server.restart().await.expect("start nats-server again");
     }
 
+    /// A connection that may do anything: anonymous, or the admin on a server that authenticates.
     pub async fn bus(&self) -> kokuho_bus::Bus {
-        kokuho_bus::Bus::connect(&self.url(), "test").await.expect("connect to the test nats-server")
+        let user = match &self.users {
+            Some(dir) => kokuho_bus::NatsUser::load(dir, kokuho_bus::access::ADMIN).expect("the admin's seed"),
+            None => kokuho_bus::NatsUser::anonymous("test"),
+        };
+        kokuho_bus::Bus::connect_as(&self.url(), &user).await.expect("connect to the test nats-server")
+    }
+
+    /// A connection as `user` of the server's users (a service's least permissions).
+    pub async fn bus_as(&self, user: &str) -> kokuho_bus::Bus {
+        let dir = self.users.as_deref().expect("a server with users");
+        let user = kokuho_bus::NatsUser::load(dir, user).expect("the user's seed");
+        kokuho_bus::Bus::connect_as(&self.url(), &user).await.expect("connect to the test nats-server")
     }
 }
 

@@ -147,7 +147,6 @@ pub(crate) fn work_of(bytes: &[u8]) -> Result<Option<Work>, String> {
             merges: Vec::new(),
             watched: d.day_close,
         }),
-        Event::NumberReleased(_) => None,
     })
 }
 

@@ -49,6 +49,7 @@ pub struct Config {
     pub runner: RunnerSettings,
     /// Who may query: each municipality for its own residents.
     pub credentials: Credentials,
+    pub audit_signer: Option<kokuho_runtime::audit::Signer>,
 }
 
 pub struct App {
@@ -60,13 +61,14 @@ pub struct App {
 
 impl App {
     pub async fn build(config: Config, bus: Bus, db: &SledDb) -> anyhow::Result<Self> {
-        bus.ensure_stream(&CONTINUITY).await.context("ensure continuity stream")?;
         let bus_for_audit = bus.clone();
         let mut runners = Runners::new("continuity", bus.clone(), db.clone(), config.runner.clone());
         let state = runners.projection(state::ContinuityState, "continuity-state")?;
         runners.workflow(evaluate::Evaluate { bus: bus.clone(), state: state.clone() })?;
         runners.workflow(kokuho_outbox::ForwardRows { bus, source: evaluate::ContinuityRows })?;
-        let auditor = kokuho_runtime::audit::Auditor::new(bus_for_audit, "continuity").await.context("audit stream")?;
+        let auditor = kokuho_runtime::audit::Auditor::new(bus_for_audit, "continuity", config.audit_signer)
+            .await
+            .context("audit stream")?;
         Ok(Self { state, credentials: config.credentials, auditor, runners })
     }
 
@@ -83,8 +85,16 @@ impl App {
 impl kokuho_runtime::service::Service for App {
     const NAME: &'static str = "continuity";
 
+    /// It writes its stream and its rows; it reads identity's stream and nothing of intake's.
+    const NATS: kokuho_bus::Access = kokuho_bus::Access {
+        owns: &[CONTINUITY],
+        reads: &[kokuho_identity_contract::STREAM.name],
+        appends: &[kokuho_outbox::ROWS_SUBJECTS],
+    };
+
     async fn build(env: kokuho_runtime::service::Environment) -> anyhow::Result<Self> {
-        App::build(Config { runner: env.runner, credentials: env.credentials }, env.bus, &env.db).await
+        let config = Config { runner: env.runner, credentials: env.credentials, audit_signer: env.audit_signer };
+        App::build(config, env.bus, &env.db).await
     }
 
     fn routes(&self, routes: &mut tonic::service::RoutesBuilder) -> Vec<&'static str> {

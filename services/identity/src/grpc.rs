@@ -142,6 +142,15 @@ impl IdentityService for IdentityGrpc {
     ) -> Result<Response<pb::VerifyAuditResponse>, Status> {
         let caller = self.credentials.caller_of(&request)?;
         self.auditor.require(&caller, caller == Caller::Operator, "identity.VerifyAudit", "").await?;
-        Ok(Response::new(self.identity.verify_audit().await?))
+        Ok(Response::new(self.identity.verify_audit(request.into_inner().anchors).await?))
+    }
+
+    async fn audit_heads(
+        &self,
+        request: Request<pb::AuditHeadsRequest>,
+    ) -> Result<Response<pb::AuditHeadsResponse>, Status> {
+        let caller = self.credentials.caller_of(&request)?;
+        self.auditor.require(&caller, caller == Caller::Operator, "identity.AuditHeads", "").await?;
+        Ok(Response::new(self.identity.audit_heads().await?))
     }
 }

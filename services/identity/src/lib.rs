@@ -15,7 +15,6 @@
 mod convert;
 mod grpc;
 mod link;
-mod release;
 mod service;
 mod state;
 
@@ -29,7 +28,7 @@ use kokuho_runtime::credentials::Credentials;
 use kokuho_store::{ProjectionHandle, RunnerSettings, Runners, SledDb};
 
 pub use kokuho_identity_contract::STREAM as IDENTITY;
-pub(crate) use kokuho_identity_contract::{CHUNKS_SUBJECT, Event, Events, RELEASES_SUBJECT};
+pub(crate) use kokuho_identity_contract::{CHUNKS_SUBJECT, Event, Events};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -37,6 +36,10 @@ pub struct Config {
     pub runner: RunnerSettings,
     /// Who may call: municipalities (lookups), operators (review), relay (release).
     pub credentials: Credentials,
+    /// identity's audit signing key (its accesses and the number releases, S8).
+    pub audit_signer: Option<kokuho_runtime::audit::Signer>,
+    /// Every service's public audit key (verify, S8).
+    pub audit_keys: kokuho_runtime::audit::AuditKeys,
 }
 
 /// A running identity.
@@ -48,11 +51,14 @@ pub struct App {
     runners: Runners,
 }
 
+/// The setting with the directory of every service's public audit key (`<service>.pub`), with
+/// which identity verifies the audit log (S8).
+pub const AUDIT_PUBLIC_KEYS: &str = "audit_public_keys";
+
 pub(crate) const PATIENCE: Duration = Duration::from_secs(60);
 
 impl App {
     pub async fn build(config: Config, bus: Bus, db: &SledDb) -> anyhow::Result<Self> {
-        bus.ensure_stream(&IDENTITY).await.context("ensure identity stream")?;
         let mut runners = Runners::new("identity", bus.clone(), db.clone(), config.runner.clone());
         // The index is keyed by the current key: a rotation starts a new tree, rebuilt from the log.
         let state = runners.projection(
@@ -61,8 +67,16 @@ impl App {
         )?;
         runners.workflow(link::LinkRecords { bus: bus.clone(), state: state.clone(), vault: config.vault.clone() })?;
         runners.workflow(kokuho_outbox::ForwardRows { bus: bus.clone(), source: link::IdentityRows })?;
-        let auditor = kokuho_runtime::audit::Auditor::new(bus.clone(), "identity").await.context("audit stream")?;
-        let identity = Identity { bus, state: state.clone(), vault: config.vault };
+        let auditor = kokuho_runtime::audit::Auditor::new(bus.clone(), "identity", config.audit_signer)
+            .await
+            .context("audit stream")?;
+        let identity = Identity {
+            bus,
+            state: state.clone(),
+            vault: config.vault,
+            auditor: auditor.clone(),
+            audit_keys: Arc::new(config.audit_keys),
+        };
         Ok(Self { state, identity, credentials: config.credentials, auditor, runners })
     }
 
@@ -85,10 +99,26 @@ impl App {
 impl kokuho_runtime::service::Service for App {
     const NAME: &'static str = "identity";
 
+    /// It writes its stream and its rows; it reads the intake stream (records with sealed
+    /// numbers: S7, identity alone among the services that link) and the audit stream (verify).
+    const NATS: kokuho_bus::Access = kokuho_bus::Access {
+        owns: &[IDENTITY],
+        reads: &[kokuho_intake_contract::STREAM.name, kokuho_runtime::audit::AUDIT.name],
+        appends: &[kokuho_outbox::ROWS_SUBJECTS],
+    };
+
     async fn build(env: kokuho_runtime::service::Environment) -> anyhow::Result<Self> {
         let keys = env.settings.require("identity_keys", "identity keys (a directory)")?;
         let vault = Vault::load(std::path::Path::new(keys)).with_context(|| format!("identity keys in {keys}"))?;
-        let config = Config { vault: Arc::new(vault), runner: env.runner, credentials: env.credentials };
+        let keys = env.settings.require(AUDIT_PUBLIC_KEYS, "every service's public audit key (a directory)")?;
+        let audit_keys = kokuho_runtime::audit::AuditKeys::load(std::path::Path::new(keys))?;
+        let config = Config {
+            vault: Arc::new(vault),
+            runner: env.runner,
+            credentials: env.credentials,
+            audit_signer: env.audit_signer,
+            audit_keys,
+        };
         App::build(config, env.bus, &env.db).await
     }
 
@@ -104,6 +134,5 @@ impl kokuho_runtime::service::Service for App {
 }
 
 pub use grpc::{IdentityGrpc, IdentityServer};
-pub use release::{Release, audit_hash};
 pub use service::{Action, Identity, IdentityError};
 pub use state::{Held, LinkView, held_cases, link_of};

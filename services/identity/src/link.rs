@@ -444,7 +444,7 @@ impl kokuho_outbox::RowSource for IdentityRows {
                 out
             }
             Event::CaseResolved(c) => vec![(format!("identity:case:{}", c.case_id), c.municipality, c.rows)],
-            Event::BusinessDay(_) | Event::NumberReleased(_) => Vec::new(),
+            Event::BusinessDay(_) => Vec::new(),
         }
     }
 }

@@ -14,9 +14,8 @@ use kokuho_runtime::audit;
 use kokuho_store::{ProjectionHandle, Read};
 use prost::Message as _;
 
-use crate::release::Release;
 use crate::state::{PERSONS, case_key, index_key, muni_count_key, muni_id_key, person_key, resident_key, u64_of};
-use crate::{CHUNKS_SUBJECT, Event, Events, IDENTITY, PATIENCE, RELEASES_SUBJECT, convert};
+use crate::{CHUNKS_SUBJECT, Event, Events, IDENTITY, PATIENCE, convert};
 
 /// identity's one error type; `kokuho_runtime::errors::status` turns it into the answer.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +71,9 @@ pub struct Identity {
     pub(crate) bus: Bus,
     pub(crate) state: ProjectionHandle,
     pub(crate) vault: Arc<Vault>,
+    /// identity's audit chains: its accesses and the number releases (S8).
+    pub(crate) auditor: audit::Auditor,
+    pub(crate) audit_keys: Arc<audit::AuditKeys>,
 }
 
 impl Identity {
@@ -303,27 +305,34 @@ impl Identity {
                 .vault
                 .open_at_rest(&convert::at_rest(&sealed), &convert::person_context(pref_id))
                 .map_err(internal)?;
-            entries.push(Release(pb::NumberReleased {
+            entries.push(kokuho_proto::audit::v1::NumberReleased {
                 pref_id: pref_id.clone(),
                 purpose: purpose.clone(),
                 caller: caller.into(),
                 released_at,
-                previous_hash: String::new(),
-                hash: String::new(),
-            }));
+                ..Default::default()
+            });
             out.push(Ok(number));
         }
         // The releases are in the audit chain before any number leaves.
-        audit::append_chained_all(&self.bus, IDENTITY.name, RELEASES_SUBJECT, entries).await.map_err(unavailable)?;
+        self.auditor.releases(entries).await.map_err(unavailable)?;
         Ok(out)
     }
 
+    /// The head of every audit chain (S8 anchors).
+    pub async fn audit_heads(&self) -> Result<pb::AuditHeadsResponse, IdentityError> {
+        let heads = audit::heads(&self.bus).await.map_err(unavailable)?;
+        Ok(pb::AuditHeadsResponse { heads: heads.into_iter().map(anchor).collect() })
+    }
+
     /// Reads the audit log and checks its chains (security.md S8): every service's access
-    /// chain and the release chain.
-    pub async fn verify_audit(&self) -> Result<pb::VerifyAuditResponse, IdentityError> {
-        let mut reports = audit::verify_all(&self.bus).await.map_err(unavailable)?;
-        let releases = audit::verify_subject::<Release>(&self.bus, IDENTITY.name, RELEASES_SUBJECT);
-        reports.push(releases.await.map_err(unavailable)?);
+    /// chain and the release chain, their signatures, and the anchors kept outside NATS.
+    pub async fn verify_audit(&self, anchors: Vec<pb::AuditAnchor>) -> Result<pb::VerifyAuditResponse, IdentityError> {
+        let anchors: Vec<audit::Anchor> = anchors
+            .into_iter()
+            .map(|a| audit::Anchor { subject: a.subject, position: a.position, seq: a.seq, hash: a.hash })
+            .collect();
+        let reports = audit::verify_all(&self.bus, &self.audit_keys, &anchors).await.map_err(unavailable)?;
         let chains: Vec<pb::AuditChain> = reports
             .into_iter()
             .map(|r| pb::AuditChain {
@@ -332,6 +341,8 @@ impl Identity {
                 intact: r.broken.is_none(),
                 broken_at: r.broken.as_ref().map_or(0, |b| b.0),
                 reason: r.broken.map(|b| b.1).unwrap_or_default(),
+                foreign: r.foreign,
+                head: r.head.map(anchor),
             })
             .collect();
         let first_broken = chains.iter().find(|c| !c.intact);
@@ -365,4 +376,8 @@ fn action_label(a: Action) -> &'static str {
         Action::Relink => "再連携",
         Action::Reject => "不採用",
     }
+}
+
+fn anchor(a: audit::Anchor) -> pb::AuditAnchor {
+    pb::AuditAnchor { subject: a.subject, position: a.position, seq: a.seq, hash: a.hash }
 }

@@ -139,7 +139,6 @@ impl Projection for IdentityState {
                 tx.delete(case_key(&r.case_id));
             }
             Event::BusinessDay(d) => tx.put(CURSOR.to_vec(), d.intake_sequence.to_be_bytes().to_vec()),
-            Event::NumberReleased(_) => {}
         }
         Ok(())
     }

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use kokuho_bus::event;
-use kokuho_bus::{Append, Bus, BusErrorKind, DEAD_LETTER};
+use kokuho_bus::{Append, Bus, BusErrorKind};
 use kokuho_crypto::PublicKey;
 use kokuho_ids::Registry;
 use kokuho_outbox::{Outbox, OutboxProjection, RESULTS};
@@ -79,6 +79,8 @@ pub struct Config {
     pub runner: RunnerSettings,
     /// Who may call (security.md S5): each municipality for itself, operators for the calendar.
     pub credentials: kokuho_runtime::credentials::Credentials,
+    /// intake's audit signing key (S8).
+    pub audit_signer: Option<kokuho_runtime::audit::Signer>,
 }
 
 /// intake's one error type; `kokuho_runtime::errors::status` turns it into the answer.
@@ -171,9 +173,6 @@ impl App {
     /// Ensures the streams, starts the projections and the workflow, and makes sure the log
     /// has a business date.
     pub async fn build(config: Config, bus: Bus, db: &SledDb) -> anyhow::Result<Self> {
-        for def in [&INTAKE, &RESULTS, &DEAD_LETTER] {
-            bus.ensure_stream(def).await.with_context(|| format!("ensure stream {}", def.name))?;
-        }
         let mut runners = Runners::new("intake", bus.clone(), db.clone(), config.runner.clone());
         let state = runners.projection(state::IntakeState, "intake-state")?;
         let outbox = runners.projection(OutboxProjection, "intake-outbox")?;
@@ -190,7 +189,8 @@ impl App {
             }),
         };
         intake.ensure_business_date().await?;
-        let auditor = kokuho_runtime::audit::Auditor::new(intake.inner.bus.clone(), "intake").await?;
+        let signer = intake.inner.config.audit_signer.clone();
+        let auditor = kokuho_runtime::audit::Auditor::new(intake.inner.bus.clone(), "intake", signer).await?;
         Ok(Self { intake, auditor, runners })
     }
 
@@ -207,6 +207,10 @@ impl App {
 impl kokuho_runtime::service::Service for App {
     const NAME: &'static str = "intake";
 
+    /// It writes the intake stream and the results (rows of its own and result files); it reads
+    /// only them.
+    const NATS: kokuho_bus::Access = kokuho_bus::Access { owns: &[INTAKE, RESULTS], reads: &[], appends: &[] };
+
     async fn build(env: kokuho_runtime::service::Environment) -> anyhow::Result<Self> {
         let key = env.settings.require("identity_public_key", "identity public key")?;
         let identity_key = PublicKey::load(std::path::Path::new(key)).with_context(|| format!("identity key {key}"))?;
@@ -222,6 +226,7 @@ impl kokuho_runtime::service::Service for App {
             initial_business_date,
             runner: env.runner,
             credentials: env.credentials,
+            audit_signer: env.audit_signer,
         };
         App::build(config, env.bus, &env.db).await
     }

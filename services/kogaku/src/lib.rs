@@ -117,10 +117,20 @@ impl App {
 impl Service for App {
     const NAME: &'static str = "kogaku";
 
+    /// It writes its stream and its rows; it reads intake's, identity's and continuity's streams.
+    const NATS: kokuho_bus::Access = kokuho_bus::Access {
+        owns: &[kokuho_kogaku_contract::STREAM],
+        reads: &[
+            kokuho_intake_contract::STREAM.name,
+            kokuho_identity_contract::STREAM.name,
+            kokuho_continuity_contract::STREAM.name,
+        ],
+        appends: &[kokuho_outbox::ROWS_SUBJECTS],
+    };
+
     /// The streams kogaku reads belong to other services, which ensure them; until they exist
     /// the runners retry (as continuity's do), so `kokuho serve kogaku` may start first.
     async fn build(env: Environment) -> anyhow::Result<Self> {
-        env.bus.ensure_stream(&kokuho_kogaku_contract::STREAM).await.context("ensure kogaku stream")?;
         let auto_confirm = env.settings.parsed(AUTO_CONFIRM, "true or false")?.unwrap_or(false);
         let mut runners = Runners::new(Self::NAME, env.bus.clone(), env.db.clone(), env.runner.clone());
         let months = runners.projection(state::Months, "kogaku-months")?;
@@ -144,7 +154,7 @@ impl Service for App {
             input: PhantomData,
         })?;
         runners.workflow(kokuho_outbox::ForwardRows { bus: env.bus.clone(), source: evaluate::KogakuRows })?;
-        let auditor = Auditor::new(env.bus, Self::NAME).await.context("audit stream")?;
+        let auditor = Auditor::new(env.bus, Self::NAME, env.audit_signer).await.context("audit stream")?;
         Ok(Self { months, households, members, pairs, context, credentials: env.credentials, auditor, runners })
     }
 

@@ -65,10 +65,14 @@ pub(crate) enum Command {
         #[arg(long, default_value_t = 60)]
         timeout: u64,
     },
-    /// Operator: close the business day; the date must be later than the current one.
+    /// Operator: close the business day; the date must be later than the current one. The
+    /// head of every audit chain is then appended to the anchor file (S8).
     CloseDay {
         /// YYYYMMDD.
         date: String,
+        /// The anchor file (default: audit-anchors.jsonl in the data directory).
+        #[arg(long)]
+        anchors: Option<PathBuf>,
     },
     /// Write every pending result file of a municipality into a directory and acknowledge them.
     Fetch {
@@ -158,6 +162,17 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Operator (the NATS admin): create every stream, or bring kokuho's part of its
+    /// configuration up to date (never fewer replicas). Services may not (security.md S7).
+    Streams {
+        #[arg(long, env = "KOKUHO_NATS_URL")]
+        nats: String,
+        /// The directory with the admin's seed (admin.nk).
+        #[arg(long, env = "KOKUHO_NATS_CREDENTIALS")]
+        nats_credentials: PathBuf,
+        #[arg(long, env = "KOKUHO_STREAM_REPLICAS", default_value_t = 1)]
+        stream_replicas: usize,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -214,6 +229,16 @@ pub(crate) struct ServeArgs {
 pub(crate) struct ServeSettings {
     #[arg(long, env = "KOKUHO_NATS_URL")]
     pub(crate) nats: Option<String>,
+    /// The directory with the service's NATS seed (`<service>.nk`, a Secret; security.md S7).
+    /// Absent: a server without authentication (development only).
+    #[arg(long, env = "KOKUHO_NATS_CREDENTIALS")]
+    pub(crate) nats_credentials: Option<PathBuf>,
+    /// The directory with the service's audit signing key (`<service>.nk`, a Secret; S8).
+    #[arg(long, env = "KOKUHO_AUDIT_SIGNING_KEYS")]
+    pub(crate) audit_signing_keys: Option<PathBuf>,
+    /// identity: every service's public audit key (`<service>.pub`), to verify the audit log.
+    #[arg(long, env = "KOKUHO_AUDIT_PUBLIC_KEYS")]
+    pub(crate) audit_public_keys: Option<PathBuf>,
     /// gRPC listen address (default 0.0.0.0:50051).
     #[arg(long, env = "KOKUHO_LISTEN")]
     pub(crate) listen: Option<SocketAddr>,
@@ -283,6 +308,9 @@ impl ServeSettings {
     pub(crate) fn or(self, file: ServeSettings) -> ServeSettings {
         ServeSettings {
             nats: self.nats.or(file.nats),
+            nats_credentials: self.nats_credentials.or(file.nats_credentials),
+            audit_signing_keys: self.audit_signing_keys.or(file.audit_signing_keys),
+            audit_public_keys: self.audit_public_keys.or(file.audit_public_keys),
             listen: self.listen.or(file.listen),
             identity_public_key: self.identity_public_key.or(file.identity_public_key),
             registry: self.registry.or(file.registry),
@@ -357,8 +385,20 @@ pub(crate) enum ProvisionCommand {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum AuditCommand {
-    /// Check the hash chain of the audit log: exit 0 if intact, 1 with the first broken entry.
-    Verify,
+    /// Check the audit log: every chain's hashes and signatures, and every head anchored so far
+    /// (a cut tail); exit 0 if intact, 1 with the first broken entry.
+    Verify {
+        /// The anchor file (default: audit-anchors.jsonl in the data directory).
+        #[arg(long)]
+        anchors: Option<PathBuf>,
+    },
+    /// Append the head of every audit chain to the anchor file, kept outside NATS (also done
+    /// by close-day).
+    Anchor {
+        /// The anchor file (default: audit-anchors.jsonl in the data directory).
+        #[arg(long)]
+        anchors: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -391,6 +431,18 @@ pub(crate) enum ReviewCommand {
 pub(crate) enum KeysCommand {
     /// Write a new identity key pair (identity.pub, identity.key) into a directory.
     Generate {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Write each service's audit signing key (<service>.nk, a Secret for that service alone)
+    /// and its public key (<service>.pub, for identity's verify); existing keys are kept (S8).
+    Audit {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Write the NATS users' nkey seeds (admin.nk and one per service; kept when there) and the
+    /// server's accounts block with each user's permissions (accounts.conf) into a directory.
+    Nats {
         #[arg(long)]
         out: PathBuf,
     },

@@ -26,6 +26,11 @@ pub(crate) async fn run(cli: Cli) -> u8 {
         Command::Demo(args) => demo(out, args).await,
         Command::Serve(args) => serve(&cli.global, *args).await,
         Command::Keys { command: KeysCommand::Generate { out: dir } } => keys_generate(out, &dir),
+        Command::Keys { command: KeysCommand::Nats { out: dir } } => keys_nats(out, &dir),
+        Command::Keys { command: KeysCommand::Audit { out: dir } } => keys_audit(out, &dir),
+        Command::Streams { nats, nats_credentials, stream_replicas } => {
+            streams(out, &nats, &nats_credentials, stream_replicas).await
+        }
         Command::Submit(args) => client_command(&cli.global, out, |c| submit(c, out, args)).await,
         Command::Status { receipt: Some(receipt), .. } => {
             client_command(&cli.global, out, |c| status(c, out, receipt)).await
@@ -44,7 +49,10 @@ pub(crate) async fn run(cli: Cli) -> u8 {
             client_command(&cli.global, out, |c| provide(c, out, request)).await
         }
         Command::Wait { timeout } => client_command(&cli.global, out, |c| wait(c, out, timeout)).await,
-        Command::CloseDay { date } => client_command(&cli.global, out, |c| close_day(c, out, date)).await,
+        Command::CloseDay { date, anchors } => {
+            let path = anchors.unwrap_or_else(|| anchor_file(&cli.global));
+            client_command(&cli.global, out, |c| close_day(c, out, date, path)).await
+        }
         Command::Fetch { municipality, out: dir } => {
             client_command(&cli.global, out, |c| fetch(c, out, municipality, dir)).await
         }
@@ -52,8 +60,13 @@ pub(crate) async fn run(cli: Cli) -> u8 {
         Command::Kogaku { command: KogakuCommand::Count { municipality, household, month } } => {
             client_command(&cli.global, out, |c| kogaku_count(c, out, municipality, household, month)).await
         }
-        Command::Audit { command: AuditCommand::Verify } => {
-            client_command(&cli.global, out, |c| audit_verify(c, out)).await
+        Command::Audit { command: AuditCommand::Anchor { anchors } } => {
+            let path = anchors.unwrap_or_else(|| anchor_file(&cli.global));
+            client_command(&cli.global, out, |c| audit_anchor(c, out, path)).await
+        }
+        Command::Audit { command: AuditCommand::Verify { anchors } } => {
+            let path = anchors.unwrap_or_else(|| anchor_file(&cli.global));
+            client_command(&cli.global, out, |c| audit_verify(c, out, path)).await
         }
         Command::Decide { municipality, candidate, r#continue, discontinue, reverse, reason, operator } => {
             if r#continue == discontinue {
@@ -85,6 +98,11 @@ pub(crate) async fn run(cli: Cli) -> u8 {
             EXIT_USAGE
         }
     }
+}
+
+/// The operator's anchor file by default (S8): in the CLI's data directory.
+fn anchor_file(global: &Global) -> PathBuf {
+    data_dir(global).join("audit-anchors.jsonl")
 }
 
 fn data_dir(global: &Global) -> PathBuf {
@@ -141,31 +159,51 @@ where
     }
 }
 
-async fn audit_verify(mut client: Client, out: Out) -> Result<u8, ClientError> {
-    let r = client.verify_audit().await?;
+async fn audit_anchor(mut client: Client, out: Out, path: PathBuf) -> Result<u8, ClientError> {
+    let heads = client.anchor_audit(&path).await?;
+    out.value(
+        &format!("Anchored the heads of {} audit chains in {}", heads.len(), path.display()),
+        serde_json::json!({ "chains": heads.len(), "anchors": path }),
+    );
+    Ok(EXIT_OK)
+}
+
+async fn audit_verify(mut client: Client, out: Out, path: PathBuf) -> Result<u8, ClientError> {
+    let anchors = kokuho_client::anchors::read(&path)
+        .map_err(|source| ClientError::Io { path: path.display().to_string(), source })?;
+    let anchored = anchors.len();
+    let r = client.verify_audit(anchors).await?;
     let chains: Vec<serde_json::Value> = r
         .chains
         .iter()
         .map(|c| {
             serde_json::json!({
                 "subject": c.subject, "entries": c.entries, "intact": c.intact,
-                "broken_at": c.broken_at, "reason": c.reason,
+                "broken_at": c.broken_at, "reason": c.reason, "foreign": c.foreign,
             })
         })
         .collect();
     let json = serde_json::json!({
         "entries": r.entries, "intact": r.intact, "broken_at": r.broken_at, "reason": r.reason, "chains": chains,
+        "anchors": anchored,
     });
     let mut text: Vec<String> = r
         .chains
         .iter()
         .map(|c| match c.intact {
+            true if c.foreign > 0 => format!(
+                "  {}: {} entries, intact; {} foreign messages on its subject (dead-lettered)",
+                c.subject, c.entries, c.foreign
+            ),
             true => format!("  {}: {} entries, intact", c.subject, c.entries),
             false => format!("  {}: BROKEN at log sequence {}: {}", c.subject, c.broken_at, c.reason),
         })
         .collect();
     let verdict = if r.intact { "audit log intact" } else { "audit log BROKEN" };
-    text.insert(0, format!("{verdict}: {} entries in {} chains", r.entries, r.chains.len()));
+    text.insert(
+        0,
+        format!("{verdict}: {} entries in {} chains, {anchored} anchors checked", r.entries, r.chains.len()),
+    );
     out.value(&text.join("\n"), json);
     Ok(if r.intact { EXIT_OK } else { EXIT_REJECTED })
 }
@@ -559,6 +597,9 @@ async fn serve(global: &Global, args: ServeArgs) -> anyhow::Result<u8> {
         config.settings.set(kokuho_midserver_sim::FAULTS, f.clone());
     }
     let relay = [
+        (kokuho_system::NATS_CREDENTIALS, settings.nats_credentials.as_ref().map(|p| p.display().to_string())),
+        (kokuho_system::AUDIT_SIGNING_KEYS, settings.audit_signing_keys.as_ref().map(|p| p.display().to_string())),
+        (kokuho_system::AUDIT_PUBLIC_KEYS, settings.audit_public_keys.as_ref().map(|p| p.display().to_string())),
         (kokuho_system::METRICS_LISTEN, settings.metrics_listen.map(|a| a.to_string())),
         (kokuho_system::STREAM_REPLICAS, settings.stream_replicas.map(|n| n.to_string())),
         (kokuho_intake::MAX_SUBMISSIONS, settings.intake_max_submissions.map(|n| n.to_string())),
@@ -586,6 +627,32 @@ async fn serve(global: &Global, args: ServeArgs) -> anyhow::Result<u8> {
     let code = run_until_stopped(&system).await;
     system.stop().await?;
     Ok(code)
+}
+
+async fn streams(out: Out, nats: &str, credentials: &Path, replicas: usize) -> anyhow::Result<u8> {
+    kokuho_system::ensure_streams(nats, &kokuho_system::admin_user(credentials)?, replicas).await?;
+    let n = kokuho_system::streams().len();
+    out.value(&format!("{n} streams ready"), serde_json::json!({ "streams": n }));
+    Ok(EXIT_OK)
+}
+
+fn keys_audit(out: Out, dir: &Path) -> anyhow::Result<u8> {
+    kokuho_system::ensure_audit_keys(dir)?;
+    out.value(
+        &format!("Wrote the services' audit keys (<service>.nk, <service>.pub) into {}", dir.display()),
+        serde_json::json!({ "dir": dir }),
+    );
+    Ok(EXIT_OK)
+}
+
+fn keys_nats(out: Out, dir: &Path) -> anyhow::Result<u8> {
+    let accounts = kokuho_system::nats_auth(dir)?;
+    std::fs::write(dir.join("accounts.conf"), accounts)?;
+    out.value(
+        &format!("Wrote the NATS users' seeds and {}/accounts.conf (include it in the server's config)", dir.display()),
+        serde_json::json!({ "dir": dir, "accounts": dir.join("accounts.conf") }),
+    );
+    Ok(EXIT_OK)
 }
 
 fn keys_generate(out: Out, dir: &Path) -> anyhow::Result<u8> {
@@ -628,15 +695,23 @@ async fn wait(mut client: Client, out: Out, timeout: u64) -> Result<u8, ClientEr
     Ok(if r.idle { EXIT_OK } else { EXIT_REJECTED })
 }
 
-async fn close_day(mut client: Client, out: Out, date: String) -> Result<u8, ClientError> {
+async fn close_day(mut client: Client, out: Out, date: String, anchors: PathBuf) -> Result<u8, ClientError> {
     let Ok(date) = parse_date(&date) else {
         out.error(&format!("{date} is not a date (YYYYMMDD)"));
         return Ok(EXIT_USAGE);
     };
     let r = client.close_day(date).await?;
+    // S8: at every day close the audit chains' heads go to the operator's file.
+    let heads = client.anchor_audit(&anchors).await?;
     out.value(
-        &format!("Business date is now {} (was {}).", r.business_date, r.previous),
-        serde_json::json!({ "business_date": r.business_date, "previous": r.previous }),
+        &format!(
+            "Business date is now {} (was {}). Anchored {} audit chains in {}.",
+            r.business_date,
+            r.previous,
+            heads.len(),
+            anchors.display()
+        ),
+        serde_json::json!({ "business_date": r.business_date, "previous": r.previous, "anchors": anchors }),
     );
     Ok(EXIT_OK)
 }

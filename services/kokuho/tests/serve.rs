@@ -31,6 +31,41 @@ struct Intake {
     endpoint: String,
 }
 
+/// Runs the binary with `args` and expects success.
+fn kokuho(args: &[&std::ffi::OsStr]) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kokuho")).args(args).output().unwrap();
+    assert!(out.status.success(), "kokuho {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A deployment's set-up, as an operator does it with the binary: the NATS users and the
+/// server's accounts (`kokuho keys nats`), the streams made by the admin (`kokuho streams`), the
+/// services' audit keys (`kokuho keys audit`) and identity's key pair (`kokuho keys generate`).
+async fn deployment() -> TestNats {
+    let nats = TestNats::start_with_auth(|dir| {
+        let users = dir.join("nats-users");
+        kokuho(&["keys".as_ref(), "nats".as_ref(), "--out".as_ref(), users.as_os_str()]);
+        Ok(Some((std::fs::read_to_string(users.join("accounts.conf"))?, users)))
+    })
+    .await;
+    let users = nats.users().unwrap().to_path_buf();
+    let url = nats.url();
+    kokuho(&["streams".as_ref(), "--nats".as_ref(), url.as_ref(), "--nats-credentials".as_ref(), users.as_os_str()]);
+    let audit = nats.dir().join("audit-keys");
+    kokuho(&["keys".as_ref(), "audit".as_ref(), "--out".as_ref(), audit.as_os_str()]);
+    kokuho_crypto_keys(nats.dir());
+    nats
+}
+
+/// The secrets every service is given: its NATS user and its audit key (S7, S8).
+fn secrets(nats: &TestNats) -> Vec<std::ffi::OsString> {
+    vec![
+        "--nats-credentials".into(),
+        nats.users().unwrap().into(),
+        "--audit-signing-keys".into(),
+        nats.dir().join("audit-keys").into(),
+    ]
+}
+
 async fn start_intake(nats: &TestNats) -> Intake {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_kokuho"));
     command
@@ -38,7 +73,8 @@ async fn start_intake(nats: &TestNats) -> Intake {
         .arg("--identity-public-key")
         .arg(nats.dir().join("keys/identity.pub"))
         .arg("--credentials")
-        .arg(credentials(nats));
+        .arg(credentials(nats))
+        .args(secrets(nats));
     spawn_intake(nats, command).await
 }
 
@@ -74,8 +110,7 @@ async fn spawn_intake(nats: &TestNats, mut command: std::process::Command) -> In
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_intake_mid_submission_leaves_all_or_nothing() {
-    let nats = TestNats::start().await;
-    kokuho_crypto_keys(nats.dir());
+    let nats = deployment().await;
     let bus = nats.bus().await;
     let mut intake = start_intake(&nats).await;
 
@@ -127,16 +162,17 @@ fn kokuho_crypto_keys(dir: &std::path::Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_takes_its_settings_from_a_config_file() {
-    let nats = TestNats::start().await;
-    kokuho_crypto_keys(nats.dir());
+    let nats = deployment().await;
     let config = nats.dir().join("intake.toml");
     std::fs::write(
         &config,
         format!(
-            "nats = \"{}\"\nlisten = \"127.0.0.1:0\"\nidentity_public_key = \"{}\"\nbusiness_date = \"20260401\"\ncredentials = \"{}\"\n",
+            "nats = \"{}\"\nlisten = \"127.0.0.1:0\"\nidentity_public_key = \"{}\"\nbusiness_date = \"20260401\"\ncredentials = \"{}\"\nnats_credentials = \"{}\"\naudit_signing_keys = \"{}\"\n",
             nats.url(),
             nats.dir().join("keys/identity.pub").display(),
-            credentials(&nats).display()
+            credentials(&nats).display(),
+            nats.users().unwrap().display(),
+            nats.dir().join("audit-keys").display()
         ),
     )
     .unwrap();
@@ -168,6 +204,7 @@ async fn serve(nats: &TestNats, service: &str, args: &[&std::ffi::OsStr]) -> (st
         .args(["serve", service, "--nats", &nats.url(), "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(&data)
         .args(args)
+        .args(secrets(nats))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -183,17 +220,23 @@ async fn serve(nats: &TestNats, service: &str, args: &[&std::ffi::OsStr]) -> (st
 async fn intake_identity_and_continuity_run_as_separate_services() {
     use kokuho_runtime::credentials::{Caller, Credentials};
 
-    let nats = TestNats::start().await;
-    kokuho_crypto_keys(nats.dir());
+    let nats = deployment().await;
     let credentials = nats.dir().join("credentials");
     Credentials::ensure(&credentials, ["131016".to_string()]).unwrap();
     let mut intake = start_intake(&nats).await;
     // identity: its private keys and the callers' tokens; continuity: the callers' tokens.
-    let (keys, tokens) = (nats.dir().join("keys"), credentials.clone());
+    let (keys, tokens, audit) = (nats.dir().join("keys"), credentials.clone(), nats.dir().join("audit-keys"));
     let (mut identity, identity_endpoint) = serve(
         &nats,
         "identity",
-        &["--identity-keys".as_ref(), keys.as_os_str(), "--credentials".as_ref(), tokens.as_os_str()],
+        &[
+            "--identity-keys".as_ref(),
+            keys.as_os_str(),
+            "--credentials".as_ref(),
+            tokens.as_os_str(),
+            "--audit-public-keys".as_ref(),
+            audit.as_os_str(),
+        ],
     )
     .await;
     let (mut continuity, continuity_endpoint) =

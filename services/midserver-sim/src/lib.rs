@@ -58,6 +58,9 @@ pub struct App {
 impl Service for App {
     const NAME: &'static str = "midserver-sim";
 
+    /// Another system: it uses no stream of kokuho.
+    const NATS: kokuho_runtime::service::Access = kokuho_runtime::service::Access::NONE;
+
     async fn build(env: Environment) -> anyhow::Result<Self> {
         let keys = env.settings.require(KEYS, "key directory of the intermediate-server simulator")?;
         let vault = kokuho_crypto::Vault::load(std::path::Path::new(keys)).context("the simulator's keys")?;

@@ -247,7 +247,7 @@ impl Projection for Persons {
                 }
                 linked(tx, &r.municipality, &r.links, "");
             }
-            IdentityEvent::BusinessDay(_) | IdentityEvent::NumberReleased(_) => {}
+            IdentityEvent::BusinessDay(_) => {}
         }
         Ok(())
     }
@@ -283,7 +283,7 @@ pub(crate) fn identity_touched(payload: &[u8], store: &dyn Read) -> Result<Optio
                 }
             }
         }
-        IdentityEvent::BusinessDay(_) | IdentityEvent::NumberReleased(_) => return Ok(None),
+        IdentityEvent::BusinessDay(_) => return Ok(None),
     }
     Ok((!t.is_empty()).then_some(t))
 }

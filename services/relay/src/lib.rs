@@ -85,8 +85,18 @@ pub struct App {
 impl Service for App {
     const NAME: &'static str = "relay";
 
+    /// It writes its stream and its rows; it reads intake's, identity's and continuity's streams.
+    const NATS: kokuho_bus::Access = kokuho_bus::Access {
+        owns: &[kokuho_relay_contract::STREAM],
+        reads: &[
+            kokuho_intake_contract::STREAM.name,
+            kokuho_identity_contract::STREAM.name,
+            kokuho_continuity_contract::STREAM.name,
+        ],
+        appends: &[kokuho_outbox::ROWS_SUBJECTS],
+    };
+
     async fn build(env: Environment) -> anyhow::Result<Self> {
-        env.bus.ensure_stream(&kokuho_relay_contract::STREAM).await.context("ensure relay stream")?;
         let policy_text = match env.settings.get(POLICY) {
             Some(path) => std::fs::read_to_string(path).with_context(|| format!("read {POLICY} {path}"))?,
             None => SHIPPED_POLICY.to_string(),
@@ -133,7 +143,7 @@ impl Service for App {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         runners.spawn("delivery", worker.run(stopped));
         env.metrics.register(liveness::Collector { context: context.clone(), health: health.clone() });
-        let auditor = Auditor::new(env.bus, Self::NAME).await.context("audit stream")?;
+        let auditor = Auditor::new(env.bus, Self::NAME, env.audit_signer).await.context("audit stream")?;
         Ok(Self { context, health, policy, credentials: env.credentials, auditor, runners, stop })
     }
 

@@ -19,13 +19,10 @@ pub const STREAM: StreamDef = StreamDef {
 /// `ChunkLinked`, `CaseResolved`, `BusinessDay`: one writer, each intake event once.
 pub const CHUNKS_SUBJECT: &str = "kokuho.identity.chunks";
 
-/// `NumberReleased` (R6, S8): the hash-chained release audit.
-pub const RELEASES_SUBJECT: &str = "kokuho.identity.audit";
-
 kokuho_bus::stream_events!(
     /// The events of [`STREAM`].
     Events,
     "identity",
     IdentityEvent,
-    Event { ChunkLinked, CaseResolved, BusinessDay, NumberReleased }
+    Event { ChunkLinked, CaseResolved, BusinessDay }
 );

@@ -1,0 +1,170 @@
+//! security.md S7 on NATS: every service connects with its own user and may do only what its
+//! declaration allows. Read as an attacker inside the cluster would: each service's user, with
+//! its own seed, tries what it must not do, in the raw protocol. The server refuses it
+//! (a permissions violation) and the admin sees that nothing changed. Positive controls show
+//! the same requests work where they are allowed, so a refusal is the permission's doing.
+#![allow(clippy::unwrap_used)] // Tests may panic on what cannot happen.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kokuho_e2e::app::{CHIYODA, TestSystem, spawn_system};
+
+const KS: &str = "1,KS,131016,130013,20260401,1\n2,1,1001,20200401,01,100001,0,千代田,1001,09,\n9,1\n";
+const SERVICES: [&str; 5] = ["intake", "identity", "continuity", "kogaku", "relay"];
+const STREAMS: [&str; 8] = [
+    "KOKUHO_INTAKE",
+    "KOKUHO_IDENTITY",
+    "KOKUHO_CONTINUITY",
+    "KOKUHO_KOGAKU",
+    "KOKUHO_RELAY",
+    "KOKUHO_RESULTS",
+    "KOKUHO_AUDIT",
+    "KOKUHO_DLQ",
+];
+
+/// A raw client as `user`, with the server's error events collected.
+struct Raw {
+    client: async_nats::Client,
+    errors: Arc<Mutex<Vec<String>>>,
+}
+
+async fn raw(sys: &TestSystem, user: &str) -> Raw {
+    let seed = std::fs::read_to_string(sys.nats.users().unwrap().join(format!("{user}.nk"))).unwrap();
+    let errors = Arc::new(Mutex::new(Vec::new()));
+    let seen = errors.clone();
+    let client = async_nats::ConnectOptions::new()
+        .nkey(seed.trim().to_string())
+        .custom_inbox_prefix(format!("_INBOX_{user}"))
+        .request_timeout(Some(Duration::from_millis(700)))
+        .event_callback(move |event| {
+            let seen = seen.clone();
+            async move {
+                seen.lock().unwrap().push(event.to_string());
+            }
+        })
+        .connect(sys.nats.url())
+        .await
+        .unwrap();
+    Raw { client, errors }
+}
+
+impl Raw {
+    /// Sends a JetStream API request and says whether the server answered it without an error.
+    async fn api(&self, subject: &str, body: &str) -> bool {
+        match self.client.request(subject.to_string(), body.to_string().into()).await {
+            Ok(reply) => !String::from_utf8_lossy(&reply.payload).contains("\"error\""),
+            Err(_) => false,
+        }
+    }
+
+    /// Sends a request the user may not send and says whether the server refused it with a
+    /// permissions violation (no waiting for an answer that never comes).
+    async fn refused(&self, subject: &str, body: &str) -> bool {
+        let inbox = self.client.new_inbox();
+        self.client.publish_with_reply(subject.to_string(), inbox, body.to_string().into()).await.unwrap();
+        self.client.flush().await.unwrap();
+        self.violated(subject).await
+    }
+
+    /// Waits for the server's permissions violation that names `subject`.
+    async fn violated(&self, subject: &str) -> bool {
+        for _ in 0..50 {
+            if self.errors.lock().unwrap().iter().any(|e| e.contains("ermissions") && e.contains(subject)) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    }
+}
+
+/// (messages, first sequence, deny_purge) of every stream, as the admin sees them.
+async fn streams_state(sys: &TestSystem) -> Vec<(u64, bool)> {
+    let bus = sys.nats.bus().await;
+    let mut out = Vec::new();
+    for s in STREAMS {
+        out.push((bus.stream_size(s).await.unwrap().0, bus.last_seq(s).await.is_ok()));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s7_each_service_user_is_refused_what_it_must_not_do() {
+    let mut sys = spawn_system(20260401).await;
+    sys.client.submit(CHIYODA, vec![("KS.csv".to_string(), KS.as_bytes().to_vec())]).await.unwrap();
+    sys.settle().await;
+    let before = streams_state(&sys).await;
+
+    // Anyone without a user is turned away at the door.
+    let anonymous = async_nats::ConnectOptions::new().connect(sys.nats.url()).await;
+    assert!(anonymous.is_err(), "an anonymous client connected");
+
+    let records = format!("kokuho.intake.records.{CHIYODA}");
+    for service in SERVICES {
+        let c = raw(&sys, service).await;
+        // No one manages streams: no purge, delete, update or message delete, on any stream.
+        for stream in STREAMS {
+            for api in ["STREAM.PURGE", "STREAM.DELETE", "STREAM.MSG.DELETE"] {
+                let subject = format!("$JS.API.{api}.{stream}");
+                assert!(c.refused(&subject, "{\"seq\":1}").await, "{service} may {api} {stream}");
+            }
+            let update = format!("$JS.API.STREAM.UPDATE.{stream}");
+            let body = format!("{{\"name\":\"{stream}\",\"deny_purge\":false,\"deny_delete\":false}}");
+            assert!(c.refused(&update, &body).await, "{service} may update {stream}");
+        }
+        // Only intake publishes intake's subjects; no one forges another service's audit.
+        if service != "intake" {
+            c.client.publish(records.clone(), "forged".into()).await.unwrap();
+            c.client.flush().await.unwrap();
+            assert!(c.violated(&records).await, "{service} published intake's records");
+            let audit = "kokuho.audit.intake".to_string();
+            c.client.publish(audit.clone(), "forged".into()).await.unwrap();
+            c.client.flush().await.unwrap();
+            assert!(c.violated(&audit).await, "{service} wrote intake's audit chain");
+        }
+        // No one listens on the log's subjects or on another user's inbox.
+        for subject in ["kokuho.>", "_INBOX.>", "_INBOX_identity.>", "$JS.ACK.>"] {
+            if service == "identity" && subject == "_INBOX_identity.>" {
+                continue;
+            }
+            let _sub = c.client.subscribe(subject.to_string()).await.unwrap();
+            c.client.flush().await.unwrap();
+            assert!(c.violated(subject).await, "{service} subscribed to {subject}");
+        }
+    }
+
+    // Only identity (and kogaku, relay: household facts and cards) read intake's records;
+    // continuity reads none of intake's stream, by consumer or by direct get.
+    let continuity = raw(&sys, "continuity").await;
+    let create = "$JS.API.CONSUMER.CREATE.KOKUHO_INTAKE.snoop";
+    let body = "{\"stream_name\":\"KOKUHO_INTAKE\",\"config\":{\"name\":\"snoop\",\"ack_policy\":\"none\"}}";
+    assert!(continuity.refused(create, body).await, "continuity read intake's stream");
+    for get in ["$JS.API.STREAM.MSG.GET.KOKUHO_INTAKE", "$JS.API.DIRECT.GET.KOKUHO_INTAKE"] {
+        assert!(continuity.refused(get, "{\"seq\":2}").await, "continuity got an intake message");
+    }
+    let last = format!("$JS.API.DIRECT.GET.KOKUHO_INTAKE.{records}");
+    assert!(continuity.refused(&last, "").await);
+    // Another service's audit chain is not any service's to read (only identity verifies).
+    assert!(continuity.refused("$JS.API.DIRECT.GET.KOKUHO_AUDIT.kokuho.audit.intake", "").await);
+
+    // Positive controls: the same kinds of request where the declaration allows them.
+    let ok = "$JS.API.CONSUMER.CREATE.KOKUHO_IDENTITY.probe";
+    let body = "{\"stream_name\":\"KOKUHO_IDENTITY\",\"config\":{\"name\":\"probe\",\"ack_policy\":\"none\"}}";
+    assert!(continuity.api(ok, body).await, "continuity may read identity's stream");
+    assert!(continuity.api("$JS.API.CONSUMER.DELETE.KOKUHO_IDENTITY.probe", "").await);
+    assert!(continuity.api("$JS.API.STREAM.INFO.KOKUHO_INTAKE", "").await, "metadata is everyone's");
+    let identity = raw(&sys, "identity").await;
+    assert!(identity.api("$JS.API.STREAM.MSG.GET.KOKUHO_INTAKE", "{\"seq\":1}").await);
+    let admin = raw(&sys, "admin").await;
+    assert!(admin.api("$JS.API.STREAM.INFO.KOKUHO_INTAKE", "").await);
+
+    // Nothing changed, and the system still works.
+    assert_eq!(streams_state(&sys).await, before);
+    sys.client
+        .submit(CHIYODA, vec![("KS.csv".to_string(), KS.replace("20260401,1", "20260401,2").into_bytes())])
+        .await
+        .unwrap();
+    sys.settle().await;
+    sys.stop().await;
+}
