@@ -24,7 +24,7 @@ async fn s5_a_municipality_acts_only_for_itself_and_only_an_operator_closes_the_
     let files = || vec![("KS.csv".to_string(), KS.as_bytes().to_vec())];
     let mut chiyoda = acting_as(&sys, Caller::Municipality(CHIYODA.into()));
     let mut minato = acting_as(&sys, Caller::Municipality(MINATO.into()));
-    let mut operator = acting_as(&sys, Caller::Operator);
+    let mut operator = acting_as(&sys, Caller::operator());
     let mut anonymous = sys.anonymous().await;
 
     // Submit: only for oneself, and never without a credential.
@@ -85,7 +85,7 @@ async fn s6_s8_every_read_of_personal_data_and_every_refusal_is_audited_in_a_cha
     let mut sys = spawn_system(scenario.first_business_date().unwrap()).await;
     let mut chiyoda = acting_as(&sys, Caller::Municipality(CHIYODA.into()));
     let mut minato = acting_as(&sys, Caller::Municipality(MINATO.into()));
-    let mut operator = acting_as(&sys, Caller::Operator);
+    let mut operator = acting_as(&sys, Caller::operator());
     let receipt = chiyoda.submit(CHIYODA, vec![("KS.csv".into(), KS.as_bytes().to_vec())]).await.unwrap().receipt;
     sys.settle().await;
 

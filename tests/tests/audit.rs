@@ -41,7 +41,7 @@ async fn refill(bus: &Bus, messages: Vec<(String, Bytes)>) {
 
 async fn verify(sys: &TestSystem, anchors: &std::path::Path) -> VerifyAuditResponse {
     let anchors = kokuho_client::anchors::read(anchors).unwrap();
-    acting_as(sys, Caller::Operator).verify_audit(anchors).await.unwrap()
+    acting_as(sys, Caller::operator()).verify_audit(anchors).await.unwrap()
 }
 
 /// Audited accesses on three chains: intake's (a refusal), identity's (lookups), continuity's.
@@ -63,7 +63,7 @@ async fn s8_every_rewrite_of_the_audit_log_is_found() {
     let anchors = sys.data_dir().join("audit-anchors.jsonl");
     accesses(&sys).await;
     // The day close's anchor: every chain's head, in a file outside NATS.
-    let heads = acting_as(&sys, Caller::Operator).anchor_audit(&anchors).await.unwrap();
+    let heads = acting_as(&sys, Caller::operator()).anchor_audit(&anchors).await.unwrap();
     assert!(heads.iter().any(|h| h.subject == subject("identity")), "{heads:?}");
     let v = verify(&sys, &anchors).await;
     assert!(v.intact, "{v:?}");
@@ -76,7 +76,7 @@ async fn s8_every_rewrite_of_the_audit_log_is_found() {
     // (it is a shorter chain); the anchor finds it.
     let cut: Vec<_> = original[..original.len() - 1].iter().map(|(_, s, p)| (s.clone(), p.clone())).collect();
     refill(&bus, cut).await;
-    let v = acting_as(&sys, Caller::Operator).verify_audit(Vec::new()).await.unwrap();
+    let v = acting_as(&sys, Caller::operator()).verify_audit(Vec::new()).await.unwrap();
     assert!(v.intact, "without anchors a cut chain is still a chain: {v:?}");
     let v = verify(&sys, &anchors).await;
     assert!(!v.intact && v.reason.contains("tail was cut"), "{v:?}");
@@ -92,7 +92,7 @@ async fn s8_every_rewrite_of_the_audit_log_is_found() {
         .map(|(_, (_, s, p))| (s.clone(), p.clone()))
         .collect();
     refill(&bus, gap).await;
-    let v = acting_as(&sys, Caller::Operator).verify_audit(Vec::new()).await.unwrap();
+    let v = acting_as(&sys, Caller::operator()).verify_audit(Vec::new()).await.unwrap();
     assert!(!v.intact && v.reason.contains("does not name the entry before it"), "{v:?}");
 
     // A recomputed chain: an entry changed ("allowed" → "refused"), its hash and every later
@@ -113,7 +113,7 @@ async fn s8_every_rewrite_of_the_audit_log_is_found() {
         recomputed.push((s.clone(), payload));
     }
     refill(&bus, recomputed).await;
-    let v = acting_as(&sys, Caller::Operator).verify_audit(Vec::new()).await.unwrap();
+    let v = acting_as(&sys, Caller::operator()).verify_audit(Vec::new()).await.unwrap();
     assert!(!v.intact && v.reason.contains("signature"), "{v:?}");
 
     // The original again: intact with its anchors.

@@ -24,7 +24,7 @@ fn links(sys: &TestSystem) -> Vec<Option<kokuho_identity::LinkView>> {
 }
 
 fn operator_client(sys: &TestSystem) -> kokuho_client::Client {
-    sys.client.with_token(token(sys, &kokuho_runtime::credentials::Caller::Operator))
+    sys.client.with_token(token(sys, &kokuho_runtime::credentials::Caller::operator()))
 }
 
 fn read(name: &str) -> (String, Vec<u8>) {
@@ -130,7 +130,7 @@ async fn review_release_and_lookup_answer_only_their_callers() {
     let mut relay = sys.client.with_token(token(&sys, &Caller::Relay));
     assert_eq!(relay.release_number(&x.pref_id, "中間サーバー連携 test").await.unwrap(), "123456789018");
     relay.release_number(&x.pref_id, "中間サーバー連携 test 2").await.unwrap();
-    for mut other in [sys.anonymous().await, chiyoda.clone(), sys.client.with_token(token(&sys, &Caller::Operator))] {
+    for mut other in [sys.anonymous().await, chiyoda.clone(), sys.client.with_token(token(&sys, &Caller::operator()))] {
         assert!(other.release_number(&x.pref_id, "curious").await.is_err());
     }
     let after = bus.count(AUDIT.name, RELEASES_SUBJECT).await.unwrap();
@@ -171,7 +171,7 @@ async fn review_release_and_lookup_answer_only_their_callers() {
     assert_eq!((releases(&verified).entries, releases(&verified).intact), (after + 1, false), "{verified:?}");
 
     // Review (I6): the operator sees the C01 and rejects it with a reason; the C row closes.
-    let mut operator = sys.client.with_token(token(&sys, &Caller::Operator));
+    let mut operator = sys.client.with_token(token(&sys, &Caller::operator()));
     assert!(chiyoda.list_reviews().await.is_err(), "a municipality cannot see the queue");
     let cases = operator.list_reviews().await.unwrap();
     assert_eq!(cases.len(), 1);
@@ -258,7 +258,7 @@ async fn i4_c02_is_held_and_an_operator_relinks_it() {
     sys.client.submit(CHIYODA, vec![kk(2, &[("100001", "234567890121")])]).await.unwrap();
     sys.settle().await;
     assert_eq!(kokuho_identity::link_of(&state, CHIYODA, "100001").unwrap().unwrap(), x);
-    let mut operator = sys.client.with_token(token(&sys, &Caller::Operator));
+    let mut operator = sys.client.with_token(token(&sys, &Caller::operator()));
     let cases = operator.list_reviews().await.unwrap();
     assert_eq!((cases.len(), cases[0].code.as_str()), (1, "C02"));
 
@@ -337,4 +337,26 @@ async fn chunks_decided_in_one_group_see_each_other() {
     assert_eq!(distinct.len(), registered.len(), "an ID registered twice: {registered:?}");
     assert!(distinct.contains(&pref(MINATO, "200001")));
     system.stop().await.unwrap();
+}
+
+/// S5: number releases are limited per minute; past the limit a release is refused
+/// (ResourceExhausted), the refusal is an error line and a metric to alert on, and nothing leaves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s5_releases_past_the_limit_are_refused_and_alerted() {
+    use kokuho_runtime::credentials::Caller;
+    let mut sys = kokuho_e2e::app::spawn_system_with(20260401, &[("release_per_minute", "2")]).await;
+    let mut relay = sys.client.with_token(token(&sys, &Caller::Relay));
+    // Within the allowance (the persons are unknown: answered, none released).
+    assert!(relay.release_number("13000000000001", "中間サーバー連携 test").await.is_err());
+    assert!(relay.release_number("13000000000002", "中間サーバー連携 test").await.is_err());
+    let refused = relay.release_number("13000000000003", "中間サーバー連携 test").await.unwrap_err();
+    assert!(
+        matches!(&refused, kokuho_client::ClientError::Status(s) if s.code() == tonic::Code::ResourceExhausted),
+        "{refused}"
+    );
+    let metrics = sys.metrics().await;
+    assert!(metrics.contains("kokuho_identity_releases_refused 1"), "{metrics}");
+    assert!(metrics.contains("kokuho_identity_releases_allowed 2"), "{metrics}");
+    sys.settle().await;
+    sys.stop().await;
 }

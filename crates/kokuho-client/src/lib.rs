@@ -163,7 +163,7 @@ impl Client {
             operator: operator.into(),
             reason: reason.into(),
         };
-        let r = self.kogaku.decide(self.request(&Caller::Operator, m)).await?;
+        let r = self.kogaku.decide(self.request(&Caller::operator(), m)).await?;
         Ok(r.into_inner().candidate.unwrap_or_default())
     }
 
@@ -175,7 +175,7 @@ impl Client {
     ) -> Result<Vec<kokuho_proto::kogaku::v1::CandidateSummary>, ClientError> {
         let caller = match municipality {
             Some(m) => Caller::Municipality(m.into()),
-            None => Caller::Operator,
+            None => Caller::operator(),
         };
         let m = kokuho_proto::kogaku::v1::ListCandidatesRequest {
             municipality: municipality.unwrap_or_default().into(),
@@ -220,7 +220,7 @@ impl Client {
         &mut self,
         request: midserver::EligibilityRequest,
     ) -> Result<midserver::EligibilityResponse, ClientError> {
-        Ok(self.midserver.eligibility(self.request(&Caller::Operator, request)).await?.into_inner())
+        Ok(self.midserver.eligibility(self.request(&Caller::operator(), request)).await?.into_inner())
     }
 
     /// What a partition of the intermediate server holds (its municipality's credential).
@@ -241,7 +241,13 @@ impl Client {
     /// Operator: the faults the simulator injects from now on.
     pub async fn midserver_faults(&mut self, faults: midserver::Faults) -> Result<midserver::Faults, ClientError> {
         let m = midserver::SetFaultsRequest { faults: Some(faults) };
-        Ok(self.midserver.set_faults(self.request(&Caller::Operator, m)).await?.into_inner().faults.unwrap_or_default())
+        Ok(self
+            .midserver
+            .set_faults(self.request(&Caller::operator(), m))
+            .await?
+            .into_inner()
+            .faults
+            .unwrap_or_default())
     }
 
     /// The IDs of (municipality, 宛名番号); only the municipality's own credential may ask.
@@ -272,7 +278,7 @@ impl Client {
     pub async fn list_reviews(&mut self) -> Result<Vec<ipb::ReviewCase>, ClientError> {
         Ok(self
             .identity
-            .list_reviews(self.request(&Caller::Operator, ipb::ListReviewsRequest {}))
+            .list_reviews(self.request(&Caller::operator(), ipb::ListReviewsRequest {}))
             .await?
             .into_inner()
             .cases)
@@ -292,7 +298,7 @@ impl Client {
             reason: reason.into(),
             operator: operator.into(),
         };
-        Ok(self.identity.resolve_review(self.request(&Caller::Operator, m)).await?.into_inner().pref_id)
+        Ok(self.identity.resolve_review(self.request(&Caller::operator(), m)).await?.into_inner().pref_id)
     }
 
     /// relay only: a person's 個人番号 (audited by identity).
@@ -306,13 +312,13 @@ impl Client {
         &mut self,
         anchors: Vec<ipb::AuditAnchor>,
     ) -> Result<ipb::VerifyAuditResponse, ClientError> {
-        let request = self.request(&Caller::Operator, ipb::VerifyAuditRequest { anchors });
+        let request = self.request(&Caller::operator(), ipb::VerifyAuditRequest { anchors });
         Ok(self.identity.verify_audit(request).await?.into_inner())
     }
 
     /// Operator: the head of every audit chain now.
     pub async fn audit_heads(&mut self) -> Result<Vec<ipb::AuditAnchor>, ClientError> {
-        let request = self.request(&Caller::Operator, ipb::AuditHeadsRequest {});
+        let request = self.request(&Caller::operator(), ipb::AuditHeadsRequest {});
         Ok(self.identity.audit_heads(request).await?.into_inner().heads)
     }
 
@@ -369,7 +375,7 @@ impl Client {
             let timeout_ms = left.as_millis().min(u128::from(u32::MAX)) as u32;
             let r = self
                 .intake
-                .wait_idle(self.request(&Caller::Operator, pb::WaitIdleRequest { timeout_ms }))
+                .wait_idle(self.request(&Caller::operator(), pb::WaitIdleRequest { timeout_ms }))
                 .await?
                 .into_inner();
             if !r.idle {
@@ -379,7 +385,7 @@ impl Client {
                 continue;
             }
             let relay_idle =
-                match self.relay.status(self.request(&Caller::Operator, relay::StatusRequest::default())).await {
+                match self.relay.status(self.request(&Caller::operator(), relay::StatusRequest::default())).await {
                     Ok(s) => s.into_inner().idle,
                     Err(s) if s.code() == Code::Unimplemented => return Ok(r),
                     Err(s) => return Err(s.into()),
@@ -399,24 +405,24 @@ impl Client {
 
     /// relay's liveness per partition (a municipality: its own; the operator: every one).
     pub async fn relay_status(&mut self, municipality: Option<&str>) -> Result<relay::StatusResponse, ClientError> {
-        let caller = municipality.map(|m| Caller::Municipality(m.into())).unwrap_or(Caller::Operator);
+        let caller = municipality.map(|m| Caller::Municipality(m.into())).unwrap_or_else(Caller::operator);
         let request = relay::StatusRequest { municipality: municipality.unwrap_or_default().into() };
         Ok(self.relay.status(self.request(&caller, request)).await?.into_inner())
     }
 
     /// P1: a provision request (operator, for the institution asking), recorded (P2).
     pub async fn provide(&mut self, request: relay::ProvideRequest) -> Result<relay::ProvideResponse, ClientError> {
-        Ok(self.relay.provide(self.request(&Caller::Operator, request)).await?.into_inner())
+        Ok(self.relay.provide(self.request(&Caller::operator(), request)).await?.into_inner())
     }
 
     /// P2: the record of provision requests (operator).
     pub async fn provision_log(&mut self) -> Result<Vec<relay::ProvisionRecorded>, ClientError> {
         let request = relay::ProvisionLogRequest {};
-        Ok(self.relay.provision_log(self.request(&Caller::Operator, request)).await?.into_inner().entries)
+        Ok(self.relay.provision_log(self.request(&Caller::operator(), request)).await?.into_inner().entries)
     }
 
     pub async fn close_day(&mut self, date: u32) -> Result<pb::CloseDayResponse, ClientError> {
-        Ok(self.intake.close_day(self.request(&Caller::Operator, pb::CloseDayRequest { date })).await?.into_inner())
+        Ok(self.intake.close_day(self.request(&Caller::operator(), pb::CloseDayRequest { date })).await?.into_inner())
     }
 
     /// Every pending result file of `municipality`, not yet acknowledged.

@@ -479,11 +479,7 @@ impl Auditor {
         purpose: &str,
         outcome: Outcome,
     ) -> Result<(), BusError> {
-        let (who, role) = match caller {
-            Caller::Municipality(code) => (code.clone(), "municipality"),
-            Caller::Operator => ("operator".to_string(), "operator"),
-            Caller::Relay => ("relay".to_string(), "relay"),
-        };
+        let (who, role) = (caller.who(), caller.role());
         let entry = AccessRecorded {
             who,
             role: role.into(),

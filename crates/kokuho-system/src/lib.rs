@@ -114,7 +114,7 @@ pub fn nats_auth(dir: &Path) -> anyhow::Result<String> {
 pub const AUDIT_SIGNING_KEYS: &str = "audit_signing_keys";
 
 /// The setting with every service's public audit key (identity verifies with them).
-pub use kokuho_identity::AUDIT_PUBLIC_KEYS;
+pub use kokuho_identity::{AUDIT_PUBLIC_KEYS, RELEASE_PER_MINUTE};
 
 /// Makes the audit key of every service that `dir` does not hold (S8).
 pub fn ensure_audit_keys(dir: &Path) -> anyhow::Result<()> {

@@ -56,7 +56,7 @@ impl IdentityService for IdentityGrpc {
     ) -> Result<Response<pb::ListReviewsResponse>, Status> {
         const ACTION: &str = "identity.ListReviews";
         let caller = self.credentials.caller_of(&request)?;
-        self.auditor.require(&caller, caller == Caller::Operator, ACTION, "the review queue").await?;
+        self.auditor.require(&caller, caller.is_operator(), ACTION, "the review queue").await?;
         let held = crate::held_cases(&self.identity.state).map_err(IdentityError::from)?;
         let persons = held.iter().filter(|h| !h.pref_id.is_empty()).map(|h| h.pref_id.clone()).collect();
         self.auditor.allowed(&caller, ACTION, persons, "the review queue").await?;
@@ -82,7 +82,7 @@ impl IdentityService for IdentityGrpc {
         let caller = self.credentials.caller_of(&request)?;
         let r = request.into_inner();
         let purpose = format!("case {}: {}", r.case_id, r.reason);
-        self.auditor.require(&caller, caller == Caller::Operator, ACTION, &purpose).await?;
+        self.auditor.require(&caller, caller.is_operator(), ACTION, &purpose).await?;
         let action = match pb::ReviewAction::try_from(r.action) {
             Ok(pb::ReviewAction::Link) => Action::Link,
             Ok(pb::ReviewAction::Relink) => Action::Relink,
@@ -141,7 +141,7 @@ impl IdentityService for IdentityGrpc {
         request: Request<pb::VerifyAuditRequest>,
     ) -> Result<Response<pb::VerifyAuditResponse>, Status> {
         let caller = self.credentials.caller_of(&request)?;
-        self.auditor.require(&caller, caller == Caller::Operator, "identity.VerifyAudit", "").await?;
+        self.auditor.require(&caller, caller.is_operator(), "identity.VerifyAudit", "").await?;
         Ok(Response::new(self.identity.verify_audit(request.into_inner().anchors).await?))
     }
 
@@ -150,7 +150,7 @@ impl IdentityService for IdentityGrpc {
         request: Request<pb::AuditHeadsRequest>,
     ) -> Result<Response<pb::AuditHeadsResponse>, Status> {
         let caller = self.credentials.caller_of(&request)?;
-        self.auditor.require(&caller, caller == Caller::Operator, "identity.AuditHeads", "").await?;
+        self.auditor.require(&caller, caller.is_operator(), "identity.AuditHeads", "").await?;
         Ok(Response::new(self.identity.audit_heads().await?))
     }
 }

@@ -28,6 +28,9 @@ pub enum IdentityError {
     Unavailable(String),
     #[error("internal: {0}")]
     Internal(String),
+    /// More number releases than the limit allows (S5): refused, with an alert.
+    #[error("{0}")]
+    Exhausted(String),
 }
 
 impl kokuho_runtime::errors::ServiceError for IdentityError {
@@ -38,6 +41,7 @@ impl kokuho_runtime::errors::ServiceError for IdentityError {
             IdentityError::Invalid(_) => Kind::Invalid,
             IdentityError::Unavailable(_) => Kind::Unavailable,
             IdentityError::Internal(_) => Kind::Internal,
+            IdentityError::Exhausted(_) => Kind::TooLarge,
         }
     }
 }
@@ -74,6 +78,75 @@ pub struct Identity {
     /// identity's audit chains: its accesses and the number releases (S8).
     pub(crate) auditor: audit::Auditor,
     pub(crate) audit_keys: Arc<audit::AuditKeys>,
+    pub(crate) releases: Arc<ReleaseLimit>,
+}
+
+/// How many 個人番号 may leave per minute (S5: a stolen relay credential cannot drain the
+/// register at once), and what has left and been refused, for the metrics.
+pub(crate) struct ReleaseLimit {
+    limiter: governor::DefaultDirectRateLimiter,
+    per_minute: u32,
+    released: std::sync::atomic::AtomicU64,
+    refused: std::sync::atomic::AtomicU64,
+}
+
+impl ReleaseLimit {
+    pub(crate) fn per_minute(n: u32) -> Self {
+        let n = std::num::NonZeroU32::new(n.max(1)).unwrap_or(std::num::NonZeroU32::MIN);
+        Self {
+            limiter: governor::RateLimiter::direct(governor::Quota::per_minute(n)),
+            per_minute: n.get(),
+            released: Default::default(),
+            refused: Default::default(),
+        }
+    }
+
+    /// Takes `n` releases from the allowance, or refuses them all (and alerts).
+    fn take(&self, n: usize) -> Result<(), IdentityError> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let ok = std::num::NonZeroU32::new(n as u32).is_none_or(|n| matches!(self.limiter.check_n(n), Ok(Ok(()))));
+        if ok {
+            self.released.fetch_add(n as u64, Relaxed);
+            return Ok(());
+        }
+        self.refused.fetch_add(n as u64, Relaxed);
+        tracing::error!(
+            asked = n,
+            per_minute = self.per_minute,
+            "ALERT: number releases over the limit refused (a relay gone wrong, or its credential in the wrong hands)"
+        );
+        Err(IdentityError::Exhausted(format!("more than {} number releases a minute; refused", self.per_minute)))
+    }
+}
+
+impl std::fmt::Debug for ReleaseLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReleaseLimit").field("per_minute", &self.per_minute).finish_non_exhaustive()
+    }
+}
+
+/// `kokuho_identity_releases_allowed` and `kokuho_identity_releases_refused` (an alert rule fires on the
+/// second).
+#[derive(Debug)]
+pub(crate) struct ReleaseMetrics(pub(crate) Arc<ReleaseLimit>);
+
+impl prometheus_client::collector::Collector for ReleaseMetrics {
+    fn encode(&self, mut encoder: prometheus_client::encoding::DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let (released, refused) = (self.0.released.load(Relaxed) as i64, self.0.refused.load(Relaxed) as i64);
+        kokuho_runtime::metrics::gauge(
+            &mut encoder,
+            "kokuho_identity_releases_allowed",
+            "Number releases asked for within the limit since start",
+            released,
+        )?;
+        kokuho_runtime::metrics::gauge(
+            &mut encoder,
+            "kokuho_identity_releases_refused",
+            "Number releases refused over the limit since start (alert when it grows)",
+            refused,
+        )
+    }
 }
 
 impl Identity {
@@ -285,6 +358,7 @@ impl Identity {
         if asked.len() > 1_000 {
             return Err(IdentityError::Invalid("at most 1,000 releases in one call".into()));
         }
+        self.releases.take(asked.len())?;
         self.catch_up().await?;
         let store = self.state.store();
         let released_at =
@@ -380,4 +454,21 @@ fn action_label(a: Action) -> &'static str {
 
 fn anchor(a: audit::Anchor) -> pb::AuditAnchor {
     pb::AuditAnchor { subject: a.subject, position: a.position, seq: a.seq, hash: a.hash }
+}
+
+#[cfg(test)]
+mod release_limit_tests {
+    use super::*;
+
+    /// S5: releases past the allowance are refused whole and counted; within it they pass.
+    #[test]
+    fn s5_releases_past_the_limit_are_refused_and_counted() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let limit = ReleaseLimit::per_minute(3);
+        assert!(limit.take(2).is_ok());
+        assert!(matches!(limit.take(2), Err(IdentityError::Exhausted(_))));
+        assert!(limit.take(1).is_ok(), "the allowance left is still there");
+        assert!(limit.take(0).is_ok());
+        assert_eq!((limit.released.load(Relaxed), limit.refused.load(Relaxed)), (3, 2));
+    }
 }

@@ -9,7 +9,7 @@ use kokuho_proto::intake::v1::intake_service_server::{IntakeService, IntakeServi
 use kokuho_proto::results::v1 as rpb;
 use kokuho_proto::results::v1::result_service_server::{ResultService, ResultServiceServer};
 use kokuho_runtime::audit::Auditor;
-use kokuho_runtime::credentials::{Caller, Credentials};
+use kokuho_runtime::credentials::Credentials;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::{AppError, Intake, SubmitFile};
@@ -111,7 +111,7 @@ impl IntakeService for IntakeGrpc {
         let caller = self.credentials.caller_of(&request)?;
         let receipt = request.into_inner().receipt;
         let own = caller.is_municipality(kokuho_ids::receipt_municipality(&receipt));
-        self.auditor.require(&caller, own || caller == Caller::Operator, "intake.GetStatus", &receipt).await?;
+        self.auditor.require(&caller, own || caller.is_operator(), "intake.GetStatus", &receipt).await?;
         let status = self.intake.status(&receipt).await?;
         self.auditor.allowed(&caller, "intake.GetStatus", Vec::new(), &receipt).await?;
         Ok(Response::new(status))
@@ -119,7 +119,7 @@ impl IntakeService for IntakeGrpc {
 
     async fn close_day(&self, request: Request<pb::CloseDayRequest>) -> Result<Response<pb::CloseDayResponse>, Status> {
         let caller = self.credentials.caller_of(&request)?;
-        caller.require(caller == Caller::Operator, "a day close")?;
+        caller.require(caller.is_operator(), "a day close")?;
         let (business_date, previous) = self.intake.close_day(request.into_inner().date).await?;
         Ok(Response::new(pb::CloseDayResponse { business_date, previous }))
     }

@@ -13,7 +13,7 @@ use kokuho_kogaku_domain::candidate::{Candidate, DecidedBy};
 use kokuho_proto::kogaku::v1 as pb;
 use kokuho_proto::kogaku::v1::kogaku_service_server::{KogakuService, KogakuServiceServer};
 use kokuho_runtime::audit::Auditor;
-use kokuho_runtime::credentials::{Caller, Credentials};
+use kokuho_runtime::credentials::Credentials;
 use tonic::{Request, Response, Status};
 
 use crate::convert::{Order, Work};
@@ -180,7 +180,7 @@ impl KogakuService for KogakuGrpc {
         const ACTION: &str = "kogaku.Decide";
         let caller = self.credentials.caller_of(&request)?;
         let r = request.into_inner();
-        let reversal = caller == Caller::Operator;
+        let reversal = caller.is_operator();
         let purpose = if reversal {
             format!("{} {} {} reversal by {}: {}", r.municipality, r.candidate, r.decision, r.operator, r.reason)
         } else {
@@ -220,7 +220,7 @@ impl KogakuService for KogakuGrpc {
         const ACTION: &str = "kogaku.ListCandidates";
         let caller = self.credentials.caller_of(&request)?;
         let r = request.into_inner();
-        let allowed = caller == Caller::Operator || caller.is_municipality(&r.municipality);
+        let allowed = caller.is_operator() || caller.is_municipality(&r.municipality);
         self.auditor.require(&caller, allowed, ACTION, &r.municipality).await?;
         let to = (!r.municipality.is_empty()).then_some(r.municipality.as_str());
         let store = self.context.state.store();
@@ -235,7 +235,7 @@ impl KogakuService for KogakuGrpc {
         let caller = self.credentials.caller_of(&request)?;
         let r = request.into_inner();
         let purpose = format!("{} {}", r.municipality, r.candidate);
-        let allowed = caller == Caller::Operator || caller.is_municipality(&r.municipality);
+        let allowed = caller.is_operator() || caller.is_municipality(&r.municipality);
         self.auditor.require(&caller, allowed, ACTION, &purpose).await?;
         let c = self.candidate(&r.municipality, &r.candidate).map_err(status)?;
         let answer = explain(&self.context.inputs, &c).map_err(|e| status(e.into()))?;

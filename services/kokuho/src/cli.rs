@@ -239,6 +239,9 @@ pub(crate) struct ServeSettings {
     /// identity: every service's public audit key (`<service>.pub`), to verify the audit log.
     #[arg(long, env = "KOKUHO_AUDIT_PUBLIC_KEYS")]
     pub(crate) audit_public_keys: Option<PathBuf>,
+    /// identity: most 個人番号 released per minute (default 300,000; S5).
+    #[arg(long, env = "KOKUHO_RELEASE_PER_MINUTE")]
+    pub(crate) release_per_minute: Option<u32>,
     /// gRPC listen address (default 0.0.0.0:50051).
     #[arg(long, env = "KOKUHO_LISTEN")]
     pub(crate) listen: Option<SocketAddr>,
@@ -311,6 +314,7 @@ impl ServeSettings {
             nats_credentials: self.nats_credentials.or(file.nats_credentials),
             audit_signing_keys: self.audit_signing_keys.or(file.audit_signing_keys),
             audit_public_keys: self.audit_public_keys.or(file.audit_public_keys),
+            release_per_minute: self.release_per_minute.or(file.release_per_minute),
             listen: self.listen.or(file.listen),
             identity_public_key: self.identity_public_key.or(file.identity_public_key),
             registry: self.registry.or(file.registry),
@@ -437,6 +441,28 @@ pub(crate) enum KeysCommand {
     /// Write each service's audit signing key (<service>.nk, a Secret for that service alone)
     /// and its public key (<service>.pub, for identity's verify); existing keys are kept (S8).
     Audit {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Issue a caller's signed token (S5) with the credential issuer's key in ISSUER (made, with
+    /// issuer.pub for the servers, if there is none). One per person for operators.
+    Issue {
+        /// The directory with the issuer's key (issuer.key; keep it off the cluster).
+        #[arg(long)]
+        issuer: PathBuf,
+        /// municipality, operator or relay.
+        #[arg(long)]
+        role: String,
+        /// The operator's name (who the audit names).
+        #[arg(long, required_if_eq("role", "operator"))]
+        name: Option<String>,
+        /// The municipality code (role municipality).
+        #[arg(long, required_if_eq("role", "municipality"))]
+        municipality: Option<String>,
+        /// Days until it expires.
+        #[arg(long, default_value_t = 365)]
+        days: u64,
+        /// Where to write the token.
         #[arg(long)]
         out: PathBuf,
     },

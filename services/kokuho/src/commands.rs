@@ -28,6 +28,9 @@ pub(crate) async fn run(cli: Cli) -> u8 {
         Command::Keys { command: KeysCommand::Generate { out: dir } } => keys_generate(out, &dir),
         Command::Keys { command: KeysCommand::Nats { out: dir } } => keys_nats(out, &dir),
         Command::Keys { command: KeysCommand::Audit { out: dir } } => keys_audit(out, &dir),
+        Command::Keys { command: KeysCommand::Issue { issuer, role, name, municipality, days, out: file } } => {
+            keys_issue(out, &issuer, &role, name, municipality, days, &file)
+        }
         Command::Streams { nats, nats_credentials, stream_replicas } => {
             streams(out, &nats, &nats_credentials, stream_replicas).await
         }
@@ -599,6 +602,7 @@ async fn serve(global: &Global, args: ServeArgs) -> anyhow::Result<u8> {
     let relay = [
         (kokuho_system::NATS_CREDENTIALS, settings.nats_credentials.as_ref().map(|p| p.display().to_string())),
         (kokuho_system::AUDIT_SIGNING_KEYS, settings.audit_signing_keys.as_ref().map(|p| p.display().to_string())),
+        (kokuho_system::RELEASE_PER_MINUTE, settings.release_per_minute.map(|n| n.to_string())),
         (kokuho_system::AUDIT_PUBLIC_KEYS, settings.audit_public_keys.as_ref().map(|p| p.display().to_string())),
         (kokuho_system::METRICS_LISTEN, settings.metrics_listen.map(|a| a.to_string())),
         (kokuho_system::STREAM_REPLICAS, settings.stream_replicas.map(|n| n.to_string())),
@@ -633,6 +637,31 @@ async fn streams(out: Out, nats: &str, credentials: &Path, replicas: usize) -> a
     kokuho_system::ensure_streams(nats, &kokuho_system::admin_user(credentials)?, replicas).await?;
     let n = kokuho_system::streams().len();
     out.value(&format!("{n} streams ready"), serde_json::json!({ "streams": n }));
+    Ok(EXIT_OK)
+}
+
+fn keys_issue(
+    out: Out,
+    issuer: &Path,
+    role: &str,
+    name: Option<String>,
+    municipality: Option<String>,
+    days: u64,
+    file: &Path,
+) -> anyhow::Result<u8> {
+    use kokuho_runtime::credentials::{Caller, Issuer};
+    let caller = match (role, name, municipality) {
+        ("operator", Some(name), _) => Caller::Operator(name),
+        ("municipality", _, Some(code)) => Caller::Municipality(code),
+        ("relay", _, _) => Caller::Relay,
+        _ => anyhow::bail!("--role is municipality (with --municipality), operator (with --name) or relay"),
+    };
+    let token = Issuer::ensure(issuer)?.issue(&caller, days)?;
+    std::fs::write(file, token)?;
+    out.value(
+        &format!("Wrote a {} token for {} to {} (valid {days} days)", caller.role(), caller.who(), file.display()),
+        serde_json::json!({ "role": caller.role(), "who": caller.who(), "token": file, "days": days }),
+    );
     Ok(EXIT_OK)
 }
 

@@ -41,7 +41,7 @@ impl RelayService for RelayGrpc {
         let caller = self.credentials.caller_of(&request)?;
         let r = request.into_inner();
         let allowed = match &caller {
-            Caller::Operator => true,
+            Caller::Operator(_) => true,
             Caller::Municipality(m) => *m == r.municipality,
             Caller::Relay => false,
         };
@@ -74,7 +74,7 @@ impl RelayService for RelayGrpc {
 
     async fn provide(&self, request: Request<pb::ProvideRequest>) -> Result<Response<pb::ProvideResponse>, Status> {
         let caller = self.credentials.caller_of(&request)?;
-        self.auditor.require(&caller, caller == Caller::Operator, "relay.Provide", "情報提供").await?;
+        self.auditor.require(&caller, caller.is_operator(), "relay.Provide", "情報提供").await?;
         let r = request.into_inner();
         let file = ProvisionFile::parse(&r.file).map_err(|why| status(RelayError::Invalid(why)))?;
         if r.person.is_empty() || r.requester.is_empty() {
@@ -122,7 +122,7 @@ impl RelayService for RelayGrpc {
         request: Request<pb::ProvisionLogRequest>,
     ) -> Result<Response<pb::ProvisionLogResponse>, Status> {
         let caller = self.credentials.caller_of(&request)?;
-        self.auditor.require(&caller, caller == Caller::Operator, "relay.ProvisionLog", "情報提供等の記録").await?;
+        self.auditor.require(&caller, caller.is_operator(), "relay.ProvisionLog", "情報提供等の記録").await?;
         let mut entries = Vec::new();
         for (_, bytes) in self.context.bus.read_subject(STREAM.name, PROVISION_SUBJECT).await.map_err(unavailable)? {
             match kokuho_bus::event::decode::<Events>(&bytes) {
