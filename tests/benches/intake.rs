@@ -68,7 +68,7 @@ async fn main() {
         .unwrap();
     let bus = Bus::connect(&url, "bench").await.unwrap();
     bus.ensure_stream(&RAW).await.unwrap();
-    let mut client = Client::connect(system.endpoint())
+    let mut client = Client::connect_trusting(system.endpoint(), system.ca_pem())
         .await
         .unwrap()
         .with_dev_credentials(kokuho_system::credentials_dir(&dir.join("data")));

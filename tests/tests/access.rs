@@ -135,3 +135,33 @@ async fn s6_s8_every_read_of_personal_data_and_every_refusal_is_audited_in_a_cha
     assert!(verified.chains.iter().all(|c| c.intact));
     sys.stop().await;
 }
+
+/// Issue 12: gRPC speaks TLS under `kokuho up`. A client that does not trust the system's CA,
+/// or that speaks plain HTTP/2, gets nothing; one that trusts it is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_is_tls_and_a_client_must_trust_the_systems_ca() {
+    let sys = spawn_system(20260401).await;
+    let endpoint = sys.system().endpoint().to_string();
+    assert!(endpoint.starts_with("https://"), "{endpoint}");
+    let status = |mut c: Client| async move { c.status("131016-00000001").await };
+    // Another CA's client: the handshake fails.
+    let other = tempfile::tempdir().unwrap();
+    let pki = kokuho_runtime::tls::DevPki::ensure(other.path()).unwrap();
+    let stranger_ca = std::fs::read(pki.ca()).unwrap();
+    let stranger = Client::connect_trusting(&endpoint, Some(&stranger_ca)).await;
+    assert!(stranger.is_err(), "a client that does not trust the system's CA connected");
+    // Plain HTTP/2 to the TLS port: no answer.
+    let plain = endpoint.replace("https://", "http://");
+    match Client::connect(&plain).await {
+        Err(_) => {}
+        Ok(c) => assert!(status(c.with_token("x")).await.is_err(), "plain HTTP/2 was answered"),
+    }
+    // The system's CA: answered (here: the receipt is unknown to this credential's eyes).
+    let trusted = acting_as(&sys, Caller::operator());
+    let answer = status(trusted).await;
+    assert!(
+        matches!(&answer, Err(ClientError::Status(s)) if s.code() == Code::NotFound) || answer.is_ok(),
+        "{answer:?}"
+    );
+    sys.stop().await;
+}

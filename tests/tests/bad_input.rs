@@ -204,7 +204,8 @@ async fn submissions_held_in_memory_are_bounded() {
     let caller = kokuho_runtime::credentials::Caller::Municipality(CHIYODA.into());
     let token = kokuho_runtime::credentials::Credentials::token_of(&dir, &caller).unwrap();
     request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
-    let mut raw = IntakeServiceClient::connect(sys.system().endpoint().to_string()).await.unwrap();
+    let channel = kokuho_runtime::tls::endpoint(sys.system().endpoint(), sys.system().ca_pem()).unwrap();
+    let mut raw = IntakeServiceClient::new(channel.connect().await.unwrap());
     let slow = tokio::spawn(async move { raw.submit(request).await.map(|r| r.into_inner()) });
     let header = pb::SubmitHeader { municipality: CHIYODA.into(), file_names: vec!["KS1.csv".into()] };
     tx.send(pb::SubmitRequest { part: Some(pb::submit_request::Part::Header(header)) }).await.unwrap();

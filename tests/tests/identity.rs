@@ -308,9 +308,13 @@ async fn chunks_decided_in_one_group_see_each_other() {
     };
     let intake_alone = System::start(config(vec!["intake"])).await.unwrap();
     let credentials = kokuho_system::credentials_dir(&nats.dir().join("data"));
+    let ca = std::fs::read(nats.dir().join("data/tls/ca.pem")).unwrap();
     let connect = |endpoint: String| {
-        let credentials = credentials.clone();
-        async move { kokuho_client::Client::connect(&endpoint).await.unwrap().with_dev_credentials(credentials) }
+        let (credentials, ca) = (credentials.clone(), ca.clone());
+        async move {
+            let client = kokuho_client::Client::connect_trusting(&endpoint, Some(&ca)).await.unwrap();
+            client.with_dev_credentials(credentials)
+        }
     };
     let mut client = connect(intake_alone.endpoint().to_string()).await;
     for files in [["01_131016_KS.csv", "01_131016_KK.csv"], ["06_131032_KS.csv", "06_131032_KK.csv"]] {

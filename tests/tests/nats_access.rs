@@ -30,11 +30,15 @@ struct Raw {
 }
 
 async fn raw(sys: &TestSystem, user: &str) -> Raw {
-    let seed = std::fs::read_to_string(sys.nats.users().unwrap().join(format!("{user}.nk"))).unwrap();
+    let users = sys.nats.users().unwrap();
+    let seed = std::fs::read_to_string(users.join(format!("{user}.nk"))).unwrap();
     let errors = Arc::new(Mutex::new(Vec::new()));
     let seen = errors.clone();
     let client = async_nats::ConnectOptions::new()
         .nkey(seed.trim().to_string())
+        .require_tls(true)
+        .add_root_certificates(users.join("ca.pem"))
+        .add_client_certificate(users.join("client.pem"), users.join("client.key"))
         .custom_inbox_prefix(format!("_INBOX_{user}"))
         .request_timeout(Some(Duration::from_millis(700)))
         .event_callback(move |event| {
@@ -96,9 +100,28 @@ async fn s7_each_service_user_is_refused_what_it_must_not_do() {
     sys.settle().await;
     let before = streams_state(&sys).await;
 
-    // Anyone without a user is turned away at the door.
-    let anonymous = async_nats::ConnectOptions::new().connect(sys.nats.url()).await;
+    // Anyone without a user is turned away at the door; so is a user without a client
+    // certificate (mutual TLS), and one that does not speak TLS at all.
+    let users = sys.nats.users().unwrap();
+    let tls = || {
+        async_nats::ConnectOptions::new()
+            .require_tls(true)
+            .add_root_certificates(users.join("ca.pem"))
+            .add_client_certificate(users.join("client.pem"), users.join("client.key"))
+    };
+    let anonymous = tls().connect(sys.nats.url()).await;
     assert!(anonymous.is_err(), "an anonymous client connected");
+    let seed = std::fs::read_to_string(users.join("continuity.nk")).unwrap().trim().to_string();
+    let no_cert = async_nats::ConnectOptions::new()
+        .nkey(seed.clone())
+        .require_tls(true)
+        .add_root_certificates(users.join("ca.pem"))
+        .connect(sys.nats.url())
+        .await;
+    assert!(no_cert.is_err(), "a client without a certificate connected");
+    let plain = async_nats::ConnectOptions::new().nkey(seed.clone()).connect(sys.nats.url()).await;
+    assert!(plain.is_err(), "a client without TLS connected");
+    assert!(tls().nkey(seed).connect(sys.nats.url()).await.is_ok(), "the control: with both it connects");
 
     let records = format!("kokuho.intake.records.{CHIYODA}");
     for service in SERVICES {

@@ -119,6 +119,24 @@ pub fn admin_permissions() -> Permissions {
 pub struct NatsUser {
     pub name: String,
     seed: Option<String>,
+    tls: Option<ClientTls>,
+}
+
+/// Mutual TLS to NATS: the CA that signed the server's certificate, and the client's own
+/// certificate and key (PEM files).
+#[derive(Debug, Clone)]
+pub struct ClientTls {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl ClientTls {
+    /// `ca.pem`, `client.pem` and `client.key` of `dir`, if `ca.pem` is there.
+    pub fn of(dir: &Path) -> Option<Self> {
+        let ca = dir.join("ca.pem");
+        ca.exists().then(|| Self { ca, cert: dir.join("client.pem"), key: dir.join("client.key") })
+    }
 }
 
 impl std::fmt::Debug for NatsUser {
@@ -130,10 +148,11 @@ impl std::fmt::Debug for NatsUser {
 impl NatsUser {
     /// A connection without credentials (a server without authentication: crate tests, tools).
     pub fn anonymous(name: &str) -> Self {
-        Self { name: name.to_string(), seed: None }
+        Self { name: name.to_string(), seed: None, tls: None }
     }
 
-    /// The user `name` of the credentials directory `dir` (`<dir>/<name>.nk`).
+    /// The user `name` of the credentials directory `dir` (`<dir>/<name>.nk`), with mutual TLS
+    /// when the directory holds a CA certificate ([`ClientTls::of`]).
     pub fn load(dir: &Path, name: &str) -> Result<Self, BusError> {
         let path = seed_file(dir, name);
         let seed = std::fs::read_to_string(&path).map_err(|e| {
@@ -147,11 +166,15 @@ impl NatsUser {
                 format!("{} is not an nkey seed: {e}", path.display()),
             )
         })?;
-        Ok(Self { name: name.to_string(), seed: Some(seed) })
+        Ok(Self { name: name.to_string(), seed: Some(seed), tls: ClientTls::of(dir) })
     }
 
     pub(crate) fn seed(&self) -> Option<&str> {
         self.seed.as_deref()
+    }
+
+    pub(crate) fn tls(&self) -> Option<&ClientTls> {
+        self.tls.as_ref()
     }
 }
 

@@ -33,7 +33,7 @@ use futures::StreamExt as _;
 
 pub use access::{Access, NatsUser};
 pub use error::{BusError, BusErrorKind};
-pub use server::{MAX_PAYLOAD, server_config};
+pub use server::{MAX_PAYLOAD, server_config, tls_config};
 
 /// The most messages one atomic batch may hold (server limit, error 10199).
 pub const MAX_BATCH: usize = 1_000;
@@ -251,6 +251,12 @@ impl Bus {
         let mut options = async_nats::ConnectOptions::new();
         if let Some(seed) = user.seed() {
             options = options.nkey(seed.to_string());
+        }
+        if let Some(tls) = user.tls() {
+            options = options
+                .require_tls(true)
+                .add_root_certificates(tls.ca.clone())
+                .add_client_certificate(tls.cert.clone(), tls.key.clone());
         }
         let client = options
             .name(&user.name)

@@ -24,6 +24,17 @@ pub fn server_config(port: u16, store_dir: &Path, auth: Option<&str>) -> String 
     }
 }
 
+/// The `tls` block of a server that requires mutual TLS: its certificate and key, and the CA
+/// every client certificate must be signed by (PEM files).
+pub fn tls_config(cert: &Path, key: &Path, ca: &Path) -> String {
+    format!(
+        "tls {{\n  cert_file: {:?}\n  key_file: {:?}\n  ca_file: {:?}\n  verify: true\n  timeout: 5\n}}\n",
+        cert.display().to_string(),
+        key.display().to_string(),
+        ca.display().to_string()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -68,8 +68,14 @@ pub struct Client {
 
 impl Client {
     pub async fn connect(endpoint: &str) -> Result<Self, ClientError> {
-        let channel = Channel::from_shared(endpoint.to_string())
-            .map_err(|_| ClientError::Status(Status::invalid_argument(format!("bad endpoint {endpoint}"))))?
+        Self::connect_trusting(endpoint, None).await
+    }
+
+    /// Connects to `endpoint`; an `https://` endpoint is trusted when its certificate was signed
+    /// by `ca` (PEM).
+    pub async fn connect_trusting(endpoint: &str, ca: Option<&[u8]>) -> Result<Self, ClientError> {
+        let channel = kokuho_runtime::tls::endpoint(endpoint, ca)
+            .map_err(|e| ClientError::Status(Status::invalid_argument(e)))?
             .connect_timeout(Duration::from_secs(5))
             .connect()
             .await

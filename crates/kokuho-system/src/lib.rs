@@ -109,6 +109,15 @@ pub fn nats_auth(dir: &Path) -> anyhow::Result<String> {
     Ok(access::accounts_config(&users))
 }
 
+/// [`nats_auth`] and mutual TLS with a dev CA made in `dir` (`ca.pem`, `server.pem`,
+/// `server.key`, `client.pem`, `client.key`): the configuration `kokuho up`'s local server and
+/// the tests' servers run with.
+pub fn nats_auth_tls(dir: &Path) -> anyhow::Result<String> {
+    let accounts = nats_auth(dir)?;
+    let pki = kokuho_runtime::tls::DevPki::ensure(dir).context("the NATS dev CA")?;
+    Ok(accounts + &kokuho_bus::tls_config(&pki.server(), &pki.server_key(), &pki.ca()))
+}
+
 /// The setting with the directory of the services' audit signing keys (`<service>.nk`; each
 /// service reads its own; S8). `kokuho up`: `keys/audit/` of the data dir.
 pub const AUDIT_SIGNING_KEYS: &str = "audit_signing_keys";
@@ -178,6 +187,7 @@ pub struct System {
     failures: kokuho_store::Failures,
     services: Vec<Box<dyn Running>>,
     endpoint: String,
+    ca: Option<Vec<u8>>,
     metrics_url: Option<String>,
     metrics: Option<(tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<std::io::Result<()>>)>,
     stop_server: tokio::sync::oneshot::Sender<()>,
@@ -213,6 +223,15 @@ fn dev_keys(config: &mut SystemConfig) -> anyhow::Result<()> {
             if config.settings.get(key).is_none() {
                 config.settings.set(key, audit.display().to_string());
             }
+        }
+    }
+    // TLS on gRPC: a dev CA and a loopback certificate (a deployment mounts its own).
+    if config.settings.get(kokuho_runtime::tls::CERT).is_none() {
+        let pki = kokuho_runtime::tls::DevPki::ensure(&config.data_dir.join("tls")).context("make the dev CA")?;
+        config.settings.set(kokuho_runtime::tls::CERT, pki.server().display().to_string());
+        config.settings.set(kokuho_runtime::tls::KEY, pki.server_key().display().to_string());
+        if config.settings.get(kokuho_runtime::tls::CA).is_none() {
+            config.settings.set(kokuho_runtime::tls::CA, pki.ca().display().to_string());
         }
     }
     // The intermediate-server simulator plays another system: a key of its own.
@@ -264,7 +283,7 @@ impl System {
                     Some(dir) => PathBuf::from(dir),
                     None => nats_credentials_dir(&config.data_dir),
                 };
-                let auth = nats_auth(&users)?;
+                let auth = nats_auth_tls(&users)?;
                 config.settings.set(NATS_CREDENTIALS, users.display().to_string());
                 let server = LocalNats::start_with(&config.data_dir.join("nats"), 0, Some(auth)).await?;
                 let url = server.url();
@@ -309,7 +328,13 @@ impl System {
         // Bound before the services are built: the services of this process reach each other
         // (relay: identity's release, the simulator) at this endpoint unless told otherwise.
         let (listener, addr) = kokuho_runtime::grpc::bind(config.listen).await?;
-        let endpoint = format!("http://{addr}");
+        let tls = match (config.settings.get(kokuho_runtime::tls::CERT), config.settings.get(kokuho_runtime::tls::KEY))
+        {
+            (Some(cert), Some(key)) => Some(kokuho_runtime::tls::server_tls(Path::new(cert), Path::new(key))?),
+            (None, None) => None,
+            _ => anyhow::bail!("TLS needs both tls_cert and tls_key"),
+        };
+        let endpoint = format!("{}://{addr}", if tls.is_some() { "https" } else { "http" });
         let own = [(kokuho_relay::IDENTITY_ENDPOINT, "identity"), (kokuho_relay::MIDSERVER_ENDPOINT, "midserver-sim")];
         for (key, service) in own {
             if config.settings.get(key).is_none() && config.services.contains(&service) {
@@ -357,7 +382,11 @@ impl System {
         routes.add_service(kokuho_runtime::grpc::health(&names).await);
         let timeout = config.settings.parsed(GRPC_TIMEOUT_SECONDS, "a number of seconds")?.unwrap_or(900);
         // S9: no request runs for ever, no connection opens without bound, dead peers are noticed.
-        let router = tonic::transport::Server::builder()
+        let mut server = tonic::transport::Server::builder();
+        if let Some(tls) = tls {
+            server = server.tls_config(tls).context("the gRPC server's TLS")?;
+        }
+        let router = server
             .timeout(std::time::Duration::from_secs(timeout))
             .concurrency_limit_per_connection(256)
             .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
@@ -384,7 +413,13 @@ impl System {
             None => (None, None),
         };
         tracing::info!(%endpoint, metrics = ?metrics_url, data_dir = %config.data_dir.display(), services = ?config.services, "kokuho is up");
-        Ok(Self { nats, failures, services, endpoint, metrics_url, metrics, stop_server, server })
+        let ca = kokuho_runtime::tls::ca_of(&config.settings)?;
+        Ok(Self { nats, failures, services, endpoint, ca, metrics_url, metrics, stop_server, server })
+    }
+
+    /// The CA certificate (PEM) that clients of this system trust, when it speaks TLS.
+    pub fn ca_pem(&self) -> Option<&[u8]> {
+        self.ca.as_deref()
     }
 
     pub fn endpoint(&self) -> &str {

@@ -89,9 +89,24 @@ async fn main() {
     let peers = System::start(peers).await.unwrap();
     let endpoint = peers.endpoint().to_string();
     let token = kokuho_system::credentials_dir(&data_dir).join("relay.token").display().to_string();
-    let args = ["--identity-endpoint", &endpoint, "--midserver-endpoint", &endpoint, "--relay-token-file", &token];
-    let mut client =
-        Client::connect(&endpoint).await.unwrap().with_dev_credentials(kokuho_system::credentials_dir(&data_dir));
+    let ca = data_dir.join("tls/ca.pem").display().to_string();
+    let audit = data_dir.join("keys/audit").display().to_string();
+    let args = [
+        "--identity-endpoint",
+        &endpoint,
+        "--midserver-endpoint",
+        &endpoint,
+        "--relay-token-file",
+        &token,
+        "--tls-ca",
+        &ca,
+        "--audit-signing-keys",
+        &audit,
+    ];
+    let mut client = Client::connect_trusting(&endpoint, peers.ca_pem())
+        .await
+        .unwrap()
+        .with_dev_credentials(kokuho_system::credentials_dir(&data_dir));
     let streams = [INPUTS[0], INPUTS[1], INPUTS[2], "KOKUHO_RELAY"];
     let mut ops: Option<u64> = None;
     let mut last_poll = Instant::now() - Duration::from_secs(1);
@@ -119,7 +134,7 @@ async fn main() {
         ..SystemConfig::embedded(data_dir.clone(), std::sync::Arc::new(kokuho_system::default_registry()))
     };
     let system = System::start(config).await.unwrap();
-    let mut client = Client::connect(system.endpoint())
+    let mut client = Client::connect_trusting(system.endpoint(), system.ca_pem())
         .await
         .unwrap()
         .with_dev_credentials(kokuho_system::credentials_dir(&data_dir));

@@ -34,6 +34,9 @@ pub(crate) struct Global {
     /// Print one JSON object instead of text.
     #[arg(long, global = true)]
     pub(crate) json: bool,
+    /// The CA certificate to trust for an https endpoint (default: the dev CA of `up`'s data dir).
+    #[arg(long, env = "KOKUHO_CA_FILE", global = true)]
+    pub(crate) ca_file: Option<PathBuf>,
     /// The credential to act with (a token file); under `up` the CLI takes the role's dev token.
     #[arg(long, env = "KOKUHO_TOKEN_FILE", global = true)]
     pub(crate) token_file: Option<PathBuf>,
@@ -242,6 +245,14 @@ pub(crate) struct ServeSettings {
     /// identity: most 個人番号 released per minute (default 300,000; S5).
     #[arg(long, env = "KOKUHO_RELEASE_PER_MINUTE")]
     pub(crate) release_per_minute: Option<u32>,
+    /// The gRPC server's TLS certificate and key (PEM, a Secret); without them plain HTTP/2.
+    #[arg(long, env = "KOKUHO_TLS_CERT", requires = "tls_key")]
+    pub(crate) tls_cert: Option<PathBuf>,
+    #[arg(long, env = "KOKUHO_TLS_KEY", requires = "tls_cert")]
+    pub(crate) tls_key: Option<PathBuf>,
+    /// The CA certificate to trust for the https endpoints this service calls (relay).
+    #[arg(long, env = "KOKUHO_TLS_CA")]
+    pub(crate) tls_ca: Option<PathBuf>,
     /// gRPC listen address (default 0.0.0.0:50051).
     #[arg(long, env = "KOKUHO_LISTEN")]
     pub(crate) listen: Option<SocketAddr>,
@@ -315,6 +326,9 @@ impl ServeSettings {
             audit_signing_keys: self.audit_signing_keys.or(file.audit_signing_keys),
             audit_public_keys: self.audit_public_keys.or(file.audit_public_keys),
             release_per_minute: self.release_per_minute.or(file.release_per_minute),
+            tls_cert: self.tls_cert.or(file.tls_cert),
+            tls_key: self.tls_key.or(file.tls_key),
+            tls_ca: self.tls_ca.or(file.tls_ca),
             listen: self.listen.or(file.listen),
             identity_public_key: self.identity_public_key.or(file.identity_public_key),
             registry: self.registry.or(file.registry),

@@ -133,7 +133,11 @@ where
     Fut: std::future::Future<Output = Result<u8, ClientError>>,
 {
     let endpoint = endpoint(global)?;
-    let client = match Client::connect(&endpoint).await {
+    let ca = match &global.ca_file {
+        Some(path) => Some(std::fs::read(path).with_context(|| format!("read the CA certificate {}", path.display()))?),
+        None => std::fs::read(data_dir(global).join("tls").join("ca.pem")).ok(),
+    };
+    let client = match Client::connect_trusting(&endpoint, ca.as_deref()).await {
         Ok(c) => c,
         Err(e) => {
             out.error(&format!("{e}; is `kokuho up` running?"));
@@ -602,6 +606,9 @@ async fn serve(global: &Global, args: ServeArgs) -> anyhow::Result<u8> {
     let relay = [
         (kokuho_system::NATS_CREDENTIALS, settings.nats_credentials.as_ref().map(|p| p.display().to_string())),
         (kokuho_system::AUDIT_SIGNING_KEYS, settings.audit_signing_keys.as_ref().map(|p| p.display().to_string())),
+        (kokuho_runtime::tls::CERT, settings.tls_cert.as_ref().map(|p| p.display().to_string())),
+        (kokuho_runtime::tls::KEY, settings.tls_key.as_ref().map(|p| p.display().to_string())),
+        (kokuho_runtime::tls::CA, settings.tls_ca.as_ref().map(|p| p.display().to_string())),
         (kokuho_system::RELEASE_PER_MINUTE, settings.release_per_minute.map(|n| n.to_string())),
         (kokuho_system::AUDIT_PUBLIC_KEYS, settings.audit_public_keys.as_ref().map(|p| p.display().to_string())),
         (kokuho_system::METRICS_LISTEN, settings.metrics_listen.map(|a| a.to_string())),
@@ -676,9 +683,13 @@ fn keys_audit(out: Out, dir: &Path) -> anyhow::Result<u8> {
 
 fn keys_nats(out: Out, dir: &Path) -> anyhow::Result<u8> {
     let accounts = kokuho_system::nats_auth(dir)?;
+    kokuho_runtime::tls::DevPki::ensure(dir)?;
     std::fs::write(dir.join("accounts.conf"), accounts)?;
     out.value(
-        &format!("Wrote the NATS users' seeds and {}/accounts.conf (include it in the server's config)", dir.display()),
+        &format!(
+            "Wrote the NATS users' seeds, {}/accounts.conf (include it in the server's config) and a dev CA with server and client certificates (ca.pem, server.*, client.*)",
+            dir.display()
+        ),
         serde_json::json!({ "dir": dir, "accounts": dir.join("accounts.conf") }),
     );
     Ok(EXIT_OK)
@@ -837,8 +848,9 @@ async fn demo(out: Out, args: DemoArgs) -> anyhow::Result<u8> {
         system.endpoint(),
         scenario.business_date
     ));
-    let mut client =
-        Client::connect(system.endpoint()).await?.with_dev_credentials(kokuho_system::credentials_dir(&dir));
+    let mut client = Client::connect_trusting(system.endpoint(), system.ca_pem())
+        .await?
+        .with_dev_credentials(kokuho_system::credentials_dir(&dir));
     let played = scenario::play(&mut client, &scenario, |report| out.step(report)).await;
     if played.is_ok() {
         show_partitions(&mut client, &scenario).await?;

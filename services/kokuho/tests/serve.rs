@@ -44,7 +44,9 @@ async fn deployment() -> TestNats {
     let nats = TestNats::start_with_auth(|dir| {
         let users = dir.join("nats-users");
         kokuho(&["keys".as_ref(), "nats".as_ref(), "--out".as_ref(), users.as_os_str()]);
-        Ok(Some((std::fs::read_to_string(users.join("accounts.conf"))?, users)))
+        // The server: the users, and mutual TLS with the dev CA `keys nats` wrote.
+        let tls = kokuho_bus::tls_config(&users.join("server.pem"), &users.join("server.key"), &users.join("ca.pem"));
+        Ok(Some((std::fs::read_to_string(users.join("accounts.conf"))? + &tls, users)))
     })
     .await;
     let users = nats.users().unwrap().to_path_buf();
@@ -197,14 +199,20 @@ async fn serve_takes_its_settings_from_a_config_file() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("noise"), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
-/// `kokuho serve <service>` with its own data dir; returns the process and its gRPC endpoint.
+/// `kokuho serve <service>` with its own data dir, speaking TLS with the dev CA's loopback
+/// certificate; returns the process and its gRPC endpoint (https).
 async fn serve(nats: &TestNats, service: &str, args: &[&std::ffi::OsStr]) -> (std::process::Child, String) {
     let data = nats.dir().join(format!("{service}-data"));
+    let pki = nats.users().unwrap();
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_kokuho"))
         .args(["serve", service, "--nats", &nats.url(), "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(&data)
         .args(args)
         .args(secrets(nats))
+        .arg("--tls-cert")
+        .arg(pki.join("server.pem"))
+        .arg("--tls-key")
+        .arg(pki.join("server.key"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -250,7 +258,9 @@ async fn intake_identity_and_continuity_run_as_separate_services() {
         .await
         .unwrap();
     let token = Credentials::token_of(&credentials, &Caller::Municipality("131016".into())).unwrap();
-    let mut lookup = Client::connect(&identity_endpoint).await.unwrap().with_token(token.clone());
+    assert!(identity_endpoint.starts_with("https://"), "{identity_endpoint}");
+    let ca = std::fs::read(nats.users().unwrap().join("ca.pem")).unwrap();
+    let mut lookup = Client::connect_trusting(&identity_endpoint, Some(&ca)).await.unwrap().with_token(token.clone());
     let found = eventually("identity links the record", Duration::from_secs(30), || {
         let mut lookup = lookup.clone();
         async move { lookup.lookup_ids("131016", "100001").await.ok().filter(|r| r.found) }
@@ -258,7 +268,7 @@ async fn intake_identity_and_continuity_run_as_separate_services() {
     .await;
     assert!(found.pref_id.starts_with("13") && found.muni_id.starts_with("13101"), "{found:?}");
     assert!(lookup.lookup_ids("131016", "999999").await.map(|r| !r.found).unwrap());
-    let query = Client::connect(&continuity_endpoint).await.unwrap().with_token(token);
+    let query = Client::connect_trusting(&continuity_endpoint, Some(&ca)).await.unwrap().with_token(token);
     let person = eventually("continuity evaluates the period", Duration::from_secs(30), || {
         let mut query = query.clone();
         async move { query.query_person("131016", "100001").await.ok().filter(|r| r.found) }

@@ -110,6 +110,8 @@ impl Service for App {
             .with_context(|| format!("read relay's credential {token_file}"))?
             .trim()
             .to_string();
+        // The CA that signed identity's and the intermediate server's certificates (TLS).
+        let ca = kokuho_runtime::tls::ca_of(&env.settings)?;
         let settings = deliver::Settings {
             in_flight: env.settings.parsed(IN_FLIGHT, "a number of operations")?.unwrap_or(2_000),
             stall_after: Duration::from_secs(env.settings.parsed(STALL_SECONDS, "a number of seconds")?.unwrap_or(900)),
@@ -135,7 +137,7 @@ impl Service for App {
         let worker = deliver::Worker {
             bus: env.bus.clone(),
             ledger,
-            peers: deliver::Peers::new(&identity, &midserver, token)?,
+            peers: deliver::Peers::new(&identity, &midserver, token, ca.as_deref())?,
             settings,
             registry: env.registry.clone(),
             health: health.clone(),
