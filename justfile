@@ -42,6 +42,7 @@ up *ARGS: deps
 test: deps
     cargo test --workspace --locked
     just mutants-smoke
+    just fuzz-smoke
 
 # The pure crates whose mutants must all be caught (or excluded with a reason in .cargo/mutants.toml).
 mutant_crates := "-p kokuho-ids -p kokuho-rows -p kokuho-intake-domain -p kokuho-identity-domain -p kokuho-continuity-domain -p kokuho-kogaku-domain -p kokuho-relay-domain -p kokuho-midserver-domain"
@@ -70,6 +71,17 @@ lint: deps
 
 fmt:
     cargo fmt --all
+
+# Fuzzing (10 million executions, 0 crashes) and intake's peak memory on 255 MiB adversarial
+# files under its stated bound (docs/benchmarks.md).
+fuzz: deps
+    KOKUHO_FUZZ_EXECS=10000000 cargo bench -p kokuho --bench fuzz --locked
+    KOKUHO_MEMORY_MIB=255 cargo bench -p kokuho --bench intake_memory --locked
+
+# The short run inside `just test` (debug build, shared with the tests).
+fuzz-smoke:
+    KOKUHO_FUZZ_EXECS=100000 cargo bench -p kokuho --bench fuzz --profile dev --locked
+    KOKUHO_MEMORY_MIB=16 cargo bench -p kokuho --bench intake_memory --profile dev --locked
 
 # Benchmarks side by side with raw JetStream in the same run (docs/benchmarks.md).
 bench: deps

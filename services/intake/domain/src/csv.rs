@@ -5,13 +5,19 @@
 //! reports the physical line where each record starts; a property test checks it reads back
 //! exactly what the `csv` crate writes.
 
+/// The most fields a record keeps (S9): the widest record of formats.md has 18. A record with
+/// more is still read to its end and counted (its E001 names the count), but the fields past
+/// this many are not kept: a 64 KiB line of commas costs nothing.
+pub const MAX_FIELDS: usize = 64;
+
 /// One item of a file, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Item {
     /// An empty line (or one of spaces and tabs only): skipped (formats.md).
     Blank,
-    /// A record and the physical line (1-based) it starts on.
-    Record { line: u32, fields: Vec<String> },
+    /// A record, the physical line (1-based) it starts on, and how many fields it has (only the
+    /// first [`MAX_FIELDS`] are kept).
+    Record { line: u32, fields: Vec<String>, count: u32 },
     /// Not a valid CSV record: a quote inside an unquoted field, a CR that does not end the line,
     /// text after a closing quote, or a quoted field that never closes.
     Invalid { line: u32 },
@@ -38,6 +44,7 @@ pub fn read(text: &str) -> Vec<Item> {
             continue;
         }
         let mut fields = Vec::new();
+        let mut count: u32 = 0;
         loop {
             if b.get(i) == Some(&b'"') {
                 // A quoted field: `""` is a quote; newlines belong to the field.
@@ -67,7 +74,10 @@ pub fn read(text: &str) -> Vec<Item> {
                         Some(_) => i += 1,
                     }
                 }
-                fields.push(field);
+                count += 1;
+                if fields.len() < MAX_FIELDS {
+                    fields.push(field);
+                }
                 // After a closing quote: a separator or the end of the record.
                 match (b.get(i), b.get(i + 1)) {
                     (None, _) => break,
@@ -108,7 +118,10 @@ pub fn read(text: &str) -> Vec<Item> {
                 let terminator = b.get(i).copied();
                 // CRLF: the CR is not part of the field.
                 let end = if terminator == Some(b'\n') && b[segment..i].ends_with(b"\r") { i - 1 } else { i };
-                fields.push(text[segment..end].to_string());
+                count += 1;
+                if fields.len() < MAX_FIELDS {
+                    fields.push(text[segment..end].to_string());
+                }
                 match terminator {
                     Some(b',') => i += 1,
                     Some(_) => {
@@ -120,7 +133,7 @@ pub fn read(text: &str) -> Vec<Item> {
                 }
             }
         }
-        items.push(Item::Record { line: start_line, fields });
+        items.push(Item::Record { line: start_line, fields, count });
     }
     items
 }
@@ -131,11 +144,24 @@ mod tests {
 
     use super::*;
 
+    /// S9: a record of many fields keeps only the first MAX_FIELDS, and still says how many it had.
+    #[test]
+    fn s9_fields_past_the_cap_are_counted_not_kept() {
+        let line = ",".repeat(65_535) + "\n";
+        let items = read(&line);
+        let [Item::Record { fields, count, .. }] = items.as_slice() else { panic!("one record: {items:?}") };
+        assert_eq!((fields.len(), *count), (MAX_FIELDS, 65_536));
+        let quoted = vec!["\"x\""; 70].join(",") + "\n";
+        let items = read(&quoted);
+        let [Item::Record { fields, count, .. }] = items.as_slice() else { panic!("one record: {items:?}") };
+        assert_eq!((fields.len(), *count), (MAX_FIELDS, 70));
+    }
+
     fn records(text: &str) -> Vec<(u32, Vec<String>)> {
         read(text)
             .into_iter()
             .filter_map(|i| match i {
-                Item::Record { line, fields } => Some((line, fields)),
+                Item::Record { line, fields, .. } => Some((line, fields)),
                 _ => None,
             })
             .collect()
@@ -160,7 +186,11 @@ mod tests {
     /// A quoted field may end the text, or its line with CRLF.
     #[test]
     fn quoted_fields_at_the_end_of_a_line_or_the_text() {
-        let rec = |line, fields: &[&str]| Item::Record { line, fields: fields.iter().map(|f| f.to_string()).collect() };
+        let rec = |line, fields: &[&str]| Item::Record {
+            line,
+            fields: fields.iter().map(|f| f.to_string()).collect(),
+            count: fields.len() as u32,
+        };
         assert_eq!(read("1,\"a\""), vec![rec(1, &["1", "a"])]);
         assert_eq!(read("\"a\"\r\n2,b\n"), vec![rec(1, &["a"]), rec(2, &["2", "b"])]);
     }
@@ -168,8 +198,11 @@ mod tests {
     /// The text ends where it ends: no item is made up after the last line break.
     #[test]
     fn nothing_after_the_last_line() {
-        assert_eq!(read("1,2\n"), vec![Item::Record { line: 1, fields: vec!["1".into(), "2".into()] }]);
-        assert_eq!(read("1,2\n\n"), vec![Item::Record { line: 1, fields: vec!["1".into(), "2".into()] }, Item::Blank]);
+        assert_eq!(read("1,2\n"), vec![Item::Record { line: 1, fields: vec!["1".into(), "2".into()], count: 2 }]);
+        assert_eq!(
+            read("1,2\n\n"),
+            vec![Item::Record { line: 1, fields: vec!["1".into(), "2".into()], count: 2 }, Item::Blank]
+        );
         assert_eq!(read(""), Vec::<Item>::new());
     }
 
@@ -185,7 +218,11 @@ mod tests {
     /// S9, formats.md: CRLF or LF end a line; a lone CR is not data and not a line end.
     #[test]
     fn a_lone_cr_is_not_csv() {
-        let rec = |line, fields: &[&str]| Item::Record { line, fields: fields.iter().map(|f| f.to_string()).collect() };
+        let rec = |line, fields: &[&str]| Item::Record {
+            line,
+            fields: fields.iter().map(|f| f.to_string()).collect(),
+            count: fields.len() as u32,
+        };
         assert_eq!(read("9,2\r"), vec![Item::Invalid { line: 1 }], "a file cut after a CR");
         assert_eq!(read("2,a\rb\n"), vec![Item::Invalid { line: 1 }]);
         assert_eq!(read("2,a\n2,b\rc,d\r\n"), vec![rec(1, &["2", "a"]), Item::Invalid { line: 2 }]);

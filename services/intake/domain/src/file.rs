@@ -26,7 +26,10 @@ pub struct Header {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawRecord {
     pub line: u32,
+    /// The first `csv::MAX_FIELDS` fields.
     pub fields: Vec<String>,
+    /// How many fields the record has.
+    pub count: u32,
 }
 
 /// A file whose structure is sound.
@@ -67,21 +70,21 @@ fn parse_sequence(s: &str) -> Option<u32> {
 pub fn parse(bytes: &[u8]) -> Result<ParsedFile, FileRejection> {
     let text = crate::text::decode(bytes).ok_or(reject(FileCode::F01, 0, None))?;
     let items = csv::read(&text);
-    let mut records: Vec<(u32, Vec<String>)> = Vec::new();
+    let mut records: Vec<(u32, Vec<String>, u32)> = Vec::new();
     for item in items {
         match item {
             Item::Blank => {}
-            Item::Record { line, fields } => records.push((line, fields)),
+            Item::Record { line, fields, count } => records.push((line, fields, count)),
             Item::Invalid { line } => {
                 let code = if records.is_empty() { FileCode::F02 } else { FileCode::F09 };
                 // The kind, if the header can tell it, helps the clerk find the file.
-                let kind = records.first().and_then(|(_, f)| f.get(1)).and_then(|k| InputKind::parse(k).ok());
+                let kind = records.first().and_then(|(_, f, _)| f.get(1)).and_then(|k| InputKind::parse(k).ok());
                 return Err(reject(code, line, kind));
             }
         }
     }
     // F02: the first record is a 6-field type-1 header with a real date and a 通番 of 1–999999.
-    let Some((header_line, header)) = records.first() else {
+    let Some((header_line, header, header_count)) = records.first() else {
         return Err(reject(FileCode::F02, 0, None));
     };
     let kind_hint = header.get(1).and_then(|k| InputKind::parse(k).ok());
@@ -90,15 +93,15 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedFile, FileRejection> {
     let (Some(created), Some(sequence)) = (created, sequence) else {
         return Err(reject(FileCode::F02, *header_line, kind_hint));
     };
-    if header.len() != 6 || header[0] != "1" {
+    if *header_count != 6 || header[0] != "1" {
         return Err(reject(FileCode::F02, *header_line, kind_hint));
     }
     // F03: the last record is a 2-field `9,<digits>` trailer after the header.
     if records.len() < 2 {
         return Err(reject(FileCode::F03, 0, kind_hint));
     }
-    let (trailer_line, trailer) = records.last().expect("at least two records");
-    let trailer_ok = trailer.len() == 2
+    let (trailer_line, trailer, trailer_count) = records.last().expect("at least two records");
+    let trailer_ok = *trailer_count == 2
         && trailer[0] == "9"
         && !trailer[1].is_empty()
         && trailer[1].bytes().all(|b| b.is_ascii_digit());
@@ -107,7 +110,7 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedFile, FileRejection> {
     }
     // F09: only type-2 records between them.
     let data = &records[1..records.len() - 1];
-    if let Some((line, _)) = data.iter().find(|(_, f)| f.first().map(String::as_str) != Some("2")) {
+    if let Some((line, _, _)) = data.iter().find(|(_, f, _)| f.first().map(String::as_str) != Some("2")) {
         return Err(reject(FileCode::F09, *line, kind_hint));
     }
     // F03: the trailer counts the data records.
@@ -129,7 +132,7 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedFile, FileRejection> {
         sequence,
     };
     records.pop(); // the trailer
-    let records = records.into_iter().skip(1).map(|(line, fields)| RawRecord { line, fields }).collect();
+    let records = records.into_iter().skip(1).map(|(line, fields, count)| RawRecord { line, fields, count }).collect();
     Ok(ParsedFile { header, records, sha256: sha256_hex(bytes) })
 }
 

@@ -273,10 +273,11 @@ fn field_count(kind: InputKind) -> usize {
     }
 }
 
-/// Checks one data record of a file of `kind`.
-pub fn check(kind: InputKind, fields: &[String], ctx: &Context<'_>) -> Checked {
+/// Checks one data record of a file of `kind`: its first fields (at most `csv::MAX_FIELDS`) and
+/// how many it has.
+pub fn check(kind: InputKind, fields: &[String], count: u32, ctx: &Context<'_>) -> Checked {
     let expected = field_count(kind);
-    if fields.len() != expected {
+    if fields.len() != expected || count as usize != expected {
         let resident =
             if kind == InputKind::Persons { fields.get(2).cloned().unwrap_or_default() } else { String::new() };
         return Checked {
@@ -286,7 +287,7 @@ pub fn check(kind: InputKind, fields: &[String], ctx: &Context<'_>) -> Checked {
                 kubun: Kubun::Error,
                 code: "E001",
                 field: RECORD,
-                message: messages::wrong_field_count(expected, fields.len()),
+                message: messages::wrong_field_count(expected, count as usize),
             }],
         };
     }

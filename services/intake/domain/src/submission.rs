@@ -202,7 +202,7 @@ pub fn decide(input: Input<'_>, files: &[FileInput]) -> Outcome {
     for i in order {
         let Ok(parsed) = &files[i].parsed else { continue };
         for raw in &parsed.records {
-            state.record(parsed.header.kind, raw.line, &raw.fields, &ctx, &mut accepted);
+            state.record(parsed.header.kind, raw.line, &raw.fields, raw.count, &ctx, &mut accepted);
         }
     }
     accepted.warnings = accepted.rows.iter().filter(|r| r.kubun == Kubun::Warning).count() as u32;
@@ -340,8 +340,16 @@ impl State {
         self.household_issue(household).map(|code| (code, names[field]))
     }
 
-    fn record(&mut self, kind: InputKind, line: u32, fields: &[String], ctx: &Context<'_>, out: &mut Accepted) {
-        let checked = record::check(kind, fields, ctx);
+    fn record(
+        &mut self,
+        kind: InputKind,
+        line: u32,
+        fields: &[String],
+        count: u32,
+        ctx: &Context<'_>,
+        out: &mut Accepted,
+    ) {
+        let checked = record::check(kind, fields, count, ctx);
         let row = |kubun: Kubun, code: &'static str, field: &'static str, message: String| ReRow {
             kubun,
             code,

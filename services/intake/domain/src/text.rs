@@ -1,13 +1,14 @@
 //! Encoding detection (formats.md): valid UTF-8 (a BOM is dropped) is read as UTF-8; anything
 //! else must decode as CP932 under the WHATWG Shift_JIS decoder, or the file is F01.
 
-/// The decoded text, or `None` (F01).
-pub fn decode(bytes: &[u8]) -> Option<String> {
+/// The decoded text, or `None` (F01). UTF-8 is read in place (no copy: S9, a file at the size
+/// limit costs its bytes once); CP932 is decoded into new text.
+pub fn decode(bytes: &[u8]) -> Option<std::borrow::Cow<'_, str>> {
     let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     if let Ok(s) = std::str::from_utf8(body) {
-        return Some(s.to_string());
+        return Some(std::borrow::Cow::Borrowed(s));
     }
-    encoding_rs::SHIFT_JIS.decode_without_bom_handling_and_without_replacement(bytes).map(|cow| cow.into_owned())
+    encoding_rs::SHIFT_JIS.decode_without_bom_handling_and_without_replacement(bytes)
 }
 
 #[cfg(test)]

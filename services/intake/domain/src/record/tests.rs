@@ -12,7 +12,7 @@ fn run(kind: InputKind, line: &str) -> Checked {
     let r = registry();
     let ctx = Context { registry: &r, own: LocalGovCode::parse("131016").unwrap() };
     let fields: Vec<String> = line.split(',').map(str::to_string).collect();
-    check(kind, &fields, &ctx)
+    check(kind, &fields, fields.len() as u32, &ctx)
 }
 
 /// (field, code) of every issue.
