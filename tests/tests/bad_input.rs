@@ -185,36 +185,53 @@ async fn a_chunk_identity_cannot_open_is_dead_lettered_not_retried() {
     sys.stop().await;
 }
 
-/// S9: intake holds at most `intake_max_submissions` submissions in memory; one more waits for
-/// a permit before any of its files is read (here: one at a time, while a slow caller's upload
-/// is still open, another municipality's submission waits, and goes once the first is done).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn submissions_held_in_memory_are_bounded() {
+/// A slow caller: `municipality`'s submission of `ks` sends its header and half of its file,
+/// then nothing until the caller sends the rest (the returned sender) and closes it.
+async fn slow_upload(
+    sys: &kokuho_e2e::app::TestSystem,
+    municipality: &str,
+    ks: Vec<u8>,
+) -> (
+    tokio::sync::mpsc::Sender<kokuho_proto::intake::v1::SubmitRequest>,
+    Vec<u8>,
+    tokio::task::JoinHandle<Result<kokuho_proto::intake::v1::SubmitResponse, tonic::Status>>,
+) {
     use kokuho_proto::intake::v1 as pb;
     use kokuho_proto::intake::v1::intake_service_client::IntakeServiceClient;
-    let mut sys = kokuho_e2e::app::spawn_system_with(20260401, &[("intake_max_submissions", "1")]).await;
-    let (_, ks) =
-        kokuho_e2e::input_file("KS", CHIYODA, "130013", 1, &["2,1,1001,20200401,01,100001,0,千代田,1001,09,".into()]);
-
-    // A slow caller: the header and half of its file, then nothing for a while.
     let (tx, rx) = tokio::sync::mpsc::channel::<pb::SubmitRequest>(4);
     let parts = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) });
     let mut request = tonic::Request::new(parts);
     let dir = kokuho_system::credentials_dir(&sys.data_dir());
-    let caller = kokuho_runtime::credentials::Caller::Municipality(CHIYODA.into());
+    let caller = kokuho_runtime::credentials::Caller::Municipality(municipality.into());
     let token = kokuho_runtime::credentials::Credentials::token_of(&dir, &caller).unwrap();
     request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
     let channel = kokuho_runtime::tls::endpoint(sys.system().endpoint(), sys.system().ca_pem()).unwrap();
     let mut raw = IntakeServiceClient::new(channel.connect().await.unwrap());
     let slow = tokio::spawn(async move { raw.submit(request).await.map(|r| r.into_inner()) });
-    let header = pb::SubmitHeader { municipality: CHIYODA.into(), file_names: vec!["KS1.csv".into()] };
+    let header = pb::SubmitHeader { municipality: municipality.into(), file_names: vec!["KS1.csv".into()] };
     tx.send(pb::SubmitRequest { part: Some(pb::submit_request::Part::Header(header)) }).await.unwrap();
     let (first, rest) = ks.split_at(ks.len() / 2);
-    let chunk = |data: &[u8]| pb::SubmitRequest {
-        part: Some(pb::submit_request::Part::Chunk(pb::FileChunk { file_index: 0, data: data.to_vec() })),
-    };
-    tx.send(chunk(first)).await.unwrap();
+    tx.send(file_chunk(first)).await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    (tx, rest.to_vec(), slow)
+}
+
+fn file_chunk(data: &[u8]) -> kokuho_proto::intake::v1::SubmitRequest {
+    use kokuho_proto::intake::v1 as pb;
+    pb::SubmitRequest {
+        part: Some(pb::submit_request::Part::Chunk(pb::FileChunk { file_index: 0, data: data.to_vec() })),
+    }
+}
+
+/// S9: intake holds at most `intake_max_submissions` submissions in memory; one more waits for
+/// a permit before any of its files is read (here: one at a time, while a slow caller's upload
+/// is still open, another municipality's submission waits, and goes once the first is done).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submissions_held_in_memory_are_bounded() {
+    let mut sys = kokuho_e2e::app::spawn_system_with(20260401, &[("intake_max_submissions", "1")]).await;
+    let (_, ks) =
+        kokuho_e2e::input_file("KS", CHIYODA, "130013", 1, &["2,1,1001,20200401,01,100001,0,千代田,1001,09,".into()]);
+    let (tx, rest, slow) = slow_upload(&sys, CHIYODA, ks).await;
 
     // Another municipality's submission waits for the permit.
     let mut client = sys.client.clone();
@@ -225,12 +242,43 @@ async fn submissions_held_in_memory_are_bounded() {
     assert!(!waiting.is_finished(), "a second submission is not received while the first holds the only permit");
 
     // The slow caller finishes: both are decided.
-    tx.send(chunk(rest)).await.unwrap();
+    tx.send(file_chunk(&rest)).await.unwrap();
     drop(tx);
     let first = slow.await.unwrap().unwrap();
     assert_eq!((first.accepted, first.rejected), (1, 0), "{first:?}");
     let second = waiting.await.unwrap().unwrap();
     assert_eq!((second.accepted, second.rejected), (1, 0), "{second:?}");
+    sys.settle().await;
+    sys.stop().await;
+}
+
+/// S9: one submission per municipality at a time: while Chiyoda's slow upload is open, Chiyoda's
+/// next submission waits (it cannot take the other permits), and Chuo's goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_submission_per_municipality_at_a_time() {
+    let mut sys = kokuho_e2e::app::spawn_system(20260401).await;
+    let ks = |n: u32| {
+        kokuho_e2e::input_file(
+            "KS",
+            CHIYODA,
+            "130013",
+            n,
+            &[format!("2,1,100{n},20200401,01,10000{n},0,千代田,100{n},09,")],
+        )
+    };
+    let (tx, rest, slow) = slow_upload(&sys, CHIYODA, ks(1).1).await;
+    let mut client = sys.client.clone();
+    let again = tokio::spawn(async move { client.submit(CHIYODA, vec![ks(2)]).await });
+    let other =
+        kokuho_e2e::input_file("KS", CHUO, "130021", 1, &["2,1,3001,20200401,01,300001,0,中央,3001,09,".into()]);
+    let chuo = sys.client.submit(CHUO, vec![other]).await.unwrap();
+    assert_eq!(chuo.accepted, 1, "another municipality is not held up");
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert!(!again.is_finished(), "a municipality's second submission waits for its first");
+    tx.send(file_chunk(&rest)).await.unwrap();
+    drop(tx);
+    assert_eq!(slow.await.unwrap().unwrap().accepted, 1);
+    assert_eq!(again.await.unwrap().unwrap().accepted, 1);
     sys.settle().await;
     sys.stop().await;
 }

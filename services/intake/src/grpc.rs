@@ -70,7 +70,10 @@ impl IntakeService for IntakeGrpc {
         if header.file_names.is_empty() || header.file_names.len() > limits.max_files {
             return Err(Status::invalid_argument(format!("a submission holds 1 to {} files", limits.max_files)));
         }
-        // S9: wait for a permit before reading any file, and hold it until decided.
+        // S9: one submission per municipality at a time, then a permit of the global bound, both
+        // before any file is read and held until decided.
+        let slot = self.intake.inner.receiving.lock().await.entry(header.municipality.clone()).or_default().clone();
+        let _own = slot.lock_owned().await;
         let _permit =
             self.intake.inner.uploads.acquire().await.map_err(|_| Status::unavailable("intake is stopping"))?;
         let mut files: Vec<SubmitFile> =

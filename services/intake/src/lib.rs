@@ -149,6 +149,9 @@ pub(crate) struct Inner {
     /// One submission per municipality at a time in this process; expected-last-subject-
     /// sequence on the municipality's submission subject guards across processes.
     pub(crate) locks: Mutex<BTreeMap<String, Arc<Mutex<()>>>>,
+    /// One submission of a municipality received and decided at a time (S9): a municipality
+    /// that sends many at once cannot take every permit of [`Limits::max_submissions`].
+    pub(crate) receiving: Mutex<BTreeMap<String, Arc<Mutex<()>>>>,
     /// S9: a permit per submission being received or decided (`Limits::max_submissions`), taken
     /// before its files are read, so that memory is bounded whatever the callers do.
     pub(crate) uploads: tokio::sync::Semaphore,
@@ -186,6 +189,7 @@ impl App {
                 uploads: tokio::sync::Semaphore::new(config.limits.max_submissions.max(1)),
                 config,
                 locks: Mutex::new(BTreeMap::new()),
+                receiving: Mutex::new(BTreeMap::new()),
             }),
         };
         intake.ensure_business_date().await?;
