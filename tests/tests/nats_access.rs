@@ -12,7 +12,8 @@ use kokuho_e2e::app::{CHIYODA, TestSystem, spawn_system};
 
 const KS: &str = "1,KS,131016,130013,20260401,1\n2,1,1001,20200401,01,100001,0,千代田,1001,09,\n9,1\n";
 const SERVICES: [&str; 5] = ["intake", "identity", "continuity", "kogaku", "relay"];
-const STREAMS: [&str; 8] = [
+const KK: &str = "1,KK,131016,130013,20260401,1\n2,1,100001,1001,1,123456789018,山田 太郎,ヤマダ タロウ,S300820,1,01,20200401,03,,,,,20200401\n9,1\n";
+const STREAMS: [&str; 9] = [
     "KOKUHO_INTAKE",
     "KOKUHO_IDENTITY",
     "KOKUHO_CONTINUITY",
@@ -21,6 +22,7 @@ const STREAMS: [&str; 8] = [
     "KOKUHO_RESULTS",
     "KOKUHO_AUDIT",
     "KOKUHO_DLQ",
+    "KOKUHO_SEALED",
 ];
 
 /// A raw client as `user`, with the server's error events collected.
@@ -96,9 +98,29 @@ async fn streams_state(sys: &TestSystem) -> Vec<(u64, bool)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s7_each_service_user_is_refused_what_it_must_not_do() {
     let mut sys = spawn_system(20260401).await;
-    sys.client.submit(CHIYODA, vec![("KS.csv".to_string(), KS.as_bytes().to_vec())]).await.unwrap();
+    let files = vec![("KS.csv".to_string(), KS.as_bytes().to_vec()), ("KK.csv".to_string(), KK.as_bytes().to_vec())];
+    sys.client.submit(CHIYODA, files).await.unwrap();
     sys.settle().await;
     let before = streams_state(&sys).await;
+
+    // Numbers travel only on subjects identity alone reads: intake's records carry none, not
+    // even sealed; the chunk's NumbersSealed is on KOKUHO_SEALED.
+    let admin = sys.nats.bus().await;
+    let records = admin.read_subject("KOKUHO_INTAKE", &format!("kokuho.intake.records.{CHIYODA}")).await.unwrap();
+    let mut apart = 0;
+    for (_, bytes) in records {
+        let (_, event) = kokuho_bus::event::decode::<kokuho_intake_contract::Events>(&bytes).unwrap();
+        let kokuho_intake_contract::Event::RecordsAccepted(chunk) = event else { continue };
+        assert!(chunk.data_key.is_none(), "a data key in intake's stream");
+        for r in &chunk.records {
+            if let Some(kokuho_intake_contract::pb::change_record::Record::Person(p)) = &r.record {
+                assert!(p.individual_number.is_none(), "a sealed number in intake's stream");
+            }
+        }
+        apart += u32::from(chunk.numbers_apart);
+    }
+    assert_eq!(apart, 1, "the KK chunk keeps its numbers apart");
+    assert_eq!(admin.count("KOKUHO_SEALED", "kokuho.sealed.>").await.unwrap(), 1);
 
     // Anyone without a user is turned away at the door; so is a user without a client
     // certificate (mutual TLS), and one that does not speak TLS at all.
@@ -168,6 +190,16 @@ async fn s7_each_service_user_is_refused_what_it_must_not_do() {
     }
     let last = format!("$JS.API.DIRECT.GET.KOKUHO_INTAKE.{records}");
     assert!(continuity.refused(&last, "").await);
+    // The sealed numbers are identity's alone: kogaku and relay read intake's stream, not these.
+    for service in ["continuity", "kogaku", "relay"] {
+        let c = raw(&sys, service).await;
+        let create = "$JS.API.CONSUMER.CREATE.KOKUHO_SEALED.snoop";
+        assert!(c.refused(create, "{}").await, "{service} read the sealed numbers");
+        let get = format!("$JS.API.DIRECT.GET.KOKUHO_SEALED.kokuho.sealed.{CHIYODA}.>");
+        assert!(c.refused(&get, "").await, "{service} got a sealed number");
+    }
+    let identity_user = raw(&sys, "identity").await;
+    assert!(identity_user.api("$JS.API.STREAM.MSG.GET.KOKUHO_SEALED", "{\"seq\":1}").await, "identity reads them");
     // Another service's audit chain is not any service's to read (only identity verifies).
     assert!(continuity.refused("$JS.API.DIRECT.GET.KOKUHO_AUDIT.kokuho.audit.intake", "").await);
 

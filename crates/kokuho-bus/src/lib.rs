@@ -458,6 +458,25 @@ impl Bus {
         }
     }
 
+    /// [`Bus::last_message`] answered by the stream's leader (`STREAM.MSG.GET`, never a replica a
+    /// moment behind): for a read whose absence would be taken as final.
+    pub async fn last_message_from_leader(
+        &self,
+        stream: &str,
+        subject: &str,
+    ) -> Result<Option<(u64, Bytes)>, BusError> {
+        let s = self
+            .js
+            .get_stream_no_info(stream)
+            .await
+            .map_err(|e| BusError::new(BusErrorKind::Unavailable, "get stream", e))?;
+        match s.get_last_raw_message_by_subject(subject).await {
+            Ok(m) => Ok(Some((m.sequence, m.payload))),
+            Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => Ok(None),
+            Err(e) => Err(BusError::new(BusErrorKind::Unavailable, "last message by subject", e)),
+        }
+    }
+
     /// (Re)creates the durable consumer so that it delivers from `start_seq` on, and returns
     /// its message stream. The caller's stored position decides where reading starts, never
     /// the consumer's ack floor: a consumer left from an earlier run is replaced.

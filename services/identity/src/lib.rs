@@ -109,11 +109,15 @@ impl App {
 impl kokuho_runtime::service::Service for App {
     const NAME: &'static str = "identity";
 
-    /// It writes its stream and its rows; it reads the intake stream (records with sealed
-    /// numbers: S7, identity alone among the services that link) and the audit stream (verify).
+    /// It writes its stream and its rows; it reads the intake stream, the chunks' sealed numbers
+    /// (S7: identity alone) and the audit stream (verify).
     const NATS: kokuho_bus::Access = kokuho_bus::Access {
         owns: &[IDENTITY],
-        reads: &[kokuho_intake_contract::STREAM.name, kokuho_runtime::audit::AUDIT.name],
+        reads: &[
+            kokuho_intake_contract::STREAM.name,
+            kokuho_intake_contract::SEALED.name,
+            kokuho_runtime::audit::AUDIT.name,
+        ],
         appends: &[kokuho_outbox::ROWS_SUBJECTS],
     };
 

@@ -46,6 +46,7 @@ impl Workflow for LinkRecords {
     /// Decides a group of intake events in order, each on identity's state as the earlier ones
     /// leave it, and appends the decisions as one atomic batch (kokuho_store::Decider).
     async fn handle(&self, events: &[LogEvent<'_>]) -> Result<Rejected, ApplyError> {
+        let sealed = self.sealed_numbers(events).await?;
         let projection = IdentityState { vault: self.vault.clone() };
         let decider = Decider {
             bus: &self.bus,
@@ -54,7 +55,39 @@ impl Workflow for LinkRecords {
             stream: IDENTITY.name,
             subject: CHUNKS_SUBJECT,
         };
-        decider.run(events, |view| Ok(u64_of(view.get(CURSOR)?)), |view, ev| self.decide(view, ev)).await
+        decider.run(events, |view| Ok(u64_of(view.get(CURSOR)?)), |view, ev| self.decide(view, ev, &sealed)).await
+    }
+}
+
+/// The sealed numbers of the group's chunks, by intake sequence: what `KOKUHO_SEALED` holds for
+/// each (S7), or why not.
+type SealedNumbers = BTreeMap<u64, Result<ipb::NumbersSealed, String>>;
+
+impl LinkRecords {
+    /// Reads the sealed numbers of every chunk of the group that keeps them apart, from the
+    /// stream's leader (intake stored them before the chunk: absent is final, not late).
+    async fn sealed_numbers(&self, events: &[LogEvent<'_>]) -> Result<SealedNumbers, ApplyError> {
+        let mut out = SealedNumbers::new();
+        for ev in events {
+            let Ok(IntakeInput::Chunk(chunk)) = convert::intake_input(ev.payload) else { continue };
+            if !chunk.numbers_apart {
+                continue;
+            }
+            let subject = kokuho_intake_contract::sealed_subject(&chunk.municipality, &chunk.receipt, chunk.chunk);
+            let found = self
+                .bus
+                .last_message_from_leader(kokuho_intake_contract::SEALED.name, &subject)
+                .await
+                .map_err(|e| ApplyError::Transient(e.to_string()))?;
+            let sealed = match found {
+                Some((_, bytes)) => <ipb::NumbersSealed as prost::Message>::decode(bytes).map_err(|e| {
+                    format!("the sealed numbers of {} chunk {} do not decode: {e}", chunk.receipt, chunk.chunk)
+                }),
+                None => Err(format!("the sealed numbers of {} chunk {} are missing", chunk.receipt, chunk.chunk)),
+            };
+            out.insert(ev.seq, sealed);
+        }
+        Ok(out)
     }
 }
 
@@ -62,13 +95,20 @@ impl LinkRecords {
     /// What an intake event becomes in identity's stream: a chunk of KK records is linked
     /// (`ChunkLinked`); the calendar is carried over (`BusinessDay`) so that day closes keep
     /// their place among the chunks.
-    fn decide(&self, view: &dyn Read, ev: &LogEvent<'_>) -> Result<Decided, ApplyError> {
+    fn decide(&self, view: &dyn Read, ev: &LogEvent<'_>, sealed: &SealedNumbers) -> Result<Decided, ApplyError> {
         let day = |date, day_close| {
             let day = pb::BusinessDay { intake_sequence: ev.seq, date, day_close };
             Some(event::envelope::<Events>(Event::BusinessDay(day), "", "", ""))
         };
         Ok(match convert::intake_input(ev.payload).map_err(ApplyError::Malformed)? {
-            IntakeInput::Chunk(chunk) => self.link_chunk(ev.seq, &chunk, view)?.map(|linked| {
+            IntakeInput::Chunk(mut chunk) => {
+                if chunk.numbers_apart {
+                    let numbers = sealed.get(&ev.seq).cloned().unwrap_or_else(|| Err("not read".into()));
+                    with_numbers(&mut chunk, numbers.map_err(ApplyError::Malformed)?);
+                }
+                self.link_chunk(ev.seq, &chunk, view)?
+            }
+            .map(|linked| {
                 event::envelope::<Events>(Event::ChunkLinked(linked), &chunk.municipality, &chunk.receipt, "")
             }),
             IntakeInput::Calendar { date, day_close } => day(date, day_close),
@@ -447,4 +487,16 @@ impl kokuho_outbox::RowSource for IdentityRows {
             Event::BusinessDay(_) => Vec::new(),
         }
     }
+}
+
+/// Puts a chunk's sealed numbers back on its records, for this function's caller alone.
+fn with_numbers(chunk: &mut ipb::RecordsAccepted, sealed: ipb::NumbersSealed) {
+    let mut by_line: BTreeMap<u32, ipb::SealedNumber> =
+        sealed.numbers.into_iter().filter_map(|n| Some((n.line, n.number?))).collect();
+    for r in &mut chunk.records {
+        if let Some(ipb::change_record::Record::Person(p)) = &mut r.record {
+            p.individual_number = by_line.remove(&r.line);
+        }
+    }
+    chunk.data_key = sealed.data_key;
 }

@@ -8,8 +8,10 @@ use kokuho_intake_domain::submission::{self, FileInput, Input, Outcome};
 use kokuho_intake_domain::{ReRow, file};
 use kokuho_proto::intake::v1 as pb;
 use kokuho_proto::results::v1::ResultRow;
+use prost::Message as _;
 
 use crate::{AppError, Event, Events, INTAKE, Intake, PATIENCE, convert, records_subject, state, submission_subject};
+use kokuho_intake_contract::sealed_subject;
 
 /// One file as the caller sent it.
 #[derive(Debug, Clone)]
@@ -100,10 +102,15 @@ impl Intake {
             let receipt = state::next_receipt(store, &muni)?;
             let outcome =
                 submission::decide(Input { caller, registry: &self.inner.config.registry, facts: &facts }, &inputs);
-            let (batch, answer) = match self.events(&muni, &receipt, business_date, outcome)? {
+            let (batch, sealed, answer) = match self.events(&muni, &receipt, business_date, outcome)? {
                 Plan::Nothing(answer) => return Ok(answer),
-                Plan::Append(batch, answer) => (batch, answer),
+                Plan::Append(batch, sealed, answer) => (batch, sealed, answer),
             };
+            // The sealed numbers first, on subjects only identity reads (S7): stored before the
+            // chunks that name them. A batch that loses the race below leaves them unused.
+            for part in sealed.chunks(MAX_BATCH) {
+                self.inner.bus.append_atomic(part.to_vec()).await?;
+            }
             let mut batch = batch;
             batch[0] = batch[0].clone().expect_last_subject_seq(expected);
             match self.inner.bus.append_atomic(batch).await {
@@ -152,7 +159,7 @@ impl Intake {
                     warnings: 0,
                     rows,
                 };
-                Ok(Plan::Append(vec![Append::event(submission_subject(muni), &envelope)], answer))
+                Ok(Plan::Append(vec![Append::event(submission_subject(muni), &envelope)], Vec::new(), answer))
             }
             Outcome::Accepted(a) => {
                 let all_rows = rows(&a.rows);
@@ -181,6 +188,7 @@ impl Intake {
                     "",
                 );
                 let mut batch = vec![Append::event(submission_subject(muni), &head)];
+                let mut sealed = Vec::new();
                 for i in 0..chunks {
                     let records = record_chunks.get(i).copied().unwrap_or(&[]);
                     // One data key per message: identity unwraps it once for the chunk (S2).
@@ -195,14 +203,36 @@ impl Intake {
                         }
                         out.push(rec);
                     }
+                    let number = i as u32 + 1;
+                    if sealed_any {
+                        // Out of the records, into the chunk's NumbersSealed (S7).
+                        let numbers = out
+                            .iter_mut()
+                            .filter_map(|r| match &mut r.record {
+                                Some(pb::change_record::Record::Person(p)) => {
+                                    p.individual_number.take().map(|n| pb::LineNumber { line: r.line, number: Some(n) })
+                                }
+                                _ => None,
+                            })
+                            .collect();
+                        let apart = pb::NumbersSealed {
+                            receipt: receipt.to_string(),
+                            chunk: number,
+                            data_key: Some(convert::wrapped_key(&sealer)),
+                            numbers,
+                        };
+                        let id = format!("sealed:{receipt}:{number}:{}", uuid::Uuid::now_v7().simple());
+                        sealed.push(Append::new(sealed_subject(muni, receipt, number), apart.encode_to_vec(), id));
+                    }
                     let chunk = pb::RecordsAccepted {
                         receipt: receipt.to_string(),
                         municipality: muni.to_string(),
-                        chunk: i as u32 + 1,
+                        chunk: number,
                         records: out,
                         rows: row_chunks.get(i).map(|c| c.to_vec()).unwrap_or_default(),
-                        data_key: sealed_any.then(|| convert::wrapped_key(&sealer)),
+                        data_key: None,
                         business_date,
+                        numbers_apart: sealed_any,
                     };
                     let envelope =
                         event::envelope::<Events>(Event::RecordsAccepted(chunk), muni, receipt, &head.event_id);
@@ -219,7 +249,7 @@ impl Intake {
                     warnings: a.warnings,
                     rows: all_rows,
                 };
-                Ok(Plan::Append(batch, answer))
+                Ok(Plan::Append(batch, sealed, answer))
             }
         }
     }
@@ -271,5 +301,6 @@ impl Intake {
 enum Plan {
     /// Nothing to append (an identical resubmission).
     Nothing(Submission),
-    Append(Vec<Append>, Submission),
+    /// The intake stream's batch, the chunks' sealed numbers (stored first), the answer.
+    Append(Vec<Append>, Vec<Append>, Submission),
 }

@@ -29,6 +29,20 @@ pub fn records_subject(municipality: &str) -> String {
 /// `BusinessDateSet`, `DayClosed` (rules.md T1), in one order with the submissions.
 pub const CALENDAR_SUBJECT: &str = "kokuho.intake.calendar";
 
+/// The sealed 個人番号 of intake's chunks (`NumbersSealed`), apart from the records so that the
+/// services reading intake's stream never hold them, sealed or not (security.md S7): intake
+/// writes it, identity alone reads it.
+pub const SEALED: StreamDef = StreamDef {
+    name: "KOKUHO_SEALED",
+    subjects: &["kokuho.sealed.>"],
+    description: "Sealed 個人番号 of intake's chunks, for identity alone",
+};
+
+/// The subject of one chunk's sealed numbers.
+pub fn sealed_subject(municipality: &str, receipt: &str, chunk: u32) -> String {
+    format!("kokuho.sealed.{municipality}.{receipt}.{chunk}")
+}
+
 kokuho_bus::stream_events!(
     /// The events of [`STREAM`].
     Events,
