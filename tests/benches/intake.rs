@@ -66,7 +66,9 @@ async fn main() {
         .lines()
         .find_map(|l| l.strip_prefix("listen: ").map(|a| format!("nats://{a}")))
         .unwrap();
-    let bus = Bus::connect(&url, "bench").await.unwrap();
+    // The local server authenticates everyone (S7): the bench reads and writes as the admin.
+    let admin = kokuho_system::admin_user(&kokuho_system::nats_credentials_dir(&dir.join("data"))).unwrap();
+    let bus = Bus::connect_as(&url, &admin).await.unwrap();
     bus.ensure_stream(&RAW).await.unwrap();
     let mut client = Client::connect_trusting(system.endpoint(), system.ca_pem())
         .await
