@@ -10,6 +10,24 @@
 /// this many are not kept: a 64 KiB line of commas costs nothing.
 pub const MAX_FIELDS: usize = 64;
 
+/// The most bytes a field keeps (S9): no field of any format is near this long, so a longer one
+/// is invalid whole and invalid cut; cutting it keeps a quoted field across a 256 MiB file from
+/// costing 256 MiB more.
+pub const MAX_FIELD_BYTES: usize = 4096;
+
+/// `field` with `more` appended, up to [`MAX_FIELD_BYTES`] (cut on a character boundary).
+fn push_capped(field: &mut String, more: &str) {
+    let room = MAX_FIELD_BYTES.saturating_sub(field.len());
+    if room == 0 {
+        return;
+    }
+    let mut end = more.len().min(room);
+    while !more.is_char_boundary(end) {
+        end -= 1;
+    }
+    field.push_str(&more[..end]);
+}
+
 /// One item of a file, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Item {
@@ -58,12 +76,12 @@ pub fn read(text: &str) -> Vec<Item> {
                             return items;
                         }
                         Some(b'"') if b.get(i + 1) == Some(&b'"') => {
-                            field.push_str(&text[segment..=i]);
+                            push_capped(&mut field, &text[segment..=i]);
                             i += 2;
                             segment = i;
                         }
                         Some(b'"') => {
-                            field.push_str(&text[segment..i]);
+                            push_capped(&mut field, &text[segment..i]);
                             i += 1;
                             break;
                         }
@@ -120,7 +138,9 @@ pub fn read(text: &str) -> Vec<Item> {
                 let end = if terminator == Some(b'\n') && b[segment..i].ends_with(b"\r") { i - 1 } else { i };
                 count += 1;
                 if fields.len() < MAX_FIELDS {
-                    fields.push(text[segment..end].to_string());
+                    let mut field = String::new();
+                    push_capped(&mut field, &text[segment..end]);
+                    fields.push(field);
                 }
                 match terminator {
                     Some(b',') => i += 1,
@@ -143,6 +163,18 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    /// S9: a field keeps at most MAX_FIELD_BYTES, cut on a character boundary, quoted or not.
+    #[test]
+    fn s9_a_field_keeps_at_most_its_cap() {
+        let long = "あ".repeat(10_000);
+        for line in [format!("1,{long}\n"), format!("1,\"{long}\n{long}\"\n")] {
+            let items = read(&line);
+            let [Item::Record { fields, count: 2, .. }] = items.as_slice() else { panic!("one record") };
+            assert!(fields[1].len() <= MAX_FIELD_BYTES && fields[1].len() > MAX_FIELD_BYTES - 4);
+            assert!(fields[1].chars().all(|c| c == 'あ'));
+        }
+    }
 
     /// S9: a record of many fields keeps only the first MAX_FIELDS, and still says how many it had.
     #[test]
