@@ -195,7 +195,7 @@ pub fn ensure_users(dir: &Path, names: &[&str]) -> Result<Vec<(String, String)>,
         if !path.exists() {
             let pair = nkeys::KeyPair::new_user();
             let seed = pair.seed().map_err(|e| BusError::new(BusErrorKind::Config, "make an nkey", e))?;
-            write_private(&path, &seed).map_err(|e| config("write an nkey seed", e))?;
+            kokuho_crypto::write_private(&path, seed.as_bytes()).map_err(|e| config("write an nkey seed", e))?;
         }
         let user = NatsUser::load(dir, name)?;
         let pair = nkeys::KeyPair::from_seed(user.seed().unwrap_or_default())
@@ -203,17 +203,6 @@ pub fn ensure_users(dir: &Path, names: &[&str]) -> Result<Vec<(String, String)>,
         out.push((name.to_string(), pair.public_key()));
     }
     Ok(out)
-}
-
-fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut f = options.open(path)?;
-    f.write_all(contents.as_bytes())?;
-    f.sync_all()
 }
 
 /// The `accounts` block of a server configuration: one account with JetStream, its users by

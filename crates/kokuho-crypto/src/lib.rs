@@ -128,8 +128,10 @@ pub fn generate_key_pair(dir: &Path) -> Result<PublicKey, CryptoError> {
     Ok(PublicKey { id, key: public })
 }
 
+/// Writes a secret (a key, a seed) readable by its owner alone (mode 0600), and syncs it: the
+/// one way kokuho writes a secret file (S3).
 #[cfg(unix)]
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
     let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
@@ -138,7 +140,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 #[cfg(not(unix))]
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::write(path, bytes)
 }
 

@@ -172,11 +172,7 @@ pub fn ensure_keys(dir: &Path, services: &[&str]) -> std::io::Result<()> {
         }
         let pair = nkeys::KeyPair::new_server();
         let seed = pair.seed().map_err(std::io::Error::other)?;
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        std::io::Write::write_all(&mut options.open(&seed_path)?, seed.as_bytes())?;
+        kokuho_crypto::write_private(&seed_path, seed.as_bytes())?;
         std::fs::write(dir.join(format!("{service}.pub")), format!("{}\n", pair.public_key()))?;
     }
     Ok(())

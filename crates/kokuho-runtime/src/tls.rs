@@ -38,14 +38,6 @@ fn io(e: impl std::fmt::Display) -> std::io::Error {
     std::io::Error::other(e.to_string())
 }
 
-fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    std::io::Write::write_all(&mut options.open(path)?, contents.as_bytes())
-}
-
 impl DevPki {
     /// The PKI of `dir`, made if it is not there (all files at once).
     pub fn ensure(dir: &Path) -> std::io::Result<Self> {
@@ -79,9 +71,9 @@ impl DevPki {
         let (client, client_key) =
             leaf(vec!["kokuho".into()], "kokuho dev client", ExtendedKeyUsagePurpose::ClientAuth)?;
         std::fs::write(pki.server(), server)?;
-        write_private(&pki.server_key(), &server_key)?;
+        kokuho_crypto::write_private(&pki.server_key(), server_key.as_bytes())?;
         std::fs::write(pki.client(), client)?;
-        write_private(&pki.client_key(), &client_key)?;
+        kokuho_crypto::write_private(&pki.client_key(), client_key.as_bytes())?;
         // Last: its presence says the directory is complete.
         std::fs::write(pki.ca(), ca_cert.pem())?;
         Ok(pki)
