@@ -121,6 +121,19 @@ async fn s7_each_service_user_is_refused_what_it_must_not_do() {
     }
     assert_eq!(apart, 1, "the KK chunk keeps its numbers apart");
     assert_eq!(admin.count("KOKUHO_SEALED", "kokuho.sealed.>").await.unwrap(), 1);
+    // identity's public events carry no number, not even sealed: the numbers it keeps are on
+    // its own subject, just before the event they belong to.
+    let chunks = admin.read_subject("KOKUHO_IDENTITY", kokuho_identity_contract::CHUNKS_SUBJECT).await.unwrap();
+    let numbers = admin.read_subject("KOKUHO_IDENTITY", kokuho_identity_contract::NUMBERS_SUBJECT).await.unwrap();
+    assert_eq!(numbers.len(), 1, "the one person with a number has it kept");
+    for (_, bytes) in &chunks {
+        let (_, event) = kokuho_bus::event::decode::<kokuho_identity_contract::Events>(bytes).unwrap();
+        assert!(!matches!(event, kokuho_identity_contract::Event::NumbersKept(_)), "numbers on the public subject");
+        let text = format!("{event:?}");
+        assert!(!text.contains("SealedNumber") && !text.contains("ciphertext"), "a sealed number in {text}");
+    }
+    let kept_at = numbers[0].0;
+    assert!(chunks.iter().any(|(seq, _)| *seq == kept_at + 1), "the numbers come just before their event");
 
     // Anyone without a user is turned away at the door; so is a user without a client
     // certificate (mutual TLS), and one that does not speak TLS at all.
@@ -203,11 +216,44 @@ async fn s7_each_service_user_is_refused_what_it_must_not_do() {
     // Another service's audit chain is not any service's to read (only identity verifies).
     assert!(continuity.refused("$JS.API.DIRECT.GET.KOKUHO_AUDIT.kokuho.audit.intake", "").await);
 
+    // identity's stream: the others read its public subject with their own named consumers, and
+    // nothing else of it — not the numbers beside it, by consumer, by get, or through one of
+    // identity's own consumers.
+    let public = kokuho_identity_contract::CHUNKS_SUBJECT;
+    let kept = kokuho_identity_contract::NUMBERS_SUBJECT;
+    for (service, own) in
+        [("continuity", "continuity-evaluate"), ("kogaku", "kogaku-members"), ("relay", "relay-persons")]
+    {
+        let c = raw(&sys, service).await;
+        let config = |name: &str, filter: &str| {
+            format!(
+                "{{\"stream_name\":\"KOKUHO_IDENTITY\",\"config\":{{\"name\":\"{name}\",\"filter_subject\":\"{filter}\",\"ack_policy\":\"none\"}}}}"
+            )
+        };
+        for (subject, body) in [
+            ("$JS.API.CONSUMER.CREATE.KOKUHO_IDENTITY.probe".to_string(), config("probe", "")),
+            (format!("$JS.API.CONSUMER.CREATE.KOKUHO_IDENTITY.{own}"), config(own, "")),
+            (format!("$JS.API.CONSUMER.CREATE.KOKUHO_IDENTITY.{own}.{kept}"), config(own, kept)),
+            (format!("$JS.API.CONSUMER.CREATE.KOKUHO_IDENTITY.probe.{public}"), config("probe", public)),
+            ("$JS.API.CONSUMER.MSG.NEXT.KOKUHO_IDENTITY.identity-state".to_string(), "{\"batch\":1}".to_string()),
+            ("$JS.API.DIRECT.GET.KOKUHO_IDENTITY".to_string(), "{\"seq\":1}".to_string()),
+            ("$JS.API.STREAM.MSG.GET.KOKUHO_IDENTITY".to_string(), "{\"seq\":1}".to_string()),
+            (format!("$JS.API.DIRECT.GET.KOKUHO_IDENTITY.{kept}"), String::new()),
+        ] {
+            assert!(c.refused(&subject, &body).await, "{service} may send {subject}");
+        }
+        // The control: the last public event, by subject.
+        let last = format!("$JS.API.DIRECT.GET.KOKUHO_IDENTITY.{public}");
+        let reply = c.client.request(last, "".into()).await.unwrap();
+        assert!(reply.headers.is_some_and(|h| h.get("Nats-Sequence").is_some()), "{service} reads the public events");
+    }
+
     // Positive controls: the same kinds of request where the declaration allows them.
-    let ok = "$JS.API.CONSUMER.CREATE.KOKUHO_IDENTITY.probe";
-    let body = "{\"stream_name\":\"KOKUHO_IDENTITY\",\"config\":{\"name\":\"probe\",\"ack_policy\":\"none\"}}";
-    assert!(continuity.api(ok, body).await, "continuity may read identity's stream");
-    assert!(continuity.api("$JS.API.CONSUMER.DELETE.KOKUHO_IDENTITY.probe", "").await);
+    let ok = "$JS.API.CONSUMER.CREATE.KOKUHO_INTAKE.probe";
+    let body = "{\"stream_name\":\"KOKUHO_INTAKE\",\"config\":{\"name\":\"probe\",\"ack_policy\":\"none\"}}";
+    let kogaku = raw(&sys, "kogaku").await;
+    assert!(kogaku.api(ok, body).await, "kogaku may read intake's stream");
+    assert!(kogaku.api("$JS.API.CONSUMER.DELETE.KOKUHO_INTAKE.probe", "").await);
     assert!(continuity.api("$JS.API.STREAM.INFO.KOKUHO_INTAKE", "").await, "metadata is everyone's");
     let identity = raw(&sys, "identity").await;
     assert!(identity.api("$JS.API.STREAM.MSG.GET.KOKUHO_INTAKE", "{\"seq\":1}").await);

@@ -12,6 +12,10 @@
 //!   appends to: its results rows, its own audit subject, its own dead letters);
 //! - read a stream: create, fetch from, ack and delete consumers on it, and get its messages
 //!   directly (`DIRECT.GET`, `STREAM.MSG.GET`): only for the streams the service reads whole;
+//! - read one subject of a stream ([`SubjectRead`]: identity's public events, not the numbers
+//!   beside them): create its named consumers with that subject as their filter (the filter is
+//!   part of the API subject), pull from, ack and delete those consumers only, and get the
+//!   subject's last message; no get by sequence;
 //! - the last message of one subject (`DIRECT.GET.<stream>.<subject>`): a service's own audit
 //!   chain head, without reading the audit stream;
 //! - metadata (account info, stream names and info, consumer lists): everyone, for progress and
@@ -36,13 +40,28 @@ pub struct Access {
     pub owns: &'static [StreamDef],
     /// The streams of others it reads whole (its projections and workflows).
     pub reads: &'static [&'static str],
+    /// One subject of another's stream, read by named consumers (where the stream's other
+    /// subjects are not for this service).
+    pub reads_subject: &'static [SubjectRead],
     /// Subjects of streams it does not own that it appends to (its result rows).
     pub appends: &'static [&'static str],
 }
 
 impl Access {
     /// A service that uses no stream (it still connects, and may do nothing).
-    pub const NONE: Access = Access { owns: &[], reads: &[], appends: &[] };
+    pub const NONE: Access = Access { owns: &[], reads: &[], reads_subject: &[], appends: &[] };
+}
+
+/// One subject of a stream, read by the named consumers of one service alone: for a stream whose
+/// other subjects that service must not see (identity's sealed numbers beside its public events,
+/// S7).
+#[derive(Debug, Clone, Copy)]
+pub struct SubjectRead {
+    pub stream: &'static str,
+    pub subject: &'static str,
+    /// Its durable consumers of the subject (`<service>-<projection>`): the only consumers of
+    /// the stream it may make, pull from, ack or delete.
+    pub consumers: &'static [&'static str],
 }
 
 /// The allow lists of one NATS user.
@@ -93,6 +112,16 @@ pub fn service_permissions(user: &str, access: &Access, audit: &StreamDef) -> Pe
         publish.push(format!("{API}.DIRECT.GET.{stream}.>"));
         publish.push(format!("{API}.STREAM.MSG.GET.{stream}"));
         publish.push(format!("$JS.ACK.{stream}.>"));
+    }
+    for r in access.reads_subject {
+        let (stream, subject) = (r.stream, r.subject);
+        publish.push(format!("{API}.DIRECT.GET.{stream}.{subject}"));
+        for c in r.consumers {
+            publish.push(format!("{API}.CONSUMER.CREATE.{stream}.{c}.{subject}"));
+            publish.push(format!("{API}.CONSUMER.DELETE.{stream}.{c}"));
+            publish.push(format!("{API}.CONSUMER.MSG.NEXT.{stream}.{c}"));
+            publish.push(format!("$JS.ACK.{stream}.{c}.>"));
+        }
     }
     // Its own audit chains' heads (the last entry on each subject) and its own chains read back
     // with its one reader, not the others'.
@@ -233,7 +262,14 @@ mod tests {
     /// no stream management, no other stream's messages, no one else's inbox.
     #[test]
     fn s7_permissions_follow_the_declaration() {
-        let access = Access { owns: &[OWN], reads: &["KOKUHO_Y"], appends: &["kokuho.results.rows.*"] };
+        const PUBLIC: SubjectRead =
+            SubjectRead { stream: "KOKUHO_W", subject: "kokuho.w.public", consumers: &["x-reader"] };
+        let access = Access {
+            owns: &[OWN],
+            reads: &["KOKUHO_Y"],
+            reads_subject: &[PUBLIC],
+            appends: &["kokuho.results.rows.*"],
+        };
         let p = service_permissions("x", &access, &AUDIT);
         for wanted in [
             "kokuho.x.>",
@@ -253,6 +289,19 @@ mod tests {
             assert!(!p.publish.iter().any(|s| s.contains(refused)), "{refused} allowed");
         }
         assert!(!p.publish.iter().any(|s| s.contains("KOKUHO_Z")));
+        // One subject of KOKUHO_W, by its named consumer only: no get by sequence, no other
+        // consumer, no other filter.
+        let on_w: Vec<&str> = p.publish.iter().map(String::as_str).filter(|s| s.contains("KOKUHO_W")).collect();
+        assert_eq!(
+            on_w,
+            [
+                "$JS.ACK.KOKUHO_W.x-reader.>",
+                "$JS.API.CONSUMER.CREATE.KOKUHO_W.x-reader.kokuho.w.public",
+                "$JS.API.CONSUMER.DELETE.KOKUHO_W.x-reader",
+                "$JS.API.CONSUMER.MSG.NEXT.KOKUHO_W.x-reader",
+                "$JS.API.DIRECT.GET.KOKUHO_W.kokuho.w.public",
+            ]
+        );
         assert_eq!(p.subscribe, vec!["_INBOX_x.>".to_string()]);
     }
 

@@ -31,7 +31,7 @@ use async_nats::jetstream::{self, consumer, stream};
 use bytes::Bytes;
 use futures::StreamExt as _;
 
-pub use access::{Access, NatsUser};
+pub use access::{Access, NatsUser, SubjectRead};
 pub use error::{BusError, BusErrorKind};
 pub use server::{MAX_PAYLOAD, server_config, tls_config};
 
@@ -70,6 +70,9 @@ pub struct Append {
     /// Optimistic concurrency: the append fails with [`BusErrorKind::WrongLastSequence`] unless
     /// the last message on `subject` has this stream sequence (0: no message yet).
     pub expected_last_subject_seq: Option<u64>,
+    /// Optimistic concurrency on the whole stream: the append fails with
+    /// [`BusErrorKind::WrongLastSequence`] unless the stream's last message has this sequence.
+    pub expected_last_seq: Option<u64>,
 }
 
 impl Append {
@@ -79,6 +82,7 @@ impl Append {
             payload: payload.into(),
             msg_id: msg_id.into(),
             expected_last_subject_seq: None,
+            expected_last_seq: None,
         }
     }
 
@@ -92,6 +96,11 @@ impl Append {
         self
     }
 
+    pub fn expect_last_seq(mut self, seq: u64) -> Self {
+        self.expected_last_seq = Some(seq);
+        self
+    }
+
     fn headers(&self, with_msg_id: bool) -> HeaderMap {
         let mut h = HeaderMap::new();
         if with_msg_id {
@@ -99,6 +108,9 @@ impl Append {
         }
         if let Some(seq) = self.expected_last_subject_seq {
             h.insert(async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, seq.to_string().as_str());
+        }
+        if let Some(seq) = self.expected_last_seq {
+            h.insert(async_nats::header::NATS_EXPECTED_LAST_SEQUENCE, seq.to_string().as_str());
         }
         trace::inject(&mut h);
         h
@@ -123,6 +135,8 @@ pub struct Delivered {
     pub headers: Option<HeaderMap>,
     /// How many times the server has delivered this message to the consumer.
     pub delivered: i64,
+    /// The consumer's delivery count: one more for every delivery, redeliveries included.
+    pub consumer_seq: u64,
     message: jetstream::Message,
 }
 
@@ -513,7 +527,7 @@ impl Bus {
             .messages()
             .await
             .map_err(|e| BusError::new(BusErrorKind::Unavailable, "consume", e))?;
-        Ok(Consumer { messages })
+        Ok(Consumer { messages, received: 0 })
     }
 
     /// Every message on `subject` (one subject, no wildcards), in order, as (sequence, payload):
@@ -733,23 +747,30 @@ pub const GROUP_MAX_BYTES: usize = 8 << 20;
 /// The message stream of a durable consumer.
 pub struct Consumer {
     messages: consumer::pull::Stream,
+    /// The consumer sequence of the last message received (the consumer is new: from 0).
+    received: u64,
 }
 
 impl Consumer {
     /// Waits for the next message, then takes whatever else is already there, up to `max`
     /// messages and [`GROUP_MAX_BYTES`]: the group a projection commits in one store
     /// transaction (group commit).
+    ///
+    /// Every delivery counts on the server's side (redeliveries too), so consumer sequences
+    /// arrive one by one unless a delivery was lost on the way (a pull lost under load): that
+    /// fails the group, and the caller starts again from its stored position. It holds for a
+    /// consumer filtered to one subject, whose stream sequences skip the others.
     pub async fn next_group(&mut self, max: usize, linger: Duration) -> Result<Vec<Delivered>, BusError> {
         let mut group: Vec<Delivered> = Vec::new();
         match self.messages.next().await {
-            Some(m) => group.push(delivered(m)?),
+            Some(m) => group.push(self.received(m)?),
             None => return Err(BusError::msg(BusErrorKind::Unavailable, "consumer stream ended")),
         }
         let mut bytes = group[0].payload.len();
         while group.len() < max && bytes < GROUP_MAX_BYTES {
             match tokio::time::timeout(linger, self.messages.next()).await {
                 Ok(Some(m)) => {
-                    let d = delivered(m)?;
+                    let d = self.received(m)?;
                     bytes += d.payload.len();
                     group.push(d);
                 }
@@ -761,16 +782,32 @@ impl Consumer {
     }
 }
 
+impl Consumer {
+    fn received(
+        &mut self,
+        m: Result<jetstream::Message, consumer::pull::MessagesError>,
+    ) -> Result<Delivered, BusError> {
+        let d = delivered(m)?;
+        if d.consumer_seq != self.received + 1 {
+            let why = format!("expected delivery {}, got {}", self.received + 1, d.consumer_seq);
+            return Err(BusError::new(BusErrorKind::Unavailable, "a delivery was lost", why));
+        }
+        self.received = d.consumer_seq;
+        Ok(d)
+    }
+}
+
 fn delivered(m: Result<jetstream::Message, consumer::pull::MessagesError>) -> Result<Delivered, BusError> {
     let message = m.map_err(|e| BusError::new(BusErrorKind::Unavailable, "receive", e))?;
     let info = message.info().map_err(|e| BusError::new(BusErrorKind::Invalid, "message info", e))?;
-    let (stream_seq, delivered) = (info.stream_sequence, info.delivered);
+    let (stream_seq, consumer_seq, delivered) = (info.stream_sequence, info.consumer_sequence, info.delivered);
     Ok(Delivered {
         stream_seq,
         subject: message.subject.to_string(),
         payload: message.payload.clone(),
         headers: message.headers.clone(),
         delivered,
+        consumer_seq,
         message,
     })
 }

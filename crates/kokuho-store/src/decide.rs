@@ -5,7 +5,7 @@
 //! A group of input events is decided in order. Each decision is applied at once, with the
 //! projection's own `apply`, to a write set over the committed state, so that the next decision
 //! of the group sees it exactly as it would after the append; then the group's decisions are
-//! appended as one atomic batch (one fsync) whose first message expects the subject's last
+//! appended as one atomic batch (one fsync) whose first message expects the stream's last
 //! sequence: a second instance, or a retry after a crash, decides again on fresh state instead
 //! of appending twice. Inputs at or below the projection's cursor were decided before a restart
 //! and are skipped.
@@ -18,9 +18,10 @@ use kokuho_bus::{Append, Bus, BusErrorKind, GROUP_MAX_BYTES};
 
 use crate::{ApplyError, LogEvent, Projection, ProjectionHandle, Read, Rejected, Tx};
 
-/// What to append for an input event: the event, in its envelope (built with the deciding
-/// service's own stream events), or nothing.
-pub type Decided = Option<Envelope>;
+/// What to append for an input event: events of the deciding service's own stream in their
+/// envelopes, each with its subject, in order (usually one on its public subject; identity puts
+/// the numbers behind it just before it, on a subject only identity reads); or nothing.
+pub type Decided = Vec<(&'static str, Envelope)>;
 
 /// Most events in one atomic batch (the server takes up to 1,000).
 const EVENTS_PER_APPEND: usize = 200;
@@ -35,18 +36,16 @@ pub struct Decider<'a, P: Projection> {
     pub projection: &'a P,
     pub state: &'a ProjectionHandle,
     pub stream: &'static str,
-    /// The subject it alone appends to.
-    pub subject: &'static str,
 }
 
-/// Waits until each projection of another service's stream — (projection, the stream it reads)
-/// — has applied everything its stream holds now. A deciding workflow that reads several streams
+/// Waits until each projection of another service's stream has applied everything its stream
+/// (or its subject of the stream) holds now. A deciding workflow that reads several streams
 /// calls it first: it then decides on facts at least as new as its own state, so a workflow that
 /// starts over (a rebuild, a service added to a running system) never sends a row an older view
 /// of one stream would have given (rules.md T2).
-pub async fn inputs_caught_up(bus: &Bus, inputs: &[(&ProjectionHandle, &str)]) -> Result<(), ApplyError> {
-    for (projection, stream) in inputs {
-        let last = bus.last_seq(stream).await.map_err(transient)?;
+pub async fn inputs_caught_up(bus: &Bus, inputs: &[&ProjectionHandle]) -> Result<(), ApplyError> {
+    for projection in inputs {
+        let last = projection.head(bus).await.map_err(transient)?;
         if !projection.wait_for(last, PATIENCE).await {
             return Err(ApplyError::Transient(format!("{} is catching up", projection.name())));
         }
@@ -88,9 +87,8 @@ impl<P: Projection> Decider<'_, P> {
         rejected: &mut BTreeMap<usize, String>,
     ) -> Result<usize, ApplyError> {
         loop {
-            let expected = self.bus.last_subject_seq(self.stream, self.subject).await.map_err(transient)?;
-            let last = self.bus.last_seq(self.stream).await.map_err(transient)?;
-            if !self.state.wait_for(last, PATIENCE).await {
+            let expected = self.bus.last_seq(self.stream).await.map_err(transient)?;
+            if !self.state.wait_for(expected, PATIENCE).await {
                 return Err(ApplyError::Transient(format!("{} is catching up", self.state.name())));
             }
             let (mut batch, next) = {
@@ -102,36 +100,41 @@ impl<P: Projection> Decider<'_, P> {
                     if ev.seq <= decided_up_to {
                         continue;
                     }
-                    let Some(envelope) = (match ev.span.in_scope(|| decide(&view, ev)) {
+                    let decided = match ev.span.in_scope(|| decide(&view, ev)) {
                         Ok(d) => d,
                         Err(ApplyError::Malformed(why)) => {
                             rejected.insert(i, why);
                             continue;
                         }
                         Err(e) => return Err(e),
-                    }) else {
-                        continue;
                     };
-                    let append = Append::event(self.subject, &envelope);
+                    let appends: Vec<Append> =
+                        decided.iter().map(|(subject, envelope)| Append::event(*subject, envelope)).collect();
                     // S9: a decision larger than the log takes can never be appended: the input
                     // is dead-lettered with why, instead of being retried for ever.
-                    if append.payload.len() > LARGEST_EVENT {
+                    if let Some(big) = appends.iter().find(|a| a.payload.len() > LARGEST_EVENT) {
                         let why = format!(
                             "the decision for this event is {} bytes, more than the log takes in one message ({} bytes)",
-                            append.payload.len(),
+                            big.payload.len(),
                             LARGEST_EVENT
                         );
-                        tracing::error!(seq = ev.seq, subject = self.subject, "{why}");
+                        tracing::error!(seq = ev.seq, subject = %big.subject, "{why}");
                         rejected.insert(i, why);
                         continue;
                     }
-                    // What the projection will make of it, for the decisions after it (its
-                    // sequence is not known yet; a projection decided on does not read it).
-                    let speculative =
-                        LogEvent { seq: 0, subject: self.subject, payload: &append.payload, span: ev.span.clone() };
-                    self.projection.apply(&mut view, &speculative)?;
-                    bytes += append.payload.len();
-                    batch.push(append);
+                    for append in appends {
+                        // What the projection will make of it, for the decisions after it (its
+                        // sequence is not known yet; a projection decided on does not read it).
+                        let speculative = LogEvent {
+                            seq: 0,
+                            subject: &append.subject,
+                            payload: &append.payload,
+                            span: ev.span.clone(),
+                        };
+                        self.projection.apply(&mut view, &speculative)?;
+                        bytes += append.payload.len();
+                        batch.push(append);
+                    }
                     if batch.len() >= EVENTS_PER_APPEND || bytes >= GROUP_MAX_BYTES {
                         break;
                     }
@@ -139,7 +142,7 @@ impl<P: Projection> Decider<'_, P> {
                 (batch, next)
             };
             let Some(first) = batch.first_mut() else { return Ok(next) };
-            first.expected_last_subject_seq = Some(expected);
+            first.expected_last_seq = Some(expected);
             match self.bus.append_atomic(batch).await {
                 Ok(a) => {
                     self.state.wait_for(a.seq, PATIENCE).await;

@@ -50,6 +50,9 @@ pub trait Projection: Send + Sync + 'static {
     const VERSION: u32;
     /// The stream it reads.
     const STREAM: &'static str;
+    /// The one subject of the stream it reads, where it may not read the others (S7); the
+    /// whole stream when `None`.
+    const SUBJECT: Option<&'static str> = None;
 
     fn apply(&self, tx: &mut Tx<'_>, event: &LogEvent<'_>) -> Result<(), ApplyError>;
 }
@@ -63,6 +66,8 @@ pub trait Workflow: Send + Sync + 'static {
     const NAME: &'static str;
     /// The stream it reads.
     const STREAM: &'static str;
+    /// The one subject of the stream it reads, or the whole stream ([`Projection::SUBJECT`]).
+    const SUBJECT: Option<&'static str> = None;
 
     /// Handles a group of consecutive events, after which the runner records its position;
     /// returns the events that can never be handled (they go to the dead-letter stream). A
@@ -77,6 +82,7 @@ pub trait Step: Send + Sync + 'static {
     const NAME: &'static str;
     const VERSION: u32;
     const STREAM: &'static str;
+    const SUBJECT: Option<&'static str>;
 
     fn step<'a>(
         &'a self,
@@ -94,6 +100,7 @@ impl<P: Projection> Step for ProjectionStep<P> {
     const NAME: &'static str = P::NAME;
     const VERSION: u32 = P::VERSION;
     const STREAM: &'static str = P::STREAM;
+    const SUBJECT: Option<&'static str> = P::SUBJECT;
 
     #[allow(clippy::manual_async_fn)]
     fn step<'a>(
@@ -119,6 +126,7 @@ impl<W: Workflow> Step for WorkflowStep<W> {
     const NAME: &'static str = W::NAME;
     const VERSION: u32 = 1;
     const STREAM: &'static str = W::STREAM;
+    const SUBJECT: Option<&'static str> = W::SUBJECT;
 
     #[allow(clippy::manual_async_fn)]
     fn step<'a>(
@@ -201,6 +209,8 @@ pub struct ProjectionHandle {
     position: watch::Receiver<u64>,
     rebuild: mpsc::Sender<()>,
     name: String,
+    stream: &'static str,
+    subject: Option<&'static str>,
 }
 
 impl ProjectionHandle {
@@ -217,6 +227,14 @@ impl ProjectionHandle {
     pub async fn wait_for(&self, seq: u64, patience: Duration) -> bool {
         let mut rx = self.position.clone();
         tokio::time::timeout(patience, rx.wait_for(|p| *p >= seq)).await.is_ok_and(|r| r.is_ok())
+    }
+
+    /// The last sequence of what it reads now (its stream, or its one subject of the stream).
+    pub async fn head(&self, bus: &Bus) -> Result<u64, kokuho_bus::BusError> {
+        match self.subject {
+            Some(subject) => bus.last_subject_seq(self.stream, subject).await,
+            None => bus.last_seq(self.stream).await,
+        }
     }
 
     /// Asks the runner to drop the projection and replay it from sequence 1.
@@ -287,9 +305,16 @@ impl<S: Step> Runner<S> {
             name: name.clone(),
             stream: S::STREAM,
             max_deliver: settings.max_deliver,
-            filter_subject: None,
+            filter_subject: S::SUBJECT.map(str::to_string),
         };
-        let handle = ProjectionHandle { store: store.clone(), position: position_rx, rebuild: rebuild_tx, name };
+        let handle = ProjectionHandle {
+            store: store.clone(),
+            position: position_rx,
+            rebuild: rebuild_tx,
+            name,
+            stream: S::STREAM,
+            subject: S::SUBJECT,
+        };
         Ok((Self { step: Arc::new(step), store, bus, consumer, settings, position, rebuild }, handle))
     }
 

@@ -20,7 +20,12 @@ const OUTPUT: StreamDef = StreamDef { name: "KOKUHO_DOUT", subjects: &["kokuho.d
 const DECISIONS: &str = "kokuho.dout.decisions";
 
 // The test's output events: a borrowed message shape (only `BusinessDay` is used).
-kokuho_bus::stream_events!(Decisions, "decisions", IdentityEvent, Event { ChunkLinked, CaseResolved, BusinessDay });
+kokuho_bus::stream_events!(
+    Decisions,
+    "decisions",
+    IdentityEvent,
+    Event { ChunkLinked, CaseResolved, BusinessDay, NumbersKept }
+);
 
 /// The output stream's projection: the running total and the last input decided. (The
 /// decisions travel as `BusinessDay` events: `intake_sequence` is the input, `date` the total.)
@@ -52,13 +57,7 @@ impl Workflow for Accumulate {
     const STREAM: &'static str = INPUT.name;
 
     async fn handle(&self, events: &[LogEvent<'_>]) -> Result<Rejected, ApplyError> {
-        let decider = Decider {
-            bus: &self.bus,
-            projection: &Running,
-            state: &self.state,
-            stream: OUTPUT.name,
-            subject: DECISIONS,
-        };
+        let decider = Decider { bus: &self.bus, projection: &Running, state: &self.state, stream: OUTPUT.name };
         decider
             .run(
                 events,
@@ -69,12 +68,15 @@ impl Workflow for Accumulate {
                         // A decision larger than the log takes (S9).
                         let day = BusinessDay { intake_sequence: ev.seq, date: 0, day_close: false };
                         let big = "x".repeat(kokuho_bus::MAX_PAYLOAD);
-                        return Ok(Some(event::envelope::<Decisions>(Event::BusinessDay(day), "", &big, "")));
+                        return Ok(vec![(
+                            DECISIONS,
+                            event::envelope::<Decisions>(Event::BusinessDay(day), "", &big, ""),
+                        )]);
                     }
                     let n: u64 = text.parse().map_err(|_| ApplyError::Malformed(format!("not a number: {text}")))?;
                     let total = u64_of(view.get(b"total")?) + n;
                     let day = BusinessDay { intake_sequence: ev.seq, date: total as u32, day_close: false };
-                    Ok(Some(event::envelope::<Decisions>(Event::BusinessDay(day), "", "", "")))
+                    Ok(vec![(DECISIONS, event::envelope::<Decisions>(Event::BusinessDay(day), "", "", ""))])
                 },
             )
             .await

@@ -147,6 +147,8 @@ pub(crate) fn work_of(bytes: &[u8]) -> Result<Option<Work>, String> {
             merges: Vec::new(),
             watched: d.day_close,
         }),
+        // Read by identity alone (S7); never delivered to continuity's filtered consumer.
+        Event::NumbersKept(_) => None,
     })
 }
 

@@ -23,27 +23,26 @@ pub(crate) struct Evaluate {
 impl Workflow for Evaluate {
     const NAME: &'static str = "evaluate";
     const STREAM: &'static str = kokuho_identity_contract::STREAM.name;
+    const SUBJECT: Option<&'static str> = Some(kokuho_identity_contract::CHUNKS_SUBJECT);
 
     /// Evaluates a group of identity events in order, each on continuity's state as the earlier
     /// ones leave it, and appends the results as one atomic batch (kokuho_store::Decider).
     async fn handle(&self, events: &[LogEvent<'_>]) -> Result<Rejected, ApplyError> {
-        let decider = Decider {
-            bus: &self.bus,
-            projection: &ContinuityState,
-            state: &self.state,
-            stream: CONTINUITY.name,
-            subject: EVALUATIONS_SUBJECT,
-        };
+        let decider =
+            Decider { bus: &self.bus, projection: &ContinuityState, state: &self.state, stream: CONTINUITY.name };
         decider
             .run(
                 events,
                 |view| Ok(u64_of(view.get(CURSOR)?)),
                 |view, ev| {
                     let Some(work) = convert::work_of(ev.payload).map_err(ApplyError::Malformed)? else {
-                        return Ok(None);
+                        return Ok(Vec::new());
                     };
                     let evaluated = evaluate(view, work, ev.seq)?;
-                    Ok(Some(event::envelope::<Events>(Event::PersonsEvaluated(evaluated), "", "", "")))
+                    Ok(vec![(
+                        EVALUATIONS_SUBJECT,
+                        event::envelope::<Events>(Event::PersonsEvaluated(evaluated), "", "", ""),
+                    )])
                 },
             )
             .await

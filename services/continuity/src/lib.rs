@@ -85,10 +85,12 @@ impl App {
 impl kokuho_runtime::service::Service for App {
     const NAME: &'static str = "continuity";
 
-    /// It writes its stream and its rows; it reads identity's stream and nothing of intake's.
+    /// It writes its stream and its rows; it reads identity's public events (not the numbers
+    /// beside them) and nothing of intake's.
     const NATS: kokuho_bus::Access = kokuho_bus::Access {
         owns: &[CONTINUITY],
-        reads: &[kokuho_identity_contract::STREAM.name],
+        reads: &[],
+        reads_subject: &[kokuho_identity_contract::public(&["continuity-evaluate"])],
         appends: &[kokuho_outbox::ROWS_SUBJECTS],
     };
 

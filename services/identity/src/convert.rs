@@ -4,7 +4,8 @@
 use kokuho_ids::codes::{InsuredKind, ProcessingKind};
 use kokuho_intake_contract as intake;
 
-use kokuho_crypto::AtRest;
+use kokuho_crypto::{AtRest, CryptoError, Vault};
+use kokuho_ids::IndividualNumber;
 use kokuho_proto::identity::v1 as pb;
 
 pub(crate) fn at_rest(s: &pb::SealedNumber) -> AtRest {
@@ -18,6 +19,33 @@ pub(crate) fn sealed(a: AtRest) -> pb::SealedNumber {
 /// The context a person's stored number is bound to.
 pub(crate) fn person_context(pref_id: &str) -> Vec<u8> {
     format!("pref:{pref_id}").into_bytes()
+}
+
+/// A person's number as identity keeps it: sealed for the person, with its keyed hash.
+pub(crate) fn person_number(
+    vault: &Vault,
+    pref_id: &str,
+    number: &IndividualNumber,
+) -> Result<pb::PersonNumber, CryptoError> {
+    let (hash, key) = vault.index_with_id(number);
+    Ok(pb::PersonNumber {
+        pref_id: pref_id.to_string(),
+        number: Some(sealed(vault.seal_at_rest(number, &person_context(pref_id))?)),
+        number_index: hash.to_vec(),
+        index_key_id: key.to_string(),
+    })
+}
+
+/// The keyed hash of a kept number under identity's current key: the one kept with it, or
+/// computed again from the sealed number after a key rotation.
+pub(crate) fn index_of(vault: &Vault, kept: &pb::PersonNumber) -> Result<[u8; 32], CryptoError> {
+    if kept.index_key_id == vault.current_id()
+        && let Ok(hash) = <[u8; 32]>::try_from(kept.number_index.as_slice())
+    {
+        return Ok(hash);
+    }
+    let sealed = kept.number.as_ref().map(at_rest).ok_or(CryptoError::Open)?;
+    Ok(vault.index(&vault.open_at_rest(&sealed, &person_context(&kept.pref_id))?))
 }
 
 /// The context a held record's stored number is bound to.

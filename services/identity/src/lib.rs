@@ -28,7 +28,7 @@ use kokuho_runtime::credentials::Credentials;
 use kokuho_store::{ProjectionHandle, RunnerSettings, Runners, SledDb};
 
 pub use kokuho_identity_contract::STREAM as IDENTITY;
-pub(crate) use kokuho_identity_contract::{CHUNKS_SUBJECT, Event, Events};
+pub(crate) use kokuho_identity_contract::{CHUNKS_SUBJECT, Event, Events, NUMBERS_SUBJECT};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -118,6 +118,7 @@ impl kokuho_runtime::service::Service for App {
             kokuho_intake_contract::SEALED.name,
             kokuho_runtime::audit::AUDIT.name,
         ],
+        reads_subject: &[],
         appends: &[kokuho_outbox::ROWS_SUBJECTS],
     };
 

@@ -22,7 +22,7 @@ use crate::state::{
     CURSOR, PERSONS, holder_prefix, index_key, muni_count_key, muni_id_key, person_key, resident_key, residents_prefix,
     u64_of,
 };
-use crate::{CHUNKS_SUBJECT, Event, Events, IDENTITY, convert};
+use crate::{CHUNKS_SUBJECT, Event, Events, IDENTITY, NUMBERS_SUBJECT, convert};
 
 pub(crate) struct LinkRecords {
     pub(crate) bus: Bus,
@@ -48,13 +48,7 @@ impl Workflow for LinkRecords {
     async fn handle(&self, events: &[LogEvent<'_>]) -> Result<Rejected, ApplyError> {
         let sealed = self.sealed_numbers(events).await?;
         let projection = IdentityState { vault: self.vault.clone() };
-        let decider = Decider {
-            bus: &self.bus,
-            projection: &projection,
-            state: &self.state,
-            stream: IDENTITY.name,
-            subject: CHUNKS_SUBJECT,
-        };
+        let decider = Decider { bus: &self.bus, projection: &projection, state: &self.state, stream: IDENTITY.name };
         decider.run(events, |view| Ok(u64_of(view.get(CURSOR)?)), |view, ev| self.decide(view, ev, &sealed)).await
     }
 }
@@ -98,7 +92,7 @@ impl LinkRecords {
     fn decide(&self, view: &dyn Read, ev: &LogEvent<'_>, sealed: &SealedNumbers) -> Result<Decided, ApplyError> {
         let day = |date, day_close| {
             let day = pb::BusinessDay { intake_sequence: ev.seq, date, day_close };
-            Some(event::envelope::<Events>(Event::BusinessDay(day), "", "", ""))
+            vec![(CHUNKS_SUBJECT, event::envelope::<Events>(Event::BusinessDay(day), "", "", ""))]
         };
         Ok(match convert::intake_input(ev.payload).map_err(ApplyError::Malformed)? {
             IntakeInput::Chunk(mut chunk) => {
@@ -106,13 +100,16 @@ impl LinkRecords {
                     let numbers = sealed.get(&ev.seq).cloned().unwrap_or_else(|| Err("not read".into()));
                     with_numbers(&mut chunk, numbers.map_err(ApplyError::Malformed)?);
                 }
-                self.link_chunk(ev.seq, &chunk, view)?
+                match self.link_chunk(ev.seq, &chunk, view)? {
+                    Some((linked, kept)) => {
+                        let (muni, receipt) = (&chunk.municipality, &chunk.receipt);
+                        kept_then(kept, event::envelope::<Events>(Event::ChunkLinked(linked), muni, receipt, ""))
+                    }
+                    None => Vec::new(),
+                }
             }
-            .map(|linked| {
-                event::envelope::<Events>(Event::ChunkLinked(linked), &chunk.municipality, &chunk.receipt, "")
-            }),
             IntakeInput::Calendar { date, day_close } => day(date, day_close),
-            IntakeInput::Nothing => None,
+            IntakeInput::Nothing => Vec::new(),
         })
     }
 
@@ -121,7 +118,7 @@ impl LinkRecords {
         intake_seq: u64,
         chunk: &ipb::RecordsAccepted,
         view: &dyn Read,
-    ) -> Result<Option<pb::ChunkLinked>, ApplyError> {
+    ) -> Result<Option<(pb::ChunkLinked, pb::NumbersKept)>, ApplyError> {
         let persons: Vec<&ipb::PersonRecord> = chunk
             .records
             .iter()
@@ -151,8 +148,14 @@ struct Chunk<'c> {
 }
 
 impl LinkRecords {
-    /// Opens the chunk's numbers, looks up the facts, decides, and builds the event.
-    fn link(&self, c: &Chunk<'_>, intake_seq: u64, store: &dyn Read) -> Result<pb::ChunkLinked, ApplyError> {
+    /// Opens the chunk's numbers, looks up the facts, decides, and builds the event and the
+    /// numbers kept behind it.
+    fn link(
+        &self,
+        c: &Chunk<'_>,
+        intake_seq: u64,
+        store: &dyn Read,
+    ) -> Result<(pb::ChunkLinked, pb::NumbersKept), ApplyError> {
         let (chunk, persons, lines) = (c.records, &c.persons[..], &c.lines[..]);
         let muni = chunk.municipality.as_str();
         let opener = match &chunk.data_key {
@@ -215,9 +218,9 @@ impl LinkRecords {
             .collect();
         let facts = self.facts(store, muni, &incoming)?;
         let decision = domain::decide(muni, &facts, &incoming);
-        let mut linked = self.event(c, &numbers, decision, store)?;
+        let (mut linked, kept) = self.event(c, &numbers, decision, store)?;
         linked.intake_sequence = intake_seq;
-        Ok(linked)
+        Ok((linked, kept))
     }
 
     fn event(
@@ -226,7 +229,7 @@ impl LinkRecords {
         numbers: &[Option<IndividualNumber>],
         d: Decision,
         store: &dyn Read,
-    ) -> Result<pb::ChunkLinked, ApplyError> {
+    ) -> Result<(pb::ChunkLinked, pb::NumbersKept), ApplyError> {
         let (chunk, persons, lines) = (c.records, &c.persons[..], &c.lines[..]);
         let muni = chunk.municipality.as_str();
         let code = LocalGovCode::parse(muni).map_err(|e| ApplyError::Malformed(format!("municipality {muni}: {e}")))?;
@@ -237,24 +240,16 @@ impl LinkRecords {
             business_date: chunk.business_date,
             ..Default::default()
         };
-        let seal = |n: &IndividualNumber, context: Vec<u8>| -> Result<pb::SealedNumber, ApplyError> {
-            Ok(convert::sealed(self.vault.seal_at_rest(n, &context).map_err(transient)?))
-        };
+        let mut kept = pb::NumbersKept::default();
         for (serial, i) in &d.registered {
             let pref_id = PrefInsuredId::new(code.prefecture(), *serial).map_err(transient)?.to_string();
             let p = persons[*i];
-            let (number_index, index_key_id) = match &numbers[*i] {
-                Some(n) => {
-                    let (hash, key) = self.vault.index_with_id(n);
-                    (hash.to_vec(), key.to_string())
-                }
-                None => (Vec::new(), String::new()),
-            };
+            if let Some(n) = &numbers[*i] {
+                kept.persons.push(convert::person_number(&self.vault, &pref_id, n).map_err(transient)?);
+            }
             out.persons.push(pb::PersonRegistered {
-                number_index,
-                index_key_id,
                 pref_id: pref_id.clone(),
-                number: numbers[*i].as_ref().map(|n| seal(n, convert::person_context(&pref_id))).transpose()?,
+                has_number: numbers[*i].is_some(),
                 birth_date: p.birth_date,
                 sex: p.sex.clone(),
                 name: p.name.clone(),
@@ -268,13 +263,8 @@ impl LinkRecords {
         };
         for (pref_id, i) in &d.attached {
             if let Some(n) = &numbers[*i] {
-                let (hash, key) = self.vault.index_with_id(n);
-                out.attached.push(pb::NumberAttached {
-                    number_index: hash.to_vec(),
-                    index_key_id: key.to_string(),
-                    pref_id: pref_id.clone(),
-                    number: Some(seal(n, convert::person_context(pref_id))?),
-                });
+                kept.persons.push(convert::person_number(&self.vault, pref_id, n).map_err(transient)?);
+                out.attached.push(pb::NumberAttached { pref_id: pref_id.clone() });
             }
         }
         for (pref_id, i) in &d.corrected {
@@ -320,8 +310,11 @@ impl LinkRecords {
             let case_id = format!("{}:{line}", chunk.receipt);
             let mut record = persons[*i].clone();
             record.individual_number = None;
+            if let Some(n) = &numbers[*i] {
+                let sealed = self.vault.seal_at_rest(n, &convert::case_context(&case_id)).map_err(transient)?;
+                kept.cases.push(pb::CaseNumber { case_id: case_id.clone(), number: Some(convert::sealed(sealed)) });
+            }
             out.held.push(pb::LinkHeld {
-                number: numbers[*i].as_ref().map(|n| seal(n, convert::case_context(&case_id))).transpose()?,
                 case_id,
                 code: conflict.code().into(),
                 pref_id: pref_id.clone(),
@@ -337,7 +330,7 @@ impl LinkRecords {
         for r in &d.rows {
             out.rows.push(convert::re(r, &chunk.receipt));
         }
-        Ok(out)
+        Ok((out, kept))
     }
 }
 
@@ -424,6 +417,7 @@ impl LinkRecords {
         for id in ids {
             let Some(bytes) = store.get(&person_key(&id))? else { continue };
             let p = pb::PersonRegistered::decode(bytes.as_slice()).map_err(|e| ApplyError::Malformed(e.to_string()))?;
+            let kept = crate::state::number_of(store, &id)?;
             let holders = store
                 .scan_prefix(holder_prefix(&id).as_bytes())?
                 .into_iter()
@@ -431,20 +425,7 @@ impl LinkRecords {
                 .collect();
             // The person's number as the decider knows numbers: its keyed hash (stored with the
             // person under the current key, or computed again after a rotation).
-            let number = match &p.number {
-                Some(_) if p.index_key_id == self.vault.current_id() => {
-                    <[u8; 32]>::try_from(p.number_index.as_slice()).ok()
-                }
-                Some(sealed) => Some(
-                    self.vault.index(
-                        &self
-                            .vault
-                            .open_at_rest(&convert::at_rest(sealed), &convert::person_context(&id))
-                            .map_err(transient)?,
-                    ),
-                ),
-                None => None,
-            };
+            let number = kept.map(|k| convert::index_of(&self.vault, &k)).transpose().map_err(transient)?;
             if let Some(m) = store.get(&muni_id_key(muni, &id))? {
                 f.muni_ids.insert(id.clone(), String::from_utf8_lossy(&m).into_owned());
             }
@@ -484,9 +465,20 @@ impl kokuho_outbox::RowSource for IdentityRows {
                 out
             }
             Event::CaseResolved(c) => vec![(format!("identity:case:{}", c.case_id), c.municipality, c.rows)],
-            Event::BusinessDay(_) => Vec::new(),
+            Event::BusinessDay(_) | Event::NumbersKept(_) => Vec::new(),
         }
     }
+}
+
+/// What identity appends for a decision: the numbers kept behind the event, on the subject
+/// only identity reads (none when the event has none), then the event (S7).
+pub(crate) fn kept_then(kept: pb::NumbersKept, event: event::Envelope) -> Decided {
+    let mut out = Vec::with_capacity(2);
+    if !(kept.persons.is_empty() && kept.cases.is_empty()) {
+        out.push((NUMBERS_SUBJECT, event::envelope::<Events>(Event::NumbersKept(kept), "", "", "")));
+    }
+    out.push((CHUNKS_SUBJECT, event));
+    out
 }
 
 /// Puts a chunk's sealed numbers back on its records, for this function's caller alone.

@@ -15,7 +15,7 @@ use kokuho_store::{ProjectionHandle, Read};
 use prost::Message as _;
 
 use crate::state::{PERSONS, case_key, index_key, muni_count_key, muni_id_key, person_key, resident_key, u64_of};
-use crate::{CHUNKS_SUBJECT, Event, Events, IDENTITY, PATIENCE, convert};
+use crate::{Event, Events, IDENTITY, PATIENCE, convert};
 
 /// identity's one error type; `kokuho_runtime::errors::status` turns it into the answer.
 #[derive(Debug, thiserror::Error)]
@@ -183,8 +183,10 @@ impl Identity {
             return Err(IdentityError::Invalid("a decision needs the operator and a reason".into()));
         }
         loop {
-            let expected = self.bus.last_subject_seq(IDENTITY.name, CHUNKS_SUBJECT).await.map_err(unavailable)?;
-            self.catch_up().await?;
+            let expected = self.bus.last_seq(IDENTITY.name).await.map_err(unavailable)?;
+            if !self.state.wait_for(expected, PATIENCE).await {
+                return Err(unavailable("identity is catching up"));
+            }
             let store = self.state.store();
             let held = store
                 .get(&case_key(case_id))
@@ -192,7 +194,7 @@ impl Identity {
                 .ok_or_else(|| IdentityError::NotFound(format!("no held record {case_id}")))?;
             let held = pb::LinkHeld::decode(held.as_slice()).map_err(internal)?;
             let date = self.business_date().await?;
-            let resolved = self.decide(store, &held, action, reason, operator, date)?;
+            let (resolved, kept) = self.decide(store, &held, action, reason, operator, date)?;
             let pref = resolved.links.first().map(|l| l.pref_id.clone()).unwrap_or_default();
             let envelope = event::envelope::<Events>(
                 Event::CaseResolved(resolved),
@@ -200,7 +202,12 @@ impl Identity {
                 case_id,
                 "",
             );
-            match self.bus.append(Append::event(CHUNKS_SUBJECT, &envelope).expect_last_subject_seq(expected)).await {
+            let mut batch: Vec<Append> = crate::link::kept_then(kept, envelope)
+                .into_iter()
+                .map(|(subject, envelope)| Append::event(subject, &envelope))
+                .collect();
+            batch[0].expected_last_seq = Some(expected);
+            match self.bus.append_atomic(batch).await {
                 Ok(a) => {
                     self.state.wait_for(a.seq, PATIENCE).await;
                     tracing::info!(case = %case_id, action = action_word(action), "Held record resolved");
@@ -220,7 +227,7 @@ impl Identity {
         reason: &str,
         operator: &str,
         date: u32,
-    ) -> Result<pb::CaseResolved, IdentityError> {
+    ) -> Result<(pb::CaseResolved, pb::NumbersKept), IdentityError> {
         let muni = kokuho_ids::receipt_municipality(&held.case_id).to_string();
         let record = held.record.clone().unwrap_or_default();
         let receipt = held.case_id.rsplit_once(':').map(|(r, _)| r.to_string()).unwrap_or_default();
@@ -233,9 +240,11 @@ impl Identity {
             municipality: muni.clone(),
             ..Default::default()
         };
+        let mut kept = pb::NumbersKept::default();
         // Look up the facts of the person the action names, then let the domain decide (I6).
         let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
-        let number = match (action, &held.number) {
+        let sealed = crate::state::case_number(store, &held.case_id).map_err(internal)?;
+        let number = match (action, &sealed) {
             (Action::Relink, None) => return Err(IdentityError::Invalid("the record has no 個人番号".into())),
             (Action::Relink, Some(sealed)) => Some(
                 self.vault
@@ -266,12 +275,9 @@ impl Identity {
                 let number = number.as_ref().ok_or_else(|| internal("a new person without a number"))?;
                 let serial = u64_of(store.get(PERSONS)?) + 1;
                 let pref_id = PrefInsuredId::new(code.prefecture(), serial).map_err(internal)?.to_string();
-                let (hash, key) = self.vault.index_with_id(number);
-                let sealed = self.vault.seal_at_rest(number, &convert::person_context(&pref_id)).map_err(internal)?;
+                kept.persons.push(convert::person_number(&self.vault, &pref_id, number).map_err(internal)?);
                 out.persons.push(pb::PersonRegistered {
-                    number_index: hash.to_vec(),
-                    index_key_id: key.to_string(),
-                    number: Some(convert::sealed(sealed)),
+                    has_number: true,
                     pref_id: pref_id.clone(),
                     birth_date: record.birth_date,
                     sex: record.sex.clone(),
@@ -326,7 +332,7 @@ impl Identity {
             }
             .into(),
         ));
-        Ok(out)
+        Ok((out, kept))
     }
 
     /// R6: the number of `pref_id`, for relay. The release is audited before the number leaves.
@@ -366,12 +372,11 @@ impl Identity {
         let mut out = Vec::with_capacity(asked.len());
         let mut entries = Vec::new();
         for (pref_id, purpose) in asked {
-            let Some(person) = store.get(&person_key(pref_id)).map_err(internal)? else {
+            if store.get(&person_key(pref_id)).map_err(internal)?.is_none() {
                 out.push(Err(format!("no person {pref_id}")));
                 continue;
-            };
-            let person = pb::PersonRegistered::decode(person.as_slice()).map_err(internal)?;
-            let Some(sealed) = person.number else {
+            }
+            let Some(sealed) = crate::state::number_of(store, pref_id).map_err(internal)?.and_then(|k| k.number) else {
                 out.push(Err(format!("{pref_id} has no 個人番号 yet")));
                 continue;
             };

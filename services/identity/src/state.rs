@@ -3,13 +3,18 @@
 //! Keys (one sled tree per current key, `identity-state-<key id>`):
 //! - `cursor` → the last intake sequence decided (u64 BE)
 //! - `n/<hmac hex>` → 都道府県被保険者ID (the keyed-hash index, S2; never a plain number)
-//! - `p/<pref id>` → the person (`PersonRegistered`, its number sealed at rest)
+//! - `p/<pref id>` → the person (`PersonRegistered`)
+//! - `sn/<pref id>` → the person's number (`PersonNumber`: sealed at rest, with its keyed hash)
 //! - `ph/<pref id>/<muni>` → present while the municipality holds records of the person
 //! - `r/<muni>/<宛名番号>` → 都道府県被保険者ID (I2); `pr/<pref id>/<muni>/<宛名番号>` the reverse
 //! - `alias/<pref id>` → the survivor a provisional person was merged into (I5)
 //! - `m/<muni>/<pref id>` → 市区町村被保険者ID
 //! - `c/persons`, `c/m/<muni>` → counters (u64 BE) for the next serials
-//! - `q/<case id>` → a held record (`LinkHeld`): the review queue (I6)
+//! - `q/<case id>` → a held record (`LinkHeld`): the review queue (I6); `qn/<case id>` its
+//!   number (`CaseNumber`, sealed for the case)
+//!
+//! The numbers come from `NumbersKept` on identity's private subject, applied just before the
+//! event they belong to.
 
 use std::sync::Arc;
 
@@ -18,7 +23,7 @@ use kokuho_crypto::Vault;
 use kokuho_proto::identity::v1 as pb;
 pub(crate) use kokuho_store::u64_of;
 use kokuho_store::{ApplyError, LogEvent, Projection, Read, StoreError, Tx};
-use prost::Message as _;
+use prost::Message;
 
 use crate::{Event, Events, IDENTITY, convert};
 
@@ -56,6 +61,26 @@ pub(crate) fn muni_count_key(muni: &str) -> Vec<u8> {
 pub(crate) fn case_key(case: &str) -> Vec<u8> {
     format!("q/{case}").into_bytes()
 }
+fn number_key(pref: &str) -> Vec<u8> {
+    format!("sn/{pref}").into_bytes()
+}
+fn case_number_key(case: &str) -> Vec<u8> {
+    format!("qn/{case}").into_bytes()
+}
+
+fn decoded<M: Message + Default>(bytes: Option<Vec<u8>>) -> Result<Option<M>, ApplyError> {
+    bytes.map(|b| M::decode(b.as_slice()).map_err(|e| ApplyError::Malformed(e.to_string()))).transpose()
+}
+
+/// The number kept for a person (none for a provisional person, I5).
+pub(crate) fn number_of(store: &dyn Read, pref: &str) -> Result<Option<pb::PersonNumber>, ApplyError> {
+    decoded(store.get(&number_key(pref))?)
+}
+
+/// The number of a held record, sealed for its case.
+pub(crate) fn case_number(store: &dyn Read, case: &str) -> Result<Option<pb::SealedNumber>, ApplyError> {
+    Ok(decoded::<pb::CaseNumber>(store.get(&case_number_key(case))?)?.and_then(|c| c.number))
+}
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -66,33 +91,16 @@ fn transient(e: impl std::fmt::Display) -> ApplyError {
 }
 
 impl IdentityState {
-    /// Indexes a person's number: the hash the event carries if it is under the current key,
-    /// else one computed from the sealed number (after a key rotation).
-    fn index(
-        &self,
-        tx: &mut Tx<'_>,
-        pref: &str,
-        sealed: &pb::SealedNumber,
-        given: (&[u8], &str),
-    ) -> Result<(), ApplyError> {
-        let hash: [u8; 32] = match <[u8; 32]>::try_from(given.0) {
-            Ok(h) if given.1 == self.vault.current_id() => h,
-            _ => {
-                let number = self
-                    .vault
-                    .open_at_rest(&convert::at_rest(sealed), &convert::person_context(pref))
-                    .map_err(transient)?;
-                self.vault.index(&number)
-            }
-        };
-        tx.put(index_key(&hash), pref.as_bytes().to_vec());
+    /// Keeps a person's number and indexes it under identity's current key.
+    fn keep(&self, tx: &mut Tx<'_>, kept: &pb::PersonNumber) -> Result<(), ApplyError> {
+        let hash = convert::index_of(&self.vault, kept).map_err(transient)?;
+        tx.put(index_key(&hash), kept.pref_id.as_bytes().to_vec());
+        tx.put(number_key(&kept.pref_id), kept.encode_to_vec());
         Ok(())
     }
 
     fn person(tx: &Tx<'_>, pref: &str) -> Result<Option<pb::PersonRegistered>, ApplyError> {
-        tx.get(&person_key(pref))?
-            .map(|b| pb::PersonRegistered::decode(b.as_slice()).map_err(|e| ApplyError::Malformed(e.to_string())))
-            .transpose()
+        decoded(tx.get(&person_key(pref))?)
     }
 }
 
@@ -106,14 +114,10 @@ impl Projection for IdentityState {
         match event {
             Event::ChunkLinked(chunk) => {
                 let muni = chunk.municipality.as_str();
-                self.persons(tx, &chunk.persons)?;
+                Self::persons(tx, &chunk.persons)?;
                 for a in &chunk.attached {
-                    let Some(number) = &a.number else { continue };
-                    self.index(tx, &a.pref_id, number, (&a.number_index, &a.index_key_id))?;
                     if let Some(mut p) = Self::person(tx, &a.pref_id)? {
-                        p.number = Some(number.clone());
-                        p.number_index = a.number_index.clone();
-                        p.index_key_id = a.index_key_id.clone();
+                        p.has_number = true;
                         tx.put(person_key(&a.pref_id), p.encode_to_vec());
                     }
                 }
@@ -134,9 +138,18 @@ impl Projection for IdentityState {
                 tx.put(CURSOR.to_vec(), chunk.intake_sequence.to_be_bytes().to_vec());
             }
             Event::CaseResolved(r) => {
-                self.persons(tx, &r.persons)?;
+                Self::persons(tx, &r.persons)?;
                 Self::ids_and_links(tx, &r.municipality, &r.ids, &r.links)?;
                 tx.delete(case_key(&r.case_id));
+                tx.delete(case_number_key(&r.case_id));
+            }
+            Event::NumbersKept(k) => {
+                for p in &k.persons {
+                    self.keep(tx, p)?;
+                }
+                for c in &k.cases {
+                    tx.put(case_number_key(&c.case_id), c.encode_to_vec());
+                }
             }
             Event::BusinessDay(d) => tx.put(CURSOR.to_vec(), d.intake_sequence.to_be_bytes().to_vec()),
         }
@@ -145,11 +158,8 @@ impl Projection for IdentityState {
 }
 
 impl IdentityState {
-    fn persons(&self, tx: &mut Tx<'_>, persons: &[pb::PersonRegistered]) -> Result<(), ApplyError> {
+    fn persons(tx: &mut Tx<'_>, persons: &[pb::PersonRegistered]) -> Result<(), ApplyError> {
         for p in persons {
-            if let Some(n) = &p.number {
-                self.index(tx, &p.pref_id, n, (&p.number_index, &p.index_key_id))?;
-            }
             tx.put(person_key(&p.pref_id), p.encode_to_vec());
             let count = u64_of(tx.get(PERSONS)?) + 1;
             tx.put(PERSONS.to_vec(), count.to_be_bytes().to_vec());

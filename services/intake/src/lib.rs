@@ -213,8 +213,12 @@ impl kokuho_runtime::service::Service for App {
 
     /// It writes the intake stream and the results (rows of its own and result files); it reads
     /// only them.
-    const NATS: kokuho_bus::Access =
-        kokuho_bus::Access { owns: &[INTAKE, RESULTS, kokuho_intake_contract::SEALED], reads: &[], appends: &[] };
+    const NATS: kokuho_bus::Access = kokuho_bus::Access {
+        owns: &[INTAKE, RESULTS, kokuho_intake_contract::SEALED],
+        reads: &[],
+        reads_subject: &[],
+        appends: &[],
+    };
 
     async fn build(env: kokuho_runtime::service::Environment) -> anyhow::Result<Self> {
         let key = env.settings.require("identity_public_key", "identity public key")?;

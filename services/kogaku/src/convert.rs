@@ -154,7 +154,7 @@ pub(crate) fn member_changes(bytes: &[u8]) -> Result<Vec<MemberChange>, String> 
     let (municipality, links, merges) = match event {
         IdentityEvent::ChunkLinked(c) => (c.municipality, c.links, c.merged),
         IdentityEvent::CaseResolved(r) => (r.municipality, r.links, Vec::new()),
-        IdentityEvent::BusinessDay(_) => return Ok(Vec::new()),
+        IdentityEvent::BusinessDay(_) | IdentityEvent::NumbersKept(_) => return Ok(Vec::new()),
     };
     let mut out: Vec<MemberChange> =
         merges.into_iter().map(|m| MemberChange::Merged { from: m.from, into: m.into }).collect();

@@ -43,16 +43,7 @@ pub(crate) struct Inputs {
 impl Inputs {
     /// Waits until every projection of an input stream has applied everything in its stream now.
     pub(crate) async fn caught_up(&self, bus: &Bus) -> Result<(), ApplyError> {
-        kokuho_store::inputs_caught_up(
-            bus,
-            &[
-                (&self.months, kokuho_intake_contract::STREAM.name),
-                (&self.households, kokuho_intake_contract::STREAM.name),
-                (&self.members, kokuho_identity_contract::STREAM.name),
-                (&self.pairs, kokuho_continuity_contract::STREAM.name),
-            ],
-        )
-        .await
+        kokuho_store::inputs_caught_up(bus, &[&self.months, &self.households, &self.members, &self.pairs]).await
     }
 }
 
@@ -70,6 +61,8 @@ pub(crate) struct Context {
 pub(crate) trait Input: Send + Sync + 'static {
     const NAME: &'static str;
     const STREAM: &'static str;
+    /// The one subject of the stream it reads (identity's public events), or the whole stream.
+    const SUBJECT: Option<&'static str> = None;
     fn work(payload: &[u8]) -> Result<Option<Work>, String>;
 }
 
@@ -88,6 +81,7 @@ impl Input for FromIntake {
 impl Input for FromIdentity {
     const NAME: &'static str = "from-identity";
     const STREAM: &'static str = kokuho_identity_contract::STREAM.name;
+    const SUBJECT: Option<&'static str> = Some(kokuho_identity_contract::CHUNKS_SUBJECT);
     fn work(payload: &[u8]) -> Result<Option<Work>, String> {
         convert::identity_work(payload)
     }
@@ -110,27 +104,26 @@ pub(crate) struct Evaluate<I> {
 impl<I: Input> Workflow for Evaluate<I> {
     const NAME: &'static str = I::NAME;
     const STREAM: &'static str = I::STREAM;
+    const SUBJECT: Option<&'static str> = I::SUBJECT;
 
     async fn handle(&self, events: &[LogEvent<'_>]) -> Result<Rejected, ApplyError> {
         let c = &self.context;
         c.inputs.caught_up(&c.bus).await?;
-        let decider = Decider {
-            bus: &c.bus,
-            projection: &candidates::Candidates,
-            state: &c.state,
-            stream: STREAM.name,
-            subject: EVALUATIONS_SUBJECT,
-        };
+        let decider =
+            Decider { bus: &c.bus, projection: &candidates::Candidates, state: &c.state, stream: STREAM.name };
         decider
             .run(
                 events,
                 |view| Ok(candidates::cursor(view, I::STREAM)?),
                 |view, ev| {
-                    let Some(work) = I::work(ev.payload).map_err(ApplyError::Malformed)? else { return Ok(None) };
+                    let Some(work) = I::work(ev.payload).map_err(ApplyError::Malformed)? else { return Ok(Vec::new()) };
                     let evaluated = evaluate(view, &c.inputs, work, (I::STREAM, ev.seq), c.auto_confirm)?;
-                    Ok(evaluated
-                        .event
-                        .map(|e| kokuho_bus::event::envelope::<Events>(Event::CandidatesEvaluated(e), "", "", "")))
+                    Ok(Vec::from_iter(evaluated.event.map(|e| {
+                        (
+                            EVALUATIONS_SUBJECT,
+                            kokuho_bus::event::envelope::<Events>(Event::CandidatesEvaluated(e), "", "", ""),
+                        )
+                    })))
                 },
             )
             .await

@@ -117,14 +117,12 @@ impl App {
 impl Service for App {
     const NAME: &'static str = "kogaku";
 
-    /// It writes its stream and its rows; it reads intake's, identity's and continuity's streams.
+    /// It writes its stream and its rows; it reads intake's and continuity's streams and
+    /// identity's public events.
     const NATS: kokuho_bus::Access = kokuho_bus::Access {
         owns: &[kokuho_kogaku_contract::STREAM],
-        reads: &[
-            kokuho_intake_contract::STREAM.name,
-            kokuho_identity_contract::STREAM.name,
-            kokuho_continuity_contract::STREAM.name,
-        ],
+        reads: &[kokuho_intake_contract::STREAM.name, kokuho_continuity_contract::STREAM.name],
+        reads_subject: &[kokuho_identity_contract::public(&["kogaku-members", "kogaku-from-identity"])],
         appends: &[kokuho_outbox::ROWS_SUBJECTS],
     };
 

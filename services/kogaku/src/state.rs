@@ -133,6 +133,7 @@ impl Projection for Members {
     const NAME: &'static str = "members";
     const VERSION: u32 = 2;
     const STREAM: &'static str = kokuho_identity_contract::STREAM.name;
+    const SUBJECT: Option<&'static str> = Some(kokuho_identity_contract::CHUNKS_SUBJECT);
 
     fn apply(&self, tx: &mut Tx<'_>, ev: &LogEvent<'_>) -> Result<(), ApplyError> {
         for change in convert::member_changes(ev.payload).map_err(ApplyError::Malformed)? {

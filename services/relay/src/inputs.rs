@@ -206,12 +206,13 @@ impl Projection for Persons {
     const NAME: &'static str = "persons";
     const VERSION: u32 = 1;
     const STREAM: &'static str = kokuho_identity_contract::STREAM.name;
+    const SUBJECT: Option<&'static str> = Some(kokuho_identity_contract::CHUNKS_SUBJECT);
 
     fn apply(&self, tx: &mut Tx<'_>, ev: &LogEvent<'_>) -> Result<(), ApplyError> {
         match decode_identity(ev.payload).map_err(malformed)? {
             IdentityEvent::ChunkLinked(c) => {
                 for p in &c.persons {
-                    if p.number.is_some() {
+                    if p.has_number {
                         tx.put(format!("n/{}", p.pref_id), Vec::new());
                     }
                 }
@@ -237,7 +238,7 @@ impl Projection for Persons {
             }
             IdentityEvent::CaseResolved(r) => {
                 for p in &r.persons {
-                    if p.number.is_some() {
+                    if p.has_number {
                         tx.put(format!("n/{}", p.pref_id), Vec::new());
                     }
                 }
@@ -247,7 +248,7 @@ impl Projection for Persons {
                 }
                 linked(tx, &r.municipality, &r.links, "");
             }
-            IdentityEvent::BusinessDay(_) => {}
+            IdentityEvent::BusinessDay(_) | IdentityEvent::NumbersKept(_) => {}
         }
         Ok(())
     }
@@ -283,7 +284,7 @@ pub(crate) fn identity_touched(payload: &[u8], store: &dyn Read) -> Result<Optio
                 }
             }
         }
-        IdentityEvent::BusinessDay(_) => return Ok(None),
+        IdentityEvent::BusinessDay(_) | IdentityEvent::NumbersKept(_) => return Ok(None),
     }
     Ok((!t.is_empty()).then_some(t))
 }

@@ -36,15 +36,7 @@ pub(crate) struct Inputs {
 impl Inputs {
     /// Waits until every projection of an input stream has applied everything in its stream now.
     pub(crate) async fn caught_up(&self, bus: &Bus) -> Result<(), ApplyError> {
-        kokuho_store::inputs_caught_up(
-            bus,
-            &[
-                (&self.cards, kokuho_intake_contract::STREAM.name),
-                (&self.persons, kokuho_identity_contract::STREAM.name),
-                (&self.periods, kokuho_continuity_contract::STREAM.name),
-            ],
-        )
-        .await
+        kokuho_store::inputs_caught_up(bus, &[&self.cards, &self.persons, &self.periods]).await
     }
 }
 
@@ -61,6 +53,8 @@ pub(crate) struct Context {
 pub(crate) trait Input: Send + Sync + 'static {
     const NAME: &'static str;
     const STREAM: &'static str;
+    /// The one subject of the stream it reads (identity's public events), or the whole stream.
+    const SUBJECT: Option<&'static str> = None;
     fn touched(payload: &[u8], inputs: &Inputs) -> Result<Option<Touched>, String>;
 }
 
@@ -79,6 +73,7 @@ impl Input for FromIntake {
 impl Input for FromIdentity {
     const NAME: &'static str = "from-identity";
     const STREAM: &'static str = kokuho_identity_contract::STREAM.name;
+    const SUBJECT: Option<&'static str> = Some(kokuho_identity_contract::CHUNKS_SUBJECT);
     fn touched(payload: &[u8], i: &Inputs) -> Result<Option<Touched>, String> {
         inputs::identity_touched(payload, i.persons.store())
     }
@@ -101,27 +96,24 @@ pub(crate) struct Plan<I> {
 impl<I: Input> Workflow for Plan<I> {
     const NAME: &'static str = I::NAME;
     const STREAM: &'static str = I::STREAM;
+    const SUBJECT: Option<&'static str> = I::SUBJECT;
 
     async fn handle(&self, events: &[LogEvent<'_>]) -> Result<Rejected, ApplyError> {
         let c = &self.context;
         c.inputs.caught_up(&c.bus).await?;
-        let decider = Decider {
-            bus: &c.bus,
-            projection: &state::Ledger,
-            state: &c.ledger,
-            stream: STREAM.name,
-            subject: PLANS_SUBJECT,
-        };
+        let decider = Decider { bus: &c.bus, projection: &state::Ledger, state: &c.ledger, stream: STREAM.name };
         decider
             .run(
                 events,
                 |view| Ok(state::cursor(view, I::STREAM)?),
                 |view, ev| {
                     let Some(touched) = I::touched(ev.payload, &c.inputs).map_err(ApplyError::Malformed)? else {
-                        return Ok(None);
+                        return Ok(Vec::new());
                     };
                     let planned = plan(view, &c.inputs, &c.registry, &touched, (I::STREAM, ev.seq))?;
-                    Ok(planned.map(|e| kokuho_bus::event::envelope::<Events>(Event::RecordsPlanned(e), "", "", "")))
+                    Ok(Vec::from_iter(planned.map(|e| {
+                        (PLANS_SUBJECT, kokuho_bus::event::envelope::<Events>(Event::RecordsPlanned(e), "", "", ""))
+                    })))
                 },
             )
             .await
