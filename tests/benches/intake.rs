@@ -70,7 +70,7 @@ async fn main() {
     let admin = kokuho_system::admin_user(&kokuho_system::nats_credentials_dir(&dir.join("data"))).unwrap();
     let bus = Bus::connect_as(&url, &admin).await.unwrap();
     bus.ensure_stream(&RAW).await.unwrap();
-    let mut client = Client::connect_trusting(system.endpoint(), system.ca_pem())
+    let mut client = Client::connect_trusting(system.endpoint(), system.client_tls())
         .await
         .unwrap()
         .with_dev_credentials(kokuho_system::credentials_dir(&dir.join("data")));

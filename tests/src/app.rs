@@ -52,7 +52,7 @@ pub async fn spawn_system_with(business_date: u32, settings: &[(&str, &str)]) ->
 /// A client of the system that acts, request by request, with the dev token of the role the
 /// request is made in (the municipality it names, the operator, relay).
 async fn connect(system: &System, config: &SystemConfig) -> Client {
-    let client = Client::connect_trusting(system.endpoint(), system.ca_pem()).await.expect("connect to the system");
+    let client = Client::connect_trusting(system.endpoint(), system.client_tls()).await.expect("connect to the system");
     client.with_dev_credentials(kokuho_system::credentials_dir(&config.data_dir))
 }
 
@@ -63,7 +63,9 @@ impl TestSystem {
 
     /// A client with no credential at all (to see requests refused).
     pub async fn anonymous(&self) -> Client {
-        Client::connect_trusting(self.system().endpoint(), self.system().ca_pem()).await.expect("connect to the system")
+        Client::connect_trusting(self.system().endpoint(), self.system().client_tls())
+            .await
+            .expect("connect to the system")
     }
 
     pub fn data_dir(&self) -> PathBuf {

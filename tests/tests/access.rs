@@ -139,7 +139,7 @@ async fn s6_s8_every_read_of_personal_data_and_every_refusal_is_audited_in_a_cha
 /// Issue 12: gRPC speaks TLS under `kokuho up`. A client that does not trust the system's CA,
 /// or that speaks plain HTTP/2, gets nothing; one that trusts it is answered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn grpc_is_tls_and_a_client_must_trust_the_systems_ca() {
+async fn grpc_is_mutual_tls_with_the_systems_ca() {
     let sys = spawn_system(20260401).await;
     let endpoint = sys.system().endpoint().to_string();
     assert!(endpoint.starts_with("https://"), "{endpoint}");
@@ -147,9 +147,34 @@ async fn grpc_is_tls_and_a_client_must_trust_the_systems_ca() {
     // Another CA's client: the handshake fails.
     let other = tempfile::tempdir().unwrap();
     let pki = kokuho_runtime::tls::DevPki::ensure(other.path()).unwrap();
-    let stranger_ca = std::fs::read(pki.ca()).unwrap();
-    let stranger = Client::connect_trusting(&endpoint, Some(&stranger_ca)).await;
+    let stranger = kokuho_runtime::tls::ClientTls::of_dev(&pki).unwrap();
+    let stranger = Client::connect_trusting(&endpoint, Some(&stranger)).await;
     assert!(stranger.is_err(), "a client that does not trust the system's CA connected");
+    // Mutual TLS: a client that trusts the system's CA but shows no certificate, or one of
+    // another CA, is refused at the handshake.
+    let ours = sys.system().client_tls().unwrap().clone();
+    let other = kokuho_runtime::tls::ClientTls::of_dev(&pki).unwrap();
+    for (what, tls) in [
+        ("no client certificate", kokuho_runtime::tls::ClientTls { identity: None, ..ours.clone() }),
+        (
+            "another CA's client certificate",
+            kokuho_runtime::tls::ClientTls { identity: other.identity, ..ours.clone() },
+        ),
+    ] {
+        // With a valid token: only the handshake can refuse it.
+        let token =
+            Credentials::token_of(&kokuho_system::credentials_dir(&sys.data_dir()), &Caller::operator()).unwrap();
+        match Client::connect_trusting(&endpoint, Some(&tls)).await {
+            Err(_) => {}
+            Ok(c) => {
+                let answer = status(c.with_token(token)).await;
+                assert!(
+                    !matches!(&answer, Err(ClientError::Status(s)) if s.code() == Code::NotFound) && answer.is_err(),
+                    "{what} was answered: {answer:?}"
+                );
+            }
+        }
+    }
     // Plain HTTP/2 to the TLS port: no answer.
     let plain = endpoint.replace("https://", "http://");
     match Client::connect(&plain).await {

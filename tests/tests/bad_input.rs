@@ -205,7 +205,7 @@ async fn slow_upload(
     let caller = kokuho_runtime::credentials::Caller::Municipality(municipality.into());
     let token = kokuho_runtime::credentials::Credentials::token_of(&dir, &caller).unwrap();
     request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
-    let channel = kokuho_runtime::tls::endpoint(sys.system().endpoint(), sys.system().ca_pem()).unwrap();
+    let channel = kokuho_runtime::tls::endpoint(sys.system().endpoint(), sys.system().client_tls()).unwrap();
     let mut raw = IntakeServiceClient::new(channel.connect().await.unwrap());
     let slow = tokio::spawn(async move { raw.submit(request).await.map(|r| r.into_inner()) });
     let header = pb::SubmitHeader { municipality: municipality.into(), file_names: vec!["KS1.csv".into()] };

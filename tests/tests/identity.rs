@@ -308,11 +308,11 @@ async fn chunks_decided_in_one_group_see_each_other() {
     };
     let intake_alone = System::start(config(vec!["intake"])).await.unwrap();
     let credentials = kokuho_system::credentials_dir(&nats.dir().join("data"));
-    let ca = std::fs::read(nats.dir().join("data/tls/ca.pem")).unwrap();
+    let tls = intake_alone.client_tls().cloned();
     let connect = |endpoint: String| {
-        let (credentials, ca) = (credentials.clone(), ca.clone());
+        let (credentials, tls) = (credentials.clone(), tls.clone());
         async move {
-            let client = kokuho_client::Client::connect_trusting(&endpoint, Some(&ca)).await.unwrap();
+            let client = kokuho_client::Client::connect_trusting(&endpoint, tls.as_ref()).await.unwrap();
             client.with_dev_credentials(credentials)
         }
     };

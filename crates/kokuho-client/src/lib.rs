@@ -72,9 +72,12 @@ impl Client {
     }
 
     /// Connects to `endpoint`; an `https://` endpoint is trusted when its certificate was signed
-    /// by `ca` (PEM).
-    pub async fn connect_trusting(endpoint: &str, ca: Option<&[u8]>) -> Result<Self, ClientError> {
-        let channel = kokuho_runtime::tls::endpoint(endpoint, ca)
+    /// by the CA of `tls`, and is shown the client certificate of `tls` (mutual TLS).
+    pub async fn connect_trusting(
+        endpoint: &str,
+        tls: Option<&kokuho_runtime::tls::ClientTls>,
+    ) -> Result<Self, ClientError> {
+        let channel = kokuho_runtime::tls::endpoint(endpoint, tls)
             .map_err(|e| ClientError::Status(Status::invalid_argument(e)))?
             .connect_timeout(Duration::from_secs(5))
             .connect()

@@ -5,7 +5,8 @@
 //!
 //! - `ca.pem` — what every client trusts (and NATS checks client certificates against);
 //! - `server.pem`, `server.key` — the server's certificate (`localhost`, `127.0.0.1`);
-//! - `client.pem`, `client.key` — a client certificate (NATS connections).
+//! - `client.pem`, `client.key` — a client certificate: NATS connections, and every gRPC call
+//!   (the servers require one signed by the CA: mutual TLS).
 //!
 //! The CA's private key is not kept: to add a certificate, make the directory again.
 
@@ -21,11 +22,54 @@ pub const CERT: &str = "tls_cert";
 pub const KEY: &str = "tls_key";
 /// The setting with the CA certificate a service trusts for the `https://` endpoints it calls.
 pub const CA: &str = "tls_ca";
+/// The setting with the CA that signed the certificates of the gRPC server's callers: with it,
+/// a caller without a certificate signed by that CA is refused at the handshake (mutual TLS).
+pub const CLIENT_CA: &str = "tls_client_ca";
+/// The settings with the certificate and key a service shows to the endpoints it calls.
+pub const CLIENT_CERT: &str = "tls_client_cert";
+pub const CLIENT_KEY: &str = "tls_client_key";
 
-/// The CA certificate of the `tls_ca` setting, if given.
-pub fn ca_of(settings: &crate::service::Settings) -> anyhow::Result<Option<Vec<u8>>> {
-    use anyhow::Context as _;
-    settings.get(CA).map(|p| std::fs::read(p).with_context(|| format!("CA certificate {p}"))).transpose()
+/// What a gRPC client trusts and shows: the CA that signed the servers' certificates, and its
+/// own certificate and key (PEM), which servers that require mutual TLS check.
+#[derive(Clone)]
+pub struct ClientTls {
+    pub ca: Vec<u8>,
+    pub identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for ClientTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientTls").field("identity", &self.identity.is_some()).finish()
+    }
+}
+
+impl ClientTls {
+    /// The CA file, and the certificate and key files when both are given.
+    pub fn load(ca: &Path, identity: Option<(&Path, &Path)>) -> anyhow::Result<Self> {
+        use anyhow::Context as _;
+        let read = |p: &Path, what: &str| std::fs::read(p).with_context(|| format!("{what} {}", p.display()));
+        let identity = match identity {
+            Some((cert, key)) => Some((read(cert, "TLS client certificate")?, read(key, "TLS client key")?)),
+            None => None,
+        };
+        Ok(Self { ca: read(ca, "CA certificate")?, identity })
+    }
+
+    /// From the settings `tls_ca`, `tls_client_cert` and `tls_client_key`; none without a CA.
+    pub fn from_settings(settings: &crate::service::Settings) -> anyhow::Result<Option<Self>> {
+        let Some(ca) = settings.get(CA) else { return Ok(None) };
+        let identity = match (settings.get(CLIENT_CERT), settings.get(CLIENT_KEY)) {
+            (Some(cert), Some(key)) => Some((Path::new(cert), Path::new(key))),
+            (None, None) => None,
+            _ => anyhow::bail!("a TLS client identity needs both {CLIENT_CERT} and {CLIENT_KEY}"),
+        };
+        Self::load(Path::new(ca), identity).map(Some)
+    }
+
+    /// A dev PKI's CA and client certificate.
+    pub fn of_dev(pki: &DevPki) -> anyhow::Result<Self> {
+        Self::load(&pki.ca(), Some((&pki.client(), &pki.client_key())))
+    }
 }
 
 /// The files of a dev PKI directory.
@@ -96,21 +140,35 @@ impl DevPki {
     }
 }
 
-/// The gRPC server's TLS from a certificate and key file (PEM).
-pub fn server_tls(cert: &Path, key: &Path) -> anyhow::Result<tonic::transport::ServerTlsConfig> {
+/// The gRPC server's TLS from a certificate and key file (PEM); with `client_ca`, every caller
+/// must show a certificate signed by it (mutual TLS).
+pub fn server_tls(
+    cert: &Path,
+    key: &Path,
+    client_ca: Option<&Path>,
+) -> anyhow::Result<tonic::transport::ServerTlsConfig> {
     use anyhow::Context as _;
-    let cert = std::fs::read(cert).with_context(|| format!("TLS certificate {}", cert.display()))?;
-    let key = std::fs::read(key).with_context(|| format!("TLS key {}", key.display()))?;
-    Ok(tonic::transport::ServerTlsConfig::new().identity(tonic::transport::Identity::from_pem(cert, key)))
+    let read = |p: &Path, what: &str| std::fs::read(p).with_context(|| format!("{what} {}", p.display()));
+    let (cert, key) = (read(cert, "TLS certificate")?, read(key, "TLS key")?);
+    let mut tls = tonic::transport::ServerTlsConfig::new().identity(tonic::transport::Identity::from_pem(cert, key));
+    if let Some(ca) = client_ca {
+        tls = tls.client_ca_root(tonic::transport::Certificate::from_pem(read(ca, "TLS client CA")?));
+    }
+    Ok(tls)
 }
 
-/// A gRPC endpoint to `url`; an `https://` one trusts `ca` (PEM) alone.
-pub fn endpoint(url: &str, ca: Option<&[u8]>) -> Result<tonic::transport::Endpoint, String> {
+/// A gRPC endpoint to `url`; an `https://` one trusts the CA of `tls` alone and shows its
+/// client certificate, if it has one.
+pub fn endpoint(url: &str, tls: Option<&ClientTls>) -> Result<tonic::transport::Endpoint, String> {
     let mut e = tonic::transport::Endpoint::from_shared(url.to_string()).map_err(|_| format!("bad endpoint {url}"))?;
     if url.starts_with("https://") {
-        let ca = ca.ok_or_else(|| format!("{url} is TLS: give the CA certificate that signed its certificate"))?;
-        let tls = tonic::transport::ClientTlsConfig::new().ca_certificate(tonic::transport::Certificate::from_pem(ca));
-        e = e.tls_config(tls).map_err(|e| format!("TLS for {url}: {e}"))?;
+        let tls = tls.ok_or_else(|| format!("{url} is TLS: give the CA certificate that signed its certificate"))?;
+        let mut config =
+            tonic::transport::ClientTlsConfig::new().ca_certificate(tonic::transport::Certificate::from_pem(&tls.ca));
+        if let Some((cert, key)) = &tls.identity {
+            config = config.identity(tonic::transport::Identity::from_pem(cert, key));
+        }
+        e = e.tls_config(config).map_err(|e| format!("TLS for {url}: {e}"))?;
     }
     Ok(e)
 }
@@ -125,6 +183,7 @@ mod tests {
         assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"));
         super::DevPki::ensure(dir.path()).unwrap();
         assert_eq!(std::fs::read_to_string(pki.ca()).unwrap(), ca, "kept, not made again");
-        assert!(super::server_tls(&pki.server(), &pki.server_key()).is_ok());
+        assert!(super::server_tls(&pki.server(), &pki.server_key(), Some(&pki.ca())).is_ok());
+        assert!(super::ClientTls::of_dev(&pki).unwrap().identity.is_some());
     }
 }

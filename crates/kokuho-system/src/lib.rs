@@ -187,7 +187,7 @@ pub struct System {
     failures: kokuho_store::Failures,
     services: Vec<Box<dyn Running>>,
     endpoint: String,
-    ca: Option<Vec<u8>>,
+    client_tls: Option<kokuho_runtime::tls::ClientTls>,
     metrics_url: Option<String>,
     metrics: Option<(tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<std::io::Result<()>>)>,
     stop_server: tokio::sync::oneshot::Sender<()>,
@@ -225,13 +225,23 @@ fn dev_keys(config: &mut SystemConfig) -> anyhow::Result<()> {
             }
         }
     }
-    // TLS on gRPC: a dev CA and a loopback certificate (a deployment mounts its own).
+    // Mutual TLS on gRPC: a dev CA, a loopback certificate, and the client certificate every
+    // caller shows (a deployment mounts its own).
     if config.settings.get(kokuho_runtime::tls::CERT).is_none() {
-        let pki = kokuho_runtime::tls::DevPki::ensure(&config.data_dir.join("tls")).context("make the dev CA")?;
-        config.settings.set(kokuho_runtime::tls::CERT, pki.server().display().to_string());
-        config.settings.set(kokuho_runtime::tls::KEY, pki.server_key().display().to_string());
-        if config.settings.get(kokuho_runtime::tls::CA).is_none() {
-            config.settings.set(kokuho_runtime::tls::CA, pki.ca().display().to_string());
+        use kokuho_runtime::tls;
+        let pki = tls::DevPki::ensure(&config.data_dir.join("tls")).context("make the dev CA")?;
+        let file = |p: PathBuf| p.display().to_string();
+        for (key, value) in [
+            (tls::CERT, file(pki.server())),
+            (tls::KEY, file(pki.server_key())),
+            (tls::CA, file(pki.ca())),
+            (tls::CLIENT_CA, file(pki.ca())),
+            (tls::CLIENT_CERT, file(pki.client())),
+            (tls::CLIENT_KEY, file(pki.client_key())),
+        ] {
+            if config.settings.get(key).is_none() {
+                config.settings.set(key, value);
+            }
         }
     }
     // The intermediate-server simulator plays another system: a key of its own.
@@ -330,7 +340,10 @@ impl System {
         let (listener, addr) = kokuho_runtime::grpc::bind(config.listen).await?;
         let tls = match (config.settings.get(kokuho_runtime::tls::CERT), config.settings.get(kokuho_runtime::tls::KEY))
         {
-            (Some(cert), Some(key)) => Some(kokuho_runtime::tls::server_tls(Path::new(cert), Path::new(key))?),
+            (Some(cert), Some(key)) => {
+                let client_ca = config.settings.get(kokuho_runtime::tls::CLIENT_CA).map(Path::new);
+                Some(kokuho_runtime::tls::server_tls(Path::new(cert), Path::new(key), client_ca)?)
+            }
             (None, None) => None,
             _ => anyhow::bail!("TLS needs both tls_cert and tls_key"),
         };
@@ -413,13 +426,14 @@ impl System {
             None => (None, None),
         };
         tracing::info!(%endpoint, metrics = ?metrics_url, data_dir = %config.data_dir.display(), services = ?config.services, "kokuho is up");
-        let ca = kokuho_runtime::tls::ca_of(&config.settings)?;
-        Ok(Self { nats, failures, services, endpoint, ca, metrics_url, metrics, stop_server, server })
+        let client_tls = kokuho_runtime::tls::ClientTls::from_settings(&config.settings)?;
+        Ok(Self { nats, failures, services, endpoint, client_tls, metrics_url, metrics, stop_server, server })
     }
 
-    /// The CA certificate (PEM) that clients of this system trust, when it speaks TLS.
-    pub fn ca_pem(&self) -> Option<&[u8]> {
-        self.ca.as_deref()
+    /// What clients of this system trust and show, when it speaks TLS: its CA, and a client
+    /// certificate it signed (the servers require one).
+    pub fn client_tls(&self) -> Option<&kokuho_runtime::tls::ClientTls> {
+        self.client_tls.as_ref()
     }
 
     pub fn endpoint(&self) -> &str {

@@ -103,7 +103,7 @@ async fn main() {
         "--audit-signing-keys",
         &audit,
     ];
-    let mut client = Client::connect_trusting(&endpoint, peers.ca_pem())
+    let mut client = Client::connect_trusting(&endpoint, peers.client_tls())
         .await
         .unwrap()
         .with_dev_credentials(kokuho_system::credentials_dir(&data_dir));
@@ -134,7 +134,7 @@ async fn main() {
         ..SystemConfig::embedded(data_dir.clone(), std::sync::Arc::new(kokuho_system::default_registry()))
     };
     let system = System::start(config).await.unwrap();
-    let mut client = Client::connect_trusting(system.endpoint(), system.ca_pem())
+    let mut client = Client::connect_trusting(system.endpoint(), system.client_tls())
         .await
         .unwrap()
         .with_dev_credentials(kokuho_system::credentials_dir(&data_dir));

@@ -37,6 +37,13 @@ pub(crate) struct Global {
     /// The CA certificate to trust for an https endpoint (default: the dev CA of `up`'s data dir).
     #[arg(long, env = "KOKUHO_CA_FILE", global = true)]
     pub(crate) ca_file: Option<PathBuf>,
+    /// The client certificate shown to an https endpoint, which requires one (mutual TLS;
+    /// default: the dev client certificate of `up`'s data dir).
+    #[arg(long, env = "KOKUHO_CERT_FILE", global = true, requires = "key_file")]
+    pub(crate) cert_file: Option<PathBuf>,
+    /// The client certificate's private key.
+    #[arg(long, env = "KOKUHO_KEY_FILE", global = true, requires = "cert_file")]
+    pub(crate) key_file: Option<PathBuf>,
     /// The credential to act with (a token file); under `up` the CLI takes the role's dev token.
     #[arg(long, env = "KOKUHO_TOKEN_FILE", global = true)]
     pub(crate) token_file: Option<PathBuf>,
@@ -253,6 +260,15 @@ pub(crate) struct ServeSettings {
     /// The CA certificate to trust for the https endpoints this service calls (relay).
     #[arg(long, env = "KOKUHO_TLS_CA")]
     pub(crate) tls_ca: Option<PathBuf>,
+    /// The CA that signed the callers' certificates: with it, a caller without one is refused
+    /// at the handshake (mutual TLS).
+    #[arg(long, env = "KOKUHO_TLS_CLIENT_CA")]
+    pub(crate) tls_client_ca: Option<PathBuf>,
+    /// The certificate and key this service shows to the https endpoints it calls (relay).
+    #[arg(long, env = "KOKUHO_TLS_CLIENT_CERT", requires = "tls_client_key")]
+    pub(crate) tls_client_cert: Option<PathBuf>,
+    #[arg(long, env = "KOKUHO_TLS_CLIENT_KEY", requires = "tls_client_cert")]
+    pub(crate) tls_client_key: Option<PathBuf>,
     /// gRPC listen address (default 0.0.0.0:50051).
     #[arg(long, env = "KOKUHO_LISTEN")]
     pub(crate) listen: Option<SocketAddr>,
@@ -329,6 +345,9 @@ impl ServeSettings {
             tls_cert: self.tls_cert.or(file.tls_cert),
             tls_key: self.tls_key.or(file.tls_key),
             tls_ca: self.tls_ca.or(file.tls_ca),
+            tls_client_ca: self.tls_client_ca.or(file.tls_client_ca),
+            tls_client_cert: self.tls_client_cert.or(file.tls_client_cert),
+            tls_client_key: self.tls_client_key.or(file.tls_client_key),
             listen: self.listen.or(file.listen),
             identity_public_key: self.identity_public_key.or(file.identity_public_key),
             registry: self.registry.or(file.registry),

@@ -127,17 +127,32 @@ fn endpoint(global: &Global) -> anyhow::Result<String> {
     Ok(text.trim().to_string())
 }
 
+/// What the CLI trusts and shows for an https endpoint: `--ca-file` (else the dev CA of `up`'s
+/// data dir) and `--cert-file` with `--key-file` (else the dev client certificate there).
+fn client_tls(global: &Global) -> anyhow::Result<Option<kokuho_runtime::tls::ClientTls>> {
+    let tls = data_dir(global).join("tls");
+    let ca = global.ca_file.clone().unwrap_or_else(|| tls.join("ca.pem"));
+    if global.ca_file.is_none() && !ca.exists() {
+        return Ok(None);
+    }
+    let identity = match (&global.cert_file, &global.key_file) {
+        (Some(cert), Some(key)) => Some((cert.clone(), key.clone())),
+        (None, None) => {
+            Some((tls.join("client.pem"), tls.join("client.key"))).filter(|(c, k)| c.exists() && k.exists())
+        }
+        _ => anyhow::bail!("a client certificate needs both --cert-file and --key-file"),
+    };
+    kokuho_runtime::tls::ClientTls::load(&ca, identity.as_ref().map(|(c, k)| (c.as_path(), k.as_path()))).map(Some)
+}
+
 async fn client_command<F, Fut>(global: &Global, out: Out, f: F) -> anyhow::Result<u8>
 where
     F: FnOnce(Client) -> Fut,
     Fut: std::future::Future<Output = Result<u8, ClientError>>,
 {
     let endpoint = endpoint(global)?;
-    let ca = match &global.ca_file {
-        Some(path) => Some(std::fs::read(path).with_context(|| format!("read the CA certificate {}", path.display()))?),
-        None => std::fs::read(data_dir(global).join("tls").join("ca.pem")).ok(),
-    };
-    let client = match Client::connect_trusting(&endpoint, ca.as_deref()).await {
+    let tls = client_tls(global)?;
+    let client = match Client::connect_trusting(&endpoint, tls.as_ref()).await {
         Ok(c) => c,
         Err(e) => {
             out.error(&format!("{e}; is `kokuho up` running?"));
@@ -609,6 +624,9 @@ async fn serve(global: &Global, args: ServeArgs) -> anyhow::Result<u8> {
         (kokuho_runtime::tls::CERT, settings.tls_cert.as_ref().map(|p| p.display().to_string())),
         (kokuho_runtime::tls::KEY, settings.tls_key.as_ref().map(|p| p.display().to_string())),
         (kokuho_runtime::tls::CA, settings.tls_ca.as_ref().map(|p| p.display().to_string())),
+        (kokuho_runtime::tls::CLIENT_CA, settings.tls_client_ca.as_ref().map(|p| p.display().to_string())),
+        (kokuho_runtime::tls::CLIENT_CERT, settings.tls_client_cert.as_ref().map(|p| p.display().to_string())),
+        (kokuho_runtime::tls::CLIENT_KEY, settings.tls_client_key.as_ref().map(|p| p.display().to_string())),
         (kokuho_system::RELEASE_PER_MINUTE, settings.release_per_minute.map(|n| n.to_string())),
         (kokuho_system::AUDIT_PUBLIC_KEYS, settings.audit_public_keys.as_ref().map(|p| p.display().to_string())),
         (kokuho_system::METRICS_LISTEN, settings.metrics_listen.map(|a| a.to_string())),
@@ -848,7 +866,7 @@ async fn demo(out: Out, args: DemoArgs) -> anyhow::Result<u8> {
         system.endpoint(),
         scenario.business_date
     ));
-    let mut client = Client::connect_trusting(system.endpoint(), system.ca_pem())
+    let mut client = Client::connect_trusting(system.endpoint(), system.client_tls())
         .await?
         .with_dev_credentials(kokuho_system::credentials_dir(&dir));
     let played = scenario::play(&mut client, &scenario, |report| out.step(report)).await;

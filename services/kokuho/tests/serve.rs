@@ -199,8 +199,9 @@ async fn serve_takes_its_settings_from_a_config_file() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("noise"), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
-/// `kokuho serve <service>` with its own data dir, speaking TLS with the dev CA's loopback
-/// certificate; returns the process and its gRPC endpoint (https).
+/// `kokuho serve <service>` with its own data dir, speaking mutual TLS with the dev CA's
+/// loopback certificate (callers show a certificate of the same CA); returns the process and
+/// its gRPC endpoint (https).
 async fn serve(nats: &TestNats, service: &str, args: &[&std::ffi::OsStr]) -> (std::process::Child, String) {
     let data = nats.dir().join(format!("{service}-data"));
     let pki = nats.users().unwrap();
@@ -213,6 +214,8 @@ async fn serve(nats: &TestNats, service: &str, args: &[&std::ffi::OsStr]) -> (st
         .arg(pki.join("server.pem"))
         .arg("--tls-key")
         .arg(pki.join("server.key"))
+        .arg("--tls-client-ca")
+        .arg(pki.join("ca.pem"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -259,8 +262,15 @@ async fn intake_identity_and_continuity_run_as_separate_services() {
         .unwrap();
     let token = Credentials::token_of(&credentials, &Caller::Municipality("131016".into())).unwrap();
     assert!(identity_endpoint.starts_with("https://"), "{identity_endpoint}");
-    let ca = std::fs::read(nats.users().unwrap().join("ca.pem")).unwrap();
-    let mut lookup = Client::connect_trusting(&identity_endpoint, Some(&ca)).await.unwrap().with_token(token.clone());
+    let pki = kokuho_runtime::tls::DevPki { dir: nats.users().unwrap().to_path_buf() };
+    let tls = kokuho_runtime::tls::ClientTls::of_dev(&pki).unwrap();
+    // Mutual TLS: the CA alone, without a client certificate, is refused at the handshake.
+    let no_cert = kokuho_runtime::tls::ClientTls { identity: None, ..tls.clone() };
+    match Client::connect_trusting(&identity_endpoint, Some(&no_cert)).await {
+        Err(_) => {}
+        Ok(c) => assert!(c.with_token(token.clone()).lookup_ids("131016", "100001").await.is_err()),
+    }
+    let mut lookup = Client::connect_trusting(&identity_endpoint, Some(&tls)).await.unwrap().with_token(token.clone());
     let found = eventually("identity links the record", Duration::from_secs(30), || {
         let mut lookup = lookup.clone();
         async move { lookup.lookup_ids("131016", "100001").await.ok().filter(|r| r.found) }
@@ -268,7 +278,7 @@ async fn intake_identity_and_continuity_run_as_separate_services() {
     .await;
     assert!(found.pref_id.starts_with("13") && found.muni_id.starts_with("13101"), "{found:?}");
     assert!(lookup.lookup_ids("131016", "999999").await.map(|r| !r.found).unwrap());
-    let query = Client::connect_trusting(&continuity_endpoint, Some(&ca)).await.unwrap().with_token(token);
+    let query = Client::connect_trusting(&continuity_endpoint, Some(&tls)).await.unwrap().with_token(token);
     let person = eventually("continuity evaluates the period", Duration::from_secs(30), || {
         let mut query = query.clone();
         async move { query.query_person("131016", "100001").await.ok().filter(|r| r.found) }

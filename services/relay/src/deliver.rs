@@ -56,9 +56,14 @@ pub(crate) struct Peers {
 
 impl Peers {
     /// Clients over lazily connected channels: an endpoint that is down is retried per call.
-    pub(crate) fn new(identity: &str, midserver: &str, token: String, ca: Option<&[u8]>) -> anyhow::Result<Self> {
+    pub(crate) fn new(
+        identity: &str,
+        midserver: &str,
+        token: String,
+        tls: Option<&kokuho_runtime::tls::ClientTls>,
+    ) -> anyhow::Result<Self> {
         let channel = |e: &str| -> anyhow::Result<Channel> {
-            let endpoint = kokuho_runtime::tls::endpoint(e, ca).map_err(anyhow::Error::msg)?;
+            let endpoint = kokuho_runtime::tls::endpoint(e, tls).map_err(anyhow::Error::msg)?;
             Ok(endpoint.connect_timeout(Duration::from_secs(3)).connect_lazy())
         };
         Ok(Self {

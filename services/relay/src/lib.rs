@@ -109,7 +109,7 @@ impl Service for App {
             .trim()
             .to_string();
         // The CA that signed identity's and the intermediate server's certificates (TLS).
-        let ca = kokuho_runtime::tls::ca_of(&env.settings)?;
+        let tls = kokuho_runtime::tls::ClientTls::from_settings(&env.settings)?;
         let settings = deliver::Settings {
             in_flight: env.settings.parsed(IN_FLIGHT, "a number of operations")?.unwrap_or(2_000),
             stall_after: Duration::from_secs(env.settings.parsed(STALL_SECONDS, "a number of seconds")?.unwrap_or(900)),
@@ -135,7 +135,7 @@ impl Service for App {
         let worker = deliver::Worker {
             bus: env.bus.clone(),
             ledger,
-            peers: deliver::Peers::new(&identity, &midserver, token, ca.as_deref())?,
+            peers: deliver::Peers::new(&identity, &midserver, token, tls.as_ref())?,
             settings,
             registry: env.registry.clone(),
             health: health.clone(),

@@ -305,7 +305,7 @@ pub(crate) async fn load_prefecture(
             .with_business_date(20250401)
     };
     let system = System::start(config).await.unwrap();
-    let mut client = Client::connect_trusting(system.endpoint(), system.ca_pem())
+    let mut client = Client::connect_trusting(system.endpoint(), system.client_tls())
         .await
         .unwrap()
         .with_dev_credentials(kokuho_system::credentials_dir(&data_dir));
