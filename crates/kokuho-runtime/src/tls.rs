@@ -86,41 +86,47 @@ impl DevPki {
     /// The PKI of `dir`, made if it is not there (all files at once).
     pub fn ensure(dir: &Path) -> std::io::Result<Self> {
         let pki = Self { dir: dir.to_path_buf() };
-        if pki.ca().exists() && pki.client_key().exists() {
-            return Ok(pki);
-        }
-        std::fs::create_dir_all(dir)?;
-        let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(io)?;
-        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca.distinguished_name.push(DnType::CommonName, "kokuho dev CA");
-        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
-        let ca_key = KeyPair::generate().map_err(io)?;
-        let ca_cert = ca.self_signed(&ca_key).map_err(io)?;
-        let issuer = Issuer::new(ca, ca_key);
-        let leaf =
-            |names: Vec<String>, cn: &str, usage: ExtendedKeyUsagePurpose| -> std::io::Result<(String, String)> {
-                let mut p = CertificateParams::new(names).map_err(io)?;
-                p.distinguished_name.push(DnType::CommonName, cn);
-                p.extended_key_usages = vec![usage];
-                p.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
-                let key = KeyPair::generate().map_err(io)?;
-                let cert = p.signed_by(&key, &issuer).map_err(io)?;
-                Ok((cert.pem(), key.serialize_pem()))
-            };
-        let (server, server_key) = leaf(
-            vec!["localhost".into(), "127.0.0.1".into()],
-            "kokuho dev server",
-            ExtendedKeyUsagePurpose::ServerAuth,
-        )?;
-        let (client, client_key) =
-            leaf(vec!["kokuho".into()], "kokuho dev client", ExtendedKeyUsagePurpose::ClientAuth)?;
-        std::fs::write(pki.server(), server)?;
-        kokuho_crypto::write_private(&pki.server_key(), server_key.as_bytes())?;
-        std::fs::write(pki.client(), client)?;
-        kokuho_crypto::write_private(&pki.client_key(), client_key.as_bytes())?;
-        // Last: its presence says the directory is complete.
-        std::fs::write(pki.ca(), ca_cert.pem())?;
+        let leaves = [
+            Leaf { stem: "server", names: vec!["localhost".into(), "127.0.0.1".into()], server: true, client: false },
+            Leaf { stem: "client", names: vec!["kokuho".into()], client: true, server: false },
+        ];
+        make(dir, &leaves)?;
         Ok(pki)
+    }
+
+    /// A deployment's PKI in `dir`, made if it is not there: the CA, one certificate per service
+    /// (`<service>.pem`, `<service>.key`: its names in `namespace`, for serving and for calling
+    /// the others; each service's Secret holds its own alone), and one client certificate per
+    /// caller outside the cluster (`<caller>.pem`, `<caller>.key`).
+    pub fn ensure_deployment(
+        dir: &Path,
+        namespace: &str,
+        services: &[&str],
+        callers: &[&str],
+    ) -> std::io::Result<Self> {
+        let mut leaves: Vec<Leaf<'_>> = services
+            .iter()
+            .map(|s| Leaf {
+                stem: s,
+                names: vec![
+                    s.to_string(),
+                    format!("{s}.{namespace}"),
+                    format!("{s}.{namespace}.svc"),
+                    format!("{s}.{namespace}.svc.cluster.local"),
+                    "localhost".into(),
+                ],
+                server: true,
+                client: true,
+            })
+            .collect();
+        leaves.extend(callers.iter().map(|c| Leaf {
+            stem: c,
+            names: vec![c.to_string()],
+            server: false,
+            client: true,
+        }));
+        make(dir, &leaves)?;
+        Ok(Self { dir: dir.to_path_buf() })
     }
 
     pub fn ca(&self) -> PathBuf {
@@ -138,6 +144,46 @@ impl DevPki {
     pub fn client_key(&self) -> PathBuf {
         self.dir.join("client.key")
     }
+}
+
+/// One certificate of a PKI directory: `<stem>.pem` and `<stem>.key`.
+struct Leaf<'a> {
+    stem: &'a str,
+    names: Vec<String>,
+    server: bool,
+    client: bool,
+}
+
+/// Makes the CA and `leaves` in `dir` unless `ca.pem` is there (written last: its presence says
+/// the directory is complete). The CA's private key is not kept.
+fn make(dir: &Path, leaves: &[Leaf<'_>]) -> std::io::Result<()> {
+    if dir.join("ca.pem").exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir)?;
+    let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(io)?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(DnType::CommonName, "kokuho CA");
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    let ca_key = KeyPair::generate().map_err(io)?;
+    let ca_cert = ca.self_signed(&ca_key).map_err(io)?;
+    let issuer = Issuer::new(ca, ca_key);
+    for leaf in leaves {
+        let mut p = CertificateParams::new(leaf.names.clone()).map_err(io)?;
+        p.distinguished_name.push(DnType::CommonName, format!("kokuho {}", leaf.stem));
+        if leaf.server {
+            p.extended_key_usages.push(ExtendedKeyUsagePurpose::ServerAuth);
+        }
+        if leaf.client {
+            p.extended_key_usages.push(ExtendedKeyUsagePurpose::ClientAuth);
+        }
+        p.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        let key = KeyPair::generate().map_err(io)?;
+        let cert = p.signed_by(&key, &issuer).map_err(io)?;
+        std::fs::write(dir.join(format!("{}.pem", leaf.stem)), cert.pem())?;
+        kokuho_crypto::write_private(&dir.join(format!("{}.key", leaf.stem)), key.serialize_pem().as_bytes())?;
+    }
+    std::fs::write(dir.join("ca.pem"), ca_cert.pem())
 }
 
 /// The gRPC server's TLS from a certificate and key file (PEM); with `client_ca`, every caller
@@ -185,5 +231,11 @@ mod tests {
         assert_eq!(std::fs::read_to_string(pki.ca()).unwrap(), ca, "kept, not made again");
         assert!(super::server_tls(&pki.server(), &pki.server_key(), Some(&pki.ca())).is_ok());
         assert!(super::ClientTls::of_dev(&pki).unwrap().identity.is_some());
+        let deployment = tempfile::tempdir().unwrap();
+        super::DevPki::ensure_deployment(deployment.path(), "kokuho", &["identity", "relay"], &["operator"]).unwrap();
+        for file in ["ca.pem", "identity.pem", "identity.key", "relay.pem", "relay.key", "operator.pem", "operator.key"]
+        {
+            assert!(deployment.path().join(file).exists(), "{file}");
+        }
     }
 }

@@ -44,6 +44,9 @@ pub const SERVICES: &[Registration] = &[
 /// The setting with the address `GET /metrics` is served on (`kokuho up`: a free loopback port,
 /// written to `<data dir>/metrics`).
 pub const METRICS_LISTEN: &str = "metrics_listen";
+/// Where a plain gRPC server answers the health service alone (`host:port`): for probes that
+/// cannot speak TLS (Kubernetes' gRPC probe), while the API port requires mutual TLS.
+pub const HEALTH_LISTEN: &str = "health_listen";
 
 /// The setting with the replicas of the streams the services create (default 1; a NATS cluster:
 /// 3). A stream that has more is never lowered.
@@ -189,7 +192,8 @@ pub struct System {
     endpoint: String,
     client_tls: Option<kokuho_runtime::tls::ClientTls>,
     metrics_url: Option<String>,
-    metrics: Option<(tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<std::io::Result<()>>)>,
+    /// The servers beside the API (metrics, health), each with its stop switch.
+    side: Vec<(tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>)>,
     stop_server: tokio::sync::oneshot::Sender<()>,
     server: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -392,7 +396,8 @@ impl System {
         for s in &services {
             names.extend(s.routes(&mut routes));
         }
-        routes.add_service(kokuho_runtime::grpc::health(&names).await);
+        let health = kokuho_runtime::grpc::health(&names).await;
+        routes.add_service(health.clone());
         let timeout = config.settings.parsed(GRPC_TIMEOUT_SECONDS, "a number of seconds")?.unwrap_or(900);
         // S9: no request runs for ever, no connection opens without bound, dead peers are noticed.
         let mut server = tonic::transport::Server::builder();
@@ -410,24 +415,30 @@ impl System {
             let _ = stopped.await;
         }));
         std::fs::write(endpoint_file(&config.data_dir), &endpoint)?;
-        let (metrics_url, metrics) = match config.settings.parsed::<SocketAddr>(METRICS_LISTEN, "an address")? {
+        let mut side = Vec::new();
+        let metrics_url = match config.settings.parsed::<SocketAddr>(METRICS_LISTEN, "an address")? {
             Some(listen) => {
                 let listener = tokio::net::TcpListener::bind(listen)
                     .await
                     .with_context(|| format!("bind the metrics address {listen}"))?;
                 let url = format!("http://{}/metrics", listener.local_addr()?);
                 std::fs::write(config.data_dir.join("metrics"), &url)?;
-                let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-                let task = tokio::spawn(kokuho_runtime::metrics::serve(listener, metrics, async move {
-                    let _ = stopped.await;
+                side.push(side_server("metrics", |stopped| async move {
+                    kokuho_runtime::metrics::serve(listener, metrics, stopped).await.map_err(anyhow::Error::from)
                 }));
-                (Some(url), Some((stop, task)))
+                Some(url)
             }
-            None => (None, None),
+            None => None,
         };
+        if let Some(listen) = config.settings.parsed::<SocketAddr>(HEALTH_LISTEN, "an address")? {
+            let (listener, addr) = kokuho_runtime::grpc::bind(listen).await.context("bind the health address")?;
+            tracing::info!(%addr, "Health (plain gRPC, for probes)");
+            let router = tonic::transport::Server::builder().add_service(health);
+            side.push(side_server("health", |stopped| kokuho_runtime::grpc::serve(router, listener, stopped)));
+        }
         tracing::info!(%endpoint, metrics = ?metrics_url, data_dir = %config.data_dir.display(), services = ?config.services, "kokuho is up");
         let client_tls = kokuho_runtime::tls::ClientTls::from_settings(&config.settings)?;
-        Ok(Self { nats, failures, services, endpoint, client_tls, metrics_url, metrics, stop_server, server })
+        Ok(Self { nats, failures, services, endpoint, client_tls, metrics_url, side, stop_server, server })
     }
 
     /// What clients of this system trust and show, when it speaks TLS: its CA, and a client
@@ -461,7 +472,7 @@ impl System {
     pub async fn stop(mut self) -> anyhow::Result<()> {
         let _ = self.stop_server.send(());
         let _ = self.server.await;
-        if let Some((stop, task)) = self.metrics.take() {
+        for (stop, task) in self.side.drain(..) {
             let _ = stop.send(());
             let _ = task.await;
         }
@@ -473,4 +484,22 @@ impl System {
         }
         Ok(())
     }
+}
+
+/// Spawns a server beside the API that runs until its switch is thrown; a failure is logged.
+fn side_server<F, Fut>(what: &'static str, serve: F) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>)
+where
+    F: FnOnce(std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let fut = serve(Box::pin(async move {
+        let _ = stopped.await;
+    }));
+    let task = tokio::spawn(async move {
+        if let Err(e) = fut.await {
+            tracing::error!(server = what, error = %e, "A server beside the API stopped");
+        }
+    });
+    (stop, task)
 }

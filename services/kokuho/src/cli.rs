@@ -304,6 +304,10 @@ pub(crate) struct ServeSettings {
     /// Where `GET /metrics` (Prometheus) is served (default a free loopback port).
     #[arg(long, env = "KOKUHO_METRICS_LISTEN")]
     pub(crate) metrics_listen: Option<SocketAddr>,
+    /// Where a plain gRPC server answers health checks alone (for Kubernetes' gRPC probe,
+    /// which cannot speak TLS); the API port stays mutual TLS.
+    #[arg(long, env = "KOKUHO_HEALTH_LISTEN")]
+    pub(crate) health_listen: Option<SocketAddr>,
     /// The longest a gRPC request may run on the server, in seconds (default 900; S9).
     #[arg(long, env = "KOKUHO_GRPC_TIMEOUT_SECONDS")]
     pub(crate) grpc_timeout_seconds: Option<u64>,
@@ -358,6 +362,7 @@ impl ServeSettings {
             midserver_keys: self.midserver_keys.or(file.midserver_keys),
             midserver_faults: self.midserver_faults.or(file.midserver_faults),
             metrics_listen: self.metrics_listen.or(file.metrics_listen),
+            health_listen: self.health_listen.or(file.health_listen),
             stream_replicas: self.stream_replicas.or(file.stream_replicas),
             intake_max_submissions: self.intake_max_submissions.or(file.intake_max_submissions),
             grpc_timeout_seconds: self.grpc_timeout_seconds.or(file.grpc_timeout_seconds),
@@ -504,5 +509,18 @@ pub(crate) enum KeysCommand {
     Nats {
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Write a deployment's gRPC PKI into a directory (made once; delete it to make a new one):
+    /// the CA (ca.pem), one certificate per service for its names in the namespace (<service>.pem
+    /// and .key: a Secret per service) and one client certificate per caller outside the cluster.
+    Tls {
+        #[arg(long)]
+        out: PathBuf,
+        /// The Kubernetes namespace the services' names are in.
+        #[arg(long, default_value = "kokuho")]
+        namespace: String,
+        /// Callers outside the cluster that get a client certificate (an operator's terminal).
+        #[arg(long = "caller", default_value = "operator")]
+        callers: Vec<String>,
     },
 }

@@ -28,6 +28,9 @@ pub(crate) async fn run(cli: Cli) -> u8 {
         Command::Keys { command: KeysCommand::Generate { out: dir } } => keys_generate(out, &dir),
         Command::Keys { command: KeysCommand::Nats { out: dir } } => keys_nats(out, &dir),
         Command::Keys { command: KeysCommand::Audit { out: dir } } => keys_audit(out, &dir),
+        Command::Keys { command: KeysCommand::Tls { out: dir, namespace, callers } } => {
+            keys_tls(out, &dir, &namespace, &callers)
+        }
         Command::Keys { command: KeysCommand::Issue { issuer, role, name, municipality, days, out: file } } => {
             keys_issue(out, &issuer, &role, name, municipality, days, &file)
         }
@@ -630,6 +633,7 @@ async fn serve(global: &Global, args: ServeArgs) -> anyhow::Result<u8> {
         (kokuho_system::RELEASE_PER_MINUTE, settings.release_per_minute.map(|n| n.to_string())),
         (kokuho_system::AUDIT_PUBLIC_KEYS, settings.audit_public_keys.as_ref().map(|p| p.display().to_string())),
         (kokuho_system::METRICS_LISTEN, settings.metrics_listen.map(|a| a.to_string())),
+        (kokuho_system::HEALTH_LISTEN, settings.health_listen.map(|a| a.to_string())),
         (kokuho_system::STREAM_REPLICAS, settings.stream_replicas.map(|n| n.to_string())),
         (kokuho_intake::MAX_SUBMISSIONS, settings.intake_max_submissions.map(|n| n.to_string())),
         (kokuho_system::GRPC_TIMEOUT_SECONDS, settings.grpc_timeout_seconds.map(|n| n.to_string())),
@@ -709,6 +713,22 @@ fn keys_nats(out: Out, dir: &Path) -> anyhow::Result<u8> {
             dir.display()
         ),
         serde_json::json!({ "dir": dir, "accounts": dir.join("accounts.conf") }),
+    );
+    Ok(EXIT_OK)
+}
+
+fn keys_tls(out: Out, dir: &Path, namespace: &str, callers: &[String]) -> anyhow::Result<u8> {
+    let services = kokuho_system::service_names();
+    let callers: Vec<&str> = callers.iter().map(String::as_str).collect();
+    kokuho_runtime::tls::DevPki::ensure_deployment(dir, namespace, &services, &callers)?;
+    out.value(
+        &format!(
+            "Wrote the gRPC CA ({0}/ca.pem), a certificate per service ({1}) and per caller ({2}) in {0}",
+            dir.display(),
+            services.join(", "),
+            callers.join(", ")
+        ),
+        serde_json::json!({ "dir": dir, "services": services, "callers": callers }),
     );
     Ok(EXIT_OK)
 }

@@ -237,10 +237,17 @@ async fn intake_identity_and_continuity_run_as_separate_services() {
     let mut intake = start_intake(&nats).await;
     // identity: its private keys and the callers' tokens; continuity: the callers' tokens.
     let (keys, tokens, audit) = (nats.dir().join("keys"), credentials.clone(), nats.dir().join("audit-keys"));
+    // Health on a plain port of its own, for probes that cannot speak TLS.
+    let health = {
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        free.local_addr().unwrap().to_string()
+    };
     let (mut identity, identity_endpoint) = serve(
         &nats,
         "identity",
         &[
+            "--health-listen".as_ref(),
+            health.as_ref(),
             "--identity-keys".as_ref(),
             keys.as_os_str(),
             "--credentials".as_ref(),
@@ -262,6 +269,10 @@ async fn intake_identity_and_continuity_run_as_separate_services() {
         .unwrap();
     let token = Credentials::token_of(&credentials, &Caller::Municipality("131016".into())).unwrap();
     assert!(identity_endpoint.starts_with("https://"), "{identity_endpoint}");
+    let probe = tonic::transport::Endpoint::from_shared(format!("http://{health}")).unwrap().connect().await.unwrap();
+    let check = tonic_health::pb::HealthCheckRequest { service: "kokuho.identity.v1.IdentityService".into() };
+    let answer = tonic_health::pb::health_client::HealthClient::new(probe).check(check).await.unwrap().into_inner();
+    assert_eq!(answer.status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
     let pki = kokuho_runtime::tls::DevPki { dir: nats.users().unwrap().to_path_buf() };
     let tls = kokuho_runtime::tls::ClientTls::of_dev(&pki).unwrap();
     // Mutual TLS: the CA alone, without a client certificate, is refused at the handshake.
