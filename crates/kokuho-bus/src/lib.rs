@@ -9,6 +9,7 @@
 //!   same message id;
 //! - [`Bus::append_atomic`]: up to [`MAX_BATCH`] messages that become visible together or not
 //!   at all (ADR-50 atomic batch publish, nats-server ≥ 2.12);
+//! - events larger than one message, appended in parts and read whole ([`parts`]);
 //! - durable pull consumers ([`Bus::consume`]) with an explicit `max_deliver`, started at a
 //!   sequence the caller trusts, and the dead-letter stream ([`Bus::dead_letter`]);
 //! - W3C trace context in message headers ([`trace`]);
@@ -21,6 +22,7 @@
 pub mod access;
 mod error;
 pub mod event;
+mod parts;
 mod server;
 pub mod trace;
 
@@ -33,6 +35,7 @@ use futures::StreamExt as _;
 
 pub use access::{Access, NatsUser, SubjectRead};
 pub use error::{BusError, BusErrorKind};
+pub use parts::{MAX_EVENT, PART_BYTES};
 pub use server::{MAX_PAYLOAD, server_config, tls_config};
 
 /// The most messages one atomic batch may hold (server limit, error 10199).
@@ -73,6 +76,8 @@ pub struct Append {
     /// Optimistic concurrency on the whole stream: the append fails with
     /// [`BusErrorKind::WrongLastSequence`] unless the stream's last message has this sequence.
     pub expected_last_seq: Option<u64>,
+    /// Part `i` of `n` of a larger event ([`parts`]).
+    part: Option<(usize, usize)>,
 }
 
 impl Append {
@@ -83,6 +88,7 @@ impl Append {
             msg_id: msg_id.into(),
             expected_last_subject_seq: None,
             expected_last_seq: None,
+            part: None,
         }
     }
 
@@ -103,8 +109,16 @@ impl Append {
 
     fn headers(&self, with_msg_id: bool) -> HeaderMap {
         let mut h = HeaderMap::new();
-        if with_msg_id {
-            h.insert(async_nats::header::NATS_MESSAGE_ID, self.msg_id.as_str());
+        match self.part {
+            Some((i, n)) => {
+                if with_msg_id {
+                    let id = if i == 1 { self.msg_id.clone() } else { format!("{}:part{i}", self.msg_id) };
+                    h.insert(async_nats::header::NATS_MESSAGE_ID, id.as_str());
+                }
+                h.insert(parts::HDR_PART, format!("{i}/{n}").as_str());
+            }
+            None if with_msg_id => h.insert(async_nats::header::NATS_MESSAGE_ID, self.msg_id.as_str()),
+            None => {}
         }
         if let Some(seq) = self.expected_last_subject_seq {
             h.insert(async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, seq.to_string().as_str());
@@ -120,7 +134,7 @@ impl Append {
 /// Where an append landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Appended {
-    /// Stream sequence of the (last) message.
+    /// Stream sequence of the (last) message; 0 for an event in parts that was stored before.
     pub seq: u64,
     /// The server had the message id already and stored nothing new.
     pub duplicate: bool,
@@ -133,6 +147,8 @@ pub struct Delivered {
     pub subject: String,
     pub payload: Bytes,
     pub headers: Option<HeaderMap>,
+    /// The sequence of its first part (an event larger than one message), else `stream_seq`.
+    pub first_seq: u64,
     /// How many times the server has delivered this message to the consumer.
     pub delivered: i64,
     /// The consumer's delivery count: one more for every delivery, redeliveries included.
@@ -172,14 +188,26 @@ pub struct ConsumerProgress {
     pub ack_floor: u64,
 }
 
-/// S9: a message larger than the server takes is refused here, at once and for good (the
-/// server would refuse it every time), with its size.
+/// S9: an event larger than the log takes (in parts, [`MAX_EVENT`]) is refused here, at once
+/// and for good, with its size.
 fn too_large(a: &Append) -> Result<(), BusError> {
-    if a.payload.len() > MAX_PAYLOAD {
-        let why = format!("{} bytes on {}; the largest is {MAX_PAYLOAD}", a.payload.len(), a.subject);
-        return Err(BusError::new(BusErrorKind::Invalid, "a message larger than the server takes", why));
+    if a.payload.len() > MAX_EVENT {
+        let why = format!("{} bytes on {}; the largest event is {MAX_EVENT}", a.payload.len(), a.subject);
+        return Err(BusError::new(BusErrorKind::Invalid, "an event larger than the log takes", why));
     }
     Ok(())
+}
+
+/// The last message of a subject read on its own must be a whole event, not the last part of one.
+fn whole(subject: &str, headers: Option<&HeaderMap>) -> Result<(), BusError> {
+    match parts::part_of(headers) {
+        Some((_, n)) if n > 1 => Err(BusError::new(
+            BusErrorKind::Invalid,
+            "the last message is one part of a larger event",
+            format!("{subject}: read it whole with read_subject"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// The configuration of a stream kokuho owns: from the existing one (an operator's limits, its
@@ -337,6 +365,18 @@ impl Bus {
     /// stored once however often the retry happens.
     pub async fn append(&self, append: Append) -> Result<Appended, BusError> {
         too_large(&append)?;
+        if append.payload.len() > PART_BYTES {
+            return match self.append_atomic(vec![append]).await {
+                // Stored before: an atomic batch refuses message ids it has (10201) rather than
+                // skipping them, and a batch is stored whole or not at all.
+                Err(e) if e.to_string().contains("10201") => Ok(Appended { seq: 0, duplicate: true }),
+                other => other,
+            };
+        }
+        self.append_one(append).await
+    }
+
+    async fn append_one(&self, append: Append) -> Result<Appended, BusError> {
         let mut last_error = None;
         for attempt in 0..APPEND_ATTEMPTS {
             let publish = jetstream::message::PublishMessage::build()
@@ -359,9 +399,9 @@ impl Bus {
         Err(last_error.unwrap_or_else(|| BusError::msg(BusErrorKind::Unavailable, "append failed")))
     }
 
-    /// Appends up to [`MAX_BATCH`] messages as one atomic batch: all of them are stored, in
-    /// order, or none. Expected-sequence headers are allowed on the messages (the first one is
-    /// the usual place). Returns the sequence of the last message.
+    /// Appends up to [`MAX_BATCH`] messages (counting the parts of a larger event) as one atomic
+    /// batch: all of them are stored, in order, or none. Expected-sequence headers are allowed on
+    /// the messages (the first one is the usual place). Returns the sequence of the last message.
     pub async fn append_atomic(&self, batch: Vec<Append>) -> Result<Appended, BusError> {
         if batch.is_empty() {
             return Err(BusError::msg(BusErrorKind::Invalid, "empty atomic batch"));
@@ -369,11 +409,16 @@ impl Bus {
         for a in &batch {
             too_large(a)?;
         }
+        let mut messages = Vec::with_capacity(batch.len());
+        for a in batch {
+            messages.extend(parts::split(a)?);
+        }
+        let batch = messages;
         if batch.len() > MAX_BATCH {
             return Err(BusError::msg(BusErrorKind::Invalid, "atomic batch holds more than 1,000 messages"));
         }
-        if batch.len() == 1 {
-            return self.append(batch.into_iter().next().expect("one message")).await;
+        if batch.len() == 1 && batch[0].part.is_none() {
+            return self.append_one(batch.into_iter().next().expect("one message")).await;
         }
         let batch_id = uuid::Uuid::now_v7().simple().to_string();
         let last = batch.len();
@@ -440,7 +485,24 @@ impl Bus {
 
     /// Stream sequence of the last message on `subject`, or 0 if there is none.
     pub async fn last_subject_seq(&self, stream: &str, subject: &str) -> Result<u64, BusError> {
-        Ok(self.last_message(stream, subject).await?.map_or(0, |(seq, _)| seq))
+        Ok(self.last_raw(stream, subject).await?.map_or(0, |m| m.sequence))
+    }
+
+    async fn last_raw(
+        &self,
+        stream: &str,
+        subject: &str,
+    ) -> Result<Option<jetstream::message::StreamMessage>, BusError> {
+        let s = self
+            .js
+            .get_stream_no_info(stream)
+            .await
+            .map_err(|e| BusError::new(BusErrorKind::Unavailable, "get stream", e))?;
+        match s.direct_get_last_for_subject(subject).await {
+            Ok(m) => Ok(Some(m)),
+            Err(e) if e.kind() == stream::DirectGetErrorKind::NotFound => Ok(None),
+            Err(e) => Err(BusError::new(BusErrorKind::Unavailable, "last message by subject", e)),
+        }
     }
 
     /// Does the stream hold message `seq` (not deleted, not aged out)?
@@ -459,17 +521,12 @@ impl Bus {
 
     /// The last message on `subject` (its sequence and payload), if any. Read with a direct get
     /// whose API subject names `subject` (a user may be allowed one subject's head only).
+    /// The last event must be one message: an event in parts is read whole with
+    /// [`Bus::read_subject`].
     pub async fn last_message(&self, stream: &str, subject: &str) -> Result<Option<(u64, Bytes)>, BusError> {
-        let s = self
-            .js
-            .get_stream_no_info(stream)
-            .await
-            .map_err(|e| BusError::new(BusErrorKind::Unavailable, "get stream", e))?;
-        match s.direct_get_last_for_subject(subject).await {
-            Ok(m) => Ok(Some((m.sequence, m.payload))),
-            Err(e) if e.kind() == stream::DirectGetErrorKind::NotFound => Ok(None),
-            Err(e) => Err(BusError::new(BusErrorKind::Unavailable, "last message by subject", e)),
-        }
+        let Some(m) = self.last_raw(stream, subject).await? else { return Ok(None) };
+        whole(subject, Some(&m.headers))?;
+        Ok(Some((m.sequence, m.payload)))
     }
 
     /// [`Bus::last_message`] answered by the stream's leader (`STREAM.MSG.GET`, never a replica a
@@ -485,7 +542,10 @@ impl Bus {
             .await
             .map_err(|e| BusError::new(BusErrorKind::Unavailable, "get stream", e))?;
         match s.get_last_raw_message_by_subject(subject).await {
-            Ok(m) => Ok(Some((m.sequence, m.payload))),
+            Ok(m) => {
+                whole(subject, Some(&m.headers))?;
+                Ok(Some((m.sequence, m.payload)))
+            }
             Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => Ok(None),
             Err(e) => Err(BusError::new(BusErrorKind::Unavailable, "last message by subject", e)),
         }
@@ -584,15 +644,17 @@ impl Bus {
             .messages()
             .await
             .map_err(|e| BusError::new(BusErrorKind::Unavailable, "read", e))?;
-        let mut out = Vec::new();
+        let mut raw = Vec::new();
         while let Some(m) = messages.next().await {
             let d = delivered(m)?;
-            out.push((d.stream_seq, d.payload));
-            if d.stream_seq >= last {
+            let done = d.stream_seq >= last;
+            raw.push(d);
+            if done {
                 break;
             }
         }
         drop(messages);
+        let out = parts::reassemble(raw).into_iter().map(|d| (d.stream_seq, d.payload)).collect();
         // Gone at once rather than after its inactivity threshold.
         let name = consumer.cached_info().name.clone();
         let _ = s.delete_consumer(&name).await;
@@ -680,6 +742,16 @@ impl Bus {
         headers.insert(HDR_ORIGIN_SUBJECT, subject);
         headers.insert(HDR_CONSUMER, consumer);
         headers.insert(HDR_REASON, reason);
+        // A copy of an event in parts would be parts itself: the event stays where it is.
+        let payload = if payload.len() > PART_BYTES {
+            headers.insert(
+                HDR_REASON,
+                format!("{reason} (the event, {} bytes, is not copied: read it in its stream)", payload.len()).as_str(),
+            );
+            Bytes::new()
+        } else {
+            payload
+        };
         let publish = jetstream::message::PublishMessage::build().headers(headers).payload(payload);
         self.js
             .send_publish(dlq_subject, publish)
@@ -778,7 +850,18 @@ impl Consumer {
                 Err(_) => break,
             }
         }
-        Ok(group)
+        // An event in parts is handed over whole: its parts are one atomic batch, already stored.
+        while parts::unfinished(&group) {
+            match tokio::time::timeout(Duration::from_secs(30), self.messages.next()).await {
+                Ok(Some(m)) => {
+                    let d = self.received(m)?;
+                    group.push(d);
+                }
+                Ok(None) => return Err(BusError::msg(BusErrorKind::Unavailable, "consumer stream ended")),
+                Err(_) => return Err(BusError::msg(BusErrorKind::Unavailable, "the rest of an event did not arrive")),
+            }
+        }
+        Ok(parts::reassemble(group))
     }
 }
 
@@ -803,6 +886,7 @@ fn delivered(m: Result<jetstream::Message, consumer::pull::MessagesError>) -> Re
     let (stream_seq, consumer_seq, delivered) = (info.stream_sequence, info.consumer_sequence, info.delivered);
     Ok(Delivered {
         stream_seq,
+        first_seq: stream_seq,
         subject: message.subject.to_string(),
         payload: message.payload.clone(),
         headers: message.headers.clone(),

@@ -149,6 +149,42 @@ async fn large_messages_all_arrive_in_order_without_stalling() {
     }
 }
 
+/// S9: an event larger than one message is appended in parts (one atomic batch) and read whole,
+/// by a consumer and by a subject's reader; past the largest event it is refused at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_larger_than_a_message_is_read_whole() {
+    let (_nats, bus) = setup().await;
+    let big: Vec<u8> = (0..2 * kokuho_bus::PART_BYTES + 10).map(|i| (i % 251) as u8).collect();
+    bus.append(Append::new("kokuho.test.p", "before", "p-0")).await.unwrap();
+    let appended = bus.append(Append::new("kokuho.test.p", big.clone(), "p-1")).await.unwrap();
+    bus.append(Append::new("kokuho.test.p", "after", "p-2")).await.unwrap();
+    assert_eq!(appended.seq, 4, "three parts after the first message");
+    // The same event again is stored once (its parts' ids are its own).
+    assert!(bus.append(Append::new("kokuho.test.p", big.clone(), "p-1")).await.unwrap().duplicate);
+
+    let def = ConsumerDef { name: "test-parts".into(), stream: TEST.name, max_deliver: 1, filter_subject: None };
+    let mut c = bus.consume(&def, 1).await.unwrap();
+    let mut events = Vec::new();
+    while events.len() < 3 {
+        // Groups of two messages at most: the parts of one event still come together.
+        events.extend(c.next_group(2, std::time::Duration::from_millis(5)).await.unwrap());
+    }
+    let got: Vec<(u64, u64, usize)> = events.iter().map(|d| (d.first_seq, d.stream_seq, d.payload.len())).collect();
+    assert_eq!(got, [(1, 1, 6), (2, 4, big.len()), (5, 5, 5)]);
+    assert_eq!(events[1].payload.as_ref(), &big[..], "put together in order");
+
+    let read = bus.read_subject("KOKUHO_TEST", "kokuho.test.p").await.unwrap();
+    assert_eq!(read.iter().map(|(seq, p)| (*seq, p.len())).collect::<Vec<_>>(), [(1, 6), (4, big.len()), (5, 5)]);
+    bus.append(Append::new("kokuho.test.q", big.clone(), "q-1")).await.unwrap();
+    let e = bus.last_message("KOKUHO_TEST", "kokuho.test.q").await.unwrap_err();
+    assert!(e.to_string().contains("part"), "{e}");
+
+    let huge = vec![0u8; kokuho_bus::MAX_EVENT + 1];
+    let e = bus.append(Append::new("kokuho.test.p", huge, "p-huge")).await.unwrap_err();
+    assert_eq!(e.kind(), kokuho_bus::BusErrorKind::Invalid);
+    assert!(e.to_string().contains("largest event"), "{e}");
+}
+
 /// The runner asks whether a sequence it did not get is still in the stream (a lost pull) or
 /// gone from it.
 #[tokio::test]

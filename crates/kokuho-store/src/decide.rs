@@ -26,8 +26,8 @@ pub type Decided = Vec<(&'static str, Envelope)>;
 /// Most events in one atomic batch (the server takes up to 1,000).
 const EVENTS_PER_APPEND: usize = 200;
 const PATIENCE: Duration = Duration::from_secs(60);
-/// The largest event a decision may be: the server's `max_payload` less room for the headers.
-const LARGEST_EVENT: usize = kokuho_bus::MAX_PAYLOAD - (64 << 10);
+/// The largest event a decision may be (appended in parts when it is larger than one message).
+const LARGEST_EVENT: usize = kokuho_bus::MAX_EVENT;
 
 /// Where a deciding workflow writes and what it decides on.
 pub struct Decider<'a, P: Projection> {

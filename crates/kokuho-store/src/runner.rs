@@ -435,7 +435,7 @@ impl<S: Step> Runner<S> {
             return Ok(());
         }
         let mut from = start;
-        while let Some((missing, next)) = first_gap(from, fresh.iter().map(|d| d.stream_seq)) {
+        while let Some((missing, next)) = first_gap(from, fresh.iter().map(|d| (d.first_seq, d.stream_seq))) {
             let held = self.bus.holds(S::STREAM, missing).await.map_err(|e| e.to_string())?;
             if held || next < missing {
                 return Err(format!(
@@ -505,18 +505,19 @@ impl<S: Step> Runner<S> {
     }
 }
 
-/// The first place where `seqs` (in delivery order) does not continue `from` one by one: the
-/// sequence expected there and the one delivered instead. Delivery resumes the check after it.
-fn first_gap(from: u64, seqs: impl IntoIterator<Item = u64>) -> Option<(u64, u64)> {
+/// The first place where the events delivered — (first, last) sequence of each: an event in
+/// parts spans several — do not continue `from` one by one: the sequence expected there and the
+/// one delivered instead. Delivery resumes the check after it.
+fn first_gap(from: u64, seqs: impl IntoIterator<Item = (u64, u64)>) -> Option<(u64, u64)> {
     let mut expected = from + 1;
-    for seq in seqs {
-        if seq < from + 1 {
+    for (first, last) in seqs {
+        if last < from + 1 {
             continue;
         }
-        if seq != expected {
-            return Some((expected, seq));
+        if first != expected {
+            return Some((expected, first));
         }
-        expected = seq + 1;
+        expected = last + 1;
     }
     None
 }
@@ -605,14 +606,18 @@ mod tests {
     /// A group must continue the stored position one by one (a lost pull shows as a gap).
     #[test]
     fn gaps_in_delivery() {
-        assert_eq!(first_gap(0, [1, 2, 3]), None);
-        assert_eq!(first_gap(10, [11, 12]), None);
-        assert_eq!(first_gap(0, []), None);
-        assert_eq!(first_gap(0, [1001, 1002]), Some((1, 1001)), "the first pull was lost");
-        assert_eq!(first_gap(0, [1, 2, 501, 502]), Some((3, 501)), "a pull in the middle was lost");
-        assert_eq!(first_gap(5, [6, 8]), Some((7, 8)));
-        assert_eq!(first_gap(5, [7, 6]), Some((6, 7)), "out of order");
+        let one = |seqs: &[u64]| seqs.iter().map(|s| (*s, *s)).collect::<Vec<_>>();
+        assert_eq!(first_gap(0, one(&[1, 2, 3])), None);
+        assert_eq!(first_gap(10, one(&[11, 12])), None);
+        assert_eq!(first_gap(0, one(&[])), None);
+        assert_eq!(first_gap(0, one(&[1001, 1002])), Some((1, 1001)), "the first pull was lost");
+        assert_eq!(first_gap(0, one(&[1, 2, 501, 502])), Some((3, 501)), "a pull in the middle was lost");
+        assert_eq!(first_gap(5, one(&[6, 8])), Some((7, 8)));
+        assert_eq!(first_gap(5, one(&[7, 6])), Some((6, 7)), "out of order");
+        // An event in parts spans its sequences.
+        assert_eq!(first_gap(0, [(1, 1), (2, 4), (5, 5)]), None);
+        assert_eq!(first_gap(0, [(1, 1), (3, 4)]), Some((2, 3)), "its first part is where it starts");
         // After a gap the stream no longer has, the check goes on from there.
-        assert_eq!(first_gap(7, [6, 8, 9]), None, "already applied messages are not gaps");
+        assert_eq!(first_gap(7, one(&[6, 8, 9])), None, "already applied messages are not gaps");
     }
 }

@@ -64,10 +64,17 @@ impl Workflow for Accumulate {
                 |view| Ok(u64_of(view.get(b"cursor")?)),
                 |view: &dyn Read, ev| {
                     let text = std::str::from_utf8(ev.payload).map_err(|e| ApplyError::Malformed(e.to_string()))?;
-                    if text == "huge" {
-                        // A decision larger than the log takes (S9).
-                        let day = BusinessDay { intake_sequence: ev.seq, date: 0, day_close: false };
-                        let big = "x".repeat(kokuho_bus::MAX_PAYLOAD);
+                    // "huge": a decision larger than the log takes, even in parts; "large": one
+                    // larger than a message, appended in parts and read whole (S9).
+                    let size = match text {
+                        "huge" => Some(kokuho_bus::MAX_EVENT),
+                        "large" => Some(2 * kokuho_bus::MAX_PAYLOAD + 1),
+                        _ => None,
+                    };
+                    if let Some(size) = size {
+                        let total = u64_of(view.get(b"total")?);
+                        let day = BusinessDay { intake_sequence: ev.seq, date: total as u32, day_close: false };
+                        let big = "x".repeat(size);
                         return Ok(vec![(
                             DECISIONS,
                             event::envelope::<Decisions>(Event::BusinessDay(day), "", &big, ""),
@@ -108,13 +115,13 @@ async fn decisions(bus: &Bus) -> Vec<(u64, u32)> {
     out
 }
 
-/// The totals of inputs 1..=n in order, "bad" and "huge" left out: what deciding one at a time
-/// gives.
+/// The totals of inputs 1..=n in order, "bad" and "huge" left out ("large" adds nothing): what
+/// deciding one at a time gives.
 fn expected(inputs: &[&str]) -> Vec<(u64, u32)> {
     let mut total = 0;
     let mut out = Vec::new();
     for (i, text) in inputs.iter().enumerate() {
-        if let Ok(n) = text.parse::<u32>() {
+        if let Ok(n) = text.replace("large", "0").parse::<u32>() {
             total += n;
             out.push((i as u64 + 1, total));
         }
@@ -141,6 +148,7 @@ async fn each_decision_sees_the_earlier_ones_of_its_group_and_inputs_are_decided
     let mut inputs: Vec<String> = (1..=300).map(|n| n.to_string()).collect();
     inputs[149] = "bad".into();
     inputs[200] = "huge".into();
+    inputs[250] = "large".into();
     let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
     let (nats, bus, last) = setup(&inputs).await;
     let dir = nats.dir().join("a");
