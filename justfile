@@ -72,15 +72,18 @@ lint: deps
 fmt:
     cargo fmt --all
 
-# Fuzzing (10 million executions, 0 crashes) and intake's peak memory on 255 MiB adversarial
-# files under its stated bound (docs/benchmarks.md).
+# Fuzzing (10 million executions, 0 crashes), the handlers of a running system (20,000
+# requests), and intake's peak memory on 255 MiB adversarial files under its stated bound
+# (docs/benchmarks.md).
 fuzz: deps
     KOKUHO_FUZZ_EXECS=10000000 cargo bench -p kokuho --bench fuzz --locked
+    KOKUHO_FUZZ_SERVER_EXECS=20000 cargo bench -p kokuho-e2e --bench fuzz_server --locked
     KOKUHO_MEMORY_MIB=255 cargo bench -p kokuho --bench intake_memory --locked
 
 # The short run inside `just test` (debug build, shared with the tests).
 fuzz-smoke:
     KOKUHO_FUZZ_EXECS=100000 cargo bench -p kokuho --bench fuzz --profile dev --locked
+    KOKUHO_FUZZ_SERVER_EXECS=500 cargo bench -p kokuho-e2e --bench fuzz_server --profile dev --locked
     KOKUHO_MEMORY_MIB=16 cargo bench -p kokuho --bench intake_memory --profile dev --locked
 
 # Benchmarks side by side with raw JetStream in the same run (docs/benchmarks.md).

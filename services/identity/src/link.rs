@@ -325,6 +325,14 @@ impl LinkRecords {
         for (from, into, _) in &d.merged {
             let from = id_of(&PersonRef::from_id(from));
             let into = id_of(into);
+            let from_has_number = crate::state::number_of(store, &from)?.is_some();
+            // S9: a merge the rules cannot make (a decider gone wrong, or a state that is not
+            // the log's) would corrupt every link of two persons: the chunk is dead-lettered
+            // with why and an alert, never appended and never retried for ever.
+            if let Some(why) = impossible_merge(&from, &into, from_has_number) {
+                tracing::error!(receipt = %chunk.receipt, %from, %into, "ALERT: {why}; the chunk is dead-lettered");
+                return Err(ApplyError::Malformed(format!("receipt {}: {why}", chunk.receipt)));
+            }
             self.merge(store, &mut out, &from, &into, chunk.business_date)?;
         }
         for r in &d.rows {
@@ -466,6 +474,38 @@ impl kokuho_outbox::RowSource for IdentityRows {
             }
             Event::CaseResolved(c) => vec![(format!("identity:case:{}", c.case_id), c.municipality, c.rows)],
             Event::BusinessDay(_) | Event::NumbersKept(_) => Vec::new(),
+        }
+    }
+}
+
+/// Why merging `from` into `into` is impossible (I5 merges a provisional person, one without a
+/// number, into another person), or nothing when it is a merge the rules can make.
+fn impossible_merge(from: &str, into: &str, from_has_number: bool) -> Option<String> {
+    if from.is_empty() || into.is_empty() {
+        return Some(format!("a merge names no person ({from:?} into {into:?})"));
+    }
+    if from == into {
+        return Some(format!("a merge of {from} into itself"));
+    }
+    if from_has_number {
+        return Some(format!("a merge of {from}, which has a 個人番号 (only a provisional person is merged)"));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    /// S9, I5: only a provisional person merges, into another person; anything else is refused.
+    #[test]
+    fn impossible_merges_are_named() {
+        assert_eq!(super::impossible_merge("13000000000019", "13000000000027", false), None);
+        for (from, into, numbered) in [
+            ("13000000000019", "13000000000019", false),
+            ("", "13000000000027", false),
+            ("13000000000019", "", false),
+            ("13000000000019", "13000000000027", true),
+        ] {
+            assert!(super::impossible_merge(from, into, numbered).is_some(), "{from} → {into}, numbered {numbered}");
         }
     }
 }
