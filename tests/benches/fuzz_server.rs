@@ -5,7 +5,7 @@
 //! over the real mutual-TLS channel with a valid credential of a random role, to a system with
 //! data in it. A handler may refuse anything; it may not crash its service, hang, or stop the
 //! system from answering. A failure prints the seed that replays it (`KOKUHO_FUZZ_SEED`).
-#![allow(clippy::unwrap_used, clippy::expect_used)] // A benchmark's failures are its findings.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)] // A benchmark prints; its failures are its findings.
 
 use std::time::{Duration, Instant};
 

@@ -493,23 +493,6 @@ fn impossible_merge(from: &str, into: &str, from_has_number: bool) -> Option<Str
     None
 }
 
-#[cfg(test)]
-mod tests {
-    /// S9, I5: only a provisional person merges, into another person; anything else is refused.
-    #[test]
-    fn impossible_merges_are_named() {
-        assert_eq!(super::impossible_merge("13000000000019", "13000000000027", false), None);
-        for (from, into, numbered) in [
-            ("13000000000019", "13000000000019", false),
-            ("", "13000000000027", false),
-            ("13000000000019", "", false),
-            ("13000000000019", "13000000000027", true),
-        ] {
-            assert!(super::impossible_merge(from, into, numbered).is_some(), "{from} → {into}, numbered {numbered}");
-        }
-    }
-}
-
 /// What identity appends for a decision: the numbers kept behind the event, on the subject
 /// only identity reads (none when the event has none), then the event (S7).
 pub(crate) fn kept_then(kept: pb::NumbersKept, event: event::Envelope) -> Decided {
@@ -531,4 +514,21 @@ fn with_numbers(chunk: &mut ipb::RecordsAccepted, sealed: ipb::NumbersSealed) {
         }
     }
     chunk.data_key = sealed.data_key;
+}
+
+#[cfg(test)]
+mod tests {
+    /// S9, I5: only a provisional person merges, into another person; anything else is refused.
+    #[test]
+    fn impossible_merges_are_named() {
+        assert_eq!(super::impossible_merge("13000000000019", "13000000000027", false), None);
+        for (from, into, numbered) in [
+            ("13000000000019", "13000000000019", false),
+            ("", "13000000000027", false),
+            ("13000000000019", "", false),
+            ("13000000000019", "13000000000027", true),
+        ] {
+            assert!(super::impossible_merge(from, into, numbered).is_some(), "{from} → {into}, numbered {numbered}");
+        }
+    }
 }
