@@ -175,7 +175,7 @@ impl LinkRecords {
                             municipality = muni,
                             key = %k.recipient_key_id,
                             error = %e,
-                            "a chunk's numbers cannot be opened with identity's keys; dead-lettered (install the key, then replay the dead letter)"
+                            "ALERT: a chunk's numbers cannot be opened with identity's keys; dead-lettered with its receipt and key id (install the key; the chunk waits in KOKUHO_DLQ)"
                         );
                         ApplyError::Malformed(format!(
                             "the data key of receipt {} ({}) cannot be opened: {e}",
