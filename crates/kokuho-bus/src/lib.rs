@@ -488,16 +488,17 @@ impl Bus {
         Ok(self.last_raw(stream, subject).await?.map_or(0, |m| m.sequence))
     }
 
+    /// A handle on `stream` (no info fetched).
+    async fn stream(&self, stream: &str) -> Result<jetstream::stream::Stream<()>, BusError> {
+        self.js.get_stream_no_info(stream).await.map_err(|e| BusError::new(BusErrorKind::Unavailable, "get stream", e))
+    }
+
     async fn last_raw(
         &self,
         stream: &str,
         subject: &str,
     ) -> Result<Option<jetstream::message::StreamMessage>, BusError> {
-        let s = self
-            .js
-            .get_stream_no_info(stream)
-            .await
-            .map_err(|e| BusError::new(BusErrorKind::Unavailable, "get stream", e))?;
+        let s = self.stream(stream).await?;
         match s.direct_get_last_for_subject(subject).await {
             Ok(m) => Ok(Some(m)),
             Err(e) if e.kind() == stream::DirectGetErrorKind::NotFound => Ok(None),
@@ -507,11 +508,7 @@ impl Bus {
 
     /// Does the stream hold message `seq` (not deleted, not aged out)?
     pub async fn holds(&self, stream: &str, seq: u64) -> Result<bool, BusError> {
-        let s = self
-            .js
-            .get_stream_no_info(stream)
-            .await
-            .map_err(|e| BusError::new(BusErrorKind::Unavailable, "get stream", e))?;
+        let s = self.stream(stream).await?;
         match s.get_raw_message(seq).await {
             Ok(_) => Ok(true),
             Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => Ok(false),
@@ -536,11 +533,7 @@ impl Bus {
         stream: &str,
         subject: &str,
     ) -> Result<Option<(u64, Bytes)>, BusError> {
-        let s = self
-            .js
-            .get_stream_no_info(stream)
-            .await
-            .map_err(|e| BusError::new(BusErrorKind::Unavailable, "get stream", e))?;
+        let s = self.stream(stream).await?;
         match s.get_last_raw_message_by_subject(subject).await {
             Ok(m) => {
                 whole(subject, Some(&m.headers))?;
@@ -555,11 +548,7 @@ impl Bus {
     /// its message stream. The caller's stored position decides where reading starts, never
     /// the consumer's ack floor: a consumer left from an earlier run is replaced.
     pub async fn consume(&self, def: &ConsumerDef, start_seq: u64) -> Result<Consumer, BusError> {
-        let s = self
-            .js
-            .get_stream_no_info(def.stream)
-            .await
-            .map_err(|e| BusError::new(BusErrorKind::Unavailable, "get stream", e))?;
+        let s = self.stream(def.stream).await?;
         // Deleting a consumer that does not exist is not an error worth reporting.
         let _ = s.delete_consumer(&def.name).await;
         let config = consumer::pull::Config {
@@ -618,11 +607,7 @@ impl Bus {
         if last == 0 {
             return Ok(Vec::new());
         }
-        let s = self
-            .js
-            .get_stream_no_info(stream)
-            .await
-            .map_err(|e| BusError::new(BusErrorKind::Unavailable, "get stream", e))?;
+        let s = self.stream(stream).await?;
         if let Some(name) = name {
             // One left by a reader that stopped half-way.
             let _ = s.delete_consumer(name).await;
@@ -664,11 +649,7 @@ impl Bus {
     /// Removes a durable consumer (a tool's scan that is done), so that it counts as pending
     /// nowhere. Removing one that does not exist is not an error.
     pub async fn remove_consumer(&self, stream: &str, name: &str) -> Result<(), BusError> {
-        let s = self
-            .js
-            .get_stream_no_info(stream)
-            .await
-            .map_err(|e| BusError::new(BusErrorKind::Unavailable, "get stream", e))?;
+        let s = self.stream(stream).await?;
         let _ = s.delete_consumer(name).await;
         Ok(())
     }
@@ -686,11 +667,7 @@ impl Bus {
         }
         streams.sort();
         for name in streams {
-            let s = self
-                .js
-                .get_stream_no_info(&name)
-                .await
-                .map_err(|e| BusError::new(BusErrorKind::Unavailable, "get stream", e))?;
+            let s = self.stream(&name).await?;
             let mut consumers = s.consumers();
             while let Some(info) = consumers.next().await {
                 let info = info.map_err(|e| BusError::new(BusErrorKind::Unavailable, "list consumers", e))?;
