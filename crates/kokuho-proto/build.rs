@@ -24,7 +24,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     protos(&root.join("kokuho"), &mut files)?;
     files.sort();
     let includes = vec![root.clone(), protoc_bin_vendored::include_path()?];
-    tonic_prost_build::configure().include_file("packages.rs").compile_with_config(config, &files, &includes)?;
+    // The descriptors of every package, for gRPC reflection (a stock client lists and calls the API).
+    let descriptors = PathBuf::from(std::env::var("OUT_DIR")?).join("descriptors.bin");
+    tonic_prost_build::configure()
+        .include_file("packages.rs")
+        .file_descriptor_set_path(descriptors)
+        .compile_with_config(config, &files, &includes)?;
     println!("cargo:rerun-if-changed={}", root.display());
     Ok(())
 }

@@ -6,3 +6,6 @@
 include!(concat!(env!("OUT_DIR"), "/packages.rs"));
 
 pub use kokuho::*;
+
+/// The encoded descriptors of every package (gRPC reflection).
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptors.bin"));

@@ -31,3 +31,18 @@ pub async fn health(
     }
     server
 }
+
+/// gRPC reflection (v1, and v1alpha for older clients) over every kokuho package and health, so
+/// that a stock client such as grpcurl lists and calls the API. It tells the API's shape, no
+/// data; the port is mutual TLS like every other service on it.
+pub fn reflection() -> anyhow::Result<(
+    tonic_reflection::server::v1::ServerReflectionServer<impl tonic_reflection::server::v1::ServerReflection>,
+    tonic_reflection::server::v1alpha::ServerReflectionServer<impl tonic_reflection::server::v1alpha::ServerReflection>,
+)> {
+    let builder = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(kokuho_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    Ok((builder().build_v1()?, builder().build_v1alpha()?))
+}

@@ -398,6 +398,9 @@ impl System {
         }
         let health = kokuho_runtime::grpc::health(&names).await;
         routes.add_service(health.clone());
+        let (reflection, reflection_alpha) = kokuho_runtime::grpc::reflection()?;
+        routes.add_service(reflection);
+        routes.add_service(reflection_alpha);
         let timeout = config.settings.parsed(GRPC_TIMEOUT_SECONDS, "a number of seconds")?.unwrap_or(900);
         // S9: no request runs for ever, no connection opens without bound, dead peers are noticed.
         let mut server = tonic::transport::Server::builder();
