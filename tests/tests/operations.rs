@@ -49,3 +49,36 @@ async fn reflection_lists_every_service() {
     assert!(!file.file_descriptor_proto.is_empty(), "the method's schema");
     sys.stop().await;
 }
+
+/// The value of the sample `name{label="value"}` in a Prometheus text page.
+fn sample(page: &str, name: &str, label: &str, value: &str) -> Option<i64> {
+    let head = format!("{name}{{{label}=\"{value}\"}} ");
+    page.lines().find_map(|l| l.strip_prefix(&head)).and_then(|v| v.trim().parse().ok())
+}
+
+/// Metrics of every service on `/metrics`: each runner's events applied, dead letters, position
+/// and lag; each municipality's submissions and when its last one was decided.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_show_progress_lag_and_each_municipalitys_last_submission() {
+    const KS: &str = "1,KS,131016,130013,20260401,1\n2,1,1001,20200401,01,100001,0,千代田,1001,09,\n9,1\n";
+    const KK: &str = "1,KK,131016,130013,20260401,1\n2,1,100001,1001,1,123456789018,山田 太郎,ヤマダ タロウ,S300820,1,01,20200401,03,,,,,20200401\n9,1\n";
+    let mut sys = spawn_system(20260401).await;
+    let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let files = vec![("KS.csv".to_string(), KS.as_bytes().to_vec()), ("KK.csv".to_string(), KK.as_bytes().to_vec())];
+    sys.client.submit(kokuho_e2e::app::CHIYODA, files).await.unwrap();
+    sys.settle().await;
+    let page = sys.metrics().await;
+    for consumer in ["intake-state", "identity-link-records", "continuity-evaluate", "kogaku-members", "relay-persons"]
+    {
+        let applied = sample(&page, "kokuho_events_applied_total", "consumer", consumer);
+        assert!(applied.is_some_and(|n| n >= 1), "{consumer} applied {applied:?}:\n{page}");
+        assert_eq!(sample(&page, "kokuho_consumer_lag", "consumer", consumer), Some(0), "{consumer} caught up");
+        assert!(sample(&page, "kokuho_consumer_position", "consumer", consumer).is_some_and(|p| p >= 1));
+        assert_eq!(sample(&page, "kokuho_dead_letters_total", "consumer", consumer), Some(0));
+    }
+    assert_eq!(sample(&page, "kokuho_intake_submissions_total", "municipality", "131016"), Some(1));
+    let last = sample(&page, "kokuho_intake_last_submission_seconds", "municipality", "131016").unwrap();
+    assert!((before - 5..=before + 120).contains(&last), "last submission at {last}, test started at {before}");
+    assert_eq!(sample(&page, "kokuho_intake_submissions_total", "municipality", "131024"), None, "no submission");
+    sys.stop().await;
+}

@@ -153,6 +153,8 @@ pub struct Delivered {
     pub delivered: i64,
     /// The consumer's delivery count: one more for every delivery, redeliveries included.
     pub consumer_seq: u64,
+    /// Messages the consumer had still to deliver when it sent this one (its lag).
+    pub pending: u64,
     message: jetstream::Message,
 }
 
@@ -860,7 +862,8 @@ impl Consumer {
 fn delivered(m: Result<jetstream::Message, consumer::pull::MessagesError>) -> Result<Delivered, BusError> {
     let message = m.map_err(|e| BusError::new(BusErrorKind::Unavailable, "receive", e))?;
     let info = message.info().map_err(|e| BusError::new(BusErrorKind::Invalid, "message info", e))?;
-    let (stream_seq, consumer_seq, delivered) = (info.stream_sequence, info.consumer_sequence, info.delivered);
+    let (stream_seq, consumer_seq, delivered, pending) =
+        (info.stream_sequence, info.consumer_sequence, info.delivered, info.pending);
     Ok(Delivered {
         stream_seq,
         first_seq: stream_seq,
@@ -869,6 +872,7 @@ fn delivered(m: Result<jetstream::Message, consumer::pull::MessagesError>) -> Re
         headers: message.headers.clone(),
         delivered,
         consumer_seq,
+        pending,
         message,
     })
 }

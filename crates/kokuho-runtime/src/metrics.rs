@@ -61,6 +61,71 @@ pub fn gauge(encoder: &mut DescriptorEncoder<'_>, name: &str, help: &str, n: i64
     ConstGauge::new(n).encode(family)
 }
 
+/// One counter family with one label (`name_total{label="value"} n`; `name` without `_total`).
+pub fn counters(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    label: &str,
+    values: &[(String, u64)],
+) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(name, help, None, prometheus_client::metrics::MetricType::Counter)?;
+    for (value, n) in values {
+        let labels = [(label, value.as_str())];
+        prometheus_client::metrics::counter::ConstCounter::new(*n).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+/// Every runner of the process (projections and workflows of every service), by consumer:
+/// `kokuho_events_applied_total`, `kokuho_dead_letters_total`, `kokuho_consumer_position`
+/// (the last stream sequence applied) and `kokuho_consumer_lag` (messages its consumer has not
+/// delivered or not had acknowledged: at its last group, and from the server every 5 s, so a
+/// runner that stopped shows its lag growing).
+#[derive(Debug)]
+pub struct RunnerMetrics(pub kokuho_store::RunnerStats);
+
+impl prometheus_client::collector::Collector for RunnerMetrics {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let all = self.0.all();
+        let of = |f: &dyn Fn(&kokuho_store::ConsumerStats) -> u64| -> Vec<(String, u64)> {
+            all.iter().map(|(name, s)| (name.clone(), f(s))).collect()
+        };
+        let signed = |v: Vec<(String, u64)>| -> Vec<(String, i64)> {
+            v.into_iter().map(|(k, n)| (k, i64::try_from(n).unwrap_or(i64::MAX))).collect()
+        };
+        counters(
+            &mut encoder,
+            "kokuho_events_applied",
+            "Events applied since start",
+            "consumer",
+            &of(&|s| s.applied.load(Relaxed)),
+        )?;
+        counters(
+            &mut encoder,
+            "kokuho_dead_letters",
+            "Events moved to the dead-letter stream since start (alert on any increase)",
+            "consumer",
+            &of(&|s| s.dead_letters.load(Relaxed)),
+        )?;
+        gauges(
+            &mut encoder,
+            "kokuho_consumer_position",
+            "The last stream sequence applied",
+            "consumer",
+            &signed(of(&|s| s.position.load(Relaxed))),
+        )?;
+        gauges(
+            &mut encoder,
+            "kokuho_consumer_lag",
+            "Messages not yet delivered to the consumer or not yet acknowledged (0: caught up)",
+            "consumer",
+            &signed(of(&|s| s.pending.load(Relaxed))),
+        )
+    }
+}
+
 /// Serves `GET /metrics` on `listener` until `shutdown`.
 pub async fn serve(
     listener: tokio::net::TcpListener,

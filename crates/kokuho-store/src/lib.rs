@@ -25,8 +25,8 @@ mod tx;
 
 pub use decide::{Decided, Decider, inputs_caught_up};
 pub use runner::{
-    ApplyError, Failures, LogEvent, Projection, ProjectionHandle, ProjectionRunner, ProjectionStep, Rejected, Runner,
-    RunnerSettings, Runners, Step, Workflow, WorkflowRunner, WorkflowStep,
+    ApplyError, ConsumerStats, Failures, LogEvent, Projection, ProjectionHandle, ProjectionRunner, ProjectionStep,
+    Rejected, Runner, RunnerSettings, RunnerStats, Runners, Step, Workflow, WorkflowRunner, WorkflowStep,
 };
 pub use sled_store::{CACHE_BYTES, SledDb, SledStore};
 pub use tx::Tx;

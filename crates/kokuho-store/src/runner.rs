@@ -143,6 +143,35 @@ pub type ProjectionRunner<P> = Runner<ProjectionStep<P>>;
 /// The runner of a workflow.
 pub type WorkflowRunner<W> = Runner<WorkflowStep<W>>;
 
+/// What each runner of the process has done, by consumer (`<service>-<projection>`), for the
+/// metrics: events applied and dead-lettered since start, its position, and how many messages
+/// its consumer still had to deliver at the last group (its lag).
+#[derive(Debug, Clone, Default)]
+pub struct RunnerStats(Arc<std::sync::Mutex<std::collections::BTreeMap<String, Arc<ConsumerStats>>>>);
+
+/// One runner's counts ([`RunnerStats`]).
+#[derive(Debug, Default)]
+pub struct ConsumerStats {
+    pub applied: std::sync::atomic::AtomicU64,
+    pub dead_letters: std::sync::atomic::AtomicU64,
+    pub position: std::sync::atomic::AtomicU64,
+    pub pending: std::sync::atomic::AtomicU64,
+}
+
+impl RunnerStats {
+    /// The counts of `consumer`, made on first use.
+    pub fn of(&self, consumer: &str) -> Arc<ConsumerStats> {
+        let mut map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.entry(consumer.to_string()).or_default().clone()
+    }
+
+    /// Every runner's counts, by consumer name.
+    pub fn all(&self) -> Vec<(String, Arc<ConsumerStats>)> {
+        let map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+}
+
 /// Where runners report that one of them failed for good (a panic): the process then stops
 /// rather than answer from a projection that no longer moves (S9). The first failure is kept.
 #[derive(Clone)]
@@ -193,11 +222,19 @@ pub struct RunnerSettings {
     pub linger: Duration,
     /// Where a runner that panicked is reported.
     pub failures: Failures,
+    /// Where each runner counts what it applied (metrics).
+    pub stats: RunnerStats,
 }
 
 impl Default for RunnerSettings {
     fn default() -> Self {
-        Self { max_deliver: 10, group_max: 1_000, linger: Duration::from_millis(2), failures: Failures::default() }
+        Self {
+            max_deliver: 10,
+            group_max: 1_000,
+            linger: Duration::from_millis(2),
+            failures: Failures::default(),
+            stats: RunnerStats::default(),
+        }
     }
 }
 
@@ -481,6 +518,7 @@ impl<S: Step> Runner<S> {
         } else {
             self.step.step(&mut tx, &events).await.map_err(|e| e.to_string())?
         };
+        let (applied, dead) = (events.len() - rejected.len(), rejected.len());
         for (i, why) in rejected {
             let d = fresh[i];
             tracing::error!(projection = S::NAME, seq = d.stream_seq, error = %why,
@@ -501,6 +539,12 @@ impl<S: Step> Runner<S> {
             d.ack().await.map_err(|e| e.to_string())?;
         }
         self.position.send_replace(last);
+        use std::sync::atomic::Ordering::Relaxed;
+        let stats = self.settings.stats.of(&self.consumer.name);
+        stats.applied.fetch_add(applied as u64, Relaxed);
+        stats.dead_letters.fetch_add(dead as u64, Relaxed);
+        stats.position.store(last, Relaxed);
+        stats.pending.store(group.last().map_or(0, |d| d.pending), Relaxed);
         Ok(())
     }
 }

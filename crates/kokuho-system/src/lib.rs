@@ -364,11 +364,15 @@ impl System {
         }
         let metrics = kokuho_runtime::metrics::Metrics::default();
         let failures = kokuho_store::Failures::default();
+        let stats = kokuho_store::RunnerStats::default();
+        metrics.register(kokuho_runtime::metrics::RunnerMetrics(stats.clone()));
         let mut services: Vec<Box<dyn Running>> = Vec::new();
+        let mut any_bus = None;
         for r in registrations {
             let bus = kokuho_bus::Bus::connect_as(&url, &user(r.name)?)
                 .await
                 .with_context(|| format!("connect to NATS as {}", r.name))?;
+            any_bus.get_or_insert_with(|| bus.clone());
             for def in r.access.owns.iter().chain(&SHARED_STREAMS) {
                 bus.require_stream(def).await.with_context(|| format!("start {}", r.name))?;
             }
@@ -385,7 +389,11 @@ impl System {
                 db: SledDb::open(&config.data_dir.join("store").join(r.name))?,
                 registry: config.registry.clone(),
                 credentials: credentials.clone(),
-                runner: RunnerSettings { failures: failures.clone(), ..RunnerSettings::default() },
+                runner: RunnerSettings {
+                    failures: failures.clone(),
+                    stats: stats.clone(),
+                    ..RunnerSettings::default()
+                },
                 settings: config.settings.clone(),
                 metrics: metrics.clone(),
             };
@@ -419,6 +427,9 @@ impl System {
         }));
         std::fs::write(endpoint_file(&config.data_dir), &endpoint)?;
         let mut side = Vec::new();
+        if let Some(bus) = any_bus {
+            side.push(side_server("consumer lag", |stopped| refresh_lag(bus, stats, stopped)));
+        }
         let metrics_url = match config.settings.parsed::<SocketAddr>(METRICS_LISTEN, "an address")? {
             Some(listen) => {
                 let listener = tokio::net::TcpListener::bind(listen)
@@ -505,4 +516,28 @@ where
         }
     });
     (stop, task)
+}
+
+/// Every 5 s, each runner's lag from the server (messages not yet delivered or not yet
+/// acknowledged), so that a runner that stopped moving shows its lag growing (metrics).
+async fn refresh_lag(
+    bus: kokuho_bus::Bus,
+    stats: kokuho_store::RunnerStats,
+    stopped: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+) -> anyhow::Result<()> {
+    let mut stopped = stopped;
+    loop {
+        let known = stats.all();
+        if let Ok(progress) = bus.progress().await {
+            for (name, s) in &known {
+                if let Some(p) = progress.iter().find(|p| &p.consumer == name) {
+                    s.pending.store(p.pending + p.ack_pending, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        }
+        tokio::select! {
+            _ = &mut stopped => return Ok(()),
+            _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+        }
+    }
 }

@@ -237,7 +237,9 @@ impl kokuho_runtime::service::Service for App {
             credentials: env.credentials,
             audit_signer: env.audit_signer,
         };
-        App::build(config, env.bus, &env.db).await
+        let app = App::build(config, env.bus, &env.db).await?;
+        env.metrics.register(SubmissionMetrics(app.intake.inner.state.clone()));
+        Ok(app)
     }
 
     fn routes(&self, routes: &mut tonic::service::RoutesBuilder) -> Vec<&'static str> {
@@ -367,5 +369,38 @@ impl Intake {
         names: Vec<String>,
     ) -> Result<u32, AppError> {
         Ok(self.inner.outbox.acknowledge(municipality, names).await?)
+    }
+}
+
+/// Per municipality, from intake's projection at scrape time: `kokuho_intake_submissions_total`
+/// and `kokuho_intake_last_submission_seconds` (when its last submission was decided; an
+/// operator alerts on a municipality silent for longer than its rhythm).
+struct SubmissionMetrics(ProjectionHandle);
+
+impl std::fmt::Debug for SubmissionMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("intake::SubmissionMetrics")
+    }
+}
+
+impl prometheus_client::collector::Collector for SubmissionMetrics {
+    fn encode(&self, mut encoder: prometheus_client::encoding::DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let rows = state::submissions_by_municipality(self.0.store()).map_err(|_| std::fmt::Error)?;
+        let counts: Vec<(String, u64)> = rows.iter().map(|(m, n, _)| (m.clone(), u64::from(*n))).collect();
+        let last: Vec<(String, i64)> = rows.iter().map(|(m, _, at)| (m.clone(), *at)).collect();
+        kokuho_runtime::metrics::counters(
+            &mut encoder,
+            "kokuho_intake_submissions",
+            "Submissions decided (accepted or rejected), by municipality",
+            "municipality",
+            &counts,
+        )?;
+        kokuho_runtime::metrics::gauges(
+            &mut encoder,
+            "kokuho_intake_last_submission_seconds",
+            "When the municipality's last submission was decided (Unix seconds)",
+            "municipality",
+            &last,
+        )
     }
 }

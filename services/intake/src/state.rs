@@ -3,7 +3,8 @@
 //!
 //! Keys (one sled tree, `intake-state`):
 //! - `day` → current business date (u32 BE, YYYYMMDD)
-//! - `n/<muni>` → receipts issued to the municipality (u32 BE)
+//! - `n/<muni>` → receipts issued to the municipality (u32 BE); `last/<muni>` → when its last
+//!   submission was decided (the event's `occurred_at`, Unix seconds, i64 BE)
 //! - `q/<muni>/<kind>/<通番:06>` → `<sha256> <receipt>`; `qh/<muni>/<kind>` → highest 通番
 //! - `h/<muni>/<世帯番号>/<異動年月日>`, `k/<muni>/<宛名番号>/<適用開始年月日|00000000>`,
 //!   `g/<muni>/<世帯番号>/<診療年月>/<該当区分>` → present while registered
@@ -17,7 +18,7 @@ use kokuho_ids::codes::{KogakuKind, ProcessingKind};
 use kokuho_ids::{Date, Month};
 use kokuho_intake_domain::submission::{Facts, Lookups};
 use kokuho_proto::intake::v1 as pb;
-use kokuho_store::{ApplyError, LogEvent, Projection, Store, StoreError, Tx, u32_of};
+use kokuho_store::{ApplyError, LogEvent, Projection, Read, Store, StoreError, Tx, u32_of};
 use prost::Message as _;
 
 use crate::{Event, Events, INTAKE};
@@ -44,6 +45,9 @@ fn person_prefix(muni: &str, resident: &str) -> String {
 fn kogaku_prefix(muni: &str, household: &str) -> String {
     format!("g/{muni}/{household}/")
 }
+fn last_key(muni: &str) -> Vec<u8> {
+    format!("last/{muni}").into_bytes()
+}
 fn receipt_key(receipt: &str) -> Vec<u8> {
     format!("r/{receipt}").into_bytes()
 }
@@ -53,17 +57,19 @@ fn receipt_seq_key(receipt: &str) -> Vec<u8> {
 
 impl Projection for IntakeState {
     const NAME: &'static str = "state";
-    const VERSION: u32 = 1;
+    const VERSION: u32 = 2;
     const STREAM: &'static str = INTAKE.name;
 
     fn apply(&self, tx: &mut Tx<'_>, ev: &LogEvent<'_>) -> Result<(), ApplyError> {
-        let (_, event) = event::decode::<Events>(ev.payload).map_err(ApplyError::Malformed)?;
+        let (envelope, event) = event::decode::<Events>(ev.payload).map_err(ApplyError::Malformed)?;
+        let at = envelope.occurred_at.map_or(0, |t| t.seconds);
         match event {
             Event::BusinessDateSet(p) => tx.put(DAY.to_vec(), p.date.to_be_bytes().to_vec()),
             Event::DayClosed(p) => tx.put(DAY.to_vec(), p.date.to_be_bytes().to_vec()),
             Event::SubmissionAccepted(s) => {
                 let n = u32_of(tx.get(&receipts_key(&s.municipality))?) + 1;
                 tx.put(receipts_key(&s.municipality), n.to_be_bytes().to_vec());
+                tx.put(last_key(&s.municipality), at.to_be_bytes().to_vec());
                 for f in &s.files {
                     let key = seq_key(&s.municipality, &f.kind, f.sequence_number);
                     if tx.contains(&key)? {
@@ -81,6 +87,7 @@ impl Projection for IntakeState {
             Event::SubmissionRejected(s) => {
                 let n = u32_of(tx.get(&receipts_key(&s.municipality))?) + 1;
                 tx.put(receipts_key(&s.municipality), n.to_be_bytes().to_vec());
+                tx.put(last_key(&s.municipality), at.to_be_bytes().to_vec());
                 tx.put(receipt_seq_key(&s.receipt), ev.seq.to_be_bytes().to_vec());
                 tx.put(receipt_key(&s.receipt), Events::wrap(Event::SubmissionRejected(s)).encode_to_vec());
             }
@@ -202,4 +209,17 @@ pub(crate) fn facts(store: &dyn Store, muni: &str, lookups: &Lookups) -> Result<
         facts.person_keys.insert((r, Date::from_yyyymmdd(start.parse().unwrap_or(0))));
     }
     Ok(facts)
+}
+
+/// Every municipality's submissions so far and when its last one was decided (Unix seconds), by
+/// municipality code: the liveness board's first columns (metrics).
+pub(crate) fn submissions_by_municipality(store: &dyn Read) -> Result<Vec<(String, u32, i64)>, StoreError> {
+    let mut out = Vec::new();
+    for (key, value) in store.scan_prefix(b"last/")? {
+        let muni = String::from_utf8_lossy(&key[b"last/".len()..]).into_owned();
+        let at = <[u8; 8]>::try_from(value.as_slice()).map(i64::from_be_bytes).unwrap_or(0);
+        let count = u32_of(store.get(&receipts_key(&muni))?);
+        out.push((muni, count, at));
+    }
+    Ok(out)
 }
