@@ -78,6 +78,9 @@ pub struct Append {
     pub expected_last_seq: Option<u64>,
     /// Part `i` of `n` of a larger event ([`parts`]).
     part: Option<(usize, usize)>,
+    /// The trace context of the span it was made in (`traceparent`), so that it names the
+    /// trace that decided it, however much later it is published.
+    trace: HeaderMap,
 }
 
 impl Append {
@@ -89,6 +92,11 @@ impl Append {
             expected_last_subject_seq: None,
             expected_last_seq: None,
             part: None,
+            trace: {
+                let mut h = HeaderMap::new();
+                trace::inject(&mut h);
+                h
+            },
         }
     }
 
@@ -126,7 +134,10 @@ impl Append {
         if let Some(seq) = self.expected_last_seq {
             h.insert(async_nats::header::NATS_EXPECTED_LAST_SEQUENCE, seq.to_string().as_str());
         }
-        trace::inject(&mut h);
+        match self.trace.get(trace::TRACEPARENT) {
+            Some(parent) => h.insert(trace::TRACEPARENT, parent.as_str()),
+            None => trace::inject(&mut h),
+        }
         h
     }
 }

@@ -44,6 +44,7 @@ pub(crate) fn split(append: Append) -> Result<Vec<Append>, BusError> {
                 part.expected_last_subject_seq = append.expected_last_subject_seq;
             }
             part.part = Some((i + 1, n));
+            part.trace = append.trace.clone();
             part
         })
         .collect())

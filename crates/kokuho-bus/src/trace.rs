@@ -6,6 +6,9 @@ use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator as _};
 use opentelemetry::trace::TraceContextExt as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
+/// The W3C header that names a message's trace and parent span.
+pub const TRACEPARENT: &str = "traceparent";
+
 struct HeaderInjector<'a>(&'a mut HeaderMap);
 struct HeaderExtractor<'a>(&'a HeaderMap);
 

@@ -108,8 +108,10 @@ impl<P: Projection> Decider<'_, P> {
                         }
                         Err(e) => return Err(e),
                     };
-                    let appends: Vec<Append> =
-                        decided.iter().map(|(subject, envelope)| Append::event(*subject, envelope)).collect();
+                    // Made in the input's span: each carries the trace that decided it.
+                    let appends: Vec<Append> = ev.span.in_scope(|| {
+                        decided.iter().map(|(subject, envelope)| Append::event(*subject, envelope)).collect()
+                    });
                     // S9: a decision larger than the log takes can never be appended: the input
                     // is dead-lettered with why, instead of being retried for ever.
                     if let Some(big) = appends.iter().find(|a| a.payload.len() > LARGEST_EVENT) {

@@ -506,7 +506,7 @@ impl<S: Step> Runner<S> {
         let events: Vec<LogEvent<'_>> = fresh
             .iter()
             .map(|d| {
-                let span = tracing::info_span!("apply", projection = S::NAME, seq = d.stream_seq);
+                let span = tracing::info_span!("apply", consumer = %self.consumer.name, seq = d.stream_seq);
                 kokuho_bus::trace::follow(&span, d.headers.as_ref());
                 LogEvent { seq: d.stream_seq, subject: &d.subject, payload: &d.payload, span }
             })

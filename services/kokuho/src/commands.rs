@@ -654,8 +654,9 @@ async fn serve(global: &Global, args: ServeArgs) -> anyhow::Result<u8> {
         Some(settings.credentials.context(
             "no credentials: give --credentials, KOKUHO_CREDENTIALS or `credentials` (a directory of tokens)",
         )?);
+    // Each service's spans under its own name (OTLP `service.name`).
     let _telemetry =
-        kokuho_runtime::telemetry::init("kokuho", &kokuho_runtime::telemetry::TelemetrySettings::from_env())?;
+        kokuho_runtime::telemetry::init(service, &kokuho_runtime::telemetry::TelemetrySettings::from_env())?;
     let system = System::start(config).await?;
     let code = run_until_stopped(&system).await;
     system.stop().await?;
