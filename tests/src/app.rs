@@ -72,6 +72,11 @@ impl TestSystem {
         self.config.data_dir.clone()
     }
 
+    /// The configuration the system was started with.
+    pub fn config(&self) -> &SystemConfig {
+        &self.config
+    }
+
     /// Stops every service (the nats-server keeps running).
     pub async fn stop_services(&mut self) {
         if let Some(s) = self.system.take() {

@@ -33,6 +33,9 @@ const API: &str = "$JS.API";
 /// The name of the admin user (stream creation and operator tooling).
 pub const ADMIN: &str = "admin";
 
+/// The name of the auditor user: reads every stream and writes none (`kokuho replay`).
+pub const AUDITOR: &str = "auditor";
+
 /// What a service does on NATS, declared next to the service.
 #[derive(Debug, Clone, Copy)]
 pub struct Access {
@@ -135,6 +138,30 @@ pub fn service_permissions(user: &str, access: &Access, audit: &StreamDef) -> Pe
     publish.sort();
     publish.dedup();
     Permissions { publish, subscribe: vec![format!("{}.>", inbox_prefix(user))] }
+}
+
+/// Reading every stream and writing none: the auditor (`kokuho replay` rebuilds projections
+/// from the log as this user, so that it cannot write to a stream even by mistake). It makes,
+/// pulls from, acks and deletes consumers and gets messages; it publishes no subject of the log.
+pub fn auditor_permissions() -> Permissions {
+    let mut publish: Vec<String> = [
+        "INFO",
+        "STREAM.NAMES",
+        "STREAM.INFO.*",
+        "CONSUMER.LIST.*",
+        "CONSUMER.NAMES.*",
+        "CONSUMER.INFO.*.*",
+        "CONSUMER.CREATE.>",
+        "CONSUMER.DELETE.*.*",
+        "CONSUMER.MSG.NEXT.*.*",
+        "DIRECT.GET.>",
+        "STREAM.MSG.GET.*",
+    ]
+    .iter()
+    .map(|api| format!("{API}.{api}"))
+    .collect();
+    publish.push("$JS.ACK.>".into());
+    Permissions { publish, subscribe: vec![format!("{}.>", inbox_prefix(AUDITOR))] }
 }
 
 /// Everything: the admin user.

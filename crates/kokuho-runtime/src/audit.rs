@@ -150,6 +150,13 @@ impl Signer {
         Ok(Self { public: pair.public_key(), pair: Arc::new(pair) })
     }
 
+    /// A key of its own that no verifier knows: for a process that records nothing (a replay),
+    /// whose entries would never verify if it did.
+    pub fn throwaway() -> Self {
+        let pair = nkeys::KeyPair::new_user();
+        Self { public: pair.public_key(), pair: Arc::new(pair) }
+    }
+
     pub fn public_key(&self) -> &str {
         &self.public
     }

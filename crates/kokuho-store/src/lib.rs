@@ -26,9 +26,9 @@ mod tx;
 pub use decide::{Decided, Decider, inputs_caught_up};
 pub use runner::{
     ApplyError, ConsumerStats, Failures, LogEvent, Projection, ProjectionHandle, ProjectionRunner, ProjectionStep,
-    Rejected, Runner, RunnerSettings, RunnerStats, Runners, Step, Workflow, WorkflowRunner, WorkflowStep,
+    Rejected, Replay, Runner, RunnerSettings, RunnerStats, Runners, Step, Workflow, WorkflowRunner, WorkflowStep,
 };
-pub use sled_store::{CACHE_BYTES, SledDb, SledStore};
+pub use sled_store::{CACHE_BYTES, Digest, SledDb, SledStore};
 pub use tx::Tx;
 
 /// Keys the runner keeps in every projection's store; projection keys never start with 0x00.

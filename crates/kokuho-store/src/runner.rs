@@ -152,6 +152,10 @@ pub struct RunnerStats(Arc<std::sync::Mutex<std::collections::BTreeMap<String, A
 /// One runner's counts ([`RunnerStats`]).
 #[derive(Debug, Default)]
 pub struct ConsumerStats {
+    /// A projection's store and the stream it reads (not set for a workflow).
+    pub projection: std::sync::OnceLock<(SledStore, &'static str)>,
+    /// A replay's runner reached its position.
+    pub done: std::sync::atomic::AtomicBool,
     pub applied: std::sync::atomic::AtomicU64,
     pub dead_letters: std::sync::atomic::AtomicU64,
     pub position: std::sync::atomic::AtomicU64,
@@ -224,6 +228,19 @@ pub struct RunnerSettings {
     pub failures: Failures,
     /// Where each runner counts what it applied (metrics).
     pub stats: RunnerStats,
+    /// Replaying for an audit (`kokuho replay`): projections only, with consumers of their own,
+    /// up to given positions, and nothing written anywhere but their scratch stores.
+    pub replay: Option<Replay>,
+}
+
+/// How runners replay ([`RunnerSettings::replay`]).
+#[derive(Debug, Clone, Default)]
+pub struct Replay {
+    /// Put before each consumer's name (`replay-<id>-`), so that no live consumer is touched.
+    pub prefix: String,
+    /// The last stream sequence to apply, by runner (`<service>-<projection>`); a runner not
+    /// named applies everything its stream holds when it starts.
+    pub until: std::collections::BTreeMap<String, u64>,
 }
 
 impl Default for RunnerSettings {
@@ -234,6 +251,7 @@ impl Default for RunnerSettings {
             linger: Duration::from_millis(2),
             failures: Failures::default(),
             stats: RunnerStats::default(),
+            replay: None,
         }
     }
 }
@@ -286,6 +304,10 @@ impl ProjectionHandle {
 
 /// Runs one projection or workflow until shutdown.
 pub struct Runner<S: Step> {
+    /// `<service>-<projection>`, as the live runner is named (metrics, replay targets).
+    name: String,
+    /// Replaying: the last sequence to apply, after which the runner is done.
+    until: Option<u64>,
     step: Arc<S>,
     store: SledStore,
     bus: Bus,
@@ -299,6 +321,8 @@ enum Stop {
     Shutdown,
     Rebuild,
     Failed,
+    /// A replay reached its position.
+    Done,
 }
 
 impl<P: Projection> Runner<ProjectionStep<P>> {
@@ -339,7 +363,10 @@ impl<S: Step> Runner<S> {
         let (rebuild_tx, rebuild) = mpsc::channel(1);
         let name = format!("{service}-{}", S::NAME);
         let consumer = ConsumerDef {
-            name: name.clone(),
+            name: match &settings.replay {
+                Some(r) => format!("{}{name}", r.prefix),
+                None => name.clone(),
+            },
             stream: S::STREAM,
             max_deliver: settings.max_deliver,
             filter_subject: S::SUBJECT.map(str::to_string),
@@ -348,11 +375,13 @@ impl<S: Step> Runner<S> {
             store: store.clone(),
             position: position_rx,
             rebuild: rebuild_tx,
-            name,
+            name: name.clone(),
             stream: S::STREAM,
             subject: S::SUBJECT,
         };
-        Ok((Self { step: Arc::new(step), store, bus, consumer, settings, position, rebuild }, handle))
+        let until = settings.replay.as_ref().map(|r| r.until.get(&name).copied().unwrap_or(u64::MAX));
+        let runner = Self { name, until, step: Arc::new(step), store, bus, consumer, settings, position, rebuild };
+        Ok((runner, handle))
     }
 
     /// Reads and applies the stream until `shutdown` completes. Failures are logged and the
@@ -367,6 +396,12 @@ impl<S: Step> Runner<S> {
             };
             match stop {
                 Stop::Shutdown => return,
+                Stop::Done => {
+                    // A replay leaves nothing behind on the server.
+                    let _ = self.bus.remove_consumer(S::STREAM, &self.consumer.name).await;
+                    self.settings.stats.of(&self.name).done.store(true, std::sync::atomic::Ordering::Relaxed);
+                    return;
+                }
                 Stop::Rebuild => {
                     tracing::info!(projection = S::NAME, "Rebuilding projection from sequence 1");
                     if let Err(e) = self.reset() {
@@ -430,6 +465,23 @@ impl<S: Step> Runner<S> {
                 return Stop::Failed;
             }
         };
+        if self.until == Some(u64::MAX) {
+            // Replaying without a position: what the stream (or subject) holds now.
+            let head = match S::SUBJECT {
+                Some(subject) => self.bus.last_subject_seq(S::STREAM, subject).await,
+                None => self.bus.last_seq(S::STREAM).await,
+            };
+            match head {
+                Ok(h) => self.until = Some(h),
+                Err(e) => {
+                    tracing::warn!(projection = S::NAME, error = %e, "Cannot read the stream's head; will retry");
+                    return Stop::Failed;
+                }
+            }
+        }
+        if self.until.is_some_and(|u| position >= u) {
+            return Stop::Done;
+        }
         tracing::debug!(consumer = %self.consumer.name, position, "Consuming");
         let mut consumer = match self.bus.consume(&self.consumer, position + 1).await {
             Ok(c) => c,
@@ -457,6 +509,9 @@ impl<S: Step> Runner<S> {
             if let Err(e) = self.apply_group(&group).await {
                 tracing::warn!(projection = S::NAME, error = %e, "Applying events failed; resuming from the stored position");
                 return Stop::Failed;
+            }
+            if self.until.is_some_and(|u| *self.position.borrow() >= u) {
+                return Stop::Done;
             }
         }
     }
@@ -494,7 +549,8 @@ impl<S: Step> Runner<S> {
     async fn apply_group(&self, group: &[Delivered]) -> Result<(), String> {
         let start =
             decode_u64(self.store.get(META_CHECKPOINT).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
-        let fresh: Vec<&Delivered> = group.iter().filter(|d| d.stream_seq > start).collect();
+        let until = self.until.unwrap_or(u64::MAX);
+        let fresh: Vec<&Delivered> = group.iter().filter(|d| d.stream_seq > start && d.stream_seq <= until).collect();
         tracing::debug!(
             consumer = %self.consumer.name,
             start,
@@ -521,6 +577,11 @@ impl<S: Step> Runner<S> {
         let (applied, dead) = (events.len() - rejected.len(), rejected.len());
         for (i, why) in rejected {
             let d = fresh[i];
+            if self.until.is_some() {
+                // A replay writes nothing to the log: the live runner dead-lettered it already.
+                tracing::warn!(projection = S::NAME, seq = d.stream_seq, error = %why, "Replay: event cannot be applied");
+                continue;
+            }
             tracing::error!(projection = S::NAME, seq = d.stream_seq, error = %why,
                 "Event cannot be applied; moved to the dead-letter stream");
             self.bus.dead_letter(&self.consumer.name, S::STREAM, d, &why).await.map_err(|e| e.to_string())?;
@@ -540,7 +601,7 @@ impl<S: Step> Runner<S> {
         }
         self.position.send_replace(last);
         use std::sync::atomic::Ordering::Relaxed;
-        let stats = self.settings.stats.of(&self.consumer.name);
+        let stats = self.settings.stats.of(&self.name);
         stats.applied.fetch_add(applied as u64, Relaxed);
         stats.dead_letters.fetch_add(dead as u64, Relaxed);
         stats.position.store(last, Relaxed);
@@ -598,15 +659,23 @@ impl Runners {
             self.bus.clone(),
             self.settings.clone(),
         )?;
+        let _ = self.settings.stats.of(handle.name()).projection.set((handle.store().clone(), P::STREAM));
         let stopped = self.until_stopped();
-        self.spawn(P::NAME, runner.run(stopped));
+        self.supervise(P::NAME, runner.run(stopped));
         Ok(handle)
     }
 
     /// Runs a task of the service (a runner, relay's delivery worker) under supervision: a
     /// panic is logged and reported to [`RunnerSettings::failures`], so that the process stops
     /// instead of serving from a state that no longer moves (S9).
+    /// A replay runs none (they act on the world).
     pub fn spawn(&mut self, name: &str, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        if self.settings.replay.is_none() {
+            self.supervise(name, task);
+        }
+    }
+
+    fn supervise(&mut self, name: &str, task: impl std::future::Future<Output = ()> + Send + 'static) {
         let (service, name, failures) = (self.service, name.to_string(), self.settings.failures.clone());
         let inner = tokio::spawn(task);
         self.tasks.push(tokio::spawn(async move {
@@ -619,7 +688,8 @@ impl Runners {
         }));
     }
 
-    /// Starts a workflow; its position lives in the tree `<service>-<name>`.
+    /// Starts a workflow; its position lives in the tree `<service>-<name>`. A replay starts none
+    /// (a workflow appends or calls out): its handle stays at its stored position.
     pub fn workflow<W: Workflow>(&mut self, workflow: W) -> Result<ProjectionHandle, StoreError> {
         let tree = format!("{}-{}", self.service, W::NAME);
         let (runner, handle) = WorkflowRunner::new(
@@ -632,6 +702,13 @@ impl Runners {
         let stopped = self.until_stopped();
         self.spawn(W::NAME, runner.run(stopped));
         Ok(handle)
+    }
+
+    /// Waits until every runner has returned on its own (a replay's, at their positions).
+    pub async fn finished(self) {
+        for t in self.tasks {
+            let _ = t.await;
+        }
     }
 
     /// Stops every runner and waits for them.

@@ -82,6 +82,12 @@ pub struct SledStore {
     tree: sled::Tree,
 }
 
+impl std::fmt::Debug for SledStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SledStore").field("tree", &String::from_utf8_lossy(&self.tree.name())).finish()
+    }
+}
+
 impl Read for SledStore {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.tree.get(key).map_err(map_err)?.map(|v| v.to_vec()))
@@ -110,5 +116,62 @@ impl Store for SledStore {
         self.tree.clear().map_err(map_err)?;
         self.tree.flush().map_err(map_err)?;
         Ok(())
+    }
+}
+
+/// What a projection's store holds, for an audit's comparison (`kokuho replay --verify`): its
+/// position, its number of keys and a SHA-256 over every key and value in key order, the
+/// runner's own metadata left out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Digest {
+    pub position: u64,
+    pub keys: u64,
+    pub sha256: String,
+}
+
+impl SledStore {
+    /// The store's [`Digest`]. Read twice if a group was committed meanwhile (a live store), so
+    /// that the digest is of one position.
+    pub fn digest(&self) -> Result<Digest, StoreError> {
+        use sha2::Digest as _;
+        for _ in 0..10 {
+            let before = crate::checkpoint(self)?;
+            let (mut hash, mut keys) = (sha2::Sha256::new(), 0u64);
+            for entry in self.tree.iter() {
+                let (k, v) = entry.map_err(map_err)?;
+                if k.first() == Some(&0) {
+                    continue; // the runner's metadata
+                }
+                hash.update((k.len() as u64).to_be_bytes());
+                hash.update(&k);
+                hash.update((v.len() as u64).to_be_bytes());
+                hash.update(&v);
+                keys += 1;
+            }
+            if crate::checkpoint(self)? == before {
+                let sha256 = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+                return Ok(Digest { position: before, keys, sha256 });
+            }
+        }
+        Err(StoreError::Io("the store kept moving while it was read".into()))
+    }
+
+    /// Up to `limit` entries after `after` in key order, each as (key, SHA-256 of its value),
+    /// the runner's metadata left out: how two stores are compared key by key.
+    pub fn entries_after(&self, after: &[u8], limit: usize) -> Result<Vec<crate::Entry>, StoreError> {
+        use sha2::Digest as _;
+        let start = std::ops::Bound::Excluded(after.to_vec());
+        let mut out = Vec::new();
+        for entry in self.tree.range::<Vec<u8>, _>((start, std::ops::Bound::Unbounded)) {
+            let (k, v) = entry.map_err(map_err)?;
+            if k.first() == Some(&0) {
+                continue;
+            }
+            out.push((k.to_vec(), sha2::Sha256::digest(&v).to_vec()));
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
     }
 }

@@ -14,6 +14,9 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+
+mod ops;
+pub mod replay;
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -96,7 +99,7 @@ pub fn nats_credentials_dir(data_dir: &Path) -> PathBuf {
 /// key with the permissions derived from its service's [`kokuho_bus::Access`] (security.md S7).
 pub fn nats_auth(dir: &Path) -> anyhow::Result<String> {
     use kokuho_bus::access;
-    let mut names = vec![access::ADMIN];
+    let mut names = vec![access::ADMIN, access::AUDITOR];
     names.extend(service_names());
     let keys = access::ensure_users(dir, &names).with_context(|| format!("NATS users in {}", dir.display()))?;
     let users: Vec<_> = keys
@@ -104,6 +107,7 @@ pub fn nats_auth(dir: &Path) -> anyhow::Result<String> {
         .map(|(name, key)| {
             let permissions = match SERVICES.iter().find(|r| r.name == name) {
                 Some(r) => access::service_permissions(r.name, &r.access, &kokuho_runtime::audit::AUDIT),
+                None if name == access::AUDITOR => access::auditor_permissions(),
                 None => access::admin_permissions(),
             };
             (key, permissions)
@@ -191,6 +195,8 @@ pub struct System {
     services: Vec<Box<dyn Running>>,
     endpoint: String,
     client_tls: Option<kokuho_runtime::tls::ClientTls>,
+    nats_url: String,
+    stats: kokuho_store::RunnerStats,
     metrics_url: Option<String>,
     /// The servers beside the API (metrics, health), each with its stop switch.
     side: Vec<(tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>)>,
@@ -265,6 +271,11 @@ pub fn credentials_dir(data_dir: &Path) -> PathBuf {
 }
 
 /// The endpoint file of a data dir.
+/// Where `kokuho up` writes the NATS server's URL (for `kokuho replay`).
+pub fn nats_url_file(data_dir: &Path) -> PathBuf {
+    data_dir.join("nats-url")
+}
+
 pub fn endpoint_file(data_dir: &Path) -> PathBuf {
     data_dir.join("endpoint")
 }
@@ -409,6 +420,10 @@ impl System {
         let (reflection, reflection_alpha) = kokuho_runtime::grpc::reflection()?;
         routes.add_service(reflection);
         routes.add_service(reflection_alpha);
+        // The operator's view of the process's projections (kokuho replay --verify).
+        let ops = ops::Ops { stats: stats.clone(), credentials: credentials.clone() };
+        let ops_stats = stats.clone();
+        routes.add_service(kokuho_proto::ops::v1::ops_service_server::OpsServiceServer::new(ops));
         let timeout = config.settings.parsed(GRPC_TIMEOUT_SECONDS, "a number of seconds")?.unwrap_or(900);
         // S9: no request runs for ever, no connection opens without bound, dead peers are noticed.
         let mut server = tonic::transport::Server::builder();
@@ -426,6 +441,7 @@ impl System {
             let _ = stopped.await;
         }));
         std::fs::write(endpoint_file(&config.data_dir), &endpoint)?;
+        std::fs::write(nats_url_file(&config.data_dir), &url)?;
         let mut side = Vec::new();
         if let Some(bus) = any_bus {
             side.push(side_server("consumer lag", |stopped| refresh_lag(bus, stats, stopped)));
@@ -452,7 +468,20 @@ impl System {
         }
         tracing::info!(%endpoint, metrics = ?metrics_url, data_dir = %config.data_dir.display(), services = ?config.services, "kokuho is up");
         let client_tls = kokuho_runtime::tls::ClientTls::from_settings(&config.settings)?;
-        Ok(Self { nats, failures, services, endpoint, client_tls, metrics_url, side, stop_server, server })
+        let stats = ops_stats;
+        Ok(Self {
+            nats,
+            failures,
+            services,
+            endpoint,
+            client_tls,
+            nats_url: url,
+            stats,
+            metrics_url,
+            side,
+            stop_server,
+            server,
+        })
     }
 
     /// What clients of this system trust and show, when it speaks TLS: its CA, and a client
@@ -463,6 +492,16 @@ impl System {
 
     pub fn endpoint(&self) -> &str {
         &self.endpoint
+    }
+
+    /// The NATS server the system uses (`kokuho replay` reads the log there).
+    pub fn nats_url(&self) -> &str {
+        &self.nats_url
+    }
+
+    /// The live store of projection `name` (`<service>-<projection>`), for tools and tests.
+    pub fn projection_store(&self, name: &str) -> Option<kokuho_store::SledStore> {
+        self.stats.all().into_iter().find(|(n, _)| n == name).and_then(|(_, s)| s.projection.get().map(|p| p.0.clone()))
     }
 
     /// Resolves when a task of a service failed for good (a panic, S9): the process should stop

@@ -192,7 +192,10 @@ impl App {
                 receiving: Mutex::new(BTreeMap::new()),
             }),
         };
-        intake.ensure_business_date().await?;
+        // A replay (kokuho replay) writes nothing and stops where it is told.
+        if intake.inner.config.runner.replay.is_none() {
+            intake.ensure_business_date().await?;
+        }
         let signer = intake.inner.config.audit_signer.clone();
         let auditor = kokuho_runtime::audit::Auditor::new(intake.inner.bus.clone(), "intake", signer).await?;
         Ok(Self { intake, auditor, runners })
