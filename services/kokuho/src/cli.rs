@@ -75,6 +75,27 @@ pub(crate) enum Command {
         #[arg(long, default_value_t = 60)]
         timeout: u64,
     },
+    /// Operator (audit): rebuild every projection (or those of `--service`) from the log into a
+    /// scratch directory, reading as the NATS auditor, who may write no stream; with `--verify`,
+    /// up to the live positions, and compare with the running system: a digest per projection,
+    /// the first differing key named, exit 1 on a difference.
+    Replay {
+        /// Only these services' projections (repeat; default: every service).
+        #[arg(long = "service")]
+        services: Vec<String>,
+        /// Compare with the running system of the data dir (or `--endpoint`).
+        #[arg(long)]
+        verify: bool,
+        /// Where the replayed stores go (default: a temporary directory, removed after).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// The NATS server of the log (default: the one `kokuho up` wrote in the data dir).
+        #[arg(long)]
+        nats: Option<String>,
+        /// Seconds the replay may take.
+        #[arg(long, default_value_t = 600)]
+        patience: u64,
+    },
     /// Operator: close the business day; the date must be later than the current one. The
     /// head of every audit chain is then appended to the anchor file (S8).
     CloseDay {

@@ -54,6 +54,9 @@ pub(crate) async fn run(cli: Cli) -> u8 {
             let request = kokuho_client::relay::ProvideRequest { requester, target, item, file, person };
             client_command(&cli.global, out, |c| provide(c, out, request)).await
         }
+        Command::Replay { services, verify, out: dir, nats, patience } => {
+            replay(&cli.global, out, services, verify, dir, nats, patience).await
+        }
         Command::Wait { timeout } => client_command(&cli.global, out, |c| wait(c, out, timeout)).await,
         Command::CloseDay { date, anchors } => {
             let path = anchors.unwrap_or_else(|| anchor_file(&cli.global));
@@ -557,6 +560,134 @@ async fn up(global: &Global, args: UpArgs) -> anyhow::Result<u8> {
     output::line("Stopping kokuho");
     system.stop().await?;
     Ok(code)
+}
+
+/// `kokuho replay`: the projections rebuilt from the log, and with `verify` compared with the
+/// running system's.
+async fn replay(
+    global: &Global,
+    out: Out,
+    services: Vec<String>,
+    verify: bool,
+    dir: Option<PathBuf>,
+    nats: Option<String>,
+    patience: u64,
+) -> anyhow::Result<u8> {
+    let data = data_dir(global);
+    let all = kokuho_system::replay::services();
+    let services: Vec<&'static str> = if services.is_empty() {
+        all.clone()
+    } else {
+        services
+            .iter()
+            .map(|s| all.iter().find(|a| *a == s).copied().with_context(|| format!("no service {s:?} to replay")))
+            .collect::<anyhow::Result<_>>()?
+    };
+    let nats_url = match nats {
+        Some(url) => url,
+        None => std::fs::read_to_string(kokuho_system::nats_url_file(&data))
+            .map(|s| s.trim().to_string())
+            .with_context(|| format!("no NATS URL in {} (give --nats)", data.display()))?,
+    };
+    // The live system: its projections' positions and digests (operator).
+    let live = if verify {
+        let channel = kokuho_runtime::tls::endpoint(&endpoint(global)?, client_tls(global)?.as_ref())
+            .map_err(anyhow::Error::msg)?
+            .connect()
+            .await
+            .context("connect to the running system")?;
+        let token = match &global.token_file {
+            Some(path) => std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?,
+            None => kokuho_runtime::credentials::Credentials::token_of(
+                &kokuho_system::credentials_dir(&data),
+                &kokuho_runtime::credentials::Caller::operator(),
+            )?,
+        };
+        let token = token.trim().to_string();
+        let projections = kokuho_system::replay::live_projections(channel.clone(), &token).await?;
+        Some((channel, token, projections))
+    } else {
+        None
+    };
+    let targets =
+        live.as_ref().map(|(_, _, p)| p.iter().map(|p| (p.name.clone(), p.position)).collect()).unwrap_or_default();
+    let scratch = match &dir {
+        Some(d) => d.clone(),
+        None => tempfile::tempdir()?.keep(),
+    };
+    let started = std::time::Instant::now();
+    let last_print = std::sync::Mutex::new(std::time::Instant::now());
+    let progress = |now: &[(String, u64, u64)]| {
+        let Ok(mut at) = last_print.lock() else { return };
+        if at.elapsed() < Duration::from_secs(2) || out.json {
+            return;
+        }
+        *at = std::time::Instant::now();
+        let done = now.iter().filter(|(_, p, t)| *t > 0 && p >= t).count();
+        eprintln!(
+            "replaying: {done} of {} projections at their positions ({:.0} s)",
+            now.len(),
+            started.elapsed().as_secs_f64()
+        );
+    };
+    let config = SystemConfig::embedded(data.clone(), registry(None)?);
+    let replay = kokuho_system::replay::Replay {
+        live: config,
+        nats_url,
+        scratch: scratch.clone(),
+        services,
+        targets,
+        patience: Duration::from_secs(patience),
+    };
+    let replayed = kokuho_system::replay::run(replay, progress).await?;
+    let mut code = EXIT_OK;
+    let mut rows = Vec::new();
+    match &live {
+        Some((channel, token, _)) => {
+            for v in kokuho_system::replay::compare(&replayed, channel.clone(), token).await? {
+                let verdict = match (&v.live, &v.first_difference) {
+                    _ if v.equal() => "equal".to_string(),
+                    (None, _) => "not in the running system".to_string(),
+                    (Some(_), Some(key)) => format!("differs at key {}", printable(key)),
+                    (Some(_), None) => "differs (position or metadata)".to_string(),
+                };
+                if !v.equal() {
+                    code = EXIT_REJECTED;
+                }
+                rows.push((v.name.clone(), v.replayed.position, v.replayed.keys, v.replayed.sha256.clone(), verdict));
+            }
+        }
+        None => {
+            for r in &replayed {
+                let d = &r.digest;
+                rows.push((r.name.clone(), d.position, d.keys, d.sha256.clone(), "replayed".to_string()));
+            }
+        }
+    }
+    if dir.is_none() {
+        drop(replayed);
+        let _ = std::fs::remove_dir_all(&scratch);
+    }
+    let text = rows
+        .iter()
+        .map(|(name, position, keys, sha, verdict)| {
+            format!("{name:<24} at {position:>8}  {keys:>8} keys  {}…  {verdict}", &sha[..12])
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let json = serde_json::json!({
+        "projections": rows.iter().map(|(name, position, keys, sha, verdict)| serde_json::json!({
+            "name": name, "position": position, "keys": keys, "sha256": sha, "verdict": verdict
+        })).collect::<Vec<_>>(),
+        "equal": code == EXIT_OK,
+    });
+    out.value(&text, json);
+    Ok(code)
+}
+
+/// A store key for people: text as it is, other bytes escaped.
+fn printable(key: &[u8]) -> String {
+    String::from_utf8_lossy(key).chars().flat_map(char::escape_debug).collect()
 }
 
 /// Runs until Ctrl-C / SIGTERM (exit 0), or until a task of a service failed for good (S9: exit
