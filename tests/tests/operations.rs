@@ -110,6 +110,7 @@ async fn a_replay_equals_live_and_names_the_first_key_that_does_not() {
         scratch: tempfile::tempdir().unwrap().keep(),
         services: kokuho_system::replay::services(),
         targets,
+        stream_targets: Default::default(),
         patience: std::time::Duration::from_secs(60),
     };
     let live = kokuho_system::replay::live_projections(channel.clone(), &token).await.unwrap();
@@ -156,4 +157,57 @@ async fn streams(sys: &kokuho_e2e::app::TestSystem) -> Vec<(String, u64, usize)>
         out.push((s.to_string(), bus.stream_size(s).await.unwrap().0, consumers));
     }
     out
+}
+
+/// `kokuho replay --until-date`: a replay to the end of a past business date holds what the live
+/// projections held then, after the day was closed and more came in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_at_a_past_date_holds_what_live_held_then() {
+    use kokuho_runtime::credentials::{Caller, Credentials};
+    const KS: &str = "1,KS,131016,130013,20260401,1\n2,1,1001,20200401,01,100001,0,千代田,1001,09,\n9,1\n";
+    const KK: &str = "1,KK,131016,130013,20260401,1\n2,1,100001,1001,1,123456789018,山田 太郎,ヤマダ タロウ,S300820,1,01,20200401,03,,,,,20200401\n9,1\n";
+    const KS2: &str = "1,KS,131016,130013,20260402,2\n2,1,1002,20200401,01,100002,0,千代田,1002,09,\n9,1\n";
+    let mut sys = spawn_system(20260401).await;
+    let files = vec![("KS.csv".to_string(), KS.as_bytes().to_vec()), ("KK.csv".to_string(), KK.as_bytes().to_vec())];
+    sys.client.submit(kokuho_e2e::app::CHIYODA, files).await.unwrap();
+    sys.settle().await;
+    let token = Credentials::token_of(&kokuho_system::credentials_dir(&sys.data_dir()), &Caller::operator()).unwrap();
+    let channel = kokuho_runtime::tls::endpoint(sys.system().endpoint(), sys.system().client_tls())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let then = kokuho_system::replay::live_projections(channel.clone(), &token).await.unwrap();
+
+    sys.client.close_day(20260402).await.unwrap();
+    sys.settle().await;
+    sys.client.submit(kokuho_e2e::app::CHIYODA, vec![("KS.csv".to_string(), KS2.as_bytes().to_vec())]).await.unwrap();
+    sys.settle().await;
+    let now = kokuho_system::replay::live_projections(channel, &token).await.unwrap();
+    assert_ne!(now.iter().map(|p| &p.sha256).collect::<Vec<_>>(), then.iter().map(|p| &p.sha256).collect::<Vec<_>>());
+
+    let bus = sys.nats.bus().await;
+    let positions =
+        kokuho_system::replay::positions_at_date(&bus, 20260401).await.unwrap().expect("the day was closed");
+    let replay = kokuho_system::replay::Replay {
+        live: sys.config().clone(),
+        nats_url: sys.system().nats_url().to_string(),
+        scratch: tempfile::tempdir().unwrap().keep(),
+        services: kokuho_system::replay::services(),
+        targets: Default::default(),
+        stream_targets: positions,
+        patience: std::time::Duration::from_secs(60),
+    };
+    let replayed = kokuho_system::replay::run(replay, |_| {}).await.unwrap();
+    for p in &then {
+        let r = replayed.iter().find(|r| r.name == p.name).unwrap();
+        assert_eq!(
+            (r.digest.position, r.digest.keys, &r.digest.sha256),
+            (p.position, p.keys, &p.sha256),
+            "{} at the end of 20260401",
+            p.name
+        );
+    }
+    assert!(kokuho_system::replay::positions_at_date(&bus, 20260402).await.unwrap().is_none(), "today: no cut");
+    sys.stop().await;
 }

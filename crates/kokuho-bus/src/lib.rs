@@ -610,6 +610,43 @@ impl Bus {
         self.read_subject_with(stream, subject, Some(name)).await
     }
 
+    /// The last sequence of `stream` stored before `unix_nanos` (0 if none): where a reader
+    /// stood at that moment, for an audit's replay "as it was then". Found with an ephemeral
+    /// consumer that starts at that time and reads one message.
+    pub async fn last_seq_before(&self, stream: &str, unix_nanos: i128) -> Result<u64, BusError> {
+        let start_time = time::OffsetDateTime::from_unix_timestamp_nanos(unix_nanos)
+            .map_err(|e| BusError::new(BusErrorKind::Invalid, "a time", e))?;
+        let s = self.stream(stream).await?;
+        let consumer = s
+            .create_consumer(consumer::pull::Config {
+                deliver_policy: consumer::DeliverPolicy::ByStartTime { start_time },
+                ack_policy: consumer::AckPolicy::None,
+                inactive_threshold: Duration::from_secs(60),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| BusError::new(BusErrorKind::Unavailable, "create reader", e))?;
+        let first = consumer
+            .fetch()
+            .max_messages(1)
+            .expires(Duration::from_secs(1))
+            .messages()
+            .await
+            .map_err(|e| BusError::new(BusErrorKind::Unavailable, "read", e))?
+            .next()
+            .await;
+        let name = consumer.cached_info().name.clone();
+        let _ = s.delete_consumer(&name).await;
+        match first {
+            Some(m) => {
+                let m = m.map_err(|e| BusError::new(BusErrorKind::Unavailable, "read", e))?;
+                let info = m.info().map_err(|e| BusError::new(BusErrorKind::Invalid, "message info", e))?;
+                Ok(info.stream_sequence - 1)
+            }
+            None => self.last_seq(stream).await,
+        }
+    }
+
     async fn read_subject_with(
         &self,
         stream: &str,

@@ -238,9 +238,11 @@ pub struct RunnerSettings {
 pub struct Replay {
     /// Put before each consumer's name (`replay-<id>-`), so that no live consumer is touched.
     pub prefix: String,
-    /// The last stream sequence to apply, by runner (`<service>-<projection>`); a runner not
-    /// named applies everything its stream holds when it starts.
+    /// The last stream sequence to apply, by runner (`<service>-<projection>`), else by the
+    /// stream it reads (`until_stream`); a runner named in neither applies everything its
+    /// stream holds when it starts.
     pub until: std::collections::BTreeMap<String, u64>,
+    pub until_stream: std::collections::BTreeMap<String, u64>,
 }
 
 impl Default for RunnerSettings {
@@ -379,7 +381,10 @@ impl<S: Step> Runner<S> {
             stream: S::STREAM,
             subject: S::SUBJECT,
         };
-        let until = settings.replay.as_ref().map(|r| r.until.get(&name).copied().unwrap_or(u64::MAX));
+        let until = settings
+            .replay
+            .as_ref()
+            .map(|r| r.until.get(&name).or_else(|| r.until_stream.get(S::STREAM)).copied().unwrap_or(u64::MAX));
         let runner = Self { name, until, step: Arc::new(step), store, bus, consumer, settings, position, rebuild };
         Ok((runner, handle))
     }

@@ -32,9 +32,11 @@ pub struct Replay {
     pub scratch: PathBuf,
     /// The services whose projections are replayed.
     pub services: Vec<&'static str>,
-    /// The last sequence to apply, by runner (`<service>-<projection>`); a projection not
-    /// named is replayed to what its stream holds when it starts.
+    /// The last sequence to apply, by runner (`<service>-<projection>`), else by stream (see
+    /// [`positions_at_date`]); a projection named in neither is replayed to what its stream
+    /// holds when it starts.
     pub targets: BTreeMap<String, u64>,
+    pub stream_targets: BTreeMap<String, u64>,
     /// How long the replay may take.
     pub patience: Duration,
 }
@@ -61,12 +63,7 @@ pub async fn run(replay: Replay, progress: impl Fn(&[(String, u64, u64)])) -> an
     if config.dev_keys {
         crate::dev_keys(&mut config)?;
     }
-    let users = match config.settings.get(crate::NATS_CREDENTIALS) {
-        Some(dir) => PathBuf::from(dir),
-        None => crate::nats_credentials_dir(&config.data_dir),
-    };
-    let auditor = kokuho_bus::NatsUser::load(&users, kokuho_bus::access::AUDITOR)
-        .context("the NATS auditor's credential (restart `kokuho up` once to make it)")?;
+    let auditor = auditor(&config)?;
     let credentials_dir = config.credentials_dir.clone().unwrap_or_else(|| crate::credentials_dir(&config.data_dir));
     let credentials = kokuho_runtime::credentials::Credentials::load(&credentials_dir)
         .with_context(|| format!("credentials in {}", credentials_dir.display()))?;
@@ -86,6 +83,7 @@ pub async fn run(replay: Replay, progress: impl Fn(&[(String, u64, u64)])) -> an
         replay: Some(kokuho_store::Replay {
             prefix: format!("replay-{}-", &id[id.len() - 8..]),
             until: replay.targets,
+            until_stream: replay.stream_targets,
         }),
         ..RunnerSettings::default()
     };
@@ -110,12 +108,17 @@ pub async fn run(replay: Replay, progress: impl Fn(&[(String, u64, u64)])) -> an
     }
     let deadline = tokio::time::Instant::now() + replay.patience;
     let targets = runner.replay.as_ref().map(|r| r.until.clone()).unwrap_or_default();
+    let stream_targets = runner.replay.as_ref().map(|r| r.until_stream.clone()).unwrap_or_default();
     loop {
         let all = stats.all();
         let projections: Vec<_> = all.iter().filter(|(_, s)| s.projection.get().is_some()).collect();
         let now: Vec<(String, u64, u64)> = projections
             .iter()
-            .map(|(n, s)| (n.clone(), s.position.load(Relaxed), targets.get(n).copied().unwrap_or(0)))
+            .map(|(n, s)| {
+                let stream = s.projection.get().map_or("", |p| p.1);
+                let target = targets.get(n).or_else(|| stream_targets.get(stream)).copied().unwrap_or(0);
+                (n.clone(), s.position.load(Relaxed), target)
+            })
             .collect();
         progress(&now);
         if projections.iter().all(|(_, s)| s.done.load(Relaxed)) {
@@ -228,4 +231,51 @@ async fn first_difference(ops: &mut Ops, token: &str, r: &Replayed) -> anyhow::R
             return Ok(None);
         }
     }
+}
+
+/// The NATS auditor of the live system's credentials: reads every stream, writes none.
+fn auditor(live: &SystemConfig) -> anyhow::Result<kokuho_bus::NatsUser> {
+    let users = match live.settings.get(crate::NATS_CREDENTIALS) {
+        Some(dir) => PathBuf::from(dir),
+        None => crate::nats_credentials_dir(&live.data_dir),
+    };
+    kokuho_bus::NatsUser::load(&users, kokuho_bus::access::AUDITOR)
+        .context("the NATS auditor's credential (restart `kokuho up` once to make it)")
+}
+
+/// A connection to the log as the live system's auditor.
+pub async fn auditor_bus(live: &SystemConfig, nats_url: &str) -> anyhow::Result<kokuho_bus::Bus> {
+    Ok(kokuho_bus::Bus::connect_as(nats_url, &auditor(live)?).await?)
+}
+
+/// Where every stream of the log stood at the end of business date `date` (YYYYMMDD): just
+/// before the calendar moved past it (the first `BusinessDateSet` or `DayClosed` of a later
+/// date in intake's stream). intake's stream ends right before that event; every other stream
+/// at its last message stored before it was, so a replay to these positions holds what the
+/// live projections held then, lag included. `None` when the calendar has not moved past
+/// `date` (the log as it is now).
+pub async fn positions_at_date(bus: &kokuho_bus::Bus, date: u32) -> anyhow::Result<Option<BTreeMap<String, u64>>> {
+    use kokuho_intake_contract::{CALENDAR_SUBJECT, Event, Events, STREAM};
+    let mut moved = None;
+    for (seq, bytes) in bus.read_subject(STREAM.name, CALENDAR_SUBJECT).await? {
+        let Ok((envelope, event)) = kokuho_bus::event::decode::<Events>(&bytes) else { continue };
+        let to = match event {
+            Event::BusinessDateSet(e) => e.date,
+            Event::DayClosed(e) => e.date,
+            _ => continue,
+        };
+        if to > date {
+            let at = envelope.occurred_at.map_or(0, |t| i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos));
+            moved = Some((seq, at));
+            break;
+        }
+    }
+    let Some((seq, at)) = moved else { return Ok(None) };
+    let mut out = BTreeMap::from([(STREAM.name.to_string(), seq - 1)]);
+    for def in crate::streams() {
+        if def.name != STREAM.name {
+            out.insert(def.name.to_string(), bus.last_seq_before(def.name, at).await?);
+        }
+    }
+    Ok(Some(out))
 }

@@ -84,8 +84,12 @@ pub(crate) enum Command {
         #[arg(long = "service")]
         services: Vec<String>,
         /// Compare with the running system of the data dir (or `--endpoint`).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "until_date")]
         verify: bool,
+        /// Replay to the end of this business date (YYYYMMDD): what the projections held just
+        /// before the calendar moved past it.
+        #[arg(long)]
+        until_date: Option<String>,
         /// Where the replayed stores go (default: a temporary directory, removed after).
         #[arg(long)]
         out: Option<PathBuf>,

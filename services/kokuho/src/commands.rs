@@ -54,8 +54,13 @@ pub(crate) async fn run(cli: Cli) -> u8 {
             let request = kokuho_client::relay::ProvideRequest { requester, target, item, file, person };
             client_command(&cli.global, out, |c| provide(c, out, request)).await
         }
-        Command::Replay { services, verify, out: dir, nats, patience } => {
-            replay(&cli.global, out, services, verify, dir, nats, patience).await
+        Command::Replay { services, verify, until_date, out: dir, nats, patience } => {
+            match until_date.as_deref().map(parse_date).transpose() {
+                Ok(until) => {
+                    replay(&cli.global, out, ReplayArgs { services, verify, until, dir, nats, patience }).await
+                }
+                Err(e) => Err(e),
+            }
         }
         Command::Wait { timeout } => client_command(&cli.global, out, |c| wait(c, out, timeout)).await,
         Command::CloseDay { date, anchors } => {
@@ -564,15 +569,17 @@ async fn up(global: &Global, args: UpArgs) -> anyhow::Result<u8> {
 
 /// `kokuho replay`: the projections rebuilt from the log, and with `verify` compared with the
 /// running system's.
-async fn replay(
-    global: &Global,
-    out: Out,
+struct ReplayArgs {
     services: Vec<String>,
     verify: bool,
+    until: Option<u32>,
     dir: Option<PathBuf>,
     nats: Option<String>,
     patience: u64,
-) -> anyhow::Result<u8> {
+}
+
+async fn replay(global: &Global, out: Out, args: ReplayArgs) -> anyhow::Result<u8> {
+    let ReplayArgs { services, verify, until, dir, nats, patience } = args;
     let data = data_dir(global);
     let all = kokuho_system::replay::services();
     let services: Vec<&'static str> = if services.is_empty() {
@@ -611,6 +618,21 @@ async fn replay(
     };
     let targets =
         live.as_ref().map(|(_, _, p)| p.iter().map(|p| (p.name.clone(), p.position)).collect()).unwrap_or_default();
+    // A past business date: every stream where it stood then (read as the auditor).
+    let stream_targets = match until {
+        Some(date) => {
+            let live = SystemConfig::embedded(data.clone(), registry(None)?);
+            let bus = kokuho_system::replay::auditor_bus(&live, &nats_url).await?;
+            match kokuho_system::replay::positions_at_date(&bus, date).await? {
+                Some(p) => p,
+                None => {
+                    eprintln!("the calendar has not moved past {date}: replaying the log as it is now");
+                    Default::default()
+                }
+            }
+        }
+        None => Default::default(),
+    };
     let scratch = match &dir {
         Some(d) => d.clone(),
         None => tempfile::tempdir()?.keep(),
@@ -637,6 +659,7 @@ async fn replay(
         scratch: scratch.clone(),
         services,
         targets,
+        stream_targets,
         patience: Duration::from_secs(patience),
     };
     let replayed = kokuho_system::replay::run(replay, progress).await?;
