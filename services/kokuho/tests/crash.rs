@@ -25,13 +25,16 @@ enum Step {
     CloseDay(u32),
 }
 
+/// A municipality's KS and KK lines of one phase.
+type Lines = (Vec<String>, Vec<String>);
+
 /// `persons` persons over three municipalities and three phases separated by day closes: some
 /// stay, some are born without a number that arrives later (I5), some move between
 /// municipalities (C-rules, RS of both sides).
 fn scenario(seed: u64, persons: u64) -> Vec<Step> {
     let mut rng = Lcg(seed);
     // phase → municipality → (KS lines, KK lines)
-    let mut phases: Vec<BTreeMap<&'static str, (Vec<String>, Vec<String>)>> = vec![BTreeMap::new(); 3];
+    let mut phases: Vec<BTreeMap<&'static str, Lines>> = vec![BTreeMap::new(); 3];
     for i in 0..persons {
         let a = rng.below(3) as usize;
         let b = (a + 1 + rng.below(2) as usize) % 3;
