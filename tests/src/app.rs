@@ -29,11 +29,18 @@ pub async fn spawn_system(business_date: u32) -> TestSystem {
 /// As [`spawn_system`], with deployment settings (by name, as `kokuho serve` passes them).
 pub async fn spawn_system_with(business_date: u32, settings: &[(&str, &str)]) -> TestSystem {
     // The server authenticates every service with its own user, as `kokuho up`'s does (S7).
-    let nats = TestNats::start_with_auth(|dir| {
-        let users = kokuho_system::nats_credentials_dir(&dir.join("data"));
-        Ok(Some((kokuho_system::nats_auth_tls(&users)?, users)))
-    })
-    .await;
+    let nats = TestNats::start_with_auth(users).await;
+    spawn_system_on(nats, business_date, settings).await
+}
+
+/// The users, permissions and TLS of `kokuho up`, made in a test's temp dir.
+pub fn users(dir: &std::path::Path) -> anyhow::Result<Option<(String, PathBuf)>> {
+    let users = kokuho_system::nats_credentials_dir(&dir.join("data"));
+    Ok(Some((kokuho_system::nats_auth_tls(&users)?, users)))
+}
+
+/// As [`spawn_system_with`], on a server (or cluster) the test started with [`users`].
+pub async fn spawn_system_on(nats: TestNats, business_date: u32, settings: &[(&str, &str)]) -> TestSystem {
     let mut config = SystemConfig {
         nats_url: Some(nats.url()),
         ..SystemConfig::embedded(nats.dir().join("data"), Arc::new(kokuho_system::default_registry()))

@@ -501,6 +501,11 @@ impl Bus {
         Ok(self.last_raw(stream, subject).await?.map_or(0, |m| m.sequence))
     }
 
+    /// Whether JetStream answers (a cluster has elected its meta leader).
+    pub async fn jetstream_ready(&self) -> bool {
+        self.js.query_account().await.is_ok()
+    }
+
     /// A handle on `stream` (no info fetched).
     async fn stream(&self, stream: &str) -> Result<jetstream::stream::Stream<()>, BusError> {
         self.js.get_stream_no_info(stream).await.map_err(|e| BusError::new(BusErrorKind::Unavailable, "get stream", e))

@@ -18,6 +18,8 @@ pub struct LocalNats {
     binary: PathBuf,
     /// Users and permissions (`accounts` block), if the server authenticates.
     auth: Option<String>,
+    /// More configuration (a cluster block for a node of a test cluster).
+    extra: String,
 }
 
 /// Parses `nats-server: v2.15.1` into (2, 15, 1).
@@ -67,14 +69,26 @@ impl LocalNats {
     /// [`LocalNats::start`] with users and permissions (`kokuho_bus::access::accounts_config`):
     /// every client must authenticate (security.md S7).
     pub async fn start_with(dir: &Path, port: u16, auth: Option<String>) -> anyhow::Result<Self> {
+        Self::start_node(dir, port, auth, String::new()).await
+    }
+
+    /// [`LocalNats::start_with`] with `extra` configuration (`server_name` and a `cluster`
+    /// block: a node of a loopback cluster).
+    pub async fn start_node(dir: &Path, port: u16, auth: Option<String>, extra: String) -> anyhow::Result<Self> {
         let binary = PathBuf::from("nats-server");
         check_version(&binary).await?;
         std::fs::create_dir_all(dir)?;
         let mut last_error = None;
         for _ in 0..5 {
             let port = if port == 0 { free_port()? } else { port };
-            let mut server =
-                Self { child: None, port, dir: dir.to_path_buf(), binary: binary.clone(), auth: auth.clone() };
+            let mut server = Self {
+                child: None,
+                port,
+                dir: dir.to_path_buf(),
+                binary: binary.clone(),
+                auth: auth.clone(),
+                extra: extra.clone(),
+            };
             match server.spawn().await {
                 Ok(()) => return Ok(server),
                 Err(e) => last_error = Some(e),
@@ -86,7 +100,7 @@ impl LocalNats {
     async fn spawn(&mut self) -> anyhow::Result<()> {
         let config = self.dir.join("nats-server.conf");
         let store = self.dir.join("jetstream");
-        std::fs::write(&config, kokuho_bus::server_config(self.port, &store, self.auth.as_deref()))?;
+        std::fs::write(&config, kokuho_bus::server_config(self.port, &store, self.auth.as_deref()) + &self.extra)?;
         let log = std::fs::File::create(self.dir.join("nats-server.log"))?;
         let mut child = tokio::process::Command::new(&self.binary)
             .arg("-c")
@@ -140,6 +154,15 @@ impl LocalNats {
                     return Ok(());
                 }
             }
+            child.kill().await?;
+        }
+        Ok(())
+    }
+
+    /// SIGKILL: no goodbye, files as they are (a node lost); [`LocalNats::restart`] brings it
+    /// back on the same port and store.
+    pub async fn kill(&mut self) -> anyhow::Result<()> {
+        if let Some(mut child) = self.child.take() {
             child.kill().await?;
         }
         Ok(())

@@ -12,9 +12,12 @@ use std::time::Duration;
 
 use kokuho_runtime::local_nats::LocalNats;
 
-/// A nats-server for one test; stopped and deleted on drop.
+/// A nats-server for one test (or a loopback cluster of them); stopped and deleted on drop.
 pub struct TestNats {
     server: LocalNats,
+    /// The other nodes of a cluster ([`TestNats::start_cluster`]); clients connect to `server`
+    /// and learn of these from it.
+    others: Vec<LocalNats>,
     dir: tempfile::TempDir,
     /// The NATS users' seeds when the server authenticates ([`TestNats::start_with_auth`]).
     users: Option<std::path::PathBuf>,
@@ -42,7 +45,57 @@ impl TestNats {
             Ok(s) => s,
             Err(e) => panic!("cannot start nats-server for the test: {e:#}"),
         };
-        Self { server, dir, users }
+        Self { server, others: Vec::new(), dir, users }
+    }
+
+    /// A loopback cluster of `n` servers (JetStream on each, routes between all, the same users
+    /// as `auth` makes), ready when JetStream answers. Streams may then be R`n`.
+    pub async fn start_cluster(
+        n: usize,
+        auth: impl FnOnce(&Path) -> anyhow::Result<Option<(String, std::path::PathBuf)>>,
+    ) -> Self {
+        init_tracing();
+        let dir = tempfile::tempdir().expect("temp dir for the cluster");
+        let auth = auth(dir.path()).expect("NATS users for the test");
+        let (config, users) = match auth {
+            Some((config, users)) => (Some(config), Some(users)),
+            None => (None, None),
+        };
+        let routes: Vec<u16> = (0..n).map(|_| kokuho_runtime::local_nats::free_port().expect("a free port")).collect();
+        let mut nodes = Vec::new();
+        for (i, port) in routes.iter().enumerate() {
+            let others: Vec<String> =
+                routes.iter().filter(|p| *p != port).map(|p| format!("nats://127.0.0.1:{p}")).collect();
+            let extra = format!(
+                "server_name: n{i}\ncluster {{\n  name: kokuho-test\n  listen: 127.0.0.1:{port}\n  routes: [{}]\n}}\n",
+                others.join(", ")
+            );
+            let node = LocalNats::start_node(&dir.path().join(format!("nats-{i}")), 0, config.clone(), extra).await;
+            nodes.push(node.unwrap_or_else(|e| panic!("cannot start cluster node {i}: {e:#}")));
+        }
+        let server = nodes.remove(0);
+        let cluster = Self { server, others: nodes, dir, users };
+        // Ready when a stream of `n` replicas can be placed (every node has joined).
+        const PROBE: kokuho_bus::StreamDef =
+            kokuho_bus::StreamDef { name: "KOKUHO_PROBE", subjects: &["kokuho.probe"], description: "" };
+        let bus = cluster.bus().await.with_replicas(n);
+        eventually("the cluster places a stream on every node", Duration::from_secs(60), || {
+            let bus = bus.clone();
+            async move { bus.ensure_stream(&PROBE).await.ok() }
+        })
+        .await;
+        bus.delete_stream(PROBE.name).await.expect("remove the probe stream");
+        cluster
+    }
+
+    /// SIGKILLs node `i` of a cluster (1 ..: not the one clients first connect to).
+    pub async fn kill_node(&mut self, i: usize) {
+        self.others[i - 1].kill().await.expect("kill a node");
+    }
+
+    /// Starts node `i` again on its port and store.
+    pub async fn start_node(&mut self, i: usize) {
+        self.others[i - 1].restart().await.expect("start a node again");
     }
 
     /// The directory of the NATS users' seeds, if the server authenticates.
