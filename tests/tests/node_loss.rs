@@ -16,8 +16,11 @@ use kokuho_testkit::{TestNats, individual_number};
 
 const MUNIS: [(&str, &str); 3] = [("131016", "130013"), ("131024", "130021"), ("131032", "130039")];
 
+/// One municipality's submission: its code and its files.
+type Submission = (&'static str, Vec<(String, Vec<u8>)>);
+
 /// Rounds of submissions: each municipality sends 8 new households with their persons per round.
-fn submissions(rounds: u32) -> Vec<(&'static str, Vec<(String, Vec<u8>)>)> {
+fn submissions(rounds: u32) -> Vec<Submission> {
     let mut out = Vec::new();
     for round in 0..rounds {
         for (m, (muni, insurer)) in MUNIS.iter().enumerate() {
@@ -43,7 +46,7 @@ fn submissions(rounds: u32) -> Vec<(&'static str, Vec<(String, Vec<u8>)>)> {
 
 /// Submits every submission in order, each retried until the system answers it (as a clerk
 /// would); returns the receipts.
-async fn load(client: &mut kokuho_client::Client, subs: &[(&'static str, Vec<(String, Vec<u8>)>)]) -> Vec<String> {
+async fn load(client: &mut kokuho_client::Client, subs: &[Submission]) -> Vec<String> {
     let mut receipts = Vec::new();
     for (muni, files) in subs {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
