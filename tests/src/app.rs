@@ -91,6 +91,14 @@ impl TestSystem {
         }
     }
 
+    /// Stops every service as a process that dies would (its leases lapse; the nats-server
+    /// keeps running).
+    pub async fn crash_services(&mut self) {
+        if let Some(s) = self.system.take() {
+            s.crash().await;
+        }
+    }
+
     /// Starts the services again on the same data dir and log.
     pub async fn start_services(&mut self) {
         let system = System::start(self.config.clone()).await.expect("restart the system");

@@ -126,6 +126,11 @@ pub fn service_permissions(user: &str, access: &Access, audit: &StreamDef) -> Pe
             publish.push(format!("$JS.ACK.{stream}.{c}.>"));
         }
     }
+    // Its own lease (who acts, lease.rs): written only by itself; the holders are no secret.
+    let leases = crate::lease::BUCKET;
+    publish.push(format!("$KV.{leases}.{user}"));
+    publish.push(format!("{API}.DIRECT.GET.KV_{leases}.>"));
+    publish.push(format!("{API}.STREAM.MSG.GET.KV_{leases}"));
     // Its own audit chains' heads (the last entry on each subject) and its own chains read back
     // with its one reader, not the others'.
     let reader = audit_reader(user);

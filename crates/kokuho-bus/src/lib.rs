@@ -22,6 +22,7 @@
 pub mod access;
 mod error;
 pub mod event;
+pub mod lease;
 mod parts;
 mod server;
 pub mod trace;

@@ -83,6 +83,8 @@ pub trait Step: Send + Sync + 'static {
     const VERSION: u32;
     const STREAM: &'static str;
     const SUBJECT: Option<&'static str>;
+    /// It acts on the world (a workflow): only the instance that holds the lease runs it.
+    const ACTS: bool;
 
     fn step<'a>(
         &'a self,
@@ -101,6 +103,7 @@ impl<P: Projection> Step for ProjectionStep<P> {
     const VERSION: u32 = P::VERSION;
     const STREAM: &'static str = P::STREAM;
     const SUBJECT: Option<&'static str> = P::SUBJECT;
+    const ACTS: bool = false;
 
     #[allow(clippy::manual_async_fn)]
     fn step<'a>(
@@ -127,6 +130,7 @@ impl<W: Workflow> Step for WorkflowStep<W> {
     const VERSION: u32 = 1;
     const STREAM: &'static str = W::STREAM;
     const SUBJECT: Option<&'static str> = W::SUBJECT;
+    const ACTS: bool = true;
 
     #[allow(clippy::manual_async_fn)]
     fn step<'a>(
@@ -231,6 +235,9 @@ pub struct RunnerSettings {
     /// Replaying for an audit (`kokuho replay`): projections only, with consumers of their own,
     /// up to given positions, and nothing written anywhere but their scratch stores.
     pub replay: Option<Replay>,
+    /// Whether this instance acts (holds its service's lease, `kokuho_bus::lease`): workflows
+    /// and tasks run only while it does. `None`: it always acts (one instance).
+    pub acting: Option<watch::Receiver<bool>>,
 }
 
 /// How runners replay ([`RunnerSettings::replay`]).
@@ -254,6 +261,7 @@ impl Default for RunnerSettings {
             failures: Failures::default(),
             stats: RunnerStats::default(),
             replay: None,
+            acting: None,
         }
     }
 }
@@ -325,6 +333,8 @@ enum Stop {
     Failed,
     /// A replay reached its position.
     Done,
+    /// This instance stopped acting (its lease went to another): wait until it acts again.
+    Paused,
 }
 
 impl<P: Projection> Runner<ProjectionStep<P>> {
@@ -395,9 +405,25 @@ impl<S: Step> Runner<S> {
         let mut shutdown = pin!(shutdown);
         let mut backoff = Duration::from_millis(100);
         loop {
+            // A workflow runs only while this instance acts.
+            if S::ACTS
+                && let Some(acting) = self.settings.acting.clone()
+            {
+                let mut acting = acting;
+                // The lease keeper is gone (the process is stopping): act no more.
+                if acting.has_changed().is_err() {
+                    return;
+                }
+                tokio::select! {
+                    _ = &mut shutdown => return,
+                    r = acting.wait_for(|a| *a) => if r.is_err() { return },
+                }
+            }
+            let lapse = lapsed(self.settings.acting.clone(), S::ACTS);
             let stop = tokio::select! {
                 _ = &mut shutdown => Stop::Shutdown,
                 stop = self.run_once() => stop,
+                () = lapse => Stop::Paused,
             };
             match stop {
                 Stop::Shutdown => return,
@@ -413,6 +439,9 @@ impl<S: Step> Runner<S> {
                         tracing::error!(projection = S::NAME, error = %e, "Cannot clear projection store");
                     }
                     backoff = Duration::from_millis(100);
+                }
+                Stop::Paused => {
+                    tracing::warn!(consumer = %self.consumer.name, "This instance no longer acts; the workflow waits");
                 }
                 Stop::Failed => {
                     tokio::select! {
@@ -615,6 +644,16 @@ impl<S: Step> Runner<S> {
     }
 }
 
+/// Resolves when an acting workflow's instance stops acting; never otherwise.
+async fn lapsed(acting: Option<watch::Receiver<bool>>, acts: bool) {
+    match acting {
+        Some(mut a) if acts => {
+            let _ = a.wait_for(|held| !*held).await;
+        }
+        _ => std::future::pending().await,
+    }
+}
+
 /// The first place where the events delivered — (first, last) sequence of each: an event in
 /// parts spans several — do not continue `from` one by one: the sequence expected there and the
 /// one delivered instead. Delivery resumes the check after it.
@@ -674,9 +713,23 @@ impl Runners {
     /// panic is logged and reported to [`RunnerSettings::failures`], so that the process stops
     /// instead of serving from a state that no longer moves (S9).
     /// A replay runs none (they act on the world).
+    /// It starts once this instance acts (a standby's waits for the lease).
     pub fn spawn(&mut self, name: &str, task: impl std::future::Future<Output = ()> + Send + 'static) {
-        if self.settings.replay.is_none() {
-            self.supervise(name, task);
+        if self.settings.replay.is_some() {
+            return;
+        }
+        match self.settings.acting.clone() {
+            None => self.supervise(name, task),
+            Some(mut acting) => {
+                let stopped = self.until_stopped();
+                self.supervise(name, async move {
+                    let acts = async move { acting.wait_for(|a| *a).await.is_ok() };
+                    tokio::select! {
+                        () = stopped => {}
+                        acts = acts => if acts { task.await },
+                    }
+                })
+            }
         }
     }
 

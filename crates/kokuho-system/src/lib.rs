@@ -81,7 +81,25 @@ pub async fn ensure_streams(url: &str, admin: &kokuho_bus::NatsUser, replicas: u
     for def in streams() {
         bus.ensure_stream(&def).await.with_context(|| format!("ensure stream {}", def.name))?;
     }
+    bus.ensure_leases(LEASE_TTL).await.context("the lease bucket")?;
     Ok(())
+}
+
+/// A lease outlives its holder's last refresh by this much (the bucket's TTL): how long a
+/// standby waits to take over from an instance that died. Holders refresh every third of it.
+const LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// This instance's name as a lease holder: kept in its data dir, so that a restarted instance
+/// takes its own lease back at once, and another instance (a standby) is another holder.
+fn instance_id(data_dir: &Path) -> anyhow::Result<String> {
+    let file = data_dir.join("instance-id");
+    if let Ok(id) = std::fs::read_to_string(&file) {
+        return Ok(id.trim().to_string());
+    }
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    std::fs::create_dir_all(data_dir)?;
+    std::fs::write(&file, &id)?;
+    Ok(id)
 }
 
 /// The NATS admin of a credentials directory (`admin.nk`).
@@ -197,6 +215,10 @@ pub struct System {
     client_tls: Option<kokuho_runtime::tls::ClientTls>,
     nats_url: String,
     stats: kokuho_store::RunnerStats,
+    /// Each service's lease keeper (bus, service, task), and this instance's holder name.
+    leases: Vec<(kokuho_bus::Bus, &'static str, tokio::task::JoinHandle<()>)>,
+    acting: std::collections::BTreeMap<&'static str, tokio::sync::watch::Receiver<bool>>,
+    holder: String,
     metrics_url: Option<String>,
     /// The servers beside the API (metrics, health), each with its stop switch.
     side: Vec<(tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>)>,
@@ -379,6 +401,12 @@ impl System {
         metrics.register(kokuho_runtime::metrics::RunnerMetrics(stats.clone()));
         let mut services: Vec<Box<dyn Running>> = Vec::new();
         let mut any_bus = None;
+        // Who acts: each service's lease, held under this instance's name (a second instance
+        // of the system on the same log stands by with its projections warm).
+        let holder = instance_id(&config.data_dir)?;
+        let every = LEASE_TTL / 3;
+        let mut leases = Vec::new();
+        let mut acting_by_service = std::collections::BTreeMap::new();
         for r in registrations {
             let bus = kokuho_bus::Bus::connect_as(&url, &user(r.name)?)
                 .await
@@ -394,6 +422,17 @@ impl System {
                 }
                 _ => None,
             };
+            let acting = match bus.hold_lease(r.name, holder.clone(), every).await {
+                Ok((acting, task)) => {
+                    leases.push((bus.clone(), r.name, task));
+                    acting_by_service.insert(r.name, acting.clone());
+                    Some(acting)
+                }
+                Err(e) => {
+                    tracing::warn!(service = r.name, error = %e, "No lease bucket (run `kokuho streams`): this instance acts alone");
+                    None
+                }
+            };
             let env = Environment {
                 audit_signer,
                 bus,
@@ -403,6 +442,7 @@ impl System {
                 runner: RunnerSettings {
                     failures: failures.clone(),
                     stats: stats.clone(),
+                    acting,
                     ..RunnerSettings::default()
                 },
                 settings: config.settings.clone(),
@@ -477,6 +517,9 @@ impl System {
             client_tls,
             nats_url: url,
             stats,
+            leases,
+            acting: acting_by_service,
+            holder,
             metrics_url,
             side,
             stop_server,
@@ -497,6 +540,30 @@ impl System {
     /// The NATS server the system uses (`kokuho replay` reads the log there).
     pub fn nats_url(&self) -> &str {
         &self.nats_url
+    }
+
+    /// Events applied since start by runner `name` (`<service>-<projection>`), for tests.
+    pub fn applied(&self, name: &str) -> u64 {
+        let all = self.stats.all();
+        all.iter().find(|(n, _)| n == name).map_or(0, |(_, s)| s.applied.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// Whether this instance acts for `service` (holds its lease).
+    pub fn acts(&self, service: &str) -> bool {
+        self.leases.iter().any(|(_, s, t)| *s == service && !t.is_finished())
+            && self.acting.get(service).is_some_and(|a| *a.borrow())
+    }
+
+    /// Stops as a process that dies would, for tests: nothing is given up, so its leases lapse
+    /// after their TTL instead of passing to a standby at once.
+    pub async fn crash(mut self) {
+        for (_, _, task) in self.leases.drain(..) {
+            task.abort();
+        }
+        let _ = self.stop_server.send(());
+        while let Some(service) = self.services.pop() {
+            service.stop().await;
+        }
     }
 
     /// The live store of projection `name` (`<service>-<projection>`), for tools and tests.
@@ -531,6 +598,11 @@ impl System {
         }
         while let Some(service) = self.services.pop() {
             service.stop().await;
+        }
+        // A graceful stop gives the leases up (its workflows have stopped): a standby acts at once.
+        for (bus, service, task) in self.leases.drain(..) {
+            task.abort();
+            let _ = bus.release_lease(service, &self.holder).await;
         }
         if let Some(n) = self.nats.as_mut() {
             n.stop().await?;
