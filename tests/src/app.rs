@@ -1,6 +1,7 @@
 //! The system under test: every service in-process against the test's own nats-server, gRPC
 //! on a free loopback port, sled in the test's temp dir.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -89,6 +90,49 @@ impl TestSystem {
         if let Some(s) = self.system.take() {
             s.stop().await.expect("stop the system");
         }
+    }
+
+    /// A channel to the system over its mutual TLS, and the dev operator's token: what the
+    /// operator's tools (`kokuho replay`) use.
+    pub async fn operator(&self) -> (tonic::transport::Channel, String) {
+        use kokuho_runtime::credentials::{Caller, Credentials};
+        let token = Credentials::token_of(&kokuho_system::credentials_dir(&self.data_dir()), &Caller::operator())
+            .expect("the dev operator's token");
+        let channel = kokuho_runtime::tls::endpoint(self.system().endpoint(), self.system().client_tls())
+            .expect("the system's endpoint")
+            .connect()
+            .await
+            .expect("connect to the system");
+        (channel, token)
+    }
+
+    /// A replay of every service's projections into a scratch dir (`kokuho replay`), to
+    /// positions by runner (`targets`) or by stream (`streams`).
+    pub fn replay(
+        &self,
+        targets: BTreeMap<String, u64>,
+        streams: BTreeMap<String, u64>,
+    ) -> kokuho_system::replay::Replay {
+        kokuho_system::replay::Replay {
+            live: self.config.clone(),
+            nats_url: self.system().nats_url().to_string(),
+            scratch: tempfile::tempdir().expect("a scratch dir").keep(),
+            services: kokuho_system::replay::services(),
+            targets,
+            stream_targets: streams,
+            patience: std::time::Duration::from_secs(120),
+        }
+    }
+
+    /// Replays every projection to where the live one stands and compares them.
+    pub async fn verify_replay(&self) -> Vec<kokuho_system::replay::Verdict> {
+        let (channel, token) = self.operator().await;
+        let live =
+            kokuho_system::replay::live_projections(channel.clone(), &token).await.expect("the live projections");
+        let targets = live.iter().map(|p| (p.name.clone(), p.position)).collect();
+        let replayed =
+            kokuho_system::replay::run(self.replay(targets, BTreeMap::new()), |_| {}).await.expect("the replay");
+        kokuho_system::replay::compare(&replayed, channel, &token).await.expect("the comparison")
     }
 
     /// Stops every service as a process that dies would (its leases lapse; the nats-server

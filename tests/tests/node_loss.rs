@@ -11,7 +11,6 @@ use std::time::Duration;
 use kokuho_e2e::app::{spawn_system, spawn_system_on, users};
 use kokuho_e2e::generate::{kk, ks};
 use kokuho_e2e::input_file;
-use kokuho_runtime::credentials::{Caller, Credentials};
 use kokuho_testkit::{TestNats, individual_number};
 
 const MUNIS: [(&str, &str); 3] = [("131016", "130013"), ("131024", "130021"), ("131032", "130039")];
@@ -143,24 +142,7 @@ async fn a_cluster_that_loses_a_node_mid_load_loses_nothing() {
     assert_eq!(rows(&mut sys.client).await, expected);
 
     // The live projections equal a replay of the log.
-    let token = Credentials::token_of(&kokuho_system::credentials_dir(&sys.data_dir()), &Caller::operator()).unwrap();
-    let channel = kokuho_runtime::tls::endpoint(sys.system().endpoint(), sys.system().client_tls())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let live = kokuho_system::replay::live_projections(channel.clone(), &token).await.unwrap();
-    let replay = kokuho_system::replay::Replay {
-        live: sys.config().clone(),
-        nats_url: sys.system().nats_url().to_string(),
-        scratch: tempfile::tempdir().unwrap().keep(),
-        services: kokuho_system::replay::services(),
-        targets: live.iter().map(|p| (p.name.clone(), p.position)).collect(),
-        stream_targets: Default::default(),
-        patience: Duration::from_secs(120),
-    };
-    let replayed = kokuho_system::replay::run(replay, |_| {}).await.unwrap();
-    for v in kokuho_system::replay::compare(&replayed, channel, &token).await.unwrap() {
+    for v in sys.verify_replay().await {
         assert!(v.equal(), "{} differs from its replay: {v:?}", v.name);
     }
     sys.stop().await;

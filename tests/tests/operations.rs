@@ -88,7 +88,6 @@ async fn metrics_show_progress_lag_and_each_municipalitys_last_submission() {
 /// digest; a live store altered behind its back is found, and its first differing key named.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replay_equals_live_and_names_the_first_key_that_does_not() {
-    use kokuho_runtime::credentials::{Caller, Credentials};
     use kokuho_store::Store as _;
     const KS: &str = "1,KS,131016,130013,20260401,1\n2,1,1001,20200401,01,100001,0,千代田,1001,09,\n9,1\n";
     const KK: &str = "1,KK,131016,130013,20260401,1\n2,1,100001,1001,1,123456789018,山田 太郎,ヤマダ タロウ,S300820,1,01,20200401,03,,,,,20200401\n9,1\n";
@@ -98,21 +97,8 @@ async fn a_replay_equals_live_and_names_the_first_key_that_does_not() {
     sys.settle().await;
     let before = streams(&sys).await;
 
-    let token = Credentials::token_of(&kokuho_system::credentials_dir(&sys.data_dir()), &Caller::operator()).unwrap();
-    let channel = kokuho_runtime::tls::endpoint(sys.system().endpoint(), sys.system().client_tls())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let replay = |targets| kokuho_system::replay::Replay {
-        live: sys.config().clone(),
-        nats_url: sys.system().nats_url().to_string(),
-        scratch: tempfile::tempdir().unwrap().keep(),
-        services: kokuho_system::replay::services(),
-        targets,
-        stream_targets: Default::default(),
-        patience: std::time::Duration::from_secs(60),
-    };
+    let (channel, token) = sys.operator().await;
+    let replay = |targets| sys.replay(targets, Default::default());
     let live = kokuho_system::replay::live_projections(channel.clone(), &token).await.unwrap();
     assert!(live.len() >= 13, "every service's projections: {live:?}");
     let targets = live.iter().map(|p| (p.name.clone(), p.position)).collect();
@@ -163,7 +149,6 @@ async fn streams(sys: &kokuho_e2e::app::TestSystem) -> Vec<(String, u64, usize)>
 /// projections held then, after the day was closed and more came in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replay_at_a_past_date_holds_what_live_held_then() {
-    use kokuho_runtime::credentials::{Caller, Credentials};
     const KS: &str = "1,KS,131016,130013,20260401,1\n2,1,1001,20200401,01,100001,0,千代田,1001,09,\n9,1\n";
     const KK: &str = "1,KK,131016,130013,20260401,1\n2,1,100001,1001,1,123456789018,山田 太郎,ヤマダ タロウ,S300820,1,01,20200401,03,,,,,20200401\n9,1\n";
     const KS2: &str = "1,KS,131016,130013,20260402,2\n2,1,1002,20200401,01,100002,0,千代田,1002,09,\n9,1\n";
@@ -171,12 +156,7 @@ async fn a_replay_at_a_past_date_holds_what_live_held_then() {
     let files = vec![("KS.csv".to_string(), KS.as_bytes().to_vec()), ("KK.csv".to_string(), KK.as_bytes().to_vec())];
     sys.client.submit(kokuho_e2e::app::CHIYODA, files).await.unwrap();
     sys.settle().await;
-    let token = Credentials::token_of(&kokuho_system::credentials_dir(&sys.data_dir()), &Caller::operator()).unwrap();
-    let channel = kokuho_runtime::tls::endpoint(sys.system().endpoint(), sys.system().client_tls())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let (channel, token) = sys.operator().await;
     let then = kokuho_system::replay::live_projections(channel.clone(), &token).await.unwrap();
 
     sys.client.close_day(20260402).await.unwrap();
@@ -189,16 +169,7 @@ async fn a_replay_at_a_past_date_holds_what_live_held_then() {
     let bus = sys.nats.bus().await;
     let positions =
         kokuho_system::replay::positions_at_date(&bus, 20260401).await.unwrap().expect("the day was closed");
-    let replay = kokuho_system::replay::Replay {
-        live: sys.config().clone(),
-        nats_url: sys.system().nats_url().to_string(),
-        scratch: tempfile::tempdir().unwrap().keep(),
-        services: kokuho_system::replay::services(),
-        targets: Default::default(),
-        stream_targets: positions,
-        patience: std::time::Duration::from_secs(60),
-    };
-    let replayed = kokuho_system::replay::run(replay, |_| {}).await.unwrap();
+    let replayed = kokuho_system::replay::run(sys.replay(Default::default(), positions), |_| {}).await.unwrap();
     for p in &then {
         let r = replayed.iter().find(|r| r.name == p.name).unwrap();
         assert_eq!(
