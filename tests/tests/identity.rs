@@ -359,8 +359,8 @@ async fn s5_releases_past_the_limit_are_refused_and_alerted() {
         "{refused}"
     );
     let metrics = sys.metrics().await;
-    assert!(metrics.contains("kokuho_identity_releases_refused 1"), "{metrics}");
-    assert!(metrics.contains("kokuho_identity_releases_allowed 2"), "{metrics}");
+    assert!(metrics.contains("kokuho_identity_releases_refused_total 1"), "{metrics}");
+    assert!(metrics.contains("kokuho_identity_releases_allowed_total 2"), "{metrics}");
     sys.settle().await;
     sys.stop().await;
 }

@@ -61,6 +61,12 @@ pub fn gauge(encoder: &mut DescriptorEncoder<'_>, name: &str, help: &str, n: i64
     ConstGauge::new(n).encode(family)
 }
 
+/// One counter without labels (`name_total n`; `name` without `_total`).
+pub fn counter(encoder: &mut DescriptorEncoder<'_>, name: &str, help: &str, n: u64) -> Result<(), std::fmt::Error> {
+    let family = encoder.encode_descriptor(name, help, None, prometheus_client::metrics::MetricType::Counter)?;
+    prometheus_client::metrics::counter::ConstCounter::new(n).encode(family)
+}
+
 /// One counter family with one label (`name_total{label="value"} n`; `name` without `_total`).
 pub fn counters(
     encoder: &mut DescriptorEncoder<'_>,

@@ -125,22 +125,22 @@ impl std::fmt::Debug for ReleaseLimit {
     }
 }
 
-/// `kokuho_identity_releases_allowed` and `kokuho_identity_releases_refused` (an alert rule fires on the
-/// second).
+/// `kokuho_identity_releases_allowed_total` and `kokuho_identity_releases_refused_total` (an
+/// alert rule fires on any increase of the second).
 #[derive(Debug)]
 pub(crate) struct ReleaseMetrics(pub(crate) Arc<ReleaseLimit>);
 
 impl prometheus_client::collector::Collector for ReleaseMetrics {
     fn encode(&self, mut encoder: prometheus_client::encoding::DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         use std::sync::atomic::Ordering::Relaxed;
-        let (released, refused) = (self.0.released.load(Relaxed) as i64, self.0.refused.load(Relaxed) as i64);
-        kokuho_runtime::metrics::gauge(
+        let (released, refused) = (self.0.released.load(Relaxed), self.0.refused.load(Relaxed));
+        kokuho_runtime::metrics::counter(
             &mut encoder,
             "kokuho_identity_releases_allowed",
             "Number releases asked for within the limit since start",
             released,
         )?;
-        kokuho_runtime::metrics::gauge(
+        kokuho_runtime::metrics::counter(
             &mut encoder,
             "kokuho_identity_releases_refused",
             "Number releases refused over the limit since start (alert when it grows)",
