@@ -177,6 +177,20 @@ impl Delivered {
     }
 }
 
+/// A message a consumer gave up on ([`Bus::dead_letter_list`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// Its sequence in the dead-letter stream.
+    pub seq: u64,
+    pub consumer: String,
+    /// Where it is in the log: the original stays there.
+    pub stream: String,
+    pub origin_seq: u64,
+    pub subject: String,
+    pub reason: String,
+    pub bytes: usize,
+}
+
 /// How a durable consumer starts.
 #[derive(Debug, Clone)]
 pub struct ConsumerDef {
@@ -793,6 +807,52 @@ impl Bus {
             .await
             .map_err(BusError::from_publish)?;
         Ok(())
+    }
+
+    /// Every message of the dead-letter stream with where it came from and why, oldest first
+    /// (`kokuho dead-letters`; the operator, or the auditor).
+    pub async fn dead_letter_list(&self) -> Result<Vec<DeadLetter>, BusError> {
+        let s = self.stream(DEAD_LETTER.name).await?;
+        if self.last_seq(DEAD_LETTER.name).await? == 0 {
+            return Ok(Vec::new());
+        }
+        let consumer = s
+            .create_consumer(consumer::pull::Config {
+                ack_policy: consumer::AckPolicy::None,
+                inactive_threshold: Duration::from_secs(60),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| BusError::new(BusErrorKind::Unavailable, "create reader", e))?;
+        let mut messages = consumer
+            .stream()
+            .max_messages_per_batch(1_000)
+            .messages()
+            .await
+            .map_err(|e| BusError::new(BusErrorKind::Unavailable, "read", e))?;
+        let mut out = Vec::new();
+        while let Some(m) = messages.next().await {
+            let d = delivered(m)?;
+            let header = |name: &str| {
+                d.headers.as_ref().and_then(|h| h.get(name)).map(|v| v.as_str().to_string()).unwrap_or_default()
+            };
+            out.push(DeadLetter {
+                seq: d.stream_seq,
+                consumer: header(HDR_CONSUMER),
+                stream: header(HDR_ORIGIN_STREAM),
+                origin_seq: header(HDR_ORIGIN_SEQ).parse().unwrap_or(0),
+                subject: header(HDR_ORIGIN_SUBJECT),
+                reason: header(HDR_REASON),
+                bytes: d.payload.len(),
+            });
+            if d.pending == 0 {
+                break;
+            }
+        }
+        drop(messages);
+        let name = consumer.cached_info().name.clone();
+        let _ = s.delete_consumer(&name).await;
+        Ok(out)
     }
 
     /// Number of messages in the dead-letter stream for `consumer` (of any user).

@@ -82,6 +82,15 @@ async fn consumer_starts_where_the_caller_says_and_groups_messages() {
     bus.ensure_stream(&kokuho_bus::DEAD_LETTER).await.unwrap();
     bus.dead_letter("test-c", TEST.name, &group[0], "bad payload").await.unwrap();
     assert_eq!(bus.dead_letters("test-c").await.unwrap(), 1);
+    // The operator's list says where it came from and why; the original stays in its stream.
+    let list = bus.dead_letter_list().await.unwrap();
+    assert_eq!(list.len(), 1);
+    let d = &list[0];
+    assert_eq!(
+        (d.consumer.as_str(), d.stream.as_str(), d.origin_seq, d.reason.as_str()),
+        ("test-c", TEST.name, group[0].stream_seq, "bad payload")
+    );
+    assert!(bus.holds(TEST.name, d.origin_seq).await.unwrap());
 }
 
 #[tokio::test]

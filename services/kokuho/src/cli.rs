@@ -100,6 +100,13 @@ pub(crate) enum Command {
         #[arg(long, default_value_t = 600)]
         patience: u64,
     },
+    /// Operator: every message a service gave up on (the dead-letter stream): which consumer,
+    /// where it is in the log (it stays there), and why.
+    DeadLetters {
+        /// The NATS server of the log (default: the one `kokuho up` wrote in the data dir).
+        #[arg(long)]
+        nats: Option<String>,
+    },
     /// Operator: close the business day; the date must be later than the current one. The
     /// head of every audit chain is then appended to the anchor file (S8).
     CloseDay {

@@ -62,6 +62,7 @@ pub(crate) async fn run(cli: Cli) -> u8 {
                 Err(e) => Err(e),
             }
         }
+        Command::DeadLetters { nats } => dead_letters(&cli.global, out, nats).await,
         Command::Wait { timeout } => client_command(&cli.global, out, |c| wait(c, out, timeout)).await,
         Command::CloseDay { date, anchors } => {
             let path = anchors.unwrap_or_else(|| anchor_file(&cli.global));
@@ -590,12 +591,7 @@ async fn replay(global: &Global, out: Out, args: ReplayArgs) -> anyhow::Result<u
             .map(|s| all.iter().find(|a| *a == s).copied().with_context(|| format!("no service {s:?} to replay")))
             .collect::<anyhow::Result<_>>()?
     };
-    let nats_url = match nats {
-        Some(url) => url,
-        None => std::fs::read_to_string(kokuho_system::nats_url_file(&data))
-            .map(|s| s.trim().to_string())
-            .with_context(|| format!("no NATS URL in {} (give --nats)", data.display()))?,
-    };
+    let nats_url = nats_url(&data, nats)?;
     // The live system: its projections' positions and digests (operator).
     let live = if verify {
         let channel = kokuho_runtime::tls::endpoint(&endpoint(global)?, client_tls(global)?.as_ref())
@@ -706,6 +702,40 @@ async fn replay(global: &Global, out: Out, args: ReplayArgs) -> anyhow::Result<u
     });
     out.value(&text, json);
     Ok(code)
+}
+
+/// The NATS URL of the log: given, or the one `kokuho up` wrote in the data dir.
+fn nats_url(data: &Path, given: Option<String>) -> anyhow::Result<String> {
+    match given {
+        Some(url) => Ok(url),
+        None => std::fs::read_to_string(kokuho_system::nats_url_file(data))
+            .map(|s| s.trim().to_string())
+            .with_context(|| format!("no NATS URL in {} (give --nats)", data.display())),
+    }
+}
+
+/// `kokuho dead-letters`: read as the NATS auditor.
+async fn dead_letters(global: &Global, out: Out, nats: Option<String>) -> anyhow::Result<u8> {
+    let data = data_dir(global);
+    let live = SystemConfig::embedded(data.clone(), registry(None)?);
+    let bus = kokuho_system::replay::auditor_bus(&live, &nats_url(&data, nats)?).await?;
+    let list = bus.dead_letter_list().await?;
+    let text = if list.is_empty() {
+        "no dead letters".to_string()
+    } else {
+        list.iter()
+            .map(|d| {
+                format!("{:>6}  {}  {} #{} ({})  {}", d.seq, d.consumer, d.stream, d.origin_seq, d.subject, d.reason)
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let json = serde_json::json!({ "dead_letters": list.iter().map(|d| serde_json::json!({
+        "seq": d.seq, "consumer": d.consumer, "stream": d.stream, "origin_seq": d.origin_seq,
+        "subject": d.subject, "reason": d.reason, "bytes": d.bytes,
+    })).collect::<Vec<_>>() });
+    out.value(&text, json);
+    Ok(EXIT_OK)
 }
 
 /// A store key for people: text as it is, other bytes escaped.
