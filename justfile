@@ -45,10 +45,10 @@ test: deps
     just fuzz-smoke
 
 # Crash-restart at scale: the whole `kokuho up` tree SIGKILLed 20 times at random moments of a
-# generated scenario, on several seeds; the results must equal a clean run's (`just test` runs
+# generated scenario of 600 persons, on five seeds; the results must equal a clean run's (`just test` runs
 # one seed with 3 kills).
 test-faults: deps
-    for seed in 1 2 3 4 5; do KOKUHO_FAULT_SEED=$seed KOKUHO_FAULT_KILLS=20 cargo test -p kokuho --test crash --locked -- --nocapture; done
+    for seed in 1 2 3 4 5; do KOKUHO_FAULT_SEED=$seed KOKUHO_FAULT_KILLS=20 KOKUHO_FAULT_PERSONS=600 cargo test -p kokuho --test crash --locked -- --nocapture; done
 
 # The pure crates whose mutants must all be caught (or excluded with a reason in .cargo/mutants.toml).
 mutant_crates := "-p kokuho-ids -p kokuho-rows -p kokuho-intake-domain -p kokuho-identity-domain -p kokuho-continuity-domain -p kokuho-kogaku-domain -p kokuho-relay-domain -p kokuho-midserver-domain"

@@ -2,7 +2,8 @@
 //! SIGKILLed at random moments during a generated multi-municipality scenario (submissions,
 //! day closes), restarted on the same data dir, every step retried as a clerk would. The result
 //! rows of every municipality must be those of a clean run of the same scenario: none lost,
-//! none twice. `just test` kills 3 times; `just test-faults` 20 (`KOKUHO_FAULT_KILLS`).
+//! none twice. `just test` kills 3 times over 24 persons; `just test-faults` 20 times over 600
+//! persons (`KOKUHO_FAULT_KILLS`, `KOKUHO_FAULT_PERSONS`, `KOKUHO_FAULT_SEED`).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may panic on what cannot happen.
 
 use std::collections::BTreeMap;
@@ -278,7 +279,8 @@ async fn play(steps: &[Step], kills: usize, seed: u64) -> (BTreeMap<(String, Str
 async fn sigkill_at_random_moments_loses_and_repeats_nothing() {
     let kills: usize = std::env::var("KOKUHO_FAULT_KILLS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
     let seed: u64 = std::env::var("KOKUHO_FAULT_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(7);
-    let steps = scenario(seed, 24);
+    let persons: u64 = std::env::var("KOKUHO_FAULT_PERSONS").ok().and_then(|v| v.parse().ok()).unwrap_or(24);
+    let steps = scenario(seed, persons);
     let (clean, _) = play(&steps, 0, seed).await;
     assert!(clean.keys().any(|(_, kind)| kind == "RS"), "the scenario makes RS rows: {:?}", clean.keys());
     let (crashed, restarts) = play(&steps, kills, seed).await;
