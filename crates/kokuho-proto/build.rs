@@ -19,6 +19,9 @@ fn protos(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = tonic_prost_build::Config::new();
     config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
+    // Maps in key order: the same message encodes to the same bytes every time, so a projection
+    // replayed from the log is byte for byte the live one (kokuho replay --verify).
+    config.btree_map(["."]);
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
     let mut files = Vec::new();
     protos(&root.join("kokuho"), &mut files)?;

@@ -633,20 +633,20 @@ async fn replay(global: &Global, out: Out, args: ReplayArgs) -> anyhow::Result<u
         Some(d) => d.clone(),
         None => tempfile::tempdir()?.keep(),
     };
-    let started = std::time::Instant::now();
-    let last_print = std::sync::Mutex::new(std::time::Instant::now());
+    // A bar on the terminal (none with --json or when stderr is not a terminal): the events
+    // replayed of those to replay, and how many projections are at their positions.
+    let bar = if out.json { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(0) };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("replaying {bar:40} {pos}/{len} events  {msg}  {elapsed}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
     let progress = |now: &[(String, u64, u64)]| {
-        let Ok(mut at) = last_print.lock() else { return };
-        if at.elapsed() < Duration::from_secs(2) || out.json {
-            return;
-        }
-        *at = std::time::Instant::now();
-        let done = now.iter().filter(|(_, p, t)| *t > 0 && p >= t).count();
-        eprintln!(
-            "replaying: {done} of {} projections at their positions ({:.0} s)",
-            now.len(),
-            started.elapsed().as_secs_f64()
-        );
+        let target: u64 = now.iter().map(|(_, _, t)| *t).sum();
+        let done: u64 = now.iter().map(|(_, p, t)| (*p).min(*t)).sum();
+        let at = now.iter().filter(|(_, p, t)| *t > 0 && p >= t).count();
+        bar.set_length(target.max(done));
+        bar.set_position(done);
+        bar.set_message(format!("{at} of {} projections at their positions", now.len()));
     };
     let config = SystemConfig::embedded(data.clone(), registry(None)?);
     let replay = kokuho_system::replay::Replay {
@@ -658,7 +658,9 @@ async fn replay(global: &Global, out: Out, args: ReplayArgs) -> anyhow::Result<u
         stream_targets,
         patience: Duration::from_secs(patience),
     };
-    let replayed = kokuho_system::replay::run(replay, progress).await?;
+    let replayed = kokuho_system::replay::run(replay, progress).await;
+    bar.finish_and_clear();
+    let replayed = replayed?;
     let mut code = EXIT_OK;
     let mut rows = Vec::new();
     match &live {
