@@ -226,6 +226,38 @@ fn too_large(a: &Append) -> Result<(), BusError> {
     Ok(())
 }
 
+/// A tool's reader of stream `s` from its start, acknowledging nothing: filtered to `filter`
+/// (empty: every subject), named `name` if given (a user may be allowed only that consumer on
+/// that subject; one left by a reader that stopped half-way is replaced). Delete the consumer
+/// when done.
+async fn reader(
+    s: &jetstream::stream::Stream<()>,
+    filter: &str,
+    name: Option<&str>,
+) -> Result<(consumer::Consumer<consumer::pull::Config>, consumer::pull::Stream), BusError> {
+    if let Some(name) = name {
+        let _ = s.delete_consumer(name).await;
+    }
+    let consumer = s
+        .create_consumer(consumer::pull::Config {
+            name: name.map(String::from),
+            filter_subject: filter.to_string(),
+            ack_policy: consumer::AckPolicy::None,
+            inactive_threshold: Duration::from_secs(60),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| BusError::new(BusErrorKind::Unavailable, "create reader", e))?;
+    let messages = consumer
+        .stream()
+        .max_messages_per_batch(1_000)
+        .max_bytes_per_batch(2 * server::MAX_PAYLOAD)
+        .messages()
+        .await
+        .map_err(|e| BusError::new(BusErrorKind::Unavailable, "read", e))?;
+    Ok((consumer, messages))
+}
+
 /// The last message of a subject read on its own must be a whole event, not the last part of one.
 fn whole(subject: &str, headers: Option<&HeaderMap>) -> Result<(), BusError> {
     match parts::part_of(headers) {
@@ -678,27 +710,7 @@ impl Bus {
             return Ok(Vec::new());
         }
         let s = self.stream(stream).await?;
-        if let Some(name) = name {
-            // One left by a reader that stopped half-way.
-            let _ = s.delete_consumer(name).await;
-        }
-        let consumer = s
-            .create_consumer(consumer::pull::Config {
-                name: name.map(String::from),
-                filter_subject: subject.to_string(),
-                ack_policy: consumer::AckPolicy::None,
-                inactive_threshold: Duration::from_secs(60),
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| BusError::new(BusErrorKind::Unavailable, "create reader", e))?;
-        let mut messages = consumer
-            .stream()
-            .max_messages_per_batch(1_000)
-            .max_bytes_per_batch(2 * server::MAX_PAYLOAD)
-            .messages()
-            .await
-            .map_err(|e| BusError::new(BusErrorKind::Unavailable, "read", e))?;
+        let (consumer, mut messages) = reader(&s, subject, name).await?;
         let mut raw = Vec::new();
         while let Some(m) = messages.next().await {
             let d = delivered(m)?;
@@ -816,20 +828,7 @@ impl Bus {
         if self.last_seq(DEAD_LETTER.name).await? == 0 {
             return Ok(Vec::new());
         }
-        let consumer = s
-            .create_consumer(consumer::pull::Config {
-                ack_policy: consumer::AckPolicy::None,
-                inactive_threshold: Duration::from_secs(60),
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| BusError::new(BusErrorKind::Unavailable, "create reader", e))?;
-        let mut messages = consumer
-            .stream()
-            .max_messages_per_batch(1_000)
-            .messages()
-            .await
-            .map_err(|e| BusError::new(BusErrorKind::Unavailable, "read", e))?;
+        let (consumer, mut messages) = reader(&s, "", None).await?;
         let mut out = Vec::new();
         while let Some(m) = messages.next().await {
             let d = delivered(m)?;
