@@ -50,10 +50,8 @@ async fn one_submission_is_one_trace_across_every_service() {
     let receiver = Receiver::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let server = tonic::transport::Server::builder()
-        .add_service(TraceServiceServer::new(receiver.clone()))
-        .serve_with_incoming(tokio_stream_of(listener));
-    tokio::spawn(server);
+    let router = tonic::transport::Server::builder().add_service(TraceServiceServer::new(receiver.clone()));
+    tokio::spawn(kokuho_runtime::grpc::serve(router, listener, std::future::pending()));
     let settings = kokuho_runtime::telemetry::TelemetrySettings {
         otlp_endpoint: Some(format!("http://{addr}")),
         filter: Some("warn,kokuho_store=info,kokuho_intake=info".into()),
@@ -87,13 +85,4 @@ async fn one_submission_is_one_trace_across_every_service() {
     for s in trace.iter().filter(|s| consumer(s).is_some()) {
         assert!(ids.contains(s.parent_span_id.as_slice()), "{:?} has its parent outside the trace", consumer(s));
     }
-}
-
-fn tokio_stream_of(
-    listener: tokio::net::TcpListener,
-) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    futures::stream::unfold(listener, |l| async move {
-        let accepted = l.accept().await.map(|(s, _)| s);
-        Some((accepted, l))
-    })
 }
