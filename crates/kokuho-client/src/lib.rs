@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use kokuho_proto::continuity::v1 as cpb;
 use kokuho_proto::continuity::v1::continuity_service_client::ContinuityServiceClient;
+use kokuho_proto::history::v1 as hpb;
+use kokuho_proto::history::v1::history_service_client::HistoryServiceClient;
 use kokuho_proto::identity::v1 as ipb;
 use kokuho_proto::identity::v1::identity_service_client::IdentityServiceClient;
 use kokuho_proto::intake::v1 as pb;
@@ -19,6 +21,7 @@ use kokuho_runtime::credentials::{AUTHORIZATION, Caller, Credentials};
 use tonic::transport::Channel;
 
 pub use kokuho_proto::continuity::v1::QueryPersonResponse;
+pub use kokuho_proto::history::v1::{ExplainLinkResponse, Fact, HistoryResponse};
 pub use kokuho_proto::identity::v1::{LookupIdsResponse, ReviewAction, ReviewCase};
 pub use kokuho_proto::intake::v1::{GetStatusResponse, SubmissionStatus, SubmitResponse, WaitIdleResponse};
 use kokuho_proto::kogaku::v1::kogaku_service_client::KogakuServiceClient;
@@ -29,6 +32,14 @@ pub use kokuho_proto::relay::v1 as relay;
 use kokuho_proto::relay::v1::relay_service_client::RelayServiceClient;
 pub use kokuho_proto::results::v1::ResultFile;
 pub use tonic::{Code, Status};
+
+/// Whose history ([`Client::history`]).
+#[derive(Debug, Clone, Copy)]
+pub enum HistorySubject<'a> {
+    Resident { municipality: &'a str, resident: &'a str },
+    /// 都道府県被保険者ID (operators).
+    Person(&'a str),
+}
 
 /// Bytes per upload chunk.
 const CHUNK: usize = 1 << 20;
@@ -59,6 +70,7 @@ pub struct Client {
     kogaku: KogakuServiceClient<Channel>,
     midserver: MidServerServiceClient<Channel>,
     relay: RelayServiceClient<Channel>,
+    history: HistoryServiceClient<Channel>,
     /// Sent as `authorization: Bearer <token>` (the caller's credential).
     token: Option<String>,
     /// Without a token: the dev credentials of `kokuho up` (a token per role), from which each
@@ -90,7 +102,8 @@ impl Client {
             continuity: ContinuityServiceClient::new(channel.clone()),
             kogaku: KogakuServiceClient::new(channel.clone()),
             midserver: MidServerServiceClient::new(channel.clone()),
-            relay: RelayServiceClient::new(channel),
+            relay: RelayServiceClient::new(channel.clone()),
+            history: HistoryServiceClient::new(channel).max_decoding_message_size(64 << 20),
             token: None,
             dev_credentials: None,
         })
@@ -281,6 +294,58 @@ impl Client {
             .query_person(self.request(&Caller::Municipality(municipality.into()), m))
             .await?
             .into_inner())
+    }
+
+    /// A resident's history (its municipality's credential, or the operator's when
+    /// `as_operator`), or with `person` a person's (the operator's): every fact in order.
+    pub async fn history(
+        &mut self,
+        subject: HistorySubject<'_>,
+        as_of: u32,
+        as_operator: bool,
+    ) -> Result<HistoryResponse, ClientError> {
+        let (m, caller) = match subject {
+            HistorySubject::Resident { municipality, resident } => (
+                hpb::HistoryRequest {
+                    municipality: municipality.into(),
+                    resident_number: resident.into(),
+                    as_of,
+                    ..Default::default()
+                },
+                Caller::Municipality(municipality.into()),
+            ),
+            HistorySubject::Person(p) => {
+                (hpb::HistoryRequest { person: p.into(), as_of, ..Default::default() }, Caller::operator())
+            }
+        };
+        let caller = if as_operator { Caller::operator() } else { caller };
+        Ok(self.history.history(self.request(&caller, m)).await?.into_inner())
+    }
+
+    /// Why a resident is linked to its person (I1–I6), with its municipality's credential.
+    pub async fn explain_link(&mut self, municipality: &str, resident: &str) -> Result<ExplainLinkResponse, ClientError> {
+        let m = hpb::ExplainLinkRequest { municipality: municipality.into(), resident_number: resident.into() };
+        Ok(self.history.explain_link(self.request(&Caller::Municipality(municipality.into()), m)).await?.into_inner())
+    }
+
+    /// Why a resident's RS rows (`rs`: the period starting on `rs_start`, 0 every period) and open
+    /// anomalies (`anomaly`: a code or "all") say what they say (C1–C10), with its municipality's
+    /// credential.
+    pub async fn explain_periods(
+        &mut self,
+        municipality: &str,
+        resident: &str,
+        rs: Option<u32>,
+        anomaly: Option<&str>,
+    ) -> Result<cpb::ExplainResponse, ClientError> {
+        let m = cpb::ExplainRequest {
+            municipality: municipality.into(),
+            resident_number: resident.into(),
+            rs: rs.is_some(),
+            rs_start: rs.unwrap_or(0),
+            anomaly: anomaly.unwrap_or_default().into(),
+        };
+        Ok(self.continuity.explain(self.request(&Caller::Municipality(municipality.into()), m)).await?.into_inner())
     }
 
     /// Operator: the held records (I6).

@@ -41,6 +41,7 @@ pub const SERVICES: &[Registration] = &[
     registration::<kokuho_continuity::App>(),
     registration::<kokuho_kogaku::App>(),
     registration::<kokuho_relay::App>(),
+    registration::<kokuho_history::App>(),
     registration::<kokuho_midserver_sim::App>(),
 ];
 

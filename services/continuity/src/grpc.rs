@@ -85,4 +85,69 @@ impl ContinuityService for ContinuityGrpc {
             None => pb::QueryPersonResponse::default(),
         }))
     }
+
+    async fn explain(&self, request: Request<pb::ExplainRequest>) -> Result<Response<pb::ExplainResponse>, Status> {
+        const ACTION: &str = "continuity.Explain";
+        let caller = self.credentials.caller_of(&request)?;
+        let r = request.into_inner();
+        let purpose = format!("{} {}", r.municipality, r.resident_number);
+        let allowed = caller.is_municipality(&r.municipality) || caller.is_operator();
+        self.auditor.require(&caller, allowed, ACTION, &purpose).await?;
+        let store = |e| kokuho_runtime::errors::status(&crate::ContinuityError::from(e));
+        let person =
+            crate::state::person_of_resident(&self.state, &r.municipality, &r.resident_number).map_err(store)?;
+        let day = crate::state::business_date(&self.state).map_err(store)?;
+        self.auditor.answered(&caller, ACTION, person.iter().map(|p| p.pref_id.clone()).collect(), &purpose).await?;
+        Ok(Response::new(match (person, day) {
+            (Some(p), Some(day)) => explain(&p, &r, day),
+            _ => pb::ExplainResponse::default(),
+        }))
+    }
+}
+
+/// The explanations `r` asks for, of the resident's periods and open anomalies (C1–C10).
+fn explain(person: &PersonState, r: &pb::ExplainRequest, day: kokuho_ids::Date) -> pb::ExplainResponse {
+    use kokuho_continuity_domain::explain;
+    let periods: Vec<_> = person.periods.iter().map(|t| t.period.clone()).collect();
+    let own = |m: &str, res: &str| m == r.municipality && res == r.resident_number;
+    let mut out = Vec::new();
+    if r.rs {
+        for t in person.periods.iter().filter(|t| own(&t.period.municipality, &t.period.resident)) {
+            if r.rs_start != 0 && t.period.start.to_yyyymmdd() != r.rs_start {
+                continue;
+            }
+            let Some(reason) = explain::period(&periods, &t.period.key(), day) else { continue };
+            let mut lines = reason.lines;
+            lines.push(match &t.sent {
+                Some(rs) => format!(
+                    "最後に送った RS: 判定区分 {} 資格取得 {}({}) 資格喪失 {} 訂正 {}",
+                    rs.judgement.code(),
+                    rs.acquired_on,
+                    rs.acquired_reason.code(),
+                    rs.lost_on.map(|d| d.to_string()).unwrap_or_else(|| "なし".into()),
+                    rs.correction.code()
+                ),
+                None => "この期間の RS はまだ送っていません".to_string(),
+            });
+            out.push(pb::Explanation {
+                subject: format!("RS {} {} {}", r.municipality, r.resident_number, t.period.start),
+                rules: reason.rules.iter().map(|s| s.to_string()).collect(),
+                lines,
+            });
+        }
+    }
+    if !r.anomaly.is_empty() {
+        for a in person.open.iter().filter(|a| own(&a.to, &a.resident)) {
+            if r.anomaly != "all" && a.code.code() != r.anomaly {
+                continue;
+            }
+            let reason = explain::anomaly(&periods, a, day);
+            out.push(pb::Explanation {
+                subject: format!("{} {} {} 相手先 {}", a.code.code(), r.municipality, r.resident_number, a.counterpart),
+                rules: reason.rules.iter().map(|s| s.to_string()).collect(),
+                lines: reason.lines,
+            });
+        }
+    }
+    pb::ExplainResponse { found: true, explanations: out }
 }

@@ -97,3 +97,9 @@ pub(crate) fn watched(store: &dyn Read) -> Result<Vec<String>, ApplyError> {
         .map(|(k, _)| String::from_utf8_lossy(&k[WATCH_PREFIX.len()..]).into_owned())
         .collect())
 }
+
+/// The business date of the last evaluation (rules.md T1), for explanations.
+/// `None` before the first evaluation.
+pub(crate) fn business_date(state: &ProjectionHandle) -> Result<Option<kokuho_ids::Date>, StoreError> {
+    Ok(kokuho_ids::Date::from_yyyymmdd(u32_of(state.store().get(DAY)?)))
+}

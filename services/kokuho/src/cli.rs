@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 const AFTER_HELP: &str = "\
 Exit codes:
   0  done (a submission accepted fully or partly, or a duplicate of an earlier one)
-  1  a submission rejected whole (F01–F09), or a refused operation
+  1  a submission rejected whole (F01–F09), a refused operation, or nothing found (history, why)
   2  usage error, or the system could not be reached
 
 Under `kokuho up`, the CLI finds the endpoint in the data directory (--data-dir or
@@ -174,13 +174,50 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: ProvisionCommand,
     },
-    /// Why a continuation candidate's RK and RG rows say what they say (rules.md H2, K2, K3).
+    /// Why a row says what it says: a continuation candidate's RK and RG (rules.md H2, K2, K3),
+    /// a resident's RS rows and open anomalies (C1–C9), or its identity link (I1–I6).
+    #[command(group(clap::ArgGroup::new("subject").required(true).args(["candidate", "rs", "anomaly", "link"])))]
     Why {
         #[arg(long)]
         municipality: String,
         /// 継続候補番号.
         #[arg(long)]
-        candidate: String,
+        candidate: Option<String>,
+        /// 宛名番号 (with --rs, --anomaly or --link).
+        #[arg(long, required_unless_present = "candidate")]
+        resident: Option<String>,
+        /// The RS row of the period starting on this date (YYYYMMDD), or `all`.
+        #[arg(long, requires = "resident")]
+        rs: Option<String>,
+        /// An anomaly of the resident (A01–A07), or `all` for every open one.
+        #[arg(long, requires = "resident")]
+        anomaly: Option<String>,
+        /// The resident's identity link (I1–I6).
+        #[arg(long, requires = "resident")]
+        link: bool,
+    },
+    /// Every fact the log holds about a resident (or, for an operator, a person), in order, with
+    /// business date, event id and rule ids; audited (S8).
+    #[command(group(clap::ArgGroup::new("whose").required(true).args(["resident", "person"])))]
+    History {
+        /// The caller's municipality (with --resident).
+        #[arg(long, requires = "resident")]
+        municipality: Option<String>,
+        /// 宛名番号.
+        #[arg(long, requires = "municipality")]
+        resident: Option<String>,
+        /// 都道府県被保険者ID (operator).
+        #[arg(long)]
+        person: Option<String>,
+        /// Only facts of business dates up to YYYYMMDD.
+        #[arg(long)]
+        as_of: Option<String>,
+        /// CSV (one fact per row, with a header), for the auditor.
+        #[arg(long)]
+        csv: bool,
+        /// Ask as the operator (every municipality's facts) rather than as the municipality.
+        #[arg(long)]
+        operator: bool,
     },
     /// A household's 高額 months (rules.md K5).
     Kogaku {

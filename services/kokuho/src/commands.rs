@@ -99,8 +99,23 @@ pub(crate) async fn run(cli: Cli) -> u8 {
             }
             Err(e) => Err(e),
         },
-        Command::Why { municipality, candidate } => {
-            client_command(&cli.global, out, |c| why(c, out, municipality, candidate)).await
+        Command::Why { municipality, candidate, resident, rs, anomaly, link } => {
+            match why_of(candidate, resident, rs, anomaly, link) {
+                Ok(what) => client_command(&cli.global, out, |c| why(c, out, municipality, what)).await,
+                Err(e) => Err(e),
+            }
+        }
+        Command::History { municipality, resident, person, as_of, csv, operator } => {
+            match as_of.as_deref().map(parse_date).transpose() {
+                Ok(as_of) => {
+                    let format = if csv { HistoryFormat::Csv } else { HistoryFormat::Out(out) };
+                    client_command(&cli.global, out, |c| {
+                        history(c, format, municipality, resident, person, as_of.unwrap_or(0), operator)
+                    })
+                    .await
+                }
+                Err(e) => Err(e),
+            }
         }
         Command::Kogaku { command: KogakuCommand::Candidates { municipality, changed } } => {
             client_command(&cli.global, out, |c| candidates(c, out, municipality, changed)).await
@@ -465,7 +480,105 @@ async fn eligibility(
     Ok(EXIT_OK)
 }
 
-async fn why(mut client: Client, out: Out, municipality: String, candidate: String) -> Result<u8, ClientError> {
+/// What `kokuho why` explains.
+enum WhyOf {
+    Candidate(String),
+    Link(String),
+    /// A resident's RS rows (`Some(0)`: every period) and open anomalies (a code or "all").
+    Periods { resident: String, rs: Option<u32>, anomaly: Option<String> },
+}
+
+fn why_of(
+    candidate: Option<String>,
+    resident: Option<String>,
+    rs: Option<String>,
+    anomaly: Option<String>,
+    link: bool,
+) -> anyhow::Result<WhyOf> {
+    match (candidate, resident) {
+        (Some(c), _) => Ok(WhyOf::Candidate(c)),
+        (None, Some(r)) if link => Ok(WhyOf::Link(r)),
+        (None, Some(resident)) => {
+            let rs = match rs.as_deref() {
+                None => None,
+                Some("all") => Some(0),
+                Some(d) => Some(parse_date(d)?),
+            };
+            Ok(WhyOf::Periods { resident, rs, anomaly })
+        }
+        (None, None) => anyhow::bail!("say --candidate, or --resident with --rs, --anomaly or --link"),
+    }
+}
+
+async fn why(client: Client, out: Out, municipality: String, what: WhyOf) -> Result<u8, ClientError> {
+    match what {
+        WhyOf::Candidate(candidate) => why_candidate(client, out, municipality, candidate).await,
+        WhyOf::Link(resident) => {
+            let mut client = client;
+            let r = client.explain_link(&municipality, &resident).await?;
+            out.value(
+                &r.lines.join("\n"),
+                serde_json::json!({
+                    "person": r.person, "rules": r.rules, "lines": r.lines,
+                    "facts": r.facts.iter().map(output::fact_json).collect::<Vec<_>>(),
+                }),
+            );
+            Ok(EXIT_OK)
+        }
+        WhyOf::Periods { resident, rs, anomaly } => {
+            let mut client = client;
+            let r = client.explain_periods(&municipality, &resident, rs, anomaly.as_deref()).await?;
+            if r.explanations.is_empty() {
+                out.error(&format!("{municipality} {resident}: nothing to explain (no such period or open anomaly)"));
+                return Ok(EXIT_REJECTED);
+            }
+            let text = r
+                .explanations
+                .iter()
+                .map(|e| format!("{} [{}]\n  {}", e.subject, e.rules.join(","), e.lines.join("\n  ")))
+                .collect::<Vec<_>>()
+                .join("\n\n");
+            let json: Vec<_> = r
+                .explanations
+                .iter()
+                .map(|e| serde_json::json!({ "subject": e.subject, "rules": e.rules, "lines": e.lines }))
+                .collect();
+            out.value(&text, serde_json::json!({ "explanations": json }));
+            Ok(EXIT_OK)
+        }
+    }
+}
+
+/// How `kokuho history` prints.
+#[derive(Clone, Copy)]
+enum HistoryFormat {
+    Out(Out),
+    Csv,
+}
+
+async fn history(
+    mut client: Client,
+    format: HistoryFormat,
+    municipality: Option<String>,
+    resident: Option<String>,
+    person: Option<String>,
+    as_of: u32,
+    operator: bool,
+) -> Result<u8, ClientError> {
+    let subject = match (&person, &municipality, &resident) {
+        (Some(p), _, _) => kokuho_client::HistorySubject::Person(p),
+        (None, Some(m), Some(r)) => kokuho_client::HistorySubject::Resident { municipality: m, resident: r },
+        _ => return Err(ClientError::Status(kokuho_client::Status::invalid_argument("say --person, or --municipality and --resident"))),
+    };
+    let r = client.history(subject, as_of, operator).await?;
+    match format {
+        HistoryFormat::Csv => output::history_csv(&r),
+        HistoryFormat::Out(out) => out.history(&r),
+    }
+    Ok(if r.facts.is_empty() { EXIT_REJECTED } else { EXIT_OK })
+}
+
+async fn why_candidate(mut client: Client, out: Out, municipality: String, candidate: String) -> Result<u8, ClientError> {
     let r = client.explain_candidate(&municipality, &candidate).await?;
     out.value(
         &r.lines.join("\n"),

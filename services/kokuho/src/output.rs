@@ -234,3 +234,83 @@ pub(crate) fn candidate_json(c: &kokuho_client::CandidateSummary) -> serde_json:
         "inherited": c.inherited, "handover_count": c.handover_count, "many_times": c.many_times,
     })
 }
+
+/// A fact of a history, as JSON.
+pub(crate) fn fact_json(f: &kokuho_client::Fact) -> serde_json::Value {
+    json!({
+        "business_date": f.business_date, "occurred_at": f.occurred_at.map(|t| t.to_string()),
+        "municipality": f.municipality, "resident_number": f.resident_number, "person": f.person,
+        "kind": f.kind, "rules": f.rules, "text": f.text,
+        "stream": f.stream, "sequence": f.sequence, "event_id": f.event_id,
+    })
+}
+
+/// `kokuho history --csv`: one fact per row, with a header, for the auditor.
+pub(crate) fn history_csv(r: &kokuho_client::HistoryResponse) {
+    let mut w = csv::Writer::from_writer(std::io::stdout().lock());
+    let header = [
+        "business_date",
+        "occurred_at",
+        "municipality",
+        "resident_number",
+        "person",
+        "kind",
+        "rules",
+        "text",
+        "stream",
+        "sequence",
+        "event_id",
+    ];
+    let mut rows = vec![header.map(String::from).to_vec()];
+    rows.extend(r.facts.iter().map(|f| {
+        vec![
+            f.business_date.to_string(),
+            f.occurred_at.map(|t| t.to_string()).unwrap_or_default(),
+            f.municipality.clone(),
+            f.resident_number.clone(),
+            f.person.clone(),
+            f.kind.clone(),
+            f.rules.join(" "),
+            f.text.clone(),
+            f.stream.clone(),
+            f.sequence.to_string(),
+            f.event_id.clone(),
+        ]
+    }));
+    for row in rows {
+        if w.write_record(&row).is_err() {
+            return; // stdout closed (a pipe): nothing more to say
+        }
+    }
+    let _ = w.flush();
+}
+
+impl Out {
+    /// `kokuho history`: the persons, then one line per fact.
+    pub(crate) fn history(&self, r: &kokuho_client::HistoryResponse) {
+        if self.json {
+            let facts: Vec<_> = r.facts.iter().map(fact_json).collect();
+            println!("{}", json!({ "persons": r.persons, "facts": facts }));
+            return;
+        }
+        println!("都道府県被保険者ID: {}", if r.persons.is_empty() { "-".into() } else { r.persons.join(", ") });
+        for f in &r.facts {
+            let whose = match (f.municipality.as_str(), f.resident_number.as_str()) {
+                ("", _) => "-".to_string(),
+                (m, "") => m.to_string(),
+                (m, r) => format!("{m}/{r}"),
+            };
+            println!(
+                "{} {:<14} {:<14} [{}] {}\n    {}#{} {}",
+                f.business_date,
+                whose,
+                f.kind,
+                f.rules.join(","),
+                f.text,
+                f.stream,
+                f.sequence,
+                f.event_id
+            );
+        }
+    }
+}

@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use kokuho_ids::Date;
 use kokuho_ids::codes::{AnomalyCode, EndReason, Judgement, StartReason};
 
+pub mod explain;
 mod person;
 pub use person::{Change, PersonState, Sent, Source, Tracked, merge, report, step, watch};
 

@@ -1,0 +1,142 @@
+//! history: what the log says about a person, for the auditor, the operator on call and the
+//! clerk at the desk (issue 13): every fact in order — records as submitted (masked), links,
+//! conflicts and merges, periods, the rows each municipality was sent (RS, RI, RE, RM),
+//! continuation candidates and decisions, what relay built and delivered, provision requests,
+//! and every access from the audit log — each with its business date, event id and rule ids.
+//!
+//! It reads, and never writes to, the streams of every other context: intake's, identity's
+//! public subject (never the numbers, S7), continuity's, kogaku's, relay's, the results stream
+//! and the audit stream. One projection per stream ([`index::Index`] of a [`index::Source`])
+//! turns each event into facts keyed by resident and by person. So the history is itself a
+//! projection of the log: `kokuho replay --verify --service history` checks it against a
+//! rebuild. Queries are audited (S8): the next history shows who looked.
+
+mod grpc;
+mod index;
+mod query;
+mod sources;
+
+use anyhow::Context as _;
+use kokuho_bus::Bus;
+use kokuho_runtime::credentials::Credentials;
+use kokuho_runtime::service::{Environment, Service};
+use kokuho_store::{ProjectionHandle, Runners, StoreError};
+
+pub use grpc::{HistoryGrpc, HistoryServer};
+use index::Index;
+
+/// history's one error type.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    #[error("history's state: {0}")]
+    Store(#[from] StoreError),
+}
+
+impl kokuho_runtime::errors::ServiceError for HistoryError {
+    fn kind(&self) -> kokuho_runtime::errors::Kind {
+        match self {
+            HistoryError::Store(_) => kokuho_runtime::errors::Kind::Internal,
+        }
+    }
+}
+
+/// The projections, one per stream read.
+#[derive(Clone)]
+pub(crate) struct Stores {
+    intake: ProjectionHandle,
+    identity: ProjectionHandle,
+    continuity: ProjectionHandle,
+    kogaku: ProjectionHandle,
+    relay: ProjectionHandle,
+    results: ProjectionHandle,
+    audit: ProjectionHandle,
+}
+
+impl Stores {
+    fn read<T>(&self, f: impl FnOnce(&query::Trees<'_>) -> Result<T, StoreError>) -> Result<T, HistoryError> {
+        let all: Vec<&dyn kokuho_store::Read> = [
+            &self.intake,
+            &self.identity,
+            &self.continuity,
+            &self.kogaku,
+            &self.relay,
+            &self.results,
+            &self.audit,
+        ]
+        .into_iter()
+        .map(|h| h.store() as &dyn kokuho_store::Read)
+        .collect();
+        let trees = query::Trees { identity: self.identity.store(), intake: self.intake.store(), all };
+        Ok(f(&trees)?)
+    }
+}
+
+pub struct App {
+    stores: Stores,
+    credentials: Credentials,
+    auditor: kokuho_runtime::audit::Auditor,
+    runners: Runners,
+}
+
+impl App {
+    pub async fn build(env: Environment) -> anyhow::Result<Self> {
+        let mut runners = Runners::new(Self::NAME, env.bus.clone(), env.db.clone(), env.runner.clone());
+        let stores = Stores {
+            intake: runners.projection(Index(sources::Intake), "history-intake")?,
+            identity: runners.projection(Index(sources::Identity), "history-identity")?,
+            continuity: runners.projection(Index(sources::Continuity), "history-continuity")?,
+            kogaku: runners.projection(Index(sources::Kogaku), "history-kogaku")?,
+            relay: runners.projection(Index(sources::Relay), "history-relay")?,
+            results: runners.projection(Index(sources::Results), "history-results")?,
+            audit: runners.projection(Index(sources::Audit), "history-audit")?,
+        };
+        let auditor = audit(env.bus, env.audit_signer).await?;
+        Ok(Self { stores, credentials: env.credentials, auditor, runners })
+    }
+
+    /// The gRPC service of history.
+    pub fn service(&self) -> HistoryServer {
+        grpc::server(self.stores.clone(), self.credentials.clone(), self.auditor.clone())
+    }
+}
+
+async fn audit(
+    bus: Bus,
+    signer: Option<kokuho_runtime::audit::Signer>,
+) -> anyhow::Result<kokuho_runtime::audit::Auditor> {
+    kokuho_runtime::audit::Auditor::new(bus, App::NAME, signer).await.context("audit stream")
+}
+
+impl Service for App {
+    const NAME: &'static str = "history";
+
+    /// It reads every stream but the sealed numbers and identity's numbers (S7), owns none and
+    /// writes nothing but its audit chain.
+    const NATS: kokuho_bus::Access = kokuho_bus::Access {
+        owns: &[],
+        reads: &[
+            kokuho_intake_contract::STREAM.name,
+            kokuho_continuity_contract::STREAM.name,
+            kokuho_kogaku_contract::STREAM.name,
+            kokuho_relay_contract::STREAM.name,
+            kokuho_outbox::RESULTS.name,
+            kokuho_runtime::audit::AUDIT.name,
+        ],
+        reads_subject: &[kokuho_identity_contract::public(&["history-identity"])],
+        appends: &[],
+    };
+
+    async fn build(env: Environment) -> anyhow::Result<Self> {
+        App::build(env).await
+    }
+
+    fn routes(&self, routes: &mut tonic::service::RoutesBuilder) -> Vec<&'static str> {
+        use tonic::server::NamedService as _;
+        routes.add_service(self.service());
+        vec![HistoryServer::NAME]
+    }
+
+    async fn stop(self) {
+        self.runners.shutdown().await;
+    }
+}
