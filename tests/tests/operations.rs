@@ -37,6 +37,7 @@ async fn reflection_lists_every_service() {
         "kokuho.kogaku.v1.KogakuService",
         "kokuho.relay.v1.RelayService",
         "kokuho.midserver.v1.MidServerService",
+        "kokuho.history.v1.HistoryService",
         "grpc.health.v1.Health",
     ] {
         assert!(names.iter().any(|n| n == wanted), "{wanted} not listed: {names:?}");

@@ -36,7 +36,10 @@ pub use tonic::{Code, Status};
 /// Whose history ([`Client::history`]).
 #[derive(Debug, Clone, Copy)]
 pub enum HistorySubject<'a> {
-    Resident { municipality: &'a str, resident: &'a str },
+    Resident {
+        municipality: &'a str,
+        resident: &'a str,
+    },
     /// 都道府県被保険者ID (operators).
     Person(&'a str),
 }
@@ -323,7 +326,11 @@ impl Client {
     }
 
     /// Why a resident is linked to its person (I1–I6), with its municipality's credential.
-    pub async fn explain_link(&mut self, municipality: &str, resident: &str) -> Result<ExplainLinkResponse, ClientError> {
+    pub async fn explain_link(
+        &mut self,
+        municipality: &str,
+        resident: &str,
+    ) -> Result<ExplainLinkResponse, ClientError> {
         let m = hpb::ExplainLinkRequest { municipality: municipality.into(), resident_number: resident.into() };
         Ok(self.history.explain_link(self.request(&Caller::Municipality(municipality.into()), m)).await?.into_inner())
     }

@@ -100,7 +100,15 @@ impl<'t, 'a> Writer<'t, 'a> {
         Self { tx, base, nanos: nanos(envelope), n: 0 }
     }
 
-    fn fact(&mut self, municipality: &str, resident: &str, person: &str, kind: &str, rules: &[&str], text: String) -> Fact {
+    fn fact(
+        &mut self,
+        municipality: &str,
+        resident: &str,
+        person: &str,
+        kind: &str,
+        rules: &[&str],
+        text: String,
+    ) -> Fact {
         Fact {
             municipality: municipality.to_string(),
             resident_number: resident.to_string(),

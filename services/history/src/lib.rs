@@ -54,18 +54,11 @@ pub(crate) struct Stores {
 
 impl Stores {
     fn read<T>(&self, f: impl FnOnce(&query::Trees<'_>) -> Result<T, StoreError>) -> Result<T, HistoryError> {
-        let all: Vec<&dyn kokuho_store::Read> = [
-            &self.intake,
-            &self.identity,
-            &self.continuity,
-            &self.kogaku,
-            &self.relay,
-            &self.results,
-            &self.audit,
-        ]
-        .into_iter()
-        .map(|h| h.store() as &dyn kokuho_store::Read)
-        .collect();
+        let all: Vec<&dyn kokuho_store::Read> =
+            [&self.intake, &self.identity, &self.continuity, &self.kogaku, &self.relay, &self.results, &self.audit]
+                .into_iter()
+                .map(|h| h.store() as &dyn kokuho_store::Read)
+                .collect();
         let trees = query::Trees { identity: self.identity.store(), intake: self.intake.store(), all };
         Ok(f(&trees)?)
     }

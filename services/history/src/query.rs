@@ -119,10 +119,8 @@ pub(crate) fn history(trees: &Trees<'_>, q: &Query) -> Result<pb::HistoryRespons
     let calendar = calendar(trees.intake)?;
     let mut facts = Vec::new();
     for (rank, tree) in trees.all.iter().enumerate() {
-        let prefixes = residents
-            .iter()
-            .map(|(m, r)| resident_prefix(m, r))
-            .chain(persons.iter().map(|p| person_prefix(p)));
+        let prefixes =
+            residents.iter().map(|(m, r)| resident_prefix(m, r)).chain(persons.iter().map(|p| person_prefix(p)));
         for prefix in prefixes {
             for (_, v) in tree.scan_prefix(prefix.as_bytes())? {
                 let mut fact = fact_of(&v)?;
@@ -161,7 +159,9 @@ pub(crate) fn explain_link(
         as_of: None,
     };
     let mut history = history(trees, &q)?;
-    history.facts.retain(|f| f.stream == kokuho_identity_contract::STREAM.name && LINK_KINDS.contains(&f.kind.as_str()));
+    history
+        .facts
+        .retain(|f| f.stream == kokuho_identity_contract::STREAM.name && LINK_KINDS.contains(&f.kind.as_str()));
     let now: BTreeSet<String> = linked(trees.identity, municipality, resident)?
         .iter()
         .map(|p| survivor(trees.identity, p))
@@ -169,8 +169,8 @@ pub(crate) fn explain_link(
     let mut lines = Vec::new();
     let person = now.iter().next().cloned().unwrap_or_default();
     if person.is_empty() {
-        let held = history.facts.iter().any(|f| f.kind == "held")
-            && !history.facts.iter().any(|f| f.kind == "resolved");
+        let held =
+            history.facts.iter().any(|f| f.kind == "held") && !history.facts.iter().any(|f| f.kind == "resolved");
         lines.push(if held {
             format!("{municipality} の宛名番号 {resident} はどの被保険者にも紐付いていません: 審査待ちで保留中です (I3/I4、I6)")
         } else {
@@ -182,7 +182,10 @@ pub(crate) fn explain_link(
         ));
         if history.persons.len() > 1 {
             let merged: Vec<&str> = history.persons.iter().filter(|p| **p != person).map(String::as_str).collect();
-            lines.push(format!("仮の被保険者 {} は同じ個人番号により {person} に統合されました (I5)", merged.join("、")));
+            lines.push(format!(
+                "仮の被保険者 {} は同じ個人番号により {person} に統合されました (I5)",
+                merged.join("、")
+            ));
         }
     }
     for f in &history.facts {

@@ -174,7 +174,11 @@ impl Source for Identity {
                     w.person(&a.pref_id, muni, "person", &["I5"], text);
                 }
                 for c in &e.corrected {
-                    let text = format!("生年月日 {} 性別 {} に訂正 (その者を持つ唯一の市区町村から)", ymd(c.birth_date), c.sex);
+                    let text = format!(
+                        "生年月日 {} 性別 {} に訂正 (その者を持つ唯一の市区町村から)",
+                        ymd(c.birth_date),
+                        c.sex
+                    );
                     w.person(&c.pref_id, muni, "person", &["I3", "W005"], text);
                 }
                 link_facts(&mut w, muni, &e.ids, &e.links, &provisional);
@@ -186,8 +190,10 @@ impl Source for Identity {
                     } else {
                         "個人番号の被保険者と生年月日または性別が違います"
                     };
-                    let text =
-                        format!("{} 保留 (審査 {}): {why}。対象の被保険者 {}。下流には何も渡しません", h.code, h.case_id, h.pref_id);
+                    let text = format!(
+                        "{} 保留 (審査 {}): {why}。対象の被保険者 {}。下流には何も渡しません",
+                        h.code, h.case_id, h.pref_id
+                    );
                     w.resident(muni, &record.resident_number, &h.pref_id, "held", &[&h.code, rule], text);
                     w.tx.put(case_key(&h.case_id), format!("{muni}/{}", record.resident_number).into_bytes());
                 }
@@ -269,7 +275,8 @@ impl Source for Continuity {
                 .iter()
                 .map(|m| format!("{} {}〜 → {} {}〜", m.from_municipality, m.from_start, m.to_municipality, m.to_start))
                 .collect::<Vec<_>>();
-            let pairs = if pairs.is_empty() { String::new() } else { format!(" / 転出転入の組: {}", pairs.join("、")) };
+            let pairs =
+                if pairs.is_empty() { String::new() } else { format!(" / 転出転入の組: {}", pairs.join("、")) };
             w.person(&p.pref_id, "", "periods", rules, format!("適用期間: {text}{pairs}"));
         }
         for gone in &e.merged_away {
@@ -358,7 +365,9 @@ impl Source for Relay {
                 for p in &e.periods {
                     let Some(period) = &p.period else { continue };
                     let text = match (&p.record, p.waiting.as_str()) {
-                        (_, code) if !code.is_empty() => format!("適用 {}〜: 中間サーバーへの送信待ち {code}", period.start),
+                        (_, code) if !code.is_empty() => {
+                            format!("適用 {}〜: 中間サーバーへの送信待ち {code}", period.start)
+                        }
                         (Some(r), _) => format!(
                             "加入者情報 版{}: {} {} {} 枝番 {:02} 資格取得 {} 喪失 {} (都道府県 取得 {} 喪失 {})",
                             p.version,
@@ -393,7 +402,10 @@ impl Source for Relay {
                     let (rules, text): (&[&str], _) = if o.accepted {
                         (&["R4"], format!("中間サーバーへ送信 (処理区分 {kind}): 受理"))
                     } else {
-                        (&["R4", "R03"], format!("中間サーバーへ送信 (処理区分 {kind}): エラー {} {}", o.error_code, o.message))
+                        (
+                            &["R4", "R03"],
+                            format!("中間サーバーへ送信 (処理区分 {kind}): エラー {} {}", o.error_code, o.message),
+                        )
                     };
                     w.resident(muni, resident, "", "relay-delivery", rules, text);
                 }
@@ -446,11 +458,16 @@ fn row_fact(row: &kokuho_proto::results::v1::ResultRow) -> Option<(String, Vec<S
         }
         "RI" => {
             let rules = if f(3) == "1" { vec!["I2", "I5"] } else { vec!["I2"] };
-            Some((f(0).to_string(), owned(rules), format!("RI 市区町村被保険者ID {} 付番日 {} 訂正 {}", f(1), f(2), f(3))))
+            Some((
+                f(0).to_string(),
+                owned(rules),
+                format!("RI 市区町村被保険者ID {} 付番日 {} 訂正 {}", f(1), f(2), f(3)),
+            ))
         }
         "RE" => {
             let state = if f(11) == "2" { "解消" } else { "発生" };
-            let counterpart = if f(8).is_empty() { String::new() } else { format!(" 相手先 {} {}〜{}", f(8), f(9), f(10)) };
+            let counterpart =
+                if f(8).is_empty() { String::new() } else { format!(" 相手先 {} {}〜{}", f(8), f(9), f(10)) };
             let at = if f(4).is_empty() { String::new() } else { format!(" (受付 {} {}行 {})", f(2), f(4), f(6)) };
             let text = format!("RE {} {} {state}: {}{counterpart}{at}", f(0), f(1), f(7));
             Some((f(5).to_string(), owned(code_rules(f(1))), text))

@@ -485,7 +485,11 @@ enum WhyOf {
     Candidate(String),
     Link(String),
     /// A resident's RS rows (`Some(0)`: every period) and open anomalies (a code or "all").
-    Periods { resident: String, rs: Option<u32>, anomaly: Option<String> },
+    Periods {
+        resident: String,
+        rs: Option<u32>,
+        anomaly: Option<String>,
+    },
 }
 
 fn why_of(
@@ -568,7 +572,11 @@ async fn history(
     let subject = match (&person, &municipality, &resident) {
         (Some(p), _, _) => kokuho_client::HistorySubject::Person(p),
         (None, Some(m), Some(r)) => kokuho_client::HistorySubject::Resident { municipality: m, resident: r },
-        _ => return Err(ClientError::Status(kokuho_client::Status::invalid_argument("say --person, or --municipality and --resident"))),
+        _ => {
+            return Err(ClientError::Status(kokuho_client::Status::invalid_argument(
+                "say --person, or --municipality and --resident",
+            )));
+        }
     };
     let r = client.history(subject, as_of, operator).await?;
     match format {
@@ -578,7 +586,12 @@ async fn history(
     Ok(if r.facts.is_empty() { EXIT_REJECTED } else { EXIT_OK })
 }
 
-async fn why_candidate(mut client: Client, out: Out, municipality: String, candidate: String) -> Result<u8, ClientError> {
+async fn why_candidate(
+    mut client: Client,
+    out: Out,
+    municipality: String,
+    candidate: String,
+) -> Result<u8, ClientError> {
     let r = client.explain_candidate(&municipality, &candidate).await?;
     out.value(
         &r.lines.join("\n"),

@@ -55,7 +55,11 @@ pub fn period(periods: &[Period], key: &PeriodKey, business_date: Date) -> Optio
         if let Some(e) = from.end {
             if to.start > e.add_days(1).unwrap_or(e) {
                 rules.push("C3");
-                lines.push(format!("C3: 組の間に空白 ({}〜{}) があっても同じ資格の続きです (A01)", ymd(e.add_days(1)), ymd(to.start.add_days(-1))));
+                lines.push(format!(
+                    "C3: 組の間に空白 ({}〜{}) があっても同じ資格の続きです (A01)",
+                    ymd(e.add_days(1)),
+                    ymd(to.start.add_days(-1))
+                ));
             } else if to.start <= e {
                 rules.push("C4");
                 lines.push(format!("C4: 組が重なって ({}〜{}) いても同じ資格の続きです (A02)", to.start, e));
@@ -84,10 +88,7 @@ pub fn period(periods: &[Period], key: &PeriodKey, business_date: Date) -> Optio
                     describe(first)
                 ));
             } else {
-                lines.push(format!(
-                    "C1: 資格は {} で始まります (開始事由が 02 ではない期間)",
-                    describe(first)
-                ));
+                lines.push(format!("C1: 資格は {} で始まります (開始事由が 02 ではない期間)", describe(first)));
             }
             lines.push(format!("資格取得年月日 {} 資格取得事由 {}", det.acquired_on, det.acquired_reason.code()));
             let judgement = match det.judgement {
@@ -106,7 +107,10 @@ pub fn period(periods: &[Period], key: &PeriodKey, business_date: Date) -> Optio
                 rules.push("C2");
                 lines.push(format!("この期間は {} へ続きます (C2)", describe(&periods[*next])));
             } else if periods[idx].end.is_some() && det.judgement != Judgement::Lost {
-                lines.push("C1: 終了事由 02 の転出先からの転入がまだないので、資格は終わっていません (資格喪失なし)".to_string());
+                lines.push(
+                    "C1: 終了事由 02 の転出先からの転入がまだないので、資格は終わっていません (資格喪失なし)"
+                        .to_string(),
+                );
             }
         }
     }
@@ -124,15 +128,15 @@ pub fn anomaly(periods: &[Period], anomaly: &Anomaly, business_date: Date) -> Re
         .filter(|p| p.municipality == anomaly.to && p.resident == anomaly.resident)
         .map(describe)
         .collect();
-    let counterpart = format!(
-        "{} {}〜{}",
-        anomaly.counterpart,
-        ymd(anomaly.counterpart_start),
-        ymd(anomaly.counterpart_end)
-    );
+    let counterpart =
+        format!("{} {}〜{}", anomaly.counterpart, ymd(anomaly.counterpart_start), ymd(anomaly.counterpart_end));
     let (rules, why): (Vec<&'static str>, String) = match anomaly.code {
-        AnomalyCode::A01 => (vec!["C2", "C3"], format!("C3: 転出・転入の組 (C2) の間に空白があります: 相手先 {counterpart}")),
-        AnomalyCode::A02 => (vec!["C2", "C4"], format!("C4: 転出・転入の組 (C2) が重なっています: 相手先 {counterpart}")),
+        AnomalyCode::A01 => {
+            (vec!["C2", "C3"], format!("C3: 転出・転入の組 (C2) の間に空白があります: 相手先 {counterpart}"))
+        }
+        AnomalyCode::A02 => {
+            (vec!["C2", "C4"], format!("C4: 転出・転入の組 (C2) が重なっています: 相手先 {counterpart}"))
+        }
         AnomalyCode::A03 => (
             vec!["C5", "T1"],
             format!(

@@ -678,3 +678,41 @@ proptest! {
         prop_assert_eq!(play_split(&phases, shuffle, munis[which], merge_after), play(&phases, shuffle));
     }
 }
+
+// === why (explain): the same rules, told step by step ===
+
+#[test]
+fn why_the_worked_example_continues_from_20200401() {
+    let periods = worked_example("20260520");
+    let why = explain::period(&periods, &periods[1].key(), d("20260601")).unwrap();
+    assert_eq!(why.rules, vec!["C1", "C2", "C3", "C9"], "{why:?}");
+    assert!(why.lines.iter().any(|l| l.contains("資格取得年月日 20200401 資格取得事由 03")), "{why:?}");
+    assert!(why.lines.iter().any(|l| l.starts_with("判定区分 2")), "{why:?}");
+    assert!(why.lines.iter().any(|l| l.contains("20260510〜20260519")), "the gap's days: {why:?}");
+    // The first period starts the span and continues into the second.
+    let first = explain::period(&periods, &periods[0].key(), d("20260601")).unwrap();
+    assert!(first.lines.iter().any(|l| l.starts_with("判定区分 1")), "{first:?}");
+    assert!(first.lines.iter().any(|l| l.contains("へ続きます")), "{first:?}");
+    assert!(explain::period(&periods, &("131024".into(), "1".into(), d("20260101")), d("20260601")).is_none());
+}
+
+#[test]
+fn why_an_unpaired_move_in_waits_and_then_starts_with_99() {
+    let p = vec![moved_in(period("131032", "200001", "20260510", "02", None), "131016")];
+    let waiting = explain::period(&p, &p[0].key(), d("20260601")).unwrap();
+    assert!(waiting.rules.contains(&"C5") && waiting.lines.iter().any(|l| l.contains("未定")), "{waiting:?}");
+    let late = explain::period(&p, &p[0].key(), d("20260610")).unwrap();
+    assert!(late.lines.iter().any(|l| l.contains("資格取得事由 99")), "{late:?}");
+}
+
+#[test]
+fn why_an_anomaly_names_its_rule() {
+    let periods = worked_example("20260520");
+    let ev = evaluate(&periods, d("20260601"));
+    for a in &ev.anomalies {
+        let why = explain::anomaly(&periods, a, d("20260601"));
+        assert!(why.rules.contains(&"C3"), "{why:?}");
+        assert!(why.lines[0].starts_with("A01"), "{why:?}");
+    }
+    assert_eq!(ev.anomalies.len(), 2);
+}
