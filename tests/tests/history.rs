@@ -32,6 +32,7 @@ async fn the_history_of_the_fixtures_person_x_end_to_end() {
     // 県内継続 from 20200401 (the worked example), the candidate decided, relay's delivery.
     let h = clerk_of(&sys, MINATO).history(MINATO_X, 0, false).await.unwrap();
     assert_eq!(h.persons.len(), 1, "{:?}", h.persons);
+    assert!(h.complete, "history has read the whole log");
     let x = h.persons[0].clone();
     let facts = &h.facts;
     assert_eq!(with_rules(facts, "record", &["KK"]).len(), 1, "the KK record as submitted");

@@ -12,13 +12,19 @@ use crate::{HistoryError, Stores};
 pub type HistoryServer = HistoryServiceServer<HistoryGrpc>;
 
 pub struct HistoryGrpc {
+    bus: kokuho_bus::Bus,
     stores: Stores,
     credentials: Credentials,
     auditor: Auditor,
 }
 
-pub(crate) fn server(stores: Stores, credentials: Credentials, auditor: Auditor) -> HistoryServer {
-    HistoryServiceServer::new(HistoryGrpc { stores, credentials, auditor })
+pub(crate) fn server(
+    bus: kokuho_bus::Bus,
+    stores: Stores,
+    credentials: Credentials,
+    auditor: Auditor,
+) -> HistoryServer {
+    HistoryServiceServer::new(HistoryGrpc { bus, stores, credentials, auditor })
 }
 
 fn status(e: HistoryError) -> Status {
@@ -47,7 +53,9 @@ impl HistoryService for HistoryGrpc {
         };
         self.auditor.require(&caller, allowed, ACTION, &purpose).await?;
         let q = Query { subject, viewer: viewer(&caller), as_of: (r.as_of != 0).then_some(r.as_of) };
-        let answer = self.stores.read(|trees| query::history(trees, &q)).map_err(status)?;
+        let complete = self.stores.caught_up(&self.bus).await;
+        let mut answer = self.stores.read(|trees| query::history(trees, &q)).map_err(status)?;
+        answer.complete = complete;
         // Nothing known: no person to record (the refusal or the miss is still audited).
         self.auditor.answered(&caller, ACTION, answer.persons.clone(), &purpose).await?;
         Ok(Response::new(answer))
@@ -64,6 +72,7 @@ impl HistoryService for HistoryGrpc {
         let allowed = caller.is_operator() || caller.is_municipality(&r.municipality);
         self.auditor.require(&caller, allowed, ACTION, &purpose).await?;
         let viewer = viewer(&caller);
+        self.stores.caught_up(&self.bus).await;
         let answer = self
             .stores
             .read(|trees| query::explain_link(trees, &r.municipality, &r.resident_number, viewer.as_deref()))

@@ -40,6 +40,9 @@ impl kokuho_runtime::errors::ServiceError for HistoryError {
     }
 }
 
+/// How long a query waits for history to read what the log holds now.
+const CATCH_UP: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The projections, one per stream read.
 #[derive(Clone)]
 pub(crate) struct Stores {
@@ -53,6 +56,23 @@ pub(crate) struct Stores {
 }
 
 impl Stores {
+    fn all(&self) -> [&ProjectionHandle; 7] {
+        [&self.intake, &self.identity, &self.continuity, &self.kogaku, &self.relay, &self.results, &self.audit]
+    }
+
+    /// Waits a little for every projection to reach the end of its stream as it is now: a
+    /// history answered right after a submission holds what the submission caused. False if one
+    /// is still behind (a load in progress), or the log cannot be asked.
+    async fn caught_up(&self, bus: &Bus) -> bool {
+        for handle in self.all() {
+            let Ok(last) = handle.head(bus).await else { return false };
+            if !handle.wait_for(last, CATCH_UP).await {
+                return false;
+            }
+        }
+        true
+    }
+
     fn read<T>(&self, f: impl FnOnce(&query::Trees<'_>) -> Result<T, StoreError>) -> Result<T, HistoryError> {
         let all: Vec<&dyn kokuho_store::Read> =
             [&self.intake, &self.identity, &self.continuity, &self.kogaku, &self.relay, &self.results, &self.audit]
@@ -65,6 +85,7 @@ impl Stores {
 }
 
 pub struct App {
+    bus: Bus,
     stores: Stores,
     credentials: Credentials,
     auditor: kokuho_runtime::audit::Auditor,
@@ -83,13 +104,13 @@ impl App {
             results: runners.projection(Index(sources::Results), "history-results")?,
             audit: runners.projection(Index(sources::Audit), "history-audit")?,
         };
-        let auditor = audit(env.bus, env.audit_signer).await?;
-        Ok(Self { stores, credentials: env.credentials, auditor, runners })
+        let auditor = audit(env.bus.clone(), env.audit_signer).await?;
+        Ok(Self { bus: env.bus, stores, credentials: env.credentials, auditor, runners })
     }
 
     /// The gRPC service of history.
     pub fn service(&self) -> HistoryServer {
-        grpc::server(self.stores.clone(), self.credentials.clone(), self.auditor.clone())
+        grpc::server(self.bus.clone(), self.stores.clone(), self.credentials.clone(), self.auditor.clone())
     }
 }
 

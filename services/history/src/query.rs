@@ -140,7 +140,11 @@ pub(crate) fn history(trees: &Trees<'_>, q: &Query) -> Result<pb::HistoryRespons
         }
     }
     facts.sort_by(|a, b| (a.0, &a.1, a.2, a.3).cmp(&(b.0, &b.1, b.2, b.3)));
-    Ok(pb::HistoryResponse { persons: persons.into_iter().collect(), facts: facts.into_iter().map(|f| f.4).collect() })
+    Ok(pb::HistoryResponse {
+        persons: persons.into_iter().collect(),
+        facts: facts.into_iter().map(|f| f.4).collect(),
+        complete: true,
+    })
 }
 
 /// The facts of identity linkage: what `ExplainLink` rests on.

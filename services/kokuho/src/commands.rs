@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use kokuho_client::scenario::{self, Scenario};
+use kokuho_client::scenario::{self, Scenario, StepReport};
 use kokuho_client::{Client, ClientError, SubmissionStatus};
 use kokuho_ids::Registry;
 use kokuho_system::{System, SystemConfig};
@@ -1124,6 +1124,30 @@ fn default_scenario() -> PathBuf {
 
 /// The demo's end: what each partition of the intermediate server holds (R1, R2), and one
 /// eligibility check as a clinic makes it.
+/// The demo's last step: for the first person an RS row says moved within the prefecture
+/// (判定区分 2), why that row says so and the person's history, as the clerk sees them.
+async fn show_a_movers_history(client: &mut Client, reports: &[StepReport]) -> anyhow::Result<()> {
+    let mover = reports.iter().flat_map(|r| &r.fetched).find_map(|(muni, files)| {
+        files.iter().filter(|f| f.kind == "RS").find_map(|f| {
+            String::from_utf8_lossy(&f.content).lines().find_map(|line| {
+                let fields: Vec<&str> = line.split(',').collect();
+                (fields.first() == Some(&"2") && fields.get(9) == Some(&"2"))
+                    .then(|| (muni.clone(), fields[1].to_string(), fields[7].to_string()))
+            })
+        })
+    });
+    let Some((muni, resident, start)) = mover else { return Ok(()) };
+    output::line(&format!("\n== kokuho why --municipality {muni} --resident {resident} --rs {start} =="));
+    let start = parse_date(&start)?;
+    for e in client.explain_periods(&muni, &resident, Some(start), None).await?.explanations {
+        output::line(&format!("{} [{}]\n  {}", e.subject, e.rules.join(","), e.lines.join("\n  ")));
+    }
+    output::line(&format!("\n== kokuho history --municipality {muni} --resident {resident} (as {muni}'s clerk) =="));
+    let subject = kokuho_client::HistorySubject::Resident { municipality: &muni, resident: &resident };
+    Out { json: false }.history(&client.history(subject, 0, false).await?);
+    Ok(())
+}
+
 async fn show_partitions(client: &mut Client, scenario: &Scenario) -> anyhow::Result<()> {
     let mut first = None;
     output::line("\n== 中間サーバー: what each partition (委託区画) holds ==");
@@ -1203,8 +1227,9 @@ async fn demo(out: Out, args: DemoArgs) -> anyhow::Result<u8> {
         .await?
         .with_dev_credentials(kokuho_system::credentials_dir(&dir));
     let played = scenario::play(&mut client, &scenario, |report| out.step(report)).await;
-    if played.is_ok() {
+    if let Ok(reports) = &played {
         show_partitions(&mut client, &scenario).await?;
+        show_a_movers_history(&mut client, reports).await?;
     }
     system.stop().await?;
     if args.keep {

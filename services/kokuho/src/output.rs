@@ -290,8 +290,11 @@ impl Out {
     pub(crate) fn history(&self, r: &kokuho_client::HistoryResponse) {
         if self.json {
             let facts: Vec<_> = r.facts.iter().map(fact_json).collect();
-            println!("{}", json!({ "persons": r.persons, "facts": facts }));
+            println!("{}", json!({ "persons": r.persons, "complete": r.complete, "facts": facts }));
             return;
+        }
+        if !r.complete {
+            eprintln!("kokuho: history is still reading the log (a load in progress): the latest facts may be missing");
         }
         println!("都道府県被保険者ID: {}", if r.persons.is_empty() { "-".into() } else { r.persons.join(", ") });
         for f in &r.facts {
