@@ -100,16 +100,10 @@ impl<'t, 'a> Writer<'t, 'a> {
         Self { tx, base, nanos: nanos(envelope), n: 0 }
     }
 
-    fn fact(
-        &mut self,
-        municipality: &str,
-        resident: &str,
-        person: &str,
-        kind: &str,
-        rules: &[&str],
-        text: String,
-    ) -> Fact {
-        Fact {
+    /// Stores a fact under `prefix` (a resident's or a person's), after the event's earlier ones.
+    fn put(&mut self, prefix: String, whose: (&str, &str, &str), kind: &str, rules: &[&str], text: String) {
+        let (municipality, resident, person) = whose;
+        let fact = Fact {
             municipality: municipality.to_string(),
             resident_number: resident.to_string(),
             person: person.to_string(),
@@ -117,12 +111,10 @@ impl<'t, 'a> Writer<'t, 'a> {
             rules: rules.iter().map(|r| r.to_string()).collect(),
             text,
             ..self.base.clone()
-        }
-    }
-
-    fn next_sort(&mut self) -> String {
+        };
         self.n += 1;
-        sort(self.nanos, self.base.sequence, self.n)
+        let key = format!("{prefix}{}", sort(self.nanos, self.base.sequence, self.n));
+        self.tx.put(key, fact.encode_to_vec());
     }
 
     /// A fact about resident `resident` of `municipality` (and the person, where known).
@@ -135,22 +127,16 @@ impl<'t, 'a> Writer<'t, 'a> {
         rules: &[&str],
         text: String,
     ) {
-        if resident.is_empty() {
-            return;
+        if !resident.is_empty() {
+            self.put(resident_prefix(municipality, resident), (municipality, resident, person), kind, rules, text);
         }
-        let fact = self.fact(municipality, resident, person, kind, rules, text);
-        let key = format!("{}{}", resident_prefix(municipality, resident), self.next_sort());
-        self.tx.put(key, fact.encode_to_vec());
     }
 
     /// A fact about person `pref`, which concerns `municipality` (empty: the person as a whole).
     pub(crate) fn person(&mut self, pref: &str, municipality: &str, kind: &str, rules: &[&str], text: String) {
-        if pref.is_empty() {
-            return;
+        if !pref.is_empty() {
+            self.put(person_prefix(pref), (municipality, "", pref), kind, rules, text);
         }
-        let fact = self.fact(municipality, "", pref, kind, rules, text);
-        let key = format!("{}{}", person_prefix(pref), self.next_sort());
-        self.tx.put(key, fact.encode_to_vec());
     }
 
     /// (municipality, 宛名番号) is linked to person `pref` (I2).
