@@ -100,6 +100,16 @@ async fn no_individual_number_is_written_anywhere() {
             generated_answers.push(String::from_utf8_lossy(&f.content).into_owned());
         }
     }
+    // history holds every fact about a person (and is asked once, so that its answer and its
+    // audit entry are written too).
+    let h = sys.client.history(
+        kokuho_client::HistorySubject::Resident { municipality: "131032", resident: "200001" },
+        0,
+        true,
+    );
+    let h = h.await.unwrap();
+    assert!(!h.facts.is_empty(), "history answered");
+    generated_answers.push(format!("{h:?}"));
     // relay sent them on: the simulator's store holds records (sealed numbers), relay's store its
     // ledger; both are scanned below.
     assert!(!sys.client.midserver_partition("131016").await.unwrap().is_empty(), "relay delivered");
@@ -134,6 +144,7 @@ async fn no_individual_number_is_written_anywhere() {
     assert!(paths.iter().any(|p| p.to_string_lossy().contains("store")), "the sled stores were scanned");
     assert!(paths.iter().any(|p| p.to_string_lossy().contains("store/relay")), "relay's store was scanned");
     assert!(paths.iter().any(|p| p.to_string_lossy().contains("midserver-sim")), "the simulator's store was scanned");
+    assert!(paths.iter().any(|p| p.to_string_lossy().contains("store/history")), "history's store was scanned");
     // Positive control: the scan sees clear text that is stored (names are not sealed).
     assert!(
         haystacks.iter().any(|(name, h)| name.contains("jetstream") && contains(h, "山田 太郎".as_bytes())),
