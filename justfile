@@ -43,6 +43,7 @@ test: deps
     cargo test --workspace --locked
     just mutants-smoke
     just fuzz-smoke
+    just bench-e2e-smoke
 
 # Crash-restart at scale: the whole `kokuho up` tree SIGKILLed 20 times at random moments of a
 # generated scenario of 600 persons, on five seeds; the results must equal a clean run's (`just test` runs
@@ -111,6 +112,16 @@ fuzz-smoke:
     KOKUHO_FUZZ_EXECS=100000 cargo bench -p kokuho --bench fuzz --profile dev --locked
     KOKUHO_FUZZ_SERVER_EXECS=500 cargo bench -p kokuho-e2e --bench fuzz_server --profile dev --locked
     KOKUHO_MEMORY_MIB=16 cargo bench -p kokuho --bench intake_memory --profile dev --locked
+
+# The whole system end to end, black box (`kokuho up`), next to raw JetStream in the same run:
+# a generated prefecture (KOKUHO_BENCH_PERSONS, default 100,000; 3000000 is Tokyo) loaded by
+# every municipality in parallel, a month of moves, decisions, fetches (docs/benchmarks.md).
+bench-e2e: deps
+    cargo bench -p kokuho --bench e2e --locked
+
+# The short run inside `just test` (debug build, 3,000 persons in 4 municipalities).
+bench-e2e-smoke:
+    KOKUHO_BENCH_PERSONS=3000 KOKUHO_BENCH_MUNICIPALITIES=4 KOKUHO_BENCH_FILE_PERSONS=500 cargo bench -p kokuho --bench e2e --profile dev --locked
 
 # Benchmarks side by side with raw JetStream in the same run (docs/benchmarks.md).
 bench: deps
