@@ -36,6 +36,9 @@ use prefecture::{KK_TAIL, Municipality, file, municipalities, rss_of};
 const RAW: StreamDef =
     StreamDef { name: "KOKUHO_RAWBENCH", subjects: &["kokuho.rawbench.>"], description: "benchmark" };
 
+/// The files of one submission.
+type Files = Vec<(String, Vec<u8>)>;
+
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
@@ -63,7 +66,7 @@ impl Prefecture {
 
     /// The register of municipality `i`, in submissions of at most `file_persons` persons
     /// (a household's persons in one submission): (files, records).
-    fn register(&self, i: usize) -> Vec<(Vec<(String, Vec<u8>)>, u64)> {
+    fn register(&self, i: usize) -> Vec<(Files, u64)> {
         let m = &self.munis[i];
         let mut out = Vec::new();
         let mut j = 0;
@@ -92,7 +95,7 @@ impl Prefecture {
 
     /// The moves of month 2025-05 as municipality `i` sends them: its movers' ends (02, to the
     /// next municipality, on 2025-05-09) and the households arriving from the previous one.
-    fn moves(&self, i: usize, seq: u32) -> (Vec<(String, Vec<u8>)>, u64) {
+    fn moves(&self, i: usize, seq: u32) -> (Files, u64) {
         let n = self.munis.len();
         let (m, prev, next) = (&self.munis[i], &self.munis[(i + n - 1) % n].code, &self.munis[(i + 1) % n].code);
         let (mut ks, mut kk) = (Vec::new(), Vec::new());
@@ -134,7 +137,7 @@ struct Submitted {
 
 /// Submits every municipality's submissions, one task per municipality (its clerk), in order
 /// within a municipality; returns what each got back.
-async fn submit_all(client: &Client, work: Vec<(String, Vec<Vec<(String, Vec<u8>)>>)>) -> Vec<Submitted> {
+async fn submit_all(client: &Client, work: Vec<(String, Vec<Files>)>) -> Vec<Submitted> {
     let mut tasks = tokio::task::JoinSet::new();
     for (muni, submissions) in work {
         let mut client = client.clone();
