@@ -571,6 +571,28 @@ impl Bus {
         }
     }
 
+    /// The event stored at `seq` (a reader's position: the last part of an event in parts),
+    /// whole, with a direct get per part; `None` if the stream does not hold it. For a history
+    /// that keeps where its facts are rather than copies of them.
+    pub async fn event_at(&self, stream: &str, seq: u64) -> Result<Option<Bytes>, BusError> {
+        let s = self.stream(stream).await?;
+        let get = async |seq: u64| match s.direct_get(seq).await {
+            Ok(m) => Ok(Some(m)),
+            Err(e) if e.kind() == stream::DirectGetErrorKind::NotFound => Ok(None),
+            Err(e) => Err(BusError::new(BusErrorKind::Unavailable, "message by sequence", e)),
+        };
+        let Some(last) = get(seq).await? else { return Ok(None) };
+        let Some((i, n)) = parts::part_of(Some(&last.headers)) else { return Ok(Some(last.payload)) };
+        let first = seq.saturating_sub(i as u64 - 1);
+        let mut whole = bytes::BytesMut::new();
+        for part in first..first + n as u64 {
+            let m = if part == seq { Some(last.payload.clone()) } else { get(part).await?.map(|m| m.payload) };
+            let Some(payload) = m else { return Ok(None) };
+            whole.extend_from_slice(&payload);
+        }
+        Ok(Some(whole.freeze()))
+    }
+
     /// Does the stream hold message `seq` (not deleted, not aged out)?
     pub async fn holds(&self, stream: &str, seq: u64) -> Result<bool, BusError> {
         let s = self.stream(stream).await?;

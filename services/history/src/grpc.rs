@@ -6,7 +6,7 @@ use kokuho_runtime::audit::Auditor;
 use kokuho_runtime::credentials::{Caller, Credentials};
 use tonic::{Request, Response, Status};
 
-use crate::query::{self, Query, Subject};
+use crate::query::{Query, Subject};
 use crate::{HistoryError, Stores};
 
 pub type HistoryServer = HistoryServiceServer<HistoryGrpc>;
@@ -54,7 +54,7 @@ impl HistoryService for HistoryGrpc {
         self.auditor.require(&caller, allowed, ACTION, &purpose).await?;
         let q = Query { subject, viewer: viewer(&caller), as_of: (r.as_of != 0).then_some(r.as_of) };
         let complete = self.stores.caught_up(&self.bus).await;
-        let mut answer = self.stores.read(|trees| query::history(trees, &q)).map_err(status)?;
+        let mut answer = self.stores.history(&self.bus, &q).await.map_err(status)?;
         answer.complete = complete;
         // Nothing known: no person to record (the refusal or the miss is still audited).
         self.auditor.answered(&caller, ACTION, answer.persons.clone(), &purpose).await?;
@@ -73,10 +73,8 @@ impl HistoryService for HistoryGrpc {
         self.auditor.require(&caller, allowed, ACTION, &purpose).await?;
         let viewer = viewer(&caller);
         self.stores.caught_up(&self.bus).await;
-        let answer = self
-            .stores
-            .read(|trees| query::explain_link(trees, &r.municipality, &r.resident_number, viewer.as_deref()))
-            .map_err(status)?;
+        let answer =
+            self.stores.explain_link(&r.municipality, &r.resident_number, viewer.as_deref()).map_err(status)?;
         let persons = if answer.person.is_empty() { Vec::new() } else { vec![answer.person.clone()] };
         self.auditor.answered(&caller, ACTION, persons, &purpose).await?;
         Ok(Response::new(answer))

@@ -30,12 +30,21 @@ use index::Index;
 pub enum HistoryError {
     #[error("history's state: {0}")]
     Store(#[from] StoreError),
+    #[error("the log: {0}")]
+    Log(#[from] kokuho_bus::BusError),
+    #[error("{stream} no longer holds event {seq}, which history's index names")]
+    Missing { stream: &'static str, seq: u64 },
+    #[error("event {seq} of {stream} no longer reads as it did: {why}")]
+    Unreadable { stream: &'static str, seq: u64, why: String },
 }
 
 impl kokuho_runtime::errors::ServiceError for HistoryError {
     fn kind(&self) -> kokuho_runtime::errors::Kind {
         match self {
-            HistoryError::Store(_) => kokuho_runtime::errors::Kind::Internal,
+            HistoryError::Log(_) => kokuho_runtime::errors::Kind::Unavailable,
+            HistoryError::Store(_) | HistoryError::Missing { .. } | HistoryError::Unreadable { .. } => {
+                kokuho_runtime::errors::Kind::Internal
+            }
         }
     }
 }
@@ -73,14 +82,37 @@ impl Stores {
         true
     }
 
-    fn read<T>(&self, f: impl FnOnce(&query::Trees<'_>) -> Result<T, StoreError>) -> Result<T, HistoryError> {
-        let all: Vec<&dyn kokuho_store::Read> =
-            [&self.intake, &self.identity, &self.continuity, &self.kogaku, &self.relay, &self.results, &self.audit]
-                .into_iter()
-                .map(|h| h.store() as &dyn kokuho_store::Read)
-                .collect();
-        let trees = query::Trees { identity: self.identity.store(), intake: self.intake.store(), all };
-        Ok(f(&trees)?)
+    /// Every fact of the query's subject the caller may see, in order.
+    async fn history(
+        &self,
+        bus: &Bus,
+        q: &query::Query,
+    ) -> Result<kokuho_proto::history::v1::HistoryResponse, HistoryError> {
+        let identity = self.identity.store();
+        let wanted = query::wanted(identity, q)?;
+        let mut facts = query::stored(identity, &wanted)?;
+        facts.extend(query::from_log(&sources::Intake, self.intake.store(), bus, &wanted).await?);
+        facts.extend(query::from_log(&sources::Continuity, self.continuity.store(), bus, &wanted).await?);
+        facts.extend(query::from_log(&sources::Kogaku, self.kogaku.store(), bus, &wanted).await?);
+        facts.extend(query::from_log(&sources::Relay, self.relay.store(), bus, &wanted).await?);
+        facts.extend(query::from_log(&sources::Results, self.results.store(), bus, &wanted).await?);
+        facts.extend(query::from_log(&sources::Audit, self.audit.store(), bus, &wanted).await?);
+        let facts = query::arrange(facts, q, self.intake.store())?;
+        Ok(kokuho_proto::history::v1::HistoryResponse {
+            persons: wanted.persons.into_iter().collect(),
+            facts,
+            complete: true,
+        })
+    }
+
+    /// Why a resident is linked as it is (identity's facts).
+    fn explain_link(
+        &self,
+        municipality: &str,
+        resident: &str,
+        viewer: Option<&str>,
+    ) -> Result<kokuho_proto::history::v1::ExplainLinkResponse, HistoryError> {
+        Ok(query::explain_link(self.identity.store(), self.intake.store(), municipality, resident, viewer)?)
     }
 }
 

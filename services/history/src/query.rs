@@ -1,5 +1,7 @@
-//! A resident's or a person's history from history's trees, and why a resident is linked the
-//! way it is. Pure reads of the stores: no clock, no log.
+//! A resident's or a person's history, and why a resident is linked the way it is: who the
+//! query is about (links and merges in identity's tree), their facts (identity's stored whole,
+//! the others' read again from the log where the index says they are), then what the caller
+//! may see, dated and in order.
 
 use std::collections::BTreeSet;
 
@@ -8,18 +10,10 @@ use kokuho_proto::history::v1::Fact;
 use kokuho_store::{Read, StoreError, u32_of};
 
 use crate::index::{
-    CALENDAR_PREFIX, links_prefix, merged_from_prefix, merged_into_key, person_prefix, resident_prefix,
-    residents_prefix,
+    CALENDAR_PREFIX, Sink, Source, Wanted, links_prefix, merged_from_prefix, merged_into_key, person_prefix,
+    person_refs, refs, resident_prefix, resident_refs, residents_prefix,
 };
 use crate::sources::fact_of;
-
-/// history's trees, the identity tree (links, merges) and the intake tree (calendar) first.
-pub(crate) struct Trees<'a> {
-    pub(crate) identity: &'a dyn Read,
-    pub(crate) intake: &'a dyn Read,
-    /// Every tree, in the order a fact's stream is shown on a tie (intake … audit).
-    pub(crate) all: Vec<&'a dyn Read>,
-}
 
 /// Whose history.
 #[derive(Debug, Clone)]
@@ -76,6 +70,81 @@ fn with_merges(identity: &dyn Read, persons: BTreeSet<String>) -> Result<BTreeSe
     Ok(out)
 }
 
+/// The residents and persons the query is about: the resident's persons (with their merges)
+/// and every resident of those persons the viewer may see.
+pub(crate) fn wanted(identity: &dyn Read, q: &Query) -> Result<Wanted, StoreError> {
+    let (persons, mut residents) = match &q.subject {
+        Subject::Resident { municipality, resident } => {
+            (linked(identity, municipality, resident)?, BTreeSet::from([(municipality.clone(), resident.clone())]))
+        }
+        Subject::Person(p) => (BTreeSet::from([p.clone()]), BTreeSet::new()),
+    };
+    let persons = with_merges(identity, persons)?;
+    for p in &persons {
+        let prefix = residents_prefix(p);
+        for (k, _) in identity.scan_prefix(prefix.as_bytes())? {
+            if let Some((m, r)) = tail(&k, &prefix).split_once('/') {
+                residents.insert((m.to_string(), r.to_string()));
+            }
+        }
+    }
+    if let Some(viewer) = &q.viewer {
+        residents.retain(|(m, _)| m == viewer);
+    }
+    Ok(Wanted { residents, persons })
+}
+
+/// The facts a tree stores whole (identity's).
+pub(crate) fn stored(tree: &dyn Read, wanted: &Wanted) -> Result<Vec<Fact>, StoreError> {
+    let prefixes = wanted
+        .residents
+        .iter()
+        .map(|(m, r)| resident_prefix(m, r))
+        .chain(wanted.persons.iter().map(|p| person_prefix(p)));
+    let mut out = Vec::new();
+    for prefix in prefixes {
+        for (_, v) in tree.scan_prefix(prefix.as_bytes())? {
+            out.push(fact_of(&v)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Where a tree's index says the wanted residents' and persons' events are.
+fn located(tree: &dyn Read, wanted: &Wanted) -> Result<BTreeSet<u64>, StoreError> {
+    let keys =
+        wanted.residents.iter().map(|(m, r)| resident_refs(m, r)).chain(wanted.persons.iter().map(|p| person_refs(p)));
+    let mut out = BTreeSet::new();
+    for key in keys {
+        if let Some(v) = tree.get(&key)? {
+            out.extend(refs(&v));
+        }
+    }
+    Ok(out)
+}
+
+/// The facts about the wanted residents and persons in `S`'s stream: each event the index
+/// locates, read again from the log and read by the same source that indexed it.
+pub(crate) async fn from_log<S: Source>(
+    source: &S,
+    tree: &dyn Read,
+    bus: &kokuho_bus::Bus,
+    wanted: &Wanted,
+) -> Result<Vec<Fact>, crate::HistoryError> {
+    let mut out = Vec::new();
+    for seq in located(tree, wanted)? {
+        let Some(payload) = bus.event_at(S::STREAM, seq).await? else {
+            return Err(crate::HistoryError::Missing { stream: S::STREAM, seq });
+        };
+        let mut sink = Sink::Collect { store: tree, wanted, out: &mut out };
+        if let Err(e) = source.read(&mut sink, seq, &payload) {
+            // Indexed once, so it decoded then: the log changed under the index.
+            return Err(crate::HistoryError::Unreadable { stream: S::STREAM, seq, why: e.to_string() });
+        }
+    }
+    Ok(out)
+}
+
 /// The business date in force at each moment (rules.md T1), from intake's calendar.
 fn calendar(intake: &dyn Read) -> Result<Vec<(String, u32)>, StoreError> {
     Ok(intake
@@ -90,69 +159,66 @@ fn nanos_key(fact: &Fact) -> String {
     format!("{:020}", n.max(0))
 }
 
-/// Every fact of the query's subject the viewer may see, in order: by business date, then
-/// by the time it was appended (a cause before its effects), then by stream and sequence.
-pub(crate) fn history(trees: &Trees<'_>, q: &Query) -> Result<pb::HistoryResponse, StoreError> {
-    let (persons, mut residents) = match &q.subject {
-        Subject::Resident { municipality, resident } => (
-            linked(trees.identity, municipality, resident)?,
-            BTreeSet::from([(municipality.clone(), resident.clone())]),
-        ),
-        Subject::Person(p) => (BTreeSet::from([p.clone()]), BTreeSet::new()),
-    };
-    let persons = with_merges(trees.identity, persons)?;
-    for p in &persons {
-        let prefix = residents_prefix(p);
-        for (k, _) in trees.identity.scan_prefix(prefix.as_bytes())? {
-            if let Some((m, r)) = tail(&k, &prefix).split_once('/') {
-                residents.insert((m.to_string(), r.to_string()));
-            }
-        }
-    }
-    if let Some(viewer) = &q.viewer {
-        residents.retain(|(m, _)| m == viewer);
-    }
+/// Streams in the order their facts are shown on a tie: a cause's stream before its effects'.
+const STREAMS: [&str; 7] = [
+    "KOKUHO_INTAKE",
+    "KOKUHO_IDENTITY",
+    "KOKUHO_CONTINUITY",
+    "KOKUHO_KOGAKU",
+    "KOKUHO_RELAY",
+    "KOKUHO_RESULTS",
+    "KOKUHO_AUDIT",
+];
+
+/// What the viewer may see of `facts`, dated, up to `as_of`, in order: by business date, then
+/// by the time it was appended (a cause before its effects), then by stream and sequence; a
+/// fact equal to the last of its topic (a person's periods evaluated again unchanged) once.
+pub(crate) fn arrange(facts: Vec<Fact>, q: &Query, intake: &dyn Read) -> Result<Vec<Fact>, StoreError> {
     let visible = |f: &Fact| match &q.viewer {
         None => true,
         Some(v) => f.municipality.is_empty() || &f.municipality == v,
     };
-    let calendar = calendar(trees.intake)?;
-    let mut facts = Vec::new();
-    for (rank, tree) in trees.all.iter().enumerate() {
-        let prefixes =
-            residents.iter().map(|(m, r)| resident_prefix(m, r)).chain(persons.iter().map(|p| person_prefix(p)));
-        for prefix in prefixes {
-            for (_, v) in tree.scan_prefix(prefix.as_bytes())? {
-                let mut fact = fact_of(&v)?;
-                if !visible(&fact) {
-                    continue;
-                }
-                let at = nanos_key(&fact);
-                if fact.business_date == 0 {
-                    let i = calendar.partition_point(|(n, _)| *n <= at);
-                    fact.business_date = if i == 0 { 0 } else { calendar[i - 1].1 };
-                }
-                if q.as_of.is_some_and(|d| fact.business_date > d) {
-                    continue;
-                }
-                facts.push((fact.business_date, at, rank, fact.sequence, fact));
-            }
+    let calendar = calendar(intake)?;
+    let mut dated = Vec::new();
+    for (n, mut fact) in facts.into_iter().enumerate() {
+        if !visible(&fact) {
+            continue;
         }
+        let at = nanos_key(&fact);
+        if fact.business_date == 0 {
+            let i = calendar.partition_point(|(c, _)| *c <= at);
+            fact.business_date = if i == 0 { 0 } else { calendar[i - 1].1 };
+        }
+        if q.as_of.is_some_and(|d| fact.business_date > d) {
+            continue;
+        }
+        let rank = STREAMS.iter().position(|s| *s == fact.stream).unwrap_or(STREAMS.len());
+        dated.push(((fact.business_date, at, rank, fact.sequence, n), fact));
     }
-    facts.sort_by(|a, b| (a.0, &a.1, a.2, a.3).cmp(&(b.0, &b.1, b.2, b.3)));
-    Ok(pb::HistoryResponse {
-        persons: persons.into_iter().collect(),
-        facts: facts.into_iter().map(|f| f.4).collect(),
-        complete: true,
-    })
+    dated.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut last: std::collections::BTreeMap<(String, String, String), String> = Default::default();
+    let mut out = Vec::new();
+    for (_, fact) in dated {
+        if fact.kind == "periods" || fact.kind == "candidate" {
+            let topic = (fact.kind.clone(), fact.person.clone(), fact.topic.clone());
+            if last.get(&topic) == Some(&fact.text) {
+                continue;
+            }
+            last.insert(topic, fact.text.clone());
+        }
+        out.push(fact);
+    }
+    Ok(out)
 }
 
 /// The facts of identity linkage: what `ExplainLink` rests on.
 const LINK_KINDS: [&str; 6] = ["person", "id", "link", "held", "resolved", "merged"];
 
-/// Why (municipality, 宛名番号) is linked to its person, or held (rules.md I1–I6), for `viewer`.
+/// Why (municipality, 宛名番号) is linked to its person, or held (rules.md I1–I6), for `viewer`:
+/// from identity's facts alone.
 pub(crate) fn explain_link(
-    trees: &Trees<'_>,
+    identity: &dyn Read,
+    intake: &dyn Read,
     municipality: &str,
     resident: &str,
     viewer: Option<&str>,
@@ -162,19 +228,15 @@ pub(crate) fn explain_link(
         viewer: viewer.map(str::to_string),
         as_of: None,
     };
-    let mut history = history(trees, &q)?;
-    history
-        .facts
-        .retain(|f| f.stream == kokuho_identity_contract::STREAM.name && LINK_KINDS.contains(&f.kind.as_str()));
-    let now: BTreeSet<String> = linked(trees.identity, municipality, resident)?
-        .iter()
-        .map(|p| survivor(trees.identity, p))
-        .collect::<Result<_, _>>()?;
+    let wanted = wanted(identity, &q)?;
+    let facts = arrange(stored(identity, &wanted)?, &q, intake)?;
+    let facts: Vec<Fact> = facts.into_iter().filter(|f| LINK_KINDS.contains(&f.kind.as_str())).collect();
+    let now: BTreeSet<String> =
+        linked(identity, municipality, resident)?.iter().map(|p| survivor(identity, p)).collect::<Result<_, _>>()?;
     let mut lines = Vec::new();
     let person = now.iter().next().cloned().unwrap_or_default();
     if person.is_empty() {
-        let held =
-            history.facts.iter().any(|f| f.kind == "held") && !history.facts.iter().any(|f| f.kind == "resolved");
+        let held = facts.iter().any(|f| f.kind == "held") && !facts.iter().any(|f| f.kind == "resolved");
         lines.push(if held {
             format!("{municipality} の宛名番号 {resident} はどの被保険者にも紐付いていません: 審査待ちで保留中です (I3/I4、I6)")
         } else {
@@ -184,17 +246,17 @@ pub(crate) fn explain_link(
         lines.push(format!(
             "{municipality} の宛名番号 {resident} は都道府県被保険者ID {person} に紐付いています (I2: 宛名番号がある限り同じ被保険者)"
         ));
-        if history.persons.len() > 1 {
-            let merged: Vec<&str> = history.persons.iter().filter(|p| **p != person).map(String::as_str).collect();
+        if wanted.persons.len() > 1 {
+            let merged: Vec<&str> = wanted.persons.iter().filter(|p| **p != person).map(String::as_str).collect();
             lines.push(format!(
                 "仮の被保険者 {} は同じ個人番号により {person} に統合されました (I5)",
                 merged.join("、")
             ));
         }
     }
-    for f in &history.facts {
+    for f in &facts {
         lines.push(format!("{} [{}] {}", f.business_date, f.rules.join(","), f.text));
     }
-    let rules: BTreeSet<String> = history.facts.iter().flat_map(|f| f.rules.iter().cloned()).collect();
-    Ok(pb::ExplainLinkResponse { person, rules: rules.into_iter().collect(), lines, facts: history.facts })
+    let rules: BTreeSet<String> = facts.iter().flat_map(|f| f.rules.iter().cloned()).collect();
+    Ok(pb::ExplainLinkResponse { person, rules: rules.into_iter().collect(), lines, facts })
 }

@@ -5,10 +5,10 @@
 use std::collections::BTreeMap;
 
 use kokuho_proto::history::v1::Fact;
-use kokuho_store::{ApplyError, Tx};
+use kokuho_store::ApplyError;
 use prost::Message as _;
 
-use crate::index::{CALENDAR_PREFIX, Source, Writer, case_key, decode, mask, nanos};
+use crate::index::{CALENDAR_PREFIX, Sink, Source, Writer, case_key, decode, mask, nanos};
 
 fn ymd(d: u32) -> String {
     if d == 0 { String::new() } else { d.to_string() }
@@ -66,36 +66,38 @@ impl Source for Intake {
     const NAME: &'static str = "intake";
     const STREAM: &'static str = kokuho_intake_contract::STREAM.name;
 
-    fn apply(&self, tx: &mut Tx<'_>, seq: u64, payload: &[u8]) -> Result<(), ApplyError> {
+    fn read(&self, sink: &mut Sink<'_, '_>, seq: u64, payload: &[u8]) -> Result<(), ApplyError> {
         use kokuho_intake_contract::{Event, Events, pb};
         let (envelope, event) = decode::<Events>(payload)?;
         match event {
             Event::BusinessDateSet(pb::BusinessDateSet { date }) | Event::DayClosed(pb::DayClosed { date, .. }) => {
                 let key = format!("{CALENDAR_PREFIX}{:020}/{seq:020}", nanos(&envelope).max(0));
-                tx.put(key, date.to_be_bytes().to_vec());
+                sink.put(key.into_bytes(), date.to_be_bytes().to_vec());
             }
             Event::RecordsAccepted(chunk) => {
-                let mut w = Writer::new(tx, Self::STREAM, seq, &envelope, chunk.business_date);
+                let mut w = sink.event(Self::STREAM, seq, &envelope, chunk.business_date);
                 for record in &chunk.records {
                     let Some(pb::change_record::Record::Person(p)) = &record.record else { continue };
-                    let period = period_text(
-                        &chunk.municipality,
-                        (p.start_date, &p.start_reason, &p.moved_in_from),
-                        (p.end_date, &p.end_reason, &p.moved_out_to),
-                    );
-                    let text = format!(
-                        "KK {} 受付 {} {}行: 世帯 {} 氏名 {} 生年月日 {} 性別 {} 適用 {} 異動日 {}",
-                        processing(&p.processing),
-                        chunk.receipt,
-                        record.line,
-                        p.household_number,
-                        mask(&p.name),
-                        ymd(p.birth_date),
-                        p.sex,
-                        period,
-                        ymd(p.changed_on),
-                    );
-                    w.resident(&chunk.municipality, &p.resident_number, "", "record", &["KK"], text);
+                    let text = || {
+                        let period = period_text(
+                            &chunk.municipality,
+                            (p.start_date, &p.start_reason, &p.moved_in_from),
+                            (p.end_date, &p.end_reason, &p.moved_out_to),
+                        );
+                        format!(
+                            "KK {} 受付 {} {}行: 世帯 {} 氏名 {} 生年月日 {} 性別 {} 適用 {} 異動日 {}",
+                            processing(&p.processing),
+                            chunk.receipt,
+                            record.line,
+                            p.household_number,
+                            mask(&p.name),
+                            ymd(p.birth_date),
+                            p.sex,
+                            period,
+                            ymd(p.changed_on),
+                        )
+                    };
+                    w.resident((&chunk.municipality, &p.resident_number, ""), "record", &["KK"], text);
                 }
             }
             Event::SubmissionAccepted(_) | Event::SubmissionRejected(_) => {}
@@ -104,12 +106,12 @@ impl Source for Intake {
     }
 }
 
-// === identity: persons, links, conflicts, merges, decisions ===
+// === identity: persons, links, conflicts, merges, decisions (stored whole, S7) ===
 
 pub(crate) struct Identity;
 
 fn link_facts(
-    w: &mut Writer<'_, '_>,
+    w: &mut Writer<'_, '_, '_>,
     municipality: &str,
     ids: &[kokuho_identity_contract::pb::MunicipalIdAssigned],
     links: &[kokuho_identity_contract::pb::RecordLinked],
@@ -117,14 +119,9 @@ fn link_facts(
 ) {
     for id in ids {
         w.link(&id.municipality, &id.resident_number, &id.pref_id);
-        w.resident(
-            &id.municipality,
-            &id.resident_number,
-            &id.pref_id,
-            "id",
-            &["I2"],
-            format!("市区町村被保険者ID {} を付番 (付番日 {}、RI)", id.muni_id, ymd(id.assigned_on)),
-        );
+        w.resident((&id.municipality, &id.resident_number, &id.pref_id), "id", &["I2"], || {
+            format!("市区町村被保険者ID {} を付番 (付番日 {}、RI)", id.muni_id, ymd(id.assigned_on))
+        });
     }
     for l in links {
         let Some(record) = &l.record else { continue };
@@ -136,14 +133,9 @@ fn link_facts(
         } else {
             (&["I1", "I2"], "")
         };
-        w.resident(
-            municipality,
-            &record.resident_number,
-            &l.pref_id,
-            "link",
-            rules,
-            format!("受付 {} {}行の記録を{how}都道府県被保険者ID {} に紐付け", l.receipt, l.line, l.pref_id),
-        );
+        w.resident((municipality, &record.resident_number, &l.pref_id), "link", rules, || {
+            format!("受付 {} {}行の記録を{how}都道府県被保険者ID {} に紐付け", l.receipt, l.line, l.pref_id)
+        });
     }
 }
 
@@ -151,14 +143,15 @@ impl Source for Identity {
     const NAME: &'static str = "identity";
     const STREAM: &'static str = kokuho_identity_contract::STREAM.name;
     const SUBJECT: Option<&'static str> = Some(kokuho_identity_contract::CHUNKS_SUBJECT);
+    const STORED: bool = true;
 
-    fn apply(&self, tx: &mut Tx<'_>, seq: u64, payload: &[u8]) -> Result<(), ApplyError> {
+    fn read(&self, sink: &mut Sink<'_, '_>, seq: u64, payload: &[u8]) -> Result<(), ApplyError> {
         use kokuho_identity_contract::{Event, Events};
         let (envelope, event) = decode::<Events>(payload)?;
         match event {
             Event::ChunkLinked(e) => {
                 let muni = e.municipality.as_str();
-                let mut w = Writer::new(tx, Self::STREAM, seq, &envelope, e.business_date);
+                let mut w = sink.event(Self::STREAM, seq, &envelope, e.business_date);
                 let provisional: BTreeMap<&str, bool> =
                     e.persons.iter().map(|p| (p.pref_id.as_str(), !p.has_number)).collect();
                 for p in &e.persons {
@@ -167,19 +160,17 @@ impl Source for Identity {
                     } else {
                         (&["I5"], format!("個人番号なし: 仮の被保険者 {} を作成", p.pref_id))
                     };
-                    w.person(&p.pref_id, muni, "person", rules, text);
+                    w.person(&p.pref_id, muni, ("person", ""), rules, || text);
                 }
                 for a in &e.attached {
-                    let text = format!("仮の被保険者 {} に個人番号が付きました", a.pref_id);
-                    w.person(&a.pref_id, muni, "person", &["I5"], text);
+                    w.person(&a.pref_id, muni, ("person", ""), &["I5"], || {
+                        format!("仮の被保険者 {} に個人番号が付きました", a.pref_id)
+                    });
                 }
                 for c in &e.corrected {
-                    let text = format!(
-                        "生年月日 {} 性別 {} に訂正 (その者を持つ唯一の市区町村から)",
-                        ymd(c.birth_date),
-                        c.sex
-                    );
-                    w.person(&c.pref_id, muni, "person", &["I3", "W005"], text);
+                    w.person(&c.pref_id, muni, ("person", ""), &["I3", "W005"], || {
+                        format!("生年月日 {} 性別 {} に訂正 (その者を持つ唯一の市区町村から)", ymd(c.birth_date), c.sex)
+                    });
                 }
                 link_facts(&mut w, muni, &e.ids, &e.links, &provisional);
                 for h in &e.held {
@@ -190,41 +181,44 @@ impl Source for Identity {
                     } else {
                         "個人番号の被保険者と生年月日または性別が違います"
                     };
-                    let text = format!(
-                        "{} 保留 (審査 {}): {why}。対象の被保険者 {}。下流には何も渡しません",
-                        h.code, h.case_id, h.pref_id
-                    );
-                    w.resident(muni, &record.resident_number, &h.pref_id, "held", &[&h.code, rule], text);
-                    w.tx.put(case_key(&h.case_id), format!("{muni}/{}", record.resident_number).into_bytes());
+                    w.resident((muni, &record.resident_number, &h.pref_id), "held", &[&h.code, rule], || {
+                        format!(
+                            "{} 保留 (審査 {}): {why}。対象の被保険者 {}。下流には何も渡しません",
+                            h.code, h.case_id, h.pref_id
+                        )
+                    });
+                    w.sink.put(case_key(&h.case_id), format!("{muni}/{}", record.resident_number).into_bytes());
                 }
                 for m in &e.merged {
                     w.merged(&m.from, &m.into);
-                    let text = format!("仮の被保険者 {} を {} に統合 (同じ個人番号)", m.from, m.into);
-                    w.person(&m.into, "", "merged", &["I5"], text.clone());
-                    w.person(&m.from, "", "merged", &["I5"], text);
+                    let text = || format!("仮の被保険者 {} を {} に統合 (同じ個人番号)", m.from, m.into);
+                    w.person(&m.into, "", ("merged", ""), &["I5"], text);
+                    w.person(&m.from, "", ("merged", ""), &["I5"], text);
                     for id in &m.survivor_ids {
                         w.link(&id.municipality, &id.resident_number, &m.into);
                     }
                 }
             }
             Event::CaseResolved(e) => {
-                let resident = tx.get(&case_key(&e.case_id))?.map(|v| String::from_utf8_lossy(&v).into_owned());
-                let mut w = Writer::new(tx, Self::STREAM, seq, &envelope, e.decided_on);
+                let resident = sink.get(&case_key(&e.case_id))?.map(|v| String::from_utf8_lossy(&v).into_owned());
+                let mut w = sink.event(Self::STREAM, seq, &envelope, e.decided_on);
                 let action = match e.action.as_str() {
                     "link" => "紐付け",
                     "relink" => "別の被保険者に紐付け",
                     "reject" => "却下",
                     other => other,
                 };
-                let text = format!("運用者 {} が審査 {} を{action} (理由: {})", e.operator, e.case_id, e.reason);
                 if let Some((muni, resident)) = resident.as_deref().and_then(|r| r.split_once('/')) {
-                    w.resident(muni, resident, "", "resolved", &["I6"], text);
+                    w.resident((muni, resident, ""), "resolved", &["I6"], || {
+                        format!("運用者 {} が審査 {} を{action} (理由: {})", e.operator, e.case_id, e.reason)
+                    });
                 }
                 let provisional: BTreeMap<&str, bool> =
                     e.persons.iter().map(|p| (p.pref_id.as_str(), !p.has_number)).collect();
                 for p in &e.persons {
-                    let text = format!("審査の結果、都道府県被保険者ID {} を作成", p.pref_id);
-                    w.person(&p.pref_id, &e.municipality, "person", &["I6", "I1"], text);
+                    w.person(&p.pref_id, &e.municipality, ("person", ""), &["I6", "I1"], || {
+                        format!("審査の結果、都道府県被保険者ID {} を作成", p.pref_id)
+                    });
                 }
                 link_facts(&mut w, &e.municipality, &e.ids, &e.links, &provisional);
             }
@@ -238,49 +232,45 @@ impl Source for Identity {
 
 pub(crate) struct Continuity;
 
-fn periods_key(pref: &str) -> Vec<u8> {
-    format!("pd/{pref}").into_bytes()
-}
-
 impl Source for Continuity {
     const NAME: &'static str = "continuity";
     const STREAM: &'static str = kokuho_continuity_contract::STREAM.name;
 
-    fn apply(&self, tx: &mut Tx<'_>, seq: u64, payload: &[u8]) -> Result<(), ApplyError> {
+    fn read(&self, sink: &mut Sink<'_, '_>, seq: u64, payload: &[u8]) -> Result<(), ApplyError> {
         use kokuho_continuity_contract::{Event, Events};
         let (envelope, Event::PersonsEvaluated(e)) = decode::<Events>(payload)?;
-        let mut w = Writer::new(tx, Self::STREAM, seq, &envelope, e.business_date);
+        let mut w = sink.event(Self::STREAM, seq, &envelope, e.business_date);
         for p in &e.persons {
-            let mut periods: Vec<String> = p
-                .periods
-                .iter()
-                .map(|q| {
-                    period_text(
-                        &q.municipality,
-                        (q.start, &q.start_reason, &q.moved_in_from),
-                        (q.end, &q.end_reason, &q.moved_out_to),
-                    )
-                })
-                .collect();
-            periods.sort();
-            let text = if periods.is_empty() { "適用期間なし".to_string() } else { periods.join("、") };
-            // A fact only when the periods changed (an evaluation at a day close changes none).
-            if w.tx.get(&periods_key(&p.pref_id))?.as_deref() == Some(text.as_bytes()) {
-                continue;
-            }
-            w.tx.put(periods_key(&p.pref_id), text.as_bytes().to_vec());
+            // Every evaluation is noted; a query shows the periods only where they changed.
             let rules: &[&str] = if p.pairs.is_empty() { &["C1"] } else { &["C1", "C2"] };
-            let pairs = p
-                .pairs
-                .iter()
-                .map(|m| format!("{} {}〜 → {} {}〜", m.from_municipality, m.from_start, m.to_municipality, m.to_start))
-                .collect::<Vec<_>>();
-            let pairs =
-                if pairs.is_empty() { String::new() } else { format!(" / 転出転入の組: {}", pairs.join("、")) };
-            w.person(&p.pref_id, "", "periods", rules, format!("適用期間: {text}{pairs}"));
-        }
-        for gone in &e.merged_away {
-            w.tx.delete(periods_key(gone));
+            w.person(&p.pref_id, "", ("periods", ""), rules, || {
+                let mut periods: Vec<String> = p
+                    .periods
+                    .iter()
+                    .map(|q| {
+                        period_text(
+                            &q.municipality,
+                            (q.start, &q.start_reason, &q.moved_in_from),
+                            (q.end, &q.end_reason, &q.moved_out_to),
+                        )
+                    })
+                    .collect();
+                periods.sort();
+                let text = if periods.is_empty() { "適用期間なし".to_string() } else { periods.join("、") };
+                let pairs = p
+                    .pairs
+                    .iter()
+                    .map(|m| {
+                        format!("{} {}〜 → {} {}〜", m.from_municipality, m.from_start, m.to_municipality, m.to_start)
+                    })
+                    .collect::<Vec<_>>();
+                let pairs = if pairs.is_empty() {
+                    String::new()
+                } else {
+                    format!(" / 転出転入の組: {}", pairs.join("、"))
+                };
+                format!("適用期間: {text}{pairs}")
+            });
         }
         Ok(())
     }
@@ -290,54 +280,52 @@ impl Source for Continuity {
 
 pub(crate) struct Kogaku;
 
-fn candidate_key(number: &str) -> Vec<u8> {
-    format!("c/{number}").into_bytes()
+fn candidate_text(c: &kokuho_kogaku_contract::pb::CandidateState, f: &kokuho_kogaku_contract::pb::RkFields) -> String {
+    let mut text = format!(
+        "継続候補 {}: 転入 {} 世帯 {} ({}) ← 転出元 {} 世帯 {}; 推奨 {} 理由 {} 高額該当 {}回",
+        c.number,
+        c.to_municipality,
+        c.to_household,
+        c.moved_in_on,
+        c.from_municipality,
+        c.from_household,
+        f.recommended,
+        f.reason,
+        f.kogaku_count
+    );
+    if c.sent_withdrawn {
+        text.push_str("; 取消");
+    }
+    if let Some(d) = &c.decision {
+        let by = if d.operator.is_empty() { d.by.clone() } else { format!("運用者 {}", d.operator) };
+        text.push_str(&format!("; 判定 {} (確定 {} {by})", d.decision, ymd(d.decided_on)));
+    }
+    if let Some(rg) = &c.reported {
+        text.push_str(&format!("; RG 引継後該当回数 {}", rg.count));
+    }
+    text
 }
 
 impl Source for Kogaku {
     const NAME: &'static str = "kogaku";
     const STREAM: &'static str = kokuho_kogaku_contract::STREAM.name;
 
-    fn apply(&self, tx: &mut Tx<'_>, seq: u64, payload: &[u8]) -> Result<(), ApplyError> {
+    fn read(&self, sink: &mut Sink<'_, '_>, seq: u64, payload: &[u8]) -> Result<(), ApplyError> {
         use kokuho_kogaku_contract::{Event, Events};
         let (envelope, Event::CandidatesEvaluated(e)) = decode::<Events>(payload)?;
-        let mut w = Writer::new(tx, Self::STREAM, seq, &envelope, e.business_date);
+        let mut w = sink.event(Self::STREAM, seq, &envelope, e.business_date);
         for c in &e.candidates {
             let Some(facts) = &c.facts else { continue };
             let f = facts.fields.clone().unwrap_or_default();
             let mut rules = vec!["H1", "H2", "K2"];
-            let mut text = format!(
-                "継続候補 {}: 転入 {} 世帯 {} ({}) ← 転出元 {} 世帯 {}; 推奨 {} 理由 {} 高額該当 {}回",
-                c.number,
-                c.to_municipality,
-                c.to_household,
-                c.moved_in_on,
-                c.from_municipality,
-                c.from_household,
-                f.recommended,
-                f.reason,
-                f.kogaku_count
-            );
-            if c.sent_withdrawn {
-                text.push_str("; 取消");
-            }
-            if let Some(d) = &c.decision {
+            if c.decision.is_some() {
                 rules.push("H3");
-                let by = if d.operator.is_empty() { d.by.clone() } else { format!("運用者 {}", d.operator) };
-                text.push_str(&format!("; 判定 {} (確定 {} {by})", d.decision, ymd(d.decided_on)));
             }
-            if let Some(rg) = &c.reported {
+            if c.reported.is_some() {
                 rules.push("K3");
-                text.push_str(&format!("; RG 引継後該当回数 {}", rg.count));
             }
-            // A fact only when what the candidate says changed.
-            let digest = text.clone().into_bytes();
-            if w.tx.get(&candidate_key(&c.number))?.as_deref() == Some(digest.as_slice()) {
-                continue;
-            }
-            w.tx.put(candidate_key(&c.number), digest);
             for mover in &facts.movers {
-                w.person(mover, &c.to_municipality, "candidate", &rules, text.clone());
+                w.person(mover, &c.to_municipality, ("candidate", &c.number), &rules, || candidate_text(c, &f));
             }
         }
         Ok(())
@@ -356,15 +344,22 @@ impl Source for Relay {
     const NAME: &'static str = "relay";
     const STREAM: &'static str = kokuho_relay_contract::STREAM.name;
 
-    fn apply(&self, tx: &mut Tx<'_>, seq: u64, payload: &[u8]) -> Result<(), ApplyError> {
+    fn read(&self, sink: &mut Sink<'_, '_>, seq: u64, payload: &[u8]) -> Result<(), ApplyError> {
         use kokuho_relay_contract::{Event, Events};
         let (envelope, event) = decode::<Events>(payload)?;
-        let mut w = Writer::new(tx, Self::STREAM, seq, &envelope, 0);
         match event {
             Event::RecordsPlanned(e) => {
+                for op in &e.operations {
+                    let Some(period) = &op.period else { continue };
+                    let value = format!("{}/{}/{}", period.municipality, period.resident_number, op.processing);
+                    sink.put(operation_key(op.id), value.into_bytes());
+                }
+                let mut w = sink.event(Self::STREAM, seq, &envelope, 0);
                 for p in &e.periods {
                     let Some(period) = &p.period else { continue };
-                    let text = match (&p.record, p.waiting.as_str()) {
+                    let rules: &[&str] = if p.waiting.is_empty() { &["R2", "R3"] } else { &["R5", &p.waiting] };
+                    let whose = (period.municipality.as_str(), period.resident_number.as_str(), p.person.as_str());
+                    w.resident(whose, "relay-plan", rules, || match (&p.record, p.waiting.as_str()) {
                         (_, code) if !code.is_empty() => {
                             format!("適用 {}〜: 中間サーバーへの送信待ち {code}", period.start)
                         }
@@ -381,42 +376,40 @@ impl Source for Relay {
                             ymd(r.pref_lost_on)
                         ),
                         (None, _) => format!("適用 {}〜: 加入者情報を削除", period.start),
-                    };
-                    let rules: &[&str] = if p.waiting.is_empty() { &["R2", "R3"] } else { &["R5", &p.waiting] };
-                    w.resident(&period.municipality, &period.resident_number, &p.person, "relay-plan", rules, text);
-                }
-                for op in &e.operations {
-                    let Some(period) = &op.period else { continue };
-                    let value = format!("{}/{}/{}", period.municipality, period.resident_number, op.processing);
-                    w.tx.put(operation_key(op.id), value.into_bytes());
+                    });
                 }
             }
             Event::RecordsDelivered(e) => {
+                let mut delivered = Vec::new();
                 for o in &e.outcomes {
-                    let Some(op) = w.tx.get(&operation_key(o.operation))? else { continue };
-                    let op = String::from_utf8_lossy(&op).into_owned();
+                    let Some(op) = sink.get(&operation_key(o.operation))? else { continue };
+                    delivered.push((o, String::from_utf8_lossy(&op).into_owned()));
+                }
+                let mut w = sink.event(Self::STREAM, seq, &envelope, 0);
+                for (o, op) in &delivered {
                     let mut parts = op.splitn(3, '/');
                     let (Some(muni), Some(resident), Some(kind)) = (parts.next(), parts.next(), parts.next()) else {
                         continue;
                     };
-                    let (rules, text): (&[&str], _) = if o.accepted {
-                        (&["R4"], format!("中間サーバーへ送信 (処理区分 {kind}): 受理"))
-                    } else {
-                        (
-                            &["R4", "R03"],
-                            format!("中間サーバーへ送信 (処理区分 {kind}): エラー {} {}", o.error_code, o.message),
-                        )
-                    };
-                    w.resident(muni, resident, "", "relay-delivery", rules, text);
+                    let rules: &[&str] = if o.accepted { &["R4"] } else { &["R4", "R03"] };
+                    w.resident((muni, resident, ""), "relay-delivery", rules, || {
+                        if o.accepted {
+                            format!("中間サーバーへ送信 (処理区分 {kind}): 受理")
+                        } else {
+                            format!("中間サーバーへ送信 (処理区分 {kind}): エラー {} {}", o.error_code, o.message)
+                        }
+                    });
                 }
             }
             Event::ProvisionRecorded(p) => {
-                let outcome = if p.allowed { "提供" } else { "拒否" };
-                let text = format!(
-                    "情報提供の求め: {} → {} 項目 {} {}: {outcome} ({}) 受付者 {}",
-                    p.requester, p.target, p.item, p.file, p.basis, p.caller
-                );
-                w.person(&p.person, "", "provision", &["P1", "P2"], text);
+                let mut w = sink.event(Self::STREAM, seq, &envelope, 0);
+                w.person(&p.person, "", ("provision", ""), &["P1", "P2"], || {
+                    let outcome = if p.allowed { "提供" } else { "拒否" };
+                    format!(
+                        "情報提供の求め: {} → {} 項目 {} {}: {outcome} ({}) 受付者 {}",
+                        p.requester, p.target, p.item, p.file, p.basis, p.caller
+                    )
+                });
             }
             Event::PartitionStall(_) => {}
         }
@@ -481,21 +474,25 @@ impl Source for Results {
     const NAME: &'static str = "results";
     const STREAM: &'static str = kokuho_outbox::RESULTS.name;
 
-    fn apply(&self, tx: &mut Tx<'_>, seq: u64, payload: &[u8]) -> Result<(), ApplyError> {
+    fn read(&self, sink: &mut Sink<'_, '_>, seq: u64, payload: &[u8]) -> Result<(), ApplyError> {
         use kokuho_outbox::Results as Stream;
         use kokuho_proto::results::v1::results_event::Event;
         let (envelope, event) = decode::<Stream>(payload)?;
         let Event::ResultRowsAdded(added) = event else { return Ok(()) };
         // A group published again (a redelivery) counts once, as in the outbox.
-        if tx.contains(&group_key(&added.group_id))? {
-            return Ok(());
+        if sink.indexing() {
+            if sink.get(&group_key(&added.group_id))?.is_some() {
+                return Ok(());
+            }
+            sink.put(group_key(&added.group_id), Vec::new());
         }
-        tx.put(group_key(&added.group_id), Vec::new());
-        let mut w = Writer::new(tx, Self::STREAM, seq, &envelope, 0);
+        let mut w = sink.event(Self::STREAM, seq, &envelope, 0);
         for row in &added.rows {
             let Some((resident, rules, text)) = row_fact(row) else { continue };
             let rules: Vec<&str> = rules.iter().map(String::as_str).collect();
-            w.resident(&added.municipality, &resident, "", "row", &rules, format!("{text} → {}", added.municipality));
+            w.resident((&added.municipality, &resident, ""), "row", &rules, || {
+                format!("{text} → {}", added.municipality)
+            });
         }
         Ok(())
     }
@@ -509,24 +506,26 @@ impl Source for Audit {
     const NAME: &'static str = "audit";
     const STREAM: &'static str = kokuho_runtime::audit::AUDIT.name;
 
-    fn apply(&self, tx: &mut Tx<'_>, seq: u64, payload: &[u8]) -> Result<(), ApplyError> {
+    fn read(&self, sink: &mut Sink<'_, '_>, seq: u64, payload: &[u8]) -> Result<(), ApplyError> {
         use kokuho_proto::audit::v1::audit_event::Event;
         use kokuho_runtime::audit::Audit as Stream;
         let (envelope, event) = decode::<Stream>(payload)?;
-        let mut w = Writer::new(tx, Self::STREAM, seq, &envelope, 0);
+        let mut w = sink.event(Self::STREAM, seq, &envelope, 0);
         match event {
             Event::AccessRecorded(a) => {
                 // A municipality's accesses are its own to see; the operator's and services'
                 // concern the person as a whole.
                 let municipality = if a.role == "municipality" { a.who.as_str() } else { "" };
-                let text = format!("{} ({}) が {} ({}): {}", a.who, a.role, a.action, a.purpose, a.outcome);
                 for pref in &a.pref_ids {
-                    w.person(pref, municipality, "access", &["S8"], text.clone());
+                    w.person(pref, municipality, ("access", ""), &["S8"], || {
+                        format!("{} ({}) が {} ({}): {}", a.who, a.role, a.action, a.purpose, a.outcome)
+                    });
                 }
             }
             Event::NumberReleased(r) => {
-                let text = format!("個人番号を {} に渡しました ({})", r.caller, r.purpose);
-                w.person(&r.pref_id, release_municipality(&r.purpose), "release", &["R6", "S8"], text);
+                w.person(&r.pref_id, release_municipality(&r.purpose), ("release", ""), &["R6", "S8"], || {
+                    format!("個人番号を {} に渡しました ({})", r.caller, r.purpose)
+                });
             }
         }
         Ok(())
