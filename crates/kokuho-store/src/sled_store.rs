@@ -42,15 +42,28 @@ impl SledDb {
         }
     }
 
+    /// Opens the files; while another handle of this process or a process that is stopping
+    /// still holds their lock (sled releases it when its last background thread ends), waits
+    /// for it, up to [`LOCK_PATIENCE`].
     fn open_once(path: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
-            .path(path)
-            // Durability comes from the explicit flush of each commit group.
-            .flush_every_ms(None)
-            .cache_capacity(CACHE_BYTES)
-            .open()
-            .map_err(map_err)?;
-        Ok(Self { db, path: path.to_path_buf() })
+        let deadline = std::time::Instant::now() + LOCK_PATIENCE;
+        loop {
+            let opened = sled::Config::new()
+                .path(path)
+                // Durability comes from the explicit flush of each commit group.
+                .flush_every_ms(None)
+                .cache_capacity(CACHE_BYTES)
+                .open();
+            match opened {
+                Ok(db) => return Ok(Self { db, path: path.to_path_buf() }),
+                Err(sled::Error::Io(e))
+                    if e.kind() == std::io::ErrorKind::WouldBlock && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(e) => return Err(map_err(e)),
+            }
+        }
     }
 
     /// The store of one projection.
@@ -63,6 +76,9 @@ impl SledDb {
         &self.path
     }
 }
+
+/// How long opening waits for the files' lock to be released.
+const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn map_err(e: sled::Error) -> StoreError {
     match e {
