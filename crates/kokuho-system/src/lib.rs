@@ -52,6 +52,10 @@ pub const METRICS_LISTEN: &str = "metrics_listen";
 /// cannot speak TLS (Kubernetes' gRPC probe), while the API port requires mutual TLS.
 pub const HEALTH_LISTEN: &str = "health_listen";
 
+/// HTTP/2 streams a connection may have open at once, and the data each may send unread.
+const MAX_STREAMS: u32 = 128;
+const STREAM_WINDOW: u32 = 64 << 10;
+
 /// The setting with the replicas of the streams the services create (default 1; a NATS cluster:
 /// 3). A stream that has more is never lowered.
 pub const STREAM_REPLICAS: &str = "stream_replicas";
@@ -474,6 +478,14 @@ impl System {
         let router = server
             .timeout(std::time::Duration::from_secs(timeout))
             .concurrency_limit_per_connection(256)
+            // HTTP/2 flow control: a request waiting for intake's permit (S9) is not read, so its
+            // data stays in the connection's window. With the connection's window a stream's
+            // window times the streams it may have open, waiting uploads can never fill it and
+            // starve the ones being read (many municipalities on one channel stalled for good
+            // before: issue 14's benchmark). At most 8 MiB unread per connection.
+            .max_concurrent_streams(MAX_STREAMS)
+            .initial_stream_window_size(STREAM_WINDOW)
+            .initial_connection_window_size(MAX_STREAMS * STREAM_WINDOW)
             .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)))
             .add_routes(routes.routes());
