@@ -22,7 +22,13 @@ impl SledDb {
     /// aside to `<path>.corrupt-<n>` and a new, empty one is created: its projections then
     /// rebuild from the log.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        match Self::open_once(path) {
+        Self::open_with_cache(path, CACHE_BYTES)
+    }
+
+    /// [`SledDb::open`] with a page cache of `cache_bytes` (as sled counts: what the nodes take
+    /// in memory is about three times that; docs/benchmarks.md, issue 14).
+    pub fn open_with_cache(path: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
+        match Self::open_once(path, cache_bytes) {
             Ok(db) => Ok(db),
             Err(StoreError::Corrupt(why)) => {
                 let mut n = 1;
@@ -36,7 +42,7 @@ impl SledDb {
                 tracing::error!(path = %path.display(), aside = %aside.display(), error = %why,
                     "Store is corrupt; moving it aside and rebuilding from the log");
                 std::fs::rename(path, &aside).map_err(|e| StoreError::Io(e.to_string()))?;
-                Self::open_once(path)
+                Self::open_once(path, cache_bytes)
             }
             Err(e) => Err(e),
         }
@@ -45,14 +51,14 @@ impl SledDb {
     /// Opens the files; while another handle of this process or a process that is stopping
     /// still holds their lock (sled releases it when its last background thread ends), waits
     /// for it, up to [`LOCK_PATIENCE`].
-    fn open_once(path: &Path) -> Result<Self, StoreError> {
+    fn open_once(path: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
         let deadline = std::time::Instant::now() + LOCK_PATIENCE;
         loop {
             let opened = sled::Config::new()
                 .path(path)
                 // Durability comes from the explicit flush of each commit group.
                 .flush_every_ms(None)
-                .cache_capacity(CACHE_BYTES)
+                .cache_capacity(cache_bytes)
                 .open();
             match opened {
                 Ok(db) => return Ok(Self { db, path: path.to_path_buf() }),

@@ -56,6 +56,11 @@ pub const HEALTH_LISTEN: &str = "health_listen";
 const MAX_STREAMS: u32 = 128;
 const STREAM_WINDOW: u32 = 64 << 10;
 
+/// The setting with the page cache of the process's stores, in MiB, shared by the services it
+/// runs (default 256: `kokuho up`'s seven stores get 36 each; `kokuho serve` one store, all of
+/// it). sled's own count: resident memory is about three times it (docs/benchmarks.md).
+pub const STORE_CACHE_MIB: &str = "store_cache_mib";
+
 /// The setting with the replicas of the streams the services create (default 1; a NATS cluster:
 /// 3). A stream that has more is never lowered.
 pub const STREAM_REPLICAS: &str = "stream_replicas";
@@ -412,6 +417,8 @@ impl System {
         let every = LEASE_TTL / 3;
         let mut leases = Vec::new();
         let mut acting_by_service = std::collections::BTreeMap::new();
+        let cache_mib: u64 = config.settings.parsed(STORE_CACHE_MIB, "a number of MiB")?.unwrap_or(256);
+        let cache_bytes = (cache_mib << 20) / registrations.len().max(1) as u64;
         for r in registrations {
             let bus = kokuho_bus::Bus::connect_as(&url, &user(r.name)?)
                 .await
@@ -441,7 +448,7 @@ impl System {
             let env = Environment {
                 audit_signer,
                 bus,
-                db: SledDb::open(&config.data_dir.join("store").join(r.name))?,
+                db: SledDb::open_with_cache(&config.data_dir.join("store").join(r.name), cache_bytes)?,
                 registry: config.registry.clone(),
                 credentials: credentials.clone(),
                 runner: RunnerSettings {

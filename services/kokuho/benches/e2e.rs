@@ -241,6 +241,18 @@ fn pid_with(needle: &str) -> Option<u32> {
     })
 }
 
+/// The `kokuho` process serving `data` (under a profiler's wrapper, the wrapper's child).
+fn system_pid(data: &Path) -> Option<u32> {
+    let binary = std::fs::canonicalize(env!("CARGO_BIN_EXE_kokuho")).ok()?;
+    let needle = data.display().to_string();
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let exe = std::fs::read_link(e.path().join("exe")).ok()?;
+        let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+        (exe == binary && String::from_utf8_lossy(&cmdline).contains(&needle)).then_some(pid)
+    })
+}
+
 /// Raw JetStream on the system's server: `count` messages of `size` bytes in atomic batches of
 /// 1,000 (stack.md), messages/s.
 async fn raw(bus: &Bus, size: usize, count: u64) -> f64 {
@@ -301,7 +313,7 @@ async fn main() {
     let kokuho_pid = if wrap.is_empty() {
         up.id().unwrap()
     } else {
-        pid_with(&format!("{} up", data.display())).filter(|p| Some(*p) != up.id()).unwrap_or(up.id().unwrap())
+        system_pid(&data).unwrap_or(up.id().unwrap())
     };
     let endpoint = std::fs::read_to_string(&endpoint).unwrap().trim().to_string();
     let tls = data.join("tls");

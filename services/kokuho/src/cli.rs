@@ -268,6 +268,10 @@ pub(crate) struct UpArgs {
     /// Municipality registry file (default: Tokyo, config/registry/13.csv).
     #[arg(long, env = "KOKUHO_REGISTRY")]
     pub(crate) registry: Option<PathBuf>,
+    /// The page cache of the process's stores in MiB, shared by its services (default 256;
+    /// resident memory is about three times it).
+    #[arg(long, env = "KOKUHO_STORE_CACHE_MIB")]
+    pub(crate) store_cache_mib: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -383,6 +387,10 @@ pub(crate) struct ServeSettings {
     /// intake: most submissions received and decided at a time (default 4; S9).
     #[arg(long, env = "KOKUHO_INTAKE_MAX_SUBMISSIONS")]
     pub(crate) intake_max_submissions: Option<u32>,
+    /// The page cache of the process's stores in MiB (default 256; resident memory is about
+    /// three times it).
+    #[arg(long, env = "KOKUHO_STORE_CACHE_MIB")]
+    pub(crate) store_cache_mib: Option<u64>,
     /// relay: identity's gRPC endpoint (the number release, R6).
     #[arg(long, env = "KOKUHO_IDENTITY_ENDPOINT")]
     pub(crate) identity_endpoint: Option<String>,
@@ -434,6 +442,7 @@ impl ServeSettings {
             health_listen: self.health_listen.or(file.health_listen),
             stream_replicas: self.stream_replicas.or(file.stream_replicas),
             intake_max_submissions: self.intake_max_submissions.or(file.intake_max_submissions),
+            store_cache_mib: self.store_cache_mib.or(file.store_cache_mib),
             grpc_timeout_seconds: self.grpc_timeout_seconds.or(file.grpc_timeout_seconds),
             identity_endpoint: self.identity_endpoint.or(file.identity_endpoint),
             midserver_endpoint: self.midserver_endpoint.or(file.midserver_endpoint),

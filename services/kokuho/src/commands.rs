@@ -675,15 +675,16 @@ async fn up(global: &Global, args: UpArgs) -> anyhow::Result<u8> {
         Some(d) => parse_date(d)?,
         None => today(),
     };
-    let system = System::start(
-        SystemConfig {
-            nats_url: args.nats.clone(),
-            listen: args.listen,
-            ..SystemConfig::embedded(dir.clone(), registry(args.registry.as_deref())?)
-        }
-        .with_business_date(business_date),
-    )
-    .await?;
+    let mut config = SystemConfig {
+        nats_url: args.nats.clone(),
+        listen: args.listen,
+        ..SystemConfig::embedded(dir.clone(), registry(args.registry.as_deref())?)
+    }
+    .with_business_date(business_date);
+    if let Some(mib) = args.store_cache_mib {
+        config.settings.set(kokuho_system::STORE_CACHE_MIB, mib.to_string());
+    }
+    let system = System::start(config).await?;
     output::line(&format!("kokuho is up at {} (data in {}); Ctrl-C stops it", system.endpoint(), dir.display()));
     if let Some(url) = system.metrics_url() {
         output::line(&format!("metrics (Prometheus): {url}"));
@@ -948,6 +949,7 @@ async fn serve(global: &Global, args: ServeArgs) -> anyhow::Result<u8> {
         (kokuho_system::HEALTH_LISTEN, settings.health_listen.map(|a| a.to_string())),
         (kokuho_system::STREAM_REPLICAS, settings.stream_replicas.map(|n| n.to_string())),
         (kokuho_intake::MAX_SUBMISSIONS, settings.intake_max_submissions.map(|n| n.to_string())),
+        (kokuho_system::STORE_CACHE_MIB, settings.store_cache_mib.map(|n| n.to_string())),
         (kokuho_system::GRPC_TIMEOUT_SECONDS, settings.grpc_timeout_seconds.map(|n| n.to_string())),
         (kokuho_relay::IDENTITY_ENDPOINT, settings.identity_endpoint.clone()),
         (kokuho_relay::MIDSERVER_ENDPOINT, settings.midserver_endpoint.clone()),

@@ -8,8 +8,9 @@ mod output;
 use clap::Parser as _;
 
 // jemalloc: resident memory stays near the heap under many threads, where glibc's arenas grew
-// it by half (docs/benchmarks.md, continuity).
-#[cfg(not(target_env = "msvc"))]
+// it by half (docs/benchmarks.md, continuity). Feature `system-allocator`: the C library's, so
+// that a heap profiler that hooks malloc (heaptrack) sees every allocation.
+#[cfg(not(any(target_env = "msvc", feature = "system-allocator")))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
