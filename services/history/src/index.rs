@@ -8,8 +8,8 @@
 //! S7), so their facts are stored whole.
 //!
 //! Keys (each source's own tree; deterministic like every projection: a replay gives the same):
-//! - `r/<muni>/<宛名番号>/<seq>` and `p/<都道府県被保険者ID>/<seq>` (seq u64 BE, empty value):
-//!   the stream's events about a resident, about a person
+//! - `r/<muni>/<宛名番号>` and `p/<都道府県被保険者ID>` → the sequences (u64 BE, in order) of the
+//!   stream's events about a resident, about a person
 //! - identity's tree: `fr/<muni>/<宛名番号>/<sort>` and `fp/<pref>/<sort>` → `Fact`, with `<sort>`
 //!   `<occurred nanos>/<seq>/<n>`; `l/<muni>/<宛名番号>/<pref>` and `lp/<pref>/<muni>/<宛名番号>`
 //!   (links), `m/<into>/<from>` and `mf/<from>` → into (merges, I5), `case/<case id>` →
@@ -42,8 +42,8 @@ pub(crate) struct Index<S>(pub(crate) S);
 
 impl<S: Source> Projection for Index<S> {
     const NAME: &'static str = S::NAME;
-    // 2: where the facts are, not the facts (identity's aside); 3: a key per reference.
-    const VERSION: u32 = 3;
+    // 2: where the facts are, not the facts (identity's aside).
+    const VERSION: u32 = 2;
     const STREAM: &'static str = S::STREAM;
     const SUBJECT: Option<&'static str> = S::SUBJECT;
 
@@ -153,9 +153,9 @@ pub(crate) const CALENDAR_PREFIX: &str = "cal/";
 /// The municipality of a fact only an operator sees (no municipality is `*`).
 pub(crate) const OPERATOR_ONLY: &str = "*";
 
-/// The sequence a `r/…/<seq>` or `p/…/<seq>` key ends with.
-pub(crate) fn ref_of(key: &[u8]) -> Option<u64> {
-    key.len().checked_sub(8).and_then(|i| key[i..].try_into().ok()).map(u64::from_be_bytes)
+/// The sequences stored under a `r/` or `p/` key.
+pub(crate) fn refs(value: &[u8]) -> impl Iterator<Item = u64> + '_ {
+    value.chunks_exact(8).map(|c| u64::from_be_bytes(c.try_into().expect("8 bytes")))
 }
 
 /// Writes one event's facts.
@@ -197,12 +197,11 @@ impl Writer<'_, '_, '_> {
                 tx.put(key, make(&self.base, text()).encode_to_vec());
             }
             Sink::Index { tx, stored: false, noted } => {
-                // One small key per event and resident or person: no value rewritten as it grows.
+                // Once per event and key.
                 if noted.insert(refs.clone()) {
-                    let mut key = refs;
-                    key.push(b'/');
-                    key.extend_from_slice(&self.base.sequence.to_be_bytes());
-                    tx.put(key, Vec::new());
+                    let mut list = tx.get(&refs).ok().flatten().unwrap_or_default();
+                    list.extend_from_slice(&self.base.sequence.to_be_bytes());
+                    tx.put(refs, list);
                 }
             }
             Sink::Collect { wanted, out, .. } => {

@@ -11,7 +11,7 @@ use kokuho_store::{Read, StoreError, u32_of};
 
 use crate::index::{
     CALENDAR_PREFIX, Sink, Source, Wanted, links_prefix, merged_from_prefix, merged_into_key, person_prefix,
-    person_refs, ref_of, resident_prefix, resident_refs, residents_prefix,
+    person_refs, refs, resident_prefix, resident_refs, residents_prefix,
 };
 use crate::sources::fact_of;
 
@@ -115,9 +115,10 @@ fn located(tree: &dyn Read, wanted: &Wanted) -> Result<BTreeSet<u64>, StoreError
     let keys =
         wanted.residents.iter().map(|(m, r)| resident_refs(m, r)).chain(wanted.persons.iter().map(|p| person_refs(p)));
     let mut out = BTreeSet::new();
-    for mut prefix in keys {
-        prefix.push(b'/');
-        out.extend(tree.scan_prefix(&prefix)?.into_iter().filter_map(|(k, _)| ref_of(&k[prefix.len()..])));
+    for key in keys {
+        if let Some(v) = tree.get(&key)? {
+            out.extend(refs(&v));
+        }
     }
     Ok(out)
 }
