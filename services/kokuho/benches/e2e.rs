@@ -310,11 +310,7 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // The system's process (under a profiler, the profiler's child).
-    let kokuho_pid = if wrap.is_empty() {
-        up.id().unwrap()
-    } else {
-        system_pid(&data).unwrap_or(up.id().unwrap())
-    };
+    let kokuho_pid = if wrap.is_empty() { up.id().unwrap() } else { system_pid(&data).unwrap_or(up.id().unwrap()) };
     let endpoint = std::fs::read_to_string(&endpoint).unwrap().trim().to_string();
     let tls = data.join("tls");
     let tls = kokuho_runtime::tls::ClientTls::load(
