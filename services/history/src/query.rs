@@ -161,13 +161,13 @@ fn nanos_key(fact: &Fact) -> String {
 
 /// Streams in the order their facts are shown on a tie: a cause's stream before its effects'.
 const STREAMS: [&str; 7] = [
-    "KOKUHO_INTAKE",
-    "KOKUHO_IDENTITY",
-    "KOKUHO_CONTINUITY",
-    "KOKUHO_KOGAKU",
-    "KOKUHO_RELAY",
-    "KOKUHO_RESULTS",
-    "KOKUHO_AUDIT",
+    crate::sources::Intake::STREAM,
+    crate::sources::Identity::STREAM,
+    crate::sources::Continuity::STREAM,
+    crate::sources::Kogaku::STREAM,
+    crate::sources::Relay::STREAM,
+    crate::sources::Results::STREAM,
+    crate::sources::Audit::STREAM,
 ];
 
 /// What the viewer may see of `facts`, dated, up to `as_of`, in order: by business date, then
