@@ -716,3 +716,63 @@ fn why_an_anomaly_names_its_rule() {
     }
     assert_eq!(ev.anomalies.len(), 2);
 }
+
+#[test]
+fn why_describes_a_period_with_its_reasons_and_counterparts() {
+    let periods = worked_example("20260510");
+    assert_eq!(explain::describe(&periods[0]), "131016 20200401(03 社保離脱)〜20260509(02 県内転出 →131032)");
+    assert_eq!(explain::describe(&periods[1]), "131032 20260510(02 県内転入 ←131016)〜継続中");
+    let no_reason = Period { end_reason: None, ..period("131016", "1", "20200401", "03", Some(("20260509", "03"))) };
+    assert_eq!(explain::describe(&no_reason), "131016 20200401(03 社保離脱)〜20260509");
+}
+
+#[test]
+fn why_names_c3_for_a_gap_c4_for_an_overlap_and_neither_for_adjacent_periods() {
+    let on = |s: &str| {
+        let p = worked_example(s);
+        explain::period(&p, &p[1].key(), d("20260601")).unwrap().rules
+    };
+    assert_eq!(on("20260510"), vec!["C1", "C2", "C9"]);
+    assert_eq!(on("20260520"), vec!["C1", "C2", "C3", "C9"]);
+    assert_eq!(on("20260509"), vec!["C1", "C2", "C4", "C9"]);
+    assert_eq!(on("20260505"), vec!["C1", "C2", "C4", "C9"]);
+}
+
+#[test]
+fn why_says_a_move_out_without_its_move_in_does_not_end_the_qualification() {
+    let out = moved_out(period("131016", "100004", "20150401", "03", Some(("20260410", "02"))), "131032");
+    let open_ended = |p: &Period| {
+        let why = explain::period(std::slice::from_ref(p), &p.key(), d("20260415")).unwrap();
+        why.lines.iter().any(|l| l.contains("資格は終わっていません"))
+    };
+    assert!(open_ended(&out));
+    // Not for a period that ends the span, nor for an open one.
+    assert!(!open_ended(&period("131024", "300002", "20180401", "03", Some(("20260415", "03")))));
+    assert!(!open_ended(&period("131024", "300003", "20180401", "03", None)));
+}
+
+#[test]
+fn why_an_unpaired_move_in_past_its_window_starts_with_99_by_c5() {
+    let p = vec![moved_in(period("131032", "200001", "20260510", "02", None), "131016")];
+    let late = explain::period(&p, &p[0].key(), d("20260610")).unwrap();
+    assert!(late.lines.iter().any(|l| l.starts_with("C1, C5:") && l.contains("事由は 99")), "{late:?}");
+    // A period that starts a span itself says so, not C5.
+    let own = vec![period("131032", "200002", "20260510", "03", None)];
+    let why = explain::period(&own, &own[0].key(), d("20260610")).unwrap();
+    assert!(!why.lines.iter().any(|l| l.starts_with("C1, C5:")), "{why:?}");
+    assert!(why.lines.iter().any(|l| l.starts_with("C1: 資格は")), "{why:?}");
+}
+
+#[test]
+fn why_an_anomaly_shows_the_municipalitys_own_periods_only() {
+    let mut periods = worked_example("20260520");
+    let ev = evaluate(&periods, d("20260601"));
+    let to_a = ev.anomalies.iter().find(|a| a.to == "131016").unwrap().clone();
+    // Another 宛名番号 at the same municipality, and the same 宛名番号 at another one.
+    periods.push(period("131016", "100009", "20100401", "03", Some(("20120331", "03"))));
+    periods.push(period("131024", "100001", "20000401", "03", Some(("20050331", "03"))));
+    let why = explain::anomaly(&periods, &to_a, d("20260601"));
+    let own = why.lines.iter().find(|l| l.starts_with("この市区町村の期間")).expect("its own periods");
+    assert!(own.contains("131016 20200401") && !own.contains("131032 20260520"), "{own}");
+    assert!(!own.contains("20100401") && !own.contains("20000401"), "{own}");
+}
