@@ -84,7 +84,9 @@ pub fn counters(
 }
 
 /// Every runner of the process (projections and workflows of every service), by consumer:
-/// `kokuho_events_applied_total`, `kokuho_dead_letters_total`, `kokuho_consumer_position`
+/// `kokuho_events_applied_total`, `kokuho_dead_letters_total`, what its store commits cost
+/// (`kokuho_store_written_keys_total`, `…_written_bytes_total`, `…_commit_microseconds_total`),
+/// `kokuho_consumer_position`
 /// (the last stream sequence applied) and `kokuho_consumer_lag` (messages its consumer has not
 /// delivered or not had acknowledged: at its last group, and from the server every 5 s, so a
 /// runner that stopped shows its lag growing).
@@ -114,6 +116,27 @@ impl prometheus_client::collector::Collector for RunnerMetrics {
             "Events moved to the dead-letter stream since start (alert on any increase)",
             "consumer",
             &of(&|s| s.dead_letters.load(Relaxed)),
+        )?;
+        counters(
+            &mut encoder,
+            "kokuho_store_written_keys",
+            "Keys written or deleted in the runner's store since start",
+            "consumer",
+            &of(&|s| s.written_keys.load(Relaxed)),
+        )?;
+        counters(
+            &mut encoder,
+            "kokuho_store_written_bytes",
+            "Bytes of keys and values written to the runner's store since start",
+            "consumer",
+            &of(&|s| s.written_bytes.load(Relaxed)),
+        )?;
+        counters(
+            &mut encoder,
+            "kokuho_store_commit_microseconds",
+            "Time the runner's store commits took since start",
+            "consumer",
+            &of(&|s| s.commit_micros.load(Relaxed)),
         )?;
         gauges(
             &mut encoder,

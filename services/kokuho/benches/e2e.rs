@@ -241,6 +241,19 @@ fn pid_with(needle: &str) -> Option<u32> {
     })
 }
 
+/// The system's Prometheus page (`<data>/metrics` names its address).
+async fn metrics(data: &Path) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let url = std::fs::read_to_string(data.join("metrics")).unwrap();
+    let addr = url.trim().trim_start_matches("http://").trim_end_matches("/metrics").to_string();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let request = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut page = String::new();
+    stream.read_to_string(&mut page).await.unwrap();
+    page
+}
+
 /// The `kokuho` process serving `data` (under a profiler's wrapper, the wrapper's child).
 fn system_pid(data: &Path) -> Option<u32> {
     let binary = std::fs::canonicalize(env!("CARGO_BIN_EXE_kokuho")).ok()?;
@@ -404,6 +417,7 @@ async fn main() {
     let fetch = phase.elapsed();
     let total = e2e.elapsed();
     sampler.abort();
+    let page = metrics(&data).await;
 
     // From the log: when each submission's RS was decided; the intake stream's bytes per record.
     let admin = kokuho_system::admin_user(&kokuho_system::nats_credentials_dir(&data)).unwrap();
@@ -485,6 +499,35 @@ async fn main() {
         jetstream as f64 / records as f64,
         stores.join(", ")
     );
+    // What each runner's store commits cost, the costliest first.
+    let sample = |name: &str| -> BTreeMap<String, f64> {
+        let head = format!("{name}{{consumer=\"");
+        page.lines()
+            .filter_map(|l| l.strip_prefix(&head))
+            .filter_map(|l| {
+                let (consumer, value) = l.split_once("\"} ")?;
+                Some((consumer.to_string(), value.trim().parse().ok()?))
+            })
+            .collect()
+    };
+    let (micros, keys, bytes) = (
+        sample("kokuho_store_commit_microseconds_total"),
+        sample("kokuho_store_written_keys_total"),
+        sample("kokuho_store_written_bytes_total"),
+    );
+    let mut costly: Vec<(&String, &f64)> = micros.iter().collect();
+    costly.sort_by(|a, b| b.1.partial_cmp(a.1).unwrap());
+    println!();
+    println!("| runner (store commits, costliest first) | commit time | keys / record | bytes / record |");
+    println!("| --- | ---: | ---: | ---: |");
+    for (consumer, us) in costly.into_iter().take(12) {
+        println!(
+            "| {consumer} | {:.1} s | {:.1} | {:.0} |",
+            us / 1e6,
+            keys.get(consumer).copied().unwrap_or(0.0) / records as f64,
+            bytes.get(consumer).copied().unwrap_or(0.0) / records as f64
+        );
+    }
     if std::env::var_os("KOKUHO_BENCH_KEEP").is_none() {
         let _ = std::fs::remove_dir_all(&tmp);
     } else {
