@@ -72,7 +72,9 @@ impl HistoryService for HistoryGrpc {
         let allowed = caller.is_operator() || caller.is_municipality(&r.municipality);
         self.auditor.require(&caller, allowed, ACTION, &purpose).await?;
         let viewer = viewer(&caller);
-        self.stores.caught_up(&self.bus).await;
+        // A link asked about right after its submission: wait for it a little, then answer
+        // with what there is (a link that is not there yet reads as not linked).
+        let _ = self.stores.caught_up(&self.bus).await;
         let answer =
             self.stores.explain_link(&r.municipality, &r.resident_number, viewer.as_deref()).map_err(status)?;
         let persons = if answer.person.is_empty() { Vec::new() } else { vec![answer.person.clone()] };

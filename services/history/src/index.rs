@@ -170,14 +170,9 @@ pub(crate) struct Writer<'s, 't, 'a> {
 type Whose<'w> = (&'w str, &'w str, &'w str);
 
 impl Writer<'_, '_, '_> {
-    fn fact(
-        &mut self,
-        refs: Vec<u8>,
-        prefix: String,
-        whose: Whose<'_>,
-        what: (&str, &[&str], &str),
-        text: impl FnOnce() -> String,
-    ) {
+    /// A fact about the resident of `whose`, or, without a 宛名番号, about its person: its keys
+    /// made only where the sink needs them.
+    fn fact(&mut self, whose: Whose<'_>, what: (&str, &[&str], &str), text: impl FnOnce() -> String) {
         let (municipality, resident, person) = whose;
         let (kind, rules, topic) = what;
         let make = |base: &Fact, text: String| Fact {
@@ -193,10 +188,14 @@ impl Writer<'_, '_, '_> {
         self.n += 1;
         match &mut *self.sink {
             Sink::Index { tx, stored: true, .. } => {
+                let prefix =
+                    if resident.is_empty() { person_prefix(person) } else { resident_prefix(municipality, resident) };
                 let key = format!("{prefix}{}", sort(self.nanos, self.base.sequence, self.n));
                 tx.put(key, make(&self.base, text()).encode_to_vec());
             }
             Sink::Index { tx, stored: false, noted } => {
+                let refs =
+                    if resident.is_empty() { person_refs(person) } else { resident_refs(municipality, resident) };
                 // Once per event and key.
                 if noted.insert(refs.clone()) {
                     let mut list = tx.get(&refs).ok().flatten().unwrap_or_default();
@@ -219,10 +218,9 @@ impl Writer<'_, '_, '_> {
 
     /// A fact about resident `resident` of `municipality` (and the person, where known).
     pub(crate) fn resident(&mut self, whose: Whose<'_>, kind: &str, rules: &[&str], text: impl FnOnce() -> String) {
-        let (municipality, resident, _) = whose;
+        let (_, resident, _) = whose;
         if !resident.is_empty() {
-            let (refs, prefix) = (resident_refs(municipality, resident), resident_prefix(municipality, resident));
-            self.fact(refs, prefix, whose, (kind, rules, ""), text);
+            self.fact(whose, (kind, rules, ""), text);
         }
     }
 
@@ -238,7 +236,7 @@ impl Writer<'_, '_, '_> {
         text: impl FnOnce() -> String,
     ) {
         if !pref.is_empty() {
-            self.fact(person_refs(pref), person_prefix(pref), (municipality, "", pref), (kind, rules, topic), text);
+            self.fact((municipality, "", pref), (kind, rules, topic), text);
         }
     }
 

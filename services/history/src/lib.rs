@@ -7,9 +7,10 @@
 //! It reads, and never writes to, the streams of every other context: intake's, identity's
 //! public subject (never the numbers, S7), continuity's, kogaku's, relay's, the results stream
 //! and the audit stream. One projection per stream ([`index::Index`] of a [`index::Source`])
-//! turns each event into facts keyed by resident and by person. So the history is itself a
-//! projection of the log: `kokuho replay --verify --service history` checks it against a
-//! rebuild. Queries are audited (S8): the next history shows who looked.
+//! notes where each resident's and person's events are; a query reads those events again from
+//! the log through the same source (identity's facts alone are stored whole, S7). So the index
+//! is a projection of the log like any other: `kokuho replay --verify --service history`
+//! checks it against a rebuild. Queries are audited (S8): the next history shows who looked.
 
 mod grpc;
 mod index;

@@ -457,7 +457,6 @@ async fn main() {
 
     let rate = records as f64 / total.as_secs_f64();
     let raw_hops = raw_rate / 3.0;
-    let mib = |v: u64| v;
     println!("| measure | value |");
     println!("| --- | ---: |");
     println!("| records submitted (KS, KK, KT), submissions | {records}, {} |", submitted.len());
@@ -489,9 +488,9 @@ async fn main() {
     );
     println!(
         "| peak resident memory: kokuho / nats-server / both | {} / {} / {} MiB |",
-        mib(peaks.0.load(Ordering::Relaxed)),
-        mib(peaks.1.load(Ordering::Relaxed)),
-        mib(peaks.2.load(Ordering::Relaxed))
+        peaks.0.load(Ordering::Relaxed),
+        peaks.1.load(Ordering::Relaxed),
+        peaks.2.load(Ordering::Relaxed)
     );
     println!(
         "| disk per record: all / nats / stores | {:.0} / {:.0} B / {} |",
