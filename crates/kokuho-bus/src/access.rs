@@ -87,8 +87,9 @@ pub fn audit_reader(user: &str) -> String {
 
 /// The permissions of service `user` from its declared access, and its subjects of the streams
 /// every service shares: its audit chain (`kokuho.audit.<user>` of `audit`) and its dead
-/// letters (`kokuho.dlq.<user>.>`, which only the operator reads).
-pub fn service_permissions(user: &str, access: &Access, audit: &StreamDef) -> Permissions {
+/// letters (`kokuho.dlq.<user>.>`, which only the operator reads). A `shardable` service's user
+/// may also act as each of its shards ([`crate::shard`]): their consumers, leases and chains.
+pub fn service_permissions(user: &str, access: &Access, shardable: bool, audit: &StreamDef) -> Permissions {
     let mut publish: Vec<String> = Vec::new();
     for s in access.owns {
         publish.extend(s.subjects.iter().map(|s| s.to_string()));
@@ -119,7 +120,9 @@ pub fn service_permissions(user: &str, access: &Access, audit: &StreamDef) -> Pe
     for r in access.reads_subject {
         let (stream, subject) = (r.stream, r.subject);
         publish.push(format!("{API}.DIRECT.GET.{stream}.{subject}"));
-        for c in r.consumers {
+        let shards: Vec<crate::Shard> =
+            std::iter::once(crate::Shard::WHOLE).chain(shardable.then(crate::Shard::all_partial).into_iter().flatten()).collect();
+        for c in r.consumers.iter().flat_map(|c| shards.iter().map(|s| s.dashed(c))) {
             publish.push(format!("{API}.CONSUMER.CREATE.{stream}.{c}.{subject}"));
             publish.push(format!("{API}.CONSUMER.DELETE.{stream}.{c}"));
             publish.push(format!("{API}.CONSUMER.MSG.NEXT.{stream}.{c}"));
@@ -129,6 +132,9 @@ pub fn service_permissions(user: &str, access: &Access, audit: &StreamDef) -> Pe
     // Its own lease (who acts, lease.rs): written only by itself; the holders are no secret.
     let leases = crate::lease::BUCKET;
     publish.push(format!("$KV.{leases}.{user}"));
+    if shardable {
+        publish.push(format!("$KV.{leases}.{user}.*"));
+    }
     publish.push(format!("{API}.DIRECT.GET.KV_{leases}.>"));
     publish.push(format!("{API}.STREAM.MSG.GET.KV_{leases}"));
     // Its own audit chains' heads (the last entry on each subject) and its own chains read back
@@ -302,7 +308,7 @@ mod tests {
             reads_subject: &[PUBLIC],
             appends: &["kokuho.results.rows.*"],
         };
-        let p = service_permissions("x", &access, &AUDIT);
+        let p = service_permissions("x", &access, false, &AUDIT);
         for wanted in [
             "kokuho.x.>",
             "kokuho.results.rows.*",
@@ -335,6 +341,16 @@ mod tests {
             ]
         );
         assert_eq!(p.subscribe, vec!["_INBOX_x.>".to_string()]);
+
+        // A shardable service's user may make each shard's named consumers (and no other) and
+        // hold each shard's lease.
+        let sharded = service_permissions("x", &access, true, &AUDIT);
+        let has = |s: &str| sharded.publish.iter().any(|p| p == s);
+        assert!(has("$JS.API.CONSUMER.CREATE.KOKUHO_W.x-reader-s2of3.kokuho.w.public"));
+        assert!(has("$JS.API.CONSUMER.CREATE.KOKUHO_W.x-reader.kokuho.w.public"));
+        assert!(!has("$JS.API.CONSUMER.CREATE.KOKUHO_W.x-reader-s5of5.kokuho.w.public"));
+        assert!(has("$KV.KOKUHO_LEASES.x.*") && !p.publish.iter().any(|s| s == "$KV.KOKUHO_LEASES.x.*"));
+        assert!(!sharded.publish.iter().any(|s| s.contains("KOKUHO_W.>")));
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub mod event;
 pub mod lease;
 mod parts;
 mod server;
+pub mod shard;
 pub mod trace;
 
 use std::time::Duration;
@@ -38,6 +39,7 @@ pub use access::{Access, NatsUser, SubjectRead};
 pub use error::{BusError, BusErrorKind};
 pub use parts::{MAX_EVENT, PART_BYTES};
 pub use server::{MAX_PAYLOAD, server_config, tls_config};
+pub use shard::Shard;
 
 /// The most messages one atomic batch may hold (server limit, error 10199).
 pub const MAX_BATCH: usize = 1_000;
@@ -63,6 +65,9 @@ pub struct StreamDef {
     pub description: &'static str,
 }
 
+/// The header naming the subjects an expected last subject sequence is about.
+const EXPECTED_LAST_SUBJECT_SEQUENCE_SUBJECT: &str = "Nats-Expected-Last-Subject-Sequence-Subject";
+
 /// One message to append.
 #[derive(Debug, Clone)]
 pub struct Append {
@@ -74,6 +79,10 @@ pub struct Append {
     /// Optimistic concurrency: the append fails with [`BusErrorKind::WrongLastSequence`] unless
     /// the last message on `subject` has this stream sequence (0: no message yet).
     pub expected_last_subject_seq: Option<u64>,
+    /// With `expected_last_subject_seq`: the subjects (a filter, wildcards allowed) whose last
+    /// message it expects, instead of its own subject (`Nats-Expected-Last-Subject-Sequence-Subject`,
+    /// nats-server ≥ 2.11): one writer of several subjects (a relay shard's plans and deliveries).
+    pub expected_subjects: Option<String>,
     /// Optimistic concurrency on the whole stream: the append fails with
     /// [`BusErrorKind::WrongLastSequence`] unless the stream's last message has this sequence.
     pub expected_last_seq: Option<u64>,
@@ -91,6 +100,7 @@ impl Append {
             payload: payload.into(),
             msg_id: msg_id.into(),
             expected_last_subject_seq: None,
+            expected_subjects: None,
             expected_last_seq: None,
             part: None,
             trace: {
@@ -108,6 +118,13 @@ impl Append {
 
     pub fn expect_last_subject_seq(mut self, seq: u64) -> Self {
         self.expected_last_subject_seq = Some(seq);
+        self
+    }
+
+    /// Expects `seq` as the last sequence of the messages on `filter` (wildcards allowed).
+    pub fn expect_last_seq_on(mut self, filter: impl Into<String>, seq: u64) -> Self {
+        self.expected_last_subject_seq = Some(seq);
+        self.expected_subjects = Some(filter.into());
         self
     }
 
@@ -131,6 +148,9 @@ impl Append {
         }
         if let Some(seq) = self.expected_last_subject_seq {
             h.insert(async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, seq.to_string().as_str());
+            if let Some(filter) = &self.expected_subjects {
+                h.insert(EXPECTED_LAST_SUBJECT_SEQUENCE_SUBJECT, filter.as_str());
+            }
         }
         if let Some(seq) = self.expected_last_seq {
             h.insert(async_nats::header::NATS_EXPECTED_LAST_SEQUENCE, seq.to_string().as_str());
@@ -546,6 +566,20 @@ impl Bus {
     /// Stream sequence of the last message on `subject`, or 0 if there is none.
     pub async fn last_subject_seq(&self, stream: &str, subject: &str) -> Result<u64, BusError> {
         Ok(self.last_raw(stream, subject).await?.map_or(0, |m| m.sequence))
+    }
+
+    /// The sequence of the last message on any subject `filter` matches (wildcards allowed),
+    /// 0 if none.
+    pub async fn last_seq_on(&self, stream: &str, filter: &str) -> Result<u64, BusError> {
+        if !filter.split('.').any(|t| t == "*" || t == ">") {
+            return self.last_subject_seq(stream, filter).await;
+        }
+        let s = self.stream(stream).await?;
+        match s.get_last_raw_message_by_subject(filter).await {
+            Ok(m) => Ok(m.sequence),
+            Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => Ok(0),
+            Err(e) => Err(BusError::new(BusErrorKind::Unavailable, "last message on subjects", e)),
+        }
     }
 
     /// Whether JetStream answers (a cluster has elected its meta leader).

@@ -42,6 +42,7 @@ pub(crate) fn split(append: Append) -> Result<Vec<Append>, BusError> {
             if i == 0 {
                 part.expected_last_seq = append.expected_last_seq;
                 part.expected_last_subject_seq = append.expected_last_subject_seq;
+                part.expected_subjects = append.expected_subjects.clone();
             }
             part.part = Some((i + 1, n));
             part.trace = append.trace.clone();

@@ -205,3 +205,26 @@ async fn holds_tells_whether_the_stream_has_a_sequence() {
     assert!(bus.holds("KOKUHO_TEST", 2).await.unwrap());
     assert!(!bus.holds("KOKUHO_TEST", 4).await.unwrap());
 }
+
+/// One writer of several subjects (a relay shard's plans and deliveries) expects the last
+/// sequence of all of them, and a writer of other subjects of the stream does not disturb it.
+#[tokio::test]
+async fn expected_last_sequence_on_a_filter_of_subjects() {
+    let (_nats, bus) = setup().await;
+    let filter = "kokuho.test.*.s1";
+    assert_eq!(bus.last_seq_on("KOKUHO_TEST", filter).await.unwrap(), 0);
+    let a = bus.append(Append::new("kokuho.test.plans.s1", "1", "a").expect_last_seq_on(filter, 0)).await.unwrap();
+    // Another shard's subjects move on; ours has not.
+    bus.append(Append::new("kokuho.test.plans.s2", "x", "x")).await.unwrap();
+    assert_eq!(bus.last_seq_on("KOKUHO_TEST", filter).await.unwrap(), a.seq);
+    let b = bus.append(Append::new("kokuho.test.deliveries.s1", "2", "b")).await.unwrap();
+    // Our deliveries moved it: a plan that expected `a` is refused, in a batch too.
+    let stale = Append::new("kokuho.test.plans.s1", "3", "c").expect_last_seq_on(filter, a.seq);
+    assert_eq!(bus.append(stale.clone()).await.unwrap_err().kind(), BusErrorKind::WrongLastSequence);
+    let batch = vec![stale, Append::new("kokuho.test.plans.s1", "4", "d")];
+    assert_eq!(bus.append_atomic(batch.clone()).await.unwrap_err().kind(), BusErrorKind::WrongLastSequence);
+    let mut batch = batch;
+    batch[0].expected_last_subject_seq = Some(b.seq);
+    let done = bus.append_atomic(batch).await.unwrap();
+    assert_eq!(bus.last_seq_on("KOKUHO_TEST", filter).await.unwrap(), done.seq);
+}

@@ -318,6 +318,12 @@ pub trait RowSource: Send + Sync + 'static {
     /// The events of the stream (the service's own).
     type Events: StreamEvents;
 
+    /// Whether the rows of events on `subject` are this source's to hand over (a relay shard
+    /// hands over its own subjects' alone); all of them by default.
+    fn takes(&self, _subject: &str) -> bool {
+        true
+    }
+
     fn rows(&self, event: <Self::Events as StreamEvents>::Event) -> RowGroups;
 }
 
@@ -335,7 +341,7 @@ impl<S: RowSource> kokuho_store::Workflow for ForwardRows<S> {
     async fn handle(&self, events: &[LogEvent<'_>]) -> Result<kokuho_store::Rejected, ApplyError> {
         use tracing::Instrument as _;
         let mut rejected = Vec::new();
-        for (i, ev) in events.iter().enumerate() {
+        for (i, ev) in events.iter().enumerate().filter(|(_, ev)| self.source.takes(ev.subject)) {
             let event = match event::decode::<S::Events>(ev.payload) {
                 Ok((_, event)) => event,
                 Err(why) => {

@@ -472,6 +472,13 @@ impl Auditor {
         Ok(Self { bus, subject: subject(service), signer })
     }
 
+    /// The same writer on chain `subject` (`kokuho.audit.<service>.<…>`, signed with the same
+    /// key): a shard's own chain, since a chain has one writer.
+    pub fn on_chain(mut self, subject: String) -> Self {
+        self.subject = subject;
+        self
+    }
+
     /// Appends one entry, chained to the last on the service's subject, and returns once it is
     /// stored.
     pub async fn record(

@@ -36,6 +36,9 @@ pub struct Environment {
     pub metrics: crate::metrics::Metrics,
     /// The service's own audit signing key (S8), if the process was given one.
     pub audit_signer: Option<crate::audit::Signer>,
+    /// The part of the prefecture this instance owns (`<service>_shard`; whole unless the service
+    /// is [`Service::SHARDABLE`] and the setting is given).
+    pub shard: kokuho_bus::Shard,
 }
 
 /// Settings by name (`business_date`, `identity_public_key`, `identity_keys`, …).
@@ -80,6 +83,10 @@ pub trait Service: Send + Sync + Sized + 'static {
     /// What it does on NATS: the streams it owns and reads, the shared subjects it appends to.
     /// Its NATS user's permissions are derived from this and nothing else (security.md S7).
     const NATS: kokuho_bus::Access;
+
+    /// Its rules never look across municipalities, so it may run as shards, each owning part of
+    /// them ([`kokuho_bus::shard`]; setting `<NAME>_shard = k/n`).
+    const SHARDABLE: bool = false;
 
     /// Ensures the service's streams, opens its projections and starts its runners.
     fn build(env: Environment) -> impl Future<Output = anyhow::Result<Self>> + Send;
@@ -129,6 +136,7 @@ impl<S: Service> Running for S {
 pub struct Registration {
     pub name: &'static str,
     pub access: kokuho_bus::Access,
+    pub shardable: bool,
     pub build: Build,
 }
 
@@ -141,7 +149,7 @@ fn build<S: Service>(env: Environment) -> BoxFuture<anyhow::Result<Box<dyn Runni
 
 /// The registration of `S`.
 pub const fn registration<S: Service>() -> Registration {
-    Registration { name: S::NAME, access: S::NATS, build: build::<S> }
+    Registration { name: S::NAME, access: S::NATS, shardable: S::SHARDABLE, build: build::<S> }
 }
 
 #[cfg(test)]

@@ -36,6 +36,11 @@ pub struct Decider<'a, P: Projection> {
     pub projection: &'a P,
     pub state: &'a ProjectionHandle,
     pub stream: &'static str,
+    /// The subjects of the stream (a filter, wildcards allowed) whose last sequence its appends
+    /// expect, when others write the stream's other subjects (relay's shards, each its own):
+    /// writers elsewhere in the stream then do not make it decide again, and its projection need
+    /// only have applied those subjects' last event. `None`: the whole stream.
+    pub subject: Option<&'a str>,
 }
 
 /// Waits until each projection of another service's stream has applied everything its stream
@@ -87,7 +92,11 @@ impl<P: Projection> Decider<'_, P> {
         rejected: &mut BTreeMap<usize, String>,
     ) -> Result<usize, ApplyError> {
         loop {
-            let expected = self.bus.last_seq(self.stream).await.map_err(transient)?;
+            let expected = match self.subject {
+                Some(filter) => self.bus.last_seq_on(self.stream, filter).await,
+                None => self.bus.last_seq(self.stream).await,
+            }
+            .map_err(transient)?;
             if !self.state.wait_for(expected, PATIENCE).await {
                 return Err(ApplyError::Transient(format!("{} is catching up", self.state.name())));
             }
@@ -144,7 +153,13 @@ impl<P: Projection> Decider<'_, P> {
                 (batch, next)
             };
             let Some(first) = batch.first_mut() else { return Ok(next) };
-            first.expected_last_seq = Some(expected);
+            match self.subject {
+                Some(filter) => {
+                    first.expected_last_subject_seq = Some(expected);
+                    first.expected_subjects = Some(filter.to_string());
+                }
+                None => first.expected_last_seq = Some(expected),
+            }
             match self.bus.append_atomic(batch).await {
                 Ok(a) => {
                     self.state.wait_for(a.seq, PATIENCE).await;

@@ -243,6 +243,9 @@ pub struct RunnerSettings {
     /// Whether this instance acts (holds its service's lease, `kokuho_bus::lease`): workflows
     /// and tasks run only while it does. `None`: it always acts (one instance).
     pub acting: Option<watch::Receiver<bool>>,
+    /// The shard this instance is of its service: its consumers (and so its runners' names)
+    /// carry the shard's label (`relay-persons-s2of3`), so that no two shards share one.
+    pub shard: kokuho_bus::Shard,
 }
 
 /// How runners replay ([`RunnerSettings::replay`]).
@@ -267,6 +270,7 @@ impl Default for RunnerSettings {
             stats: RunnerStats::default(),
             replay: None,
             acting: None,
+            shard: kokuho_bus::Shard::WHOLE,
         }
     }
 }
@@ -378,7 +382,7 @@ impl<S: Step> Runner<S> {
         let start = checkpoint(&store)?;
         let (position, position_rx) = watch::channel(start);
         let (rebuild_tx, rebuild) = mpsc::channel(1);
-        let name = format!("{service}-{}", S::NAME);
+        let name = settings.shard.dashed(&format!("{service}-{}", S::NAME));
         let consumer = ConsumerDef {
             name: match &settings.replay {
                 Some(r) => format!("{}{name}", r.prefix),

@@ -134,7 +134,7 @@ pub fn nats_auth(dir: &Path) -> anyhow::Result<String> {
         .into_iter()
         .map(|(name, key)| {
             let permissions = match SERVICES.iter().find(|r| r.name == name) {
-                Some(r) => access::service_permissions(r.name, &r.access, &kokuho_runtime::audit::AUDIT),
+                Some(r) => access::service_permissions(r.name, &r.access, r.shardable, &kokuho_runtime::audit::AUDIT),
                 None if name == access::AUDITOR => access::auditor_permissions(),
                 None => access::admin_permissions(),
             };
@@ -164,6 +164,15 @@ pub use kokuho_identity::{AUDIT_PUBLIC_KEYS, RELEASE_PER_MINUTE};
 pub fn ensure_audit_keys(dir: &Path) -> anyhow::Result<()> {
     kokuho_runtime::audit::ensure_keys(dir, &service_names())
         .with_context(|| format!("generate the audit keys in {}", dir.display()))
+}
+
+/// The shard of the service that `settings` give it (`<service>_shard = k/n`), whole when none is
+/// given; an error when the service may not be sharded ([`Service::SHARDABLE`]).
+pub fn shard_of(r: &Registration, settings: &Settings) -> anyhow::Result<kokuho_bus::Shard> {
+    let key = format!("{}_shard", r.name);
+    let Some(value) = settings.get(&key) else { return Ok(kokuho_bus::Shard::WHOLE) };
+    anyhow::ensure!(r.shardable, "{key}: {} reads across municipalities and runs whole (docs/architecture.md, Scaling out)", r.name);
+    value.parse().map_err(|e: String| anyhow::anyhow!("{key}: {e}"))
 }
 
 /// The names of [`SERVICES`].
@@ -225,8 +234,8 @@ pub struct System {
     client_tls: Option<kokuho_runtime::tls::ClientTls>,
     nats_url: String,
     stats: kokuho_store::RunnerStats,
-    /// Each service's lease keeper (bus, service, task), and this instance's holder name.
-    leases: Vec<(kokuho_bus::Bus, &'static str, tokio::task::JoinHandle<()>)>,
+    /// Each service's lease keeper (bus, service, lease key, task), and this instance's holder name.
+    leases: Vec<(kokuho_bus::Bus, &'static str, String, tokio::task::JoinHandle<()>)>,
     acting: std::collections::BTreeMap<&'static str, tokio::sync::watch::Receiver<bool>>,
     holder: String,
     metrics_url: Option<String>,
@@ -420,6 +429,7 @@ impl System {
         let cache_mib: u64 = config.settings.parsed(STORE_CACHE_MIB, "a number of MiB")?.unwrap_or(256);
         let cache_bytes = (cache_mib << 20) / registrations.len().max(1) as u64;
         for r in registrations {
+            let shard = shard_of(&r, &config.settings)?;
             let bus = kokuho_bus::Bus::connect_as(&url, &user(r.name)?)
                 .await
                 .with_context(|| format!("connect to NATS as {}", r.name))?;
@@ -434,9 +444,10 @@ impl System {
                 }
                 _ => None,
             };
-            let acting = match bus.hold_lease(r.name, holder.clone(), every).await {
+            let lease = shard.dotted(r.name);
+            let acting = match bus.hold_lease(&lease, holder.clone(), every).await {
                 Ok((acting, task)) => {
-                    leases.push((bus.clone(), r.name, task));
+                    leases.push((bus.clone(), r.name, lease, task));
                     acting_by_service.insert(r.name, acting.clone());
                     Some(acting)
                 }
@@ -448,17 +459,19 @@ impl System {
             let env = Environment {
                 audit_signer,
                 bus,
-                db: SledDb::open_with_cache(&config.data_dir.join("store").join(r.name), cache_bytes)?,
+                db: SledDb::open_with_cache(&config.data_dir.join("store").join(shard.dashed(r.name)), cache_bytes)?,
                 registry: config.registry.clone(),
                 credentials: credentials.clone(),
                 runner: RunnerSettings {
                     failures: failures.clone(),
                     stats: stats.clone(),
                     acting,
+                    shard,
                     ..RunnerSettings::default()
                 },
                 settings: config.settings.clone(),
                 metrics: metrics.clone(),
+                shard,
             };
             services.push((r.build)(env).await?);
         }
@@ -570,14 +583,14 @@ impl System {
 
     /// Whether this instance acts for `service` (holds its lease).
     pub fn acts(&self, service: &str) -> bool {
-        self.leases.iter().any(|(_, s, t)| *s == service && !t.is_finished())
+        self.leases.iter().any(|(_, s, _, t)| *s == service && !t.is_finished())
             && self.acting.get(service).is_some_and(|a| *a.borrow())
     }
 
     /// Stops as a process that dies would, for tests: nothing is given up, so its leases lapse
     /// after their TTL instead of passing to a standby at once.
     pub async fn crash(mut self) {
-        for (_, _, task) in self.leases.drain(..) {
+        for (_, _, _, task) in self.leases.drain(..) {
             task.abort();
         }
         let _ = self.stop_server.send(());
@@ -620,9 +633,9 @@ impl System {
             service.stop().await;
         }
         // A graceful stop gives the leases up (its workflows have stopped): a standby acts at once.
-        for (bus, service, task) in self.leases.drain(..) {
+        for (bus, _, lease, task) in self.leases.drain(..) {
             task.abort();
-            let _ = bus.release_lease(service, &self.holder).await;
+            let _ = bus.release_lease(&lease, &self.holder).await;
         }
         if let Some(n) = self.nats.as_mut() {
             n.stop().await?;

@@ -90,6 +90,7 @@ pub async fn run(replay: Replay, progress: impl Fn(&[(String, u64, u64)])) -> an
     let mut services = Vec::new();
     for name in &replay.services {
         let r = SERVICES.iter().find(|r| r.name == *name).with_context(|| format!("no service {name:?}"))?;
+        let shard = crate::shard_of(r, &config.settings)?;
         let bus = kokuho_bus::Bus::connect_as(&replay.nats_url, &auditor)
             .await
             .with_context(|| format!("connect to NATS as the auditor ({})", replay.nats_url))?;
@@ -97,12 +98,13 @@ pub async fn run(replay: Replay, progress: impl Fn(&[(String, u64, u64)])) -> an
             // It serves no request, so it records no access.
             audit_signer: Some(kokuho_runtime::audit::Signer::throwaway()),
             bus,
-            db: SledDb::open(&replay.scratch.join("store").join(name))?,
+            db: SledDb::open(&replay.scratch.join("store").join(shard.dashed(name)))?,
             registry: config.registry.clone(),
             credentials: credentials.clone(),
-            runner: runner.clone(),
+            runner: RunnerSettings { shard, ..runner.clone() },
             settings: config.settings.clone(),
             metrics: kokuho_runtime::metrics::Metrics::default(),
+            shard,
         };
         services.push((r.build)(env).await.with_context(|| format!("replay {name}"))?);
     }

@@ -29,7 +29,7 @@ impl Workflow for Evaluate {
     /// ones leave it, and appends the results as one atomic batch (kokuho_store::Decider).
     async fn handle(&self, events: &[LogEvent<'_>]) -> Result<Rejected, ApplyError> {
         let decider =
-            Decider { bus: &self.bus, projection: &ContinuityState, state: &self.state, stream: CONTINUITY.name };
+            Decider { bus: &self.bus, projection: &ContinuityState, state: &self.state, stream: CONTINUITY.name, subject: None };
         decider
             .run(
                 events,

@@ -110,7 +110,7 @@ impl<I: Input> Workflow for Evaluate<I> {
         let c = &self.context;
         c.inputs.caught_up(&c.bus).await?;
         let decider =
-            Decider { bus: &c.bus, projection: &candidates::Candidates, state: &c.state, stream: STREAM.name };
+            Decider { bus: &c.bus, projection: &candidates::Candidates, state: &c.state, stream: STREAM.name, subject: None };
         decider
             .run(
                 events,

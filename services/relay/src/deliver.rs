@@ -27,7 +27,7 @@ use kokuho_proto::identity::v1::{ReleaseNumberRequest, ReleaseNumbersRequest};
 use kokuho_proto::midserver::v1 as mpb;
 use kokuho_proto::midserver::v1::mid_server_service_client::MidServerServiceClient;
 use kokuho_proto::relay::v1 as pb;
-use kokuho_relay_contract::{DELIVERIES_SUBJECT, Event, Events, STREAM};
+use kokuho_relay_contract::{Event, Events, STREAM};
 use kokuho_store::ProjectionHandle;
 use tonic::transport::Channel;
 
@@ -106,6 +106,7 @@ pub(crate) struct Worker {
     pub(crate) peers: Peers,
     pub(crate) settings: Settings,
     pub(crate) registry: Arc<Registry>,
+    pub(crate) part: crate::Part,
     pub(crate) health: Arc<Mutex<Health>>,
 }
 
@@ -321,7 +322,7 @@ impl Worker {
     /// Appends the answers (RM rows, R03 raised, waits closed), as the only writer of its subject.
     async fn append(&self, answered: Vec<(pb::Pending, mpb::ApplyResponse)>) -> anyhow::Result<()> {
         loop {
-            let expected = self.bus.last_subject_seq(STREAM.name, DELIVERIES_SUBJECT).await?;
+            let expected = self.bus.last_subject_seq(STREAM.name, self.part.deliveries).await?;
             let last = self.bus.last_seq(STREAM.name).await?;
             self.ledger.wait_for(last, Duration::from_secs(10)).await;
             let event = self.delivered(&answered)?;
@@ -329,7 +330,7 @@ impl Worker {
                 return Ok(());
             }
             let envelope = kokuho_bus::event::envelope::<Events>(Event::RecordsDelivered(event), "", "", "");
-            match self.bus.append(Append::event(DELIVERIES_SUBJECT, &envelope).expect_last_subject_seq(expected)).await
+            match self.bus.append(Append::event(self.part.deliveries, &envelope).expect_last_subject_seq(expected)).await
             {
                 Ok(a) => {
                     self.ledger.wait_for(a.seq, Duration::from_secs(10)).await;
@@ -403,8 +404,7 @@ impl Worker {
     async fn check_stalls(&self) -> anyhow::Result<()> {
         let now = now_secs();
         let limit = self.settings.stall_after.as_secs() as i64;
-        for m in self.registry.municipalities() {
-            let code = m.code.to_string();
+        for code in self.part.municipalities(&self.registry) {
             let p = state::partition(self.ledger.store(), &code)?;
             let quiet_since = p.oldest.max(p.last_delivery);
             let stalled = p.undelivered > 0 && now - quiet_since >= limit;
@@ -432,7 +432,7 @@ impl Worker {
             rows.push(&code, r_row("R05", &key, &wait, state));
             let e = pb::PartitionStall { municipality: code.clone(), stalled, since: now, rows: rows.into_wire() };
             let envelope = kokuho_bus::event::envelope::<Events>(Event::PartitionStall(e), "", "", "");
-            let a = self.bus.append(Append::event(DELIVERIES_SUBJECT, &envelope)).await?;
+            let a = self.bus.append(Append::event(self.part.deliveries, &envelope)).await?;
             self.ledger.wait_for(a.seq, Duration::from_secs(10)).await;
         }
         Ok(())

@@ -51,9 +51,12 @@ impl RelayService for RelayGrpc {
         let caught_up = c.ledger.position() >= last;
         let now = now_secs();
         let municipalities: Vec<String> = if r.municipality.is_empty() {
-            c.registry.municipalities().map(|m| m.code.to_string()).collect()
-        } else {
+            c.part.municipalities(&c.registry).collect()
+        } else if c.part.owns(&r.municipality) {
             vec![r.municipality.clone()]
+        } else {
+            let why = format!("municipality {} is another relay shard's; this is shard {}", r.municipality, c.part.shard);
+            return Err(status(RelayError::Invalid(why)));
         };
         let mut partitions = Vec::new();
         for m in &municipalities {

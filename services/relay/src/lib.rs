@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use kokuho_ids::Registry;
 use kokuho_relay_domain::provision::Policy;
 use kokuho_runtime::audit::Auditor;
 use kokuho_runtime::credentials::Credentials;
@@ -70,6 +71,49 @@ pub const POLICY: &str = "provision_policy";
 /// The policy shipped with the project (config/provision-policy.csv).
 pub const SHIPPED_POLICY: &str = include_str!("../../../config/provision-policy.csv");
 
+/// What this instance owns of relay (kokuho_bus::shard): its municipalities, and its subjects of
+/// relay's stream, which it alone writes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Part {
+    pub(crate) shard: kokuho_bus::Shard,
+    /// Its `RecordsPlanned` (`kokuho.relay.plans`, `.s2of3` after it for a shard).
+    pub(crate) plans: &'static str,
+    /// Its `RecordsDelivered` and `PartitionStall`.
+    pub(crate) deliveries: &'static str,
+    /// What its plans' appends expect the last sequence of: a shard's own subjects; the whole
+    /// stream (`None`) for the one instance.
+    pub(crate) scope: Option<&'static str>,
+}
+
+impl Part {
+    /// Made once per process: the names live as long as it does.
+    fn new(shard: kokuho_bus::Shard) -> Self {
+        use kokuho_relay_contract::{DELIVERIES_SUBJECT, PLANS_SUBJECT};
+        let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+        Self {
+            shard,
+            plans: leak(shard.dotted(PLANS_SUBJECT)),
+            deliveries: leak(shard.dotted(DELIVERIES_SUBJECT)),
+            scope: (!shard.is_whole()).then(|| leak(shard.dotted("kokuho.relay.*"))),
+        }
+    }
+
+    pub(crate) fn owns(&self, municipality: &str) -> bool {
+        self.shard.owns(municipality)
+    }
+
+    /// The events on `subject` are this instance's.
+    pub(crate) fn writes(&self, subject: &str) -> bool {
+        subject == self.plans || subject == self.deliveries
+    }
+
+    /// The registry's municipalities this instance owns.
+    pub(crate) fn municipalities<'a>(&self, registry: &'a Registry) -> impl Iterator<Item = String> + 'a {
+        let shard = self.shard;
+        registry.municipalities().map(|m| m.code.to_string()).filter(move |m| shard.owns(m))
+    }
+}
+
 /// A running relay.
 pub struct App {
     context: Arc<plan::Context>,
@@ -93,6 +137,10 @@ impl Service for App {
         reads_subject: &[kokuho_identity_contract::public(&["relay-persons", "relay-from-identity"])],
         appends: &[kokuho_outbox::ROWS_SUBJECTS],
     };
+
+    /// Each partition of the intermediate server is one municipality's (R1–R5): shards own
+    /// municipalities by their code.
+    const SHARDABLE: bool = true;
 
     async fn build(env: Environment) -> anyhow::Result<Self> {
         let policy_text = match env.settings.get(POLICY) {
@@ -119,18 +167,20 @@ impl Service for App {
         let cards = runners.projection(inputs::Cards, "relay-cards")?;
         let persons = runners.projection(inputs::Persons, "relay-persons")?;
         let periods = runners.projection(inputs::Periods, "relay-periods")?;
-        let ledger = runners.projection(state::Ledger, "relay-ledger")?;
+        let part = Part::new(env.shard);
+        let ledger = runners.projection(state::Ledger { part }, "relay-ledger")?;
         let inputs = plan::Inputs { cards, persons, periods };
         let context = Arc::new(plan::Context {
             bus: env.bus.clone(),
             ledger: ledger.clone(),
             inputs,
             registry: env.registry.clone(),
+            part,
         });
         runners.workflow(plan::Plan::<plan::FromIntake> { context: context.clone(), input: PhantomData })?;
         runners.workflow(plan::Plan::<plan::FromIdentity> { context: context.clone(), input: PhantomData })?;
         runners.workflow(plan::Plan::<plan::FromContinuity> { context: context.clone(), input: PhantomData })?;
-        runners.workflow(kokuho_outbox::ForwardRows { bus: env.bus.clone(), source: plan::RelayRows })?;
+        runners.workflow(kokuho_outbox::ForwardRows { bus: env.bus.clone(), source: plan::RelayRows { part } })?;
         let health = Arc::new(Mutex::new(deliver::Health::default()));
         let worker = deliver::Worker {
             bus: env.bus.clone(),
@@ -138,12 +188,16 @@ impl Service for App {
             peers: deliver::Peers::new(&identity, &midserver, token, tls.as_ref())?,
             settings,
             registry: env.registry.clone(),
+            part,
             health: health.clone(),
         };
         let (stop, stopped) = tokio::sync::watch::channel(false);
         runners.spawn("delivery", worker.run(stopped));
         env.metrics.register(liveness::Collector { context: context.clone(), health: health.clone() });
-        let auditor = Auditor::new(env.bus, Self::NAME, env.audit_signer).await.context("audit stream")?;
+        let auditor = Auditor::new(env.bus, Self::NAME, env.audit_signer)
+            .await
+            .context("audit stream")?
+            .on_chain(part.shard.dotted(&kokuho_runtime::audit::subject(Self::NAME)));
         Ok(Self { context, health, policy, credentials: env.credentials, auditor, runners, stop })
     }
 

@@ -53,8 +53,8 @@ impl prometheus_client::collector::Collector for Collector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         let now = now_secs();
         let mut partitions = Vec::new();
-        for m in self.context.registry.municipalities() {
-            match partition_status(&self.context, &m.code.to_string(), now) {
+        for m in self.context.part.municipalities(&self.context.registry) {
+            match partition_status(&self.context, &m, now) {
                 Ok(p) => partitions.push(p),
                 Err(e) => tracing::warn!(error = %e, "relay metrics: the ledger could not be read"),
             }

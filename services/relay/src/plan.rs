@@ -18,7 +18,7 @@ use kokuho_ids::codes::{AlertState, InputKind, Kubun};
 use kokuho_ids::{Date, Registry};
 use kokuho_proto::identity::v1::MunicipalityRows;
 use kokuho_proto::relay::v1 as pb;
-use kokuho_relay_contract::{Event, Events, PLANS_SUBJECT, STREAM};
+use kokuho_relay_contract::{Event, Events, STREAM};
 use kokuho_relay_domain::{self as domain, Card, Pref, Subscriber, Waiting};
 use kokuho_store::{ApplyError, Decider, LogEvent, ProjectionHandle, Read, Rejected, StoreError, Workflow};
 
@@ -47,6 +47,7 @@ pub(crate) struct Context {
     pub(crate) ledger: ProjectionHandle,
     pub(crate) inputs: Inputs,
     pub(crate) registry: Arc<Registry>,
+    pub(crate) part: crate::Part,
 }
 
 /// An input stream of relay and what its events touch.
@@ -101,7 +102,9 @@ impl<I: Input> Workflow for Plan<I> {
     async fn handle(&self, events: &[LogEvent<'_>]) -> Result<Rejected, ApplyError> {
         let c = &self.context;
         c.inputs.caught_up(&c.bus).await?;
-        let decider = Decider { bus: &c.bus, projection: &state::Ledger, state: &c.ledger, stream: STREAM.name };
+        let ledger = state::Ledger { part: c.part };
+        let decider =
+            Decider { bus: &c.bus, projection: &ledger, state: &c.ledger, stream: STREAM.name, subject: c.part.scope };
         decider
             .run(
                 events,
@@ -110,9 +113,9 @@ impl<I: Input> Workflow for Plan<I> {
                     let Some(touched) = I::touched(ev.payload, &c.inputs).map_err(ApplyError::Malformed)? else {
                         return Ok(Vec::new());
                     };
-                    let planned = plan(view, &c.inputs, &c.registry, &touched, (I::STREAM, ev.seq))?;
+                    let planned = plan(view, c, &touched, (I::STREAM, ev.seq))?;
                     Ok(Vec::from_iter(planned.map(|e| {
-                        (PLANS_SUBJECT, kokuho_bus::event::envelope::<Events>(Event::RecordsPlanned(e), "", "", ""))
+                        (c.part.plans, kokuho_bus::event::envelope::<Events>(Event::RecordsPlanned(e), "", "", ""))
                     })))
                 },
             )
@@ -222,8 +225,14 @@ enum Desired {
     Gone,
 }
 
-/// The periods a touch concerns: continuity's and the ones relay planned before.
-fn periods_touched(view: &dyn Read, inputs: &Inputs, t: &Touched) -> Result<BTreeSet<PeriodKey>, StoreError> {
+/// The periods a touch concerns: continuity's and the ones relay planned before, in this
+/// instance's municipalities.
+fn periods_touched(
+    view: &dyn Read,
+    inputs: &Inputs,
+    part: &crate::Part,
+    t: &Touched,
+) -> Result<BTreeSet<PeriodKey>, StoreError> {
     let (persons, periods) = (inputs.persons.store(), inputs.periods.store());
     let mut keys = BTreeSet::new();
     for person in &t.persons {
@@ -243,6 +252,7 @@ fn periods_touched(view: &dyn Read, inputs: &Inputs, t: &Touched) -> Result<BTre
     for (m, h) in &t.households {
         keys.extend(inputs::periods_of_household(periods, m, h)?);
     }
+    keys.retain(|k| part.owns(&k.municipality));
     Ok(keys)
 }
 
@@ -294,12 +304,12 @@ fn desired(inputs: &Inputs, registry: &Registry, key: &PeriodKey) -> Result<(Des
 /// the 枝番 given and the R rows raised or closed. `None` when nothing changed.
 pub(crate) fn plan(
     view: &dyn Read,
-    inputs: &Inputs,
-    registry: &Registry,
+    c: &Context,
     touched: &Touched,
     input: (&str, u64),
 ) -> Result<Option<pb::RecordsPlanned>, ApplyError> {
-    let keys = periods_touched(view, inputs, touched)?;
+    let (inputs, registry) = (&c.inputs, &*c.registry);
+    let keys = periods_touched(view, inputs, &c.part, touched)?;
     let mut wanted: Vec<(PeriodKey, Desired, String)> = Vec::new();
     for key in keys {
         let (d, person) = desired(inputs, registry, &key)?;
@@ -421,13 +431,19 @@ pub(crate) fn plan(
     Ok(changed.then_some(out))
 }
 
-/// relay's rows, handed to the outbox.
-pub(crate) struct RelayRows;
+/// relay's rows (this instance's part of them), handed to the outbox.
+pub(crate) struct RelayRows {
+    pub(crate) part: crate::Part,
+}
 
 impl kokuho_outbox::RowSource for RelayRows {
     const NAME: &'static str = "forward-rows";
     const STREAM: &'static str = STREAM.name;
     type Events = Events;
+
+    fn takes(&self, subject: &str) -> bool {
+        self.part.writes(subject)
+    }
 
     fn rows(&self, event: Event) -> kokuho_outbox::RowGroups {
         let (id, rows) = match event {
@@ -439,6 +455,8 @@ impl kokuho_outbox::RowSource for RelayRows {
             Event::PartitionStall(s) => (format!("stall:{}:{}:{}", s.municipality, s.stalled, s.since), s.rows),
             Event::ProvisionRecorded(_) => return Vec::new(),
         };
-        rows.into_iter().map(|m| (format!("relay:{id}:{}", m.municipality), m.municipality, m.rows)).collect()
+        // A shard's operations are numbered on its own: its label keeps the group ids apart.
+        let shard = self.part.shard.dotted("relay");
+        rows.into_iter().map(|m| (format!("{shard}:{id}:{}", m.municipality), m.municipality, m.rows)).collect()
     }
 }

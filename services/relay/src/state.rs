@@ -18,7 +18,10 @@ use prost::Message as _;
 
 use crate::inputs::PeriodKey;
 
-pub(crate) struct Ledger;
+/// The projection of this instance's part of relay's stream (its shard's subjects).
+pub(crate) struct Ledger {
+    pub(crate) part: crate::Part,
+}
 
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(e.to_string())
@@ -53,6 +56,10 @@ impl Projection for Ledger {
     const STREAM: &'static str = kokuho_relay_contract::STREAM.name;
 
     fn apply(&self, tx: &mut Tx<'_>, ev: &LogEvent<'_>) -> Result<(), ApplyError> {
+        // Another shard's plans and deliveries (and provision records) are not this ledger's.
+        if !self.part.writes(ev.subject) {
+            return Ok(());
+        }
         let (envelope, event) = kokuho_bus::event::decode::<Events>(ev.payload).map_err(ApplyError::Malformed)?;
         let at = envelope.occurred_at.map(|t| t.seconds).unwrap_or(0);
         match event {
