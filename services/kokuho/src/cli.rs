@@ -409,6 +409,10 @@ pub(crate) struct ServeSettings {
     /// relay: the provision policy file (別紙2; default: the one shipped in the binary).
     #[arg(long, env = "KOKUHO_PROVISION_POLICY")]
     pub(crate) provision_policy: Option<PathBuf>,
+    /// relay: this instance is shard k of n (e.g. 2/3), owning the municipalities whose code
+    /// modulo n is k − 1 (docs/architecture.md, Scaling out); default: the whole.
+    #[arg(long, env = "KOKUHO_RELAY_SHARD")]
+    pub(crate) relay_shard: Option<String>,
     /// Where the service keeps its stores (default .kokuho).
     #[arg(skip)]
     pub(crate) data_dir: Option<PathBuf>,
@@ -450,6 +454,7 @@ impl ServeSettings {
             relay_in_flight: self.relay_in_flight.or(file.relay_in_flight),
             relay_stall_seconds: self.relay_stall_seconds.or(file.relay_stall_seconds),
             provision_policy: self.provision_policy.or(file.provision_policy),
+            relay_shard: self.relay_shard.or(file.relay_shard),
             data_dir: self.data_dir.or(file.data_dir),
         }
     }

@@ -955,6 +955,7 @@ async fn serve(global: &Global, args: ServeArgs) -> anyhow::Result<u8> {
         (kokuho_relay::MIDSERVER_ENDPOINT, settings.midserver_endpoint.clone()),
         (kokuho_relay::TOKEN_FILE, settings.relay_token_file.as_ref().map(|p| p.display().to_string())),
         (kokuho_relay::IN_FLIGHT, settings.relay_in_flight.map(|n| n.to_string())),
+        (kokuho_relay::SHARD, settings.relay_shard.clone()),
         (kokuho_relay::STALL_SECONDS, settings.relay_stall_seconds.map(|n| n.to_string())),
         (kokuho_relay::POLICY, settings.provision_policy.as_ref().map(|p| p.display().to_string())),
     ];

@@ -65,6 +65,8 @@ pub const TOKEN_FILE: &str = "relay_token_file";
 pub const IN_FLIGHT: &str = "relay_in_flight";
 /// Seconds a partition may stay still while records wait before R05 is raised (default 900).
 pub const STALL_SECONDS: &str = "relay_stall_seconds";
+/// This instance is shard `k/n` of relay (kokuho_bus::shard); default: the whole.
+pub const SHARD: &str = "relay_shard";
 /// The provision policy (別紙2) file; default: the one shipped in the binary.
 pub const POLICY: &str = "provision_policy";
 
