@@ -121,7 +121,7 @@ bench-e2e: deps
 
 # The short run inside `just test` (debug build, 3,000 persons in 4 municipalities).
 bench-e2e-smoke:
-    KOKUHO_BENCH_PERSONS=3000 KOKUHO_BENCH_MUNICIPALITIES=4 KOKUHO_BENCH_FILE_PERSONS=500 cargo bench -p kokuho --bench e2e --profile dev --locked
+    KOKUHO_BENCH_PERSONS=3000 KOKUHO_BENCH_MUNICIPALITIES=4 KOKUHO_BENCH_FILE_PERSONS=500 KOKUHO_BENCH_STEADY_SECONDS=3 KOKUHO_BENCH_STEADY_RATE=200 cargo bench -p kokuho --bench e2e --profile dev --locked
 
 # Benchmarks side by side with raw JetStream in the same run (docs/benchmarks.md).
 bench: deps

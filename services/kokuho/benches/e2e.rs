@@ -12,6 +12,10 @@
 //! 3. Every receiving municipality decides each of its continuation candidates 継続 in a KT
 //!    file (kogaku), in parallel; a day close.
 //! 4. Every municipality fetches and acknowledges its result files.
+//! 5. Steady state: for `KOKUHO_BENCH_STEADY_SECONDS` (default 20; 0: none) every municipality
+//!    sends small submissions of new insured persons (5 persons, KS and KK: 10 records) at a
+//!    combined `KOKUHO_BENCH_STEADY_RATE` records/s (default 1,000), as a day at the desks
+//!    would; submit → RS decided p50 / p99 of those is the daily latency (target p99 < 500 ms).
 //!
 //! Printed: records/s end to end (first submit to results fetched), each phase, submit →
 //! receipt and submit → RS decided (continuity's event for the submission, from the log)
@@ -91,6 +95,22 @@ impl Prefecture {
             seq += 1;
         }
         out
+    }
+
+    /// Steady submission `k` of municipality `i`: `persons` new persons, each in a household of
+    /// their own, acquired on the business date 2025-07-01.
+    fn steady(&self, i: usize, k: u64, persons: u64) -> (Files, u64) {
+        let m = &self.munis[i];
+        let (mut ks, mut kk) = (Vec::new(), Vec::new());
+        for p in k * persons..(k + 1) * persons {
+            let (h, resident) = (3_000_000 + p, 7_000_000 + p);
+            let number = kokuho_testkit::individual_number(40_000_000_000 + i as u64 * 10_000_000 + p);
+            ks.push(format!("2,1,{h},20250701,01,{resident},0,{},{h},,", m.symbol));
+            kk.push(format!("2,1,{resident},{h},1,{number},{KK_TAIL},20250701,03,,,,,20250701"));
+        }
+        let records = (ks.len() + kk.len()) as u64;
+        let seq = 2_000 + k as u32;
+        (vec![file(m, "KS", seq, &ks), file(m, "KK", seq, &kk)], records)
     }
 
     /// The moves of month 2025-05 as municipality `i` sends them: its movers' ends (02, to the
@@ -416,6 +436,50 @@ async fn main() {
     }
     let fetch = phase.elapsed();
     let total = e2e.elapsed();
+
+    let e2e_records = records;
+    // 5. Steady state: small submissions from every municipality at a combined rate.
+    let steady_seconds = env_u64("KOKUHO_BENCH_STEADY_SECONDS", 20);
+    let steady_rate = env_u64("KOKUHO_BENCH_STEADY_RATE", 1_000).max(1);
+    const STEADY_PERSONS: u64 = 5;
+    let phase = Instant::now();
+    let mut steady = Vec::new();
+    if steady_seconds > 0 {
+        let munis = pref.munis.len() as u64;
+        // Each municipality's clerk sends one submission of 10 records every `every`.
+        let every = Duration::from_secs_f64((munis * 2 * STEADY_PERSONS) as f64 / steady_rate as f64);
+        let until = Instant::now() + Duration::from_secs(steady_seconds);
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..pref.munis.len() {
+            let (mut client, pref, code) = (client.clone(), pref.clone(), pref.munis[i].code.clone());
+            // Spread the municipalities' first submissions over one interval.
+            let start = Instant::now() + every.mul_f64(i as f64 / munis as f64);
+            tasks.spawn(async move {
+                let mut out = Vec::new();
+                let mut k = 0u64;
+                loop {
+                    let at = start + every.mul_f64(k as f64);
+                    if at >= until {
+                        return out;
+                    }
+                    tokio::time::sleep_until(at.into()).await;
+                    let (files, records) = pref.steady(i, k, STEADY_PERSONS);
+                    let (started, clock) = (SystemTime::now(), Instant::now());
+                    let r = client.submit(&code, files).await.unwrap();
+                    assert!(r.rejected == 0, "{code}: {r:?}");
+                    out.push((Submitted { receipt: r.receipt, started, answered: clock.elapsed() }, records));
+                    k += 1;
+                }
+            });
+        }
+        while let Some(r) = tasks.join_next().await {
+            steady.extend(r.unwrap());
+        }
+        idle(&mut client).await;
+    }
+    let steady_elapsed = phase.elapsed();
+    let steady_records: u64 = steady.iter().map(|(_, r)| r).sum();
+    records += steady_records;
     sampler.abort();
     let page = metrics(&data).await;
 
@@ -437,6 +501,15 @@ async fn main() {
         })
         .collect();
     let answered: Vec<f64> = submitted.iter().map(|s| s.answered.as_secs_f64()).collect();
+    let steady_rs: Vec<f64> = steady
+        .iter()
+        .filter_map(|(s, _)| {
+            let at = decided_at.get(&s.receipt)?;
+            let start = s.started.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_nanos() as i128;
+            Some((at - start) as f64 / 1e9)
+        })
+        .collect();
+    let steady_answered: Vec<f64> = steady.iter().map(|(s, _)| s.answered.as_secs_f64()).collect();
     let (_, intake_bytes) = bus.stream_size("KOKUHO_INTAKE").await.unwrap();
     let record_bytes = (intake_bytes / records.max(1)) as usize;
     let disk_total = disk(&data);
@@ -455,11 +528,11 @@ async fn main() {
     let _ = std::process::Command::new("kill").arg("-TERM").arg(kokuho_pid.to_string()).status();
     let _ = tokio::time::timeout(Duration::from_secs(60), up.wait()).await;
 
-    let rate = records as f64 / total.as_secs_f64();
+    let rate = e2e_records as f64 / total.as_secs_f64();
     let raw_hops = raw_rate / 3.0;
     println!("| measure | value |");
     println!("| --- | ---: |");
-    println!("| records submitted (KS, KK, KT), submissions | {records}, {} |", submitted.len());
+    println!("| records submitted (KS, KK, KT), submissions | {e2e_records}, {} |", submitted.len());
     println!(
         "| registers: {load_records} records, every municipality in parallel, until caught up | {:.1} s ({:.0} records/s) |",
         load.as_secs_f64(),
@@ -486,6 +559,26 @@ async fn main() {
         percentile(to_rs.clone(), 0.5),
         percentile(to_rs, 0.99)
     );
+    if !steady.is_empty() {
+        println!(
+            "| steady: {steady_records} records in {} submissions of 10, {:.0} records/s asked, {:.0} done | {:.1} s |",
+            steady.len(),
+            steady_rate,
+            steady_records as f64 / steady_elapsed.as_secs_f64(),
+            steady_elapsed.as_secs_f64()
+        );
+        println!(
+            "| steady: submit → receipt, p50 / p99 | {:.3} s / {:.3} s |",
+            percentile(steady_answered.clone(), 0.5),
+            percentile(steady_answered, 0.99)
+        );
+        println!(
+            "| **steady: submit → RS decided, p50 / p99** ({} submissions) | **{:.3} s / {:.3} s** |",
+            steady_rs.len(),
+            percentile(steady_rs.clone(), 0.5),
+            percentile(steady_rs, 0.99)
+        );
+    }
     println!(
         "| peak resident memory: kokuho / nats-server / both | {} / {} / {} MiB |",
         peaks.0.load(Ordering::Relaxed),
