@@ -73,7 +73,11 @@ async fn two_relay_shards_give_what_one_relay_gives() {
     for m in ["131016", "131024", "131032"] {
         fetched.insert(m.to_string(), first.fetch(m).await);
     }
-    reports.push(StepReport { index: reports.len() + 1, outcome: scenario::Outcome::Skipped { what: "the second shard's last deliveries".into() }, fetched });
+    reports.push(StepReport {
+        index: reports.len() + 1,
+        outcome: scenario::Outcome::Skipped { what: "the second shard's last deliveries".into() },
+        fetched,
+    });
 
     // What one relay gives: every row, once (a municipality's rows in the order they came), and
     // the results of expected.json, as the fixture test checks them.

@@ -120,8 +120,9 @@ pub fn service_permissions(user: &str, access: &Access, shardable: bool, audit: 
     for r in access.reads_subject {
         let (stream, subject) = (r.stream, r.subject);
         publish.push(format!("{API}.DIRECT.GET.{stream}.{subject}"));
-        let shards: Vec<crate::Shard> =
-            std::iter::once(crate::Shard::WHOLE).chain(shardable.then(crate::Shard::all_partial).into_iter().flatten()).collect();
+        let shards: Vec<crate::Shard> = std::iter::once(crate::Shard::WHOLE)
+            .chain(shardable.then(crate::Shard::all_partial).into_iter().flatten())
+            .collect();
         for c in r.consumers.iter().flat_map(|c| shards.iter().map(|s| s.dashed(c))) {
             publish.push(format!("{API}.CONSUMER.CREATE.{stream}.{c}.{subject}"));
             publish.push(format!("{API}.CONSUMER.DELETE.{stream}.{c}"));

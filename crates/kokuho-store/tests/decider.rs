@@ -57,7 +57,8 @@ impl Workflow for Accumulate {
     const STREAM: &'static str = INPUT.name;
 
     async fn handle(&self, events: &[LogEvent<'_>]) -> Result<Rejected, ApplyError> {
-        let decider = Decider { bus: &self.bus, projection: &Running, state: &self.state, stream: OUTPUT.name, subject: None };
+        let decider =
+            Decider { bus: &self.bus, projection: &Running, state: &self.state, stream: OUTPUT.name, subject: None };
         decider
             .run(
                 events,

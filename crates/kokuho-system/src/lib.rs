@@ -171,7 +171,11 @@ pub fn ensure_audit_keys(dir: &Path) -> anyhow::Result<()> {
 pub fn shard_of(r: &Registration, settings: &Settings) -> anyhow::Result<kokuho_bus::Shard> {
     let key = format!("{}_shard", r.name);
     let Some(value) = settings.get(&key) else { return Ok(kokuho_bus::Shard::WHOLE) };
-    anyhow::ensure!(r.shardable, "{key}: {} reads across municipalities and runs whole (docs/architecture.md, Scaling out)", r.name);
+    anyhow::ensure!(
+        r.shardable,
+        "{key}: {} reads across municipalities and runs whole (docs/architecture.md, Scaling out)",
+        r.name
+    );
     value.parse().map_err(|e: String| anyhow::anyhow!("{key}: {e}"))
 }
 

@@ -28,8 +28,13 @@ impl Workflow for Evaluate {
     /// Evaluates a group of identity events in order, each on continuity's state as the earlier
     /// ones leave it, and appends the results as one atomic batch (kokuho_store::Decider).
     async fn handle(&self, events: &[LogEvent<'_>]) -> Result<Rejected, ApplyError> {
-        let decider =
-            Decider { bus: &self.bus, projection: &ContinuityState, state: &self.state, stream: CONTINUITY.name, subject: None };
+        let decider = Decider {
+            bus: &self.bus,
+            projection: &ContinuityState,
+            state: &self.state,
+            stream: CONTINUITY.name,
+            subject: None,
+        };
         decider
             .run(
                 events,

@@ -109,8 +109,13 @@ impl<I: Input> Workflow for Evaluate<I> {
     async fn handle(&self, events: &[LogEvent<'_>]) -> Result<Rejected, ApplyError> {
         let c = &self.context;
         c.inputs.caught_up(&c.bus).await?;
-        let decider =
-            Decider { bus: &c.bus, projection: &candidates::Candidates, state: &c.state, stream: STREAM.name, subject: None };
+        let decider = Decider {
+            bus: &c.bus,
+            projection: &candidates::Candidates,
+            state: &c.state,
+            stream: STREAM.name,
+            subject: None,
+        };
         decider
             .run(
                 events,

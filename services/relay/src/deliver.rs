@@ -330,7 +330,10 @@ impl Worker {
                 return Ok(());
             }
             let envelope = kokuho_bus::event::envelope::<Events>(Event::RecordsDelivered(event), "", "", "");
-            match self.bus.append(Append::event(self.part.deliveries, &envelope).expect_last_subject_seq(expected)).await
+            match self
+                .bus
+                .append(Append::event(self.part.deliveries, &envelope).expect_last_subject_seq(expected))
+                .await
             {
                 Ok(a) => {
                     self.ledger.wait_for(a.seq, Duration::from_secs(10)).await;

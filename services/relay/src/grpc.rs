@@ -55,7 +55,8 @@ impl RelayService for RelayGrpc {
         } else if c.part.owns(&r.municipality) {
             vec![r.municipality.clone()]
         } else {
-            let why = format!("municipality {} is another relay shard's; this is shard {}", r.municipality, c.part.shard);
+            let why =
+                format!("municipality {} is another relay shard's; this is shard {}", r.municipality, c.part.shard);
             return Err(status(RelayError::Invalid(why)));
         };
         let mut partitions = Vec::new();
