@@ -107,6 +107,17 @@ async fn two_relay_shards_give_what_one_relay_gives() {
     assert!(mine.partitions.iter().all(|p| !kokuho_bus::Shard::new(1, 2).unwrap().owns(&p.municipality)));
     let other = to_second.relay_status(Some("131024")).await.unwrap_err().to_string();
     assert!(other.contains("another relay shard"), "{other}");
+    // Operation ids are unique across the shards (history and the rows' group ids key by them).
+    let bus = first.nats.bus().await;
+    let mut ids = std::collections::BTreeSet::new();
+    for e in kokuho_e2e::all_events::<kokuho_relay_contract::Events>(&bus, kokuho_relay_contract::STREAM.name).await {
+        if let kokuho_relay_contract::Event::RecordsPlanned(p) = e {
+            for op in p.operations {
+                assert!(ids.insert(op.id), "operation {} planned twice", op.id);
+            }
+        }
+    }
+    assert!(ids.iter().any(|i| i % 2 == 0) && ids.iter().any(|i| i % 2 == 1), "{ids:?}");
     second.stop().await.unwrap();
     first.stop().await;
 }

@@ -72,6 +72,18 @@ impl Shard {
         n % u64::from(self.count) == u64::from(self.index - 1)
     }
 
+    /// Numbers unique across the shards (relay's operation ids, which its readers key by): shard
+    /// k of n numbers with the ids ≡ k − 1 (mod n). The first of its own at or after `id`.
+    pub fn own_id_at_or_after(&self, id: u64) -> u64 {
+        let (n, r) = (u64::from(self.count), u64::from(self.index - 1));
+        id + (r + n - id % n) % n
+    }
+
+    /// The step between two of a shard's own ids.
+    pub fn id_step(&self) -> u64 {
+        u64::from(self.count)
+    }
+
     /// Every shard of every count a service may run as, but the whole one.
     pub fn all_partial() -> impl Iterator<Item = Shard> {
         (2..=MAX_SHARDS).flat_map(|count| (1..=count).map(move |index| Shard { index, count }))
@@ -119,6 +131,27 @@ mod tests {
         fn one_owner(code in "[0-9]{6}", count in 1u32..=MAX_SHARDS) {
             let owners = (1..=count).filter(|k| Shard::new(*k, count).unwrap().owns(&code)).count();
             prop_assert_eq!(owners, 1);
+        }
+    }
+
+    /// Each shard's ids are its own: no two shards of a count give the same id, and the whole
+    /// service numbers 1, 2, 3, … as before.
+    #[test]
+    fn ids_apart() {
+        assert_eq!(Shard::WHOLE.own_id_at_or_after(7), 7);
+        assert_eq!(Shard::WHOLE.id_step(), 1);
+        for count in 2..=MAX_SHARDS {
+            let mut seen = std::collections::BTreeSet::new();
+            for index in 1..=count {
+                let s = Shard::new(index, count).unwrap();
+                let mut id = s.own_id_at_or_after(1);
+                assert!(id >= 1 && id < 1 + u64::from(count));
+                for _ in 0..50 {
+                    assert!(seen.insert(id), "{id} twice ({s})");
+                    assert_eq!(s.own_id_at_or_after(id), id);
+                    id += s.id_step();
+                }
+            }
         }
     }
 

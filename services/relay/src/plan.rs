@@ -362,7 +362,8 @@ pub(crate) fn plan(
         ..Default::default()
     };
     let mut rows = Rows::default();
-    let mut next = state::next_operation(view)?;
+    // Operation ids are unique across shards (history and the rows' group ids key by them).
+    let mut next = c.part.shard.own_id_at_or_after(state::next_operation(view)?);
     for (key, d, person) in wanted {
         let before = state::record(view, &key)?;
         let old = before.as_ref().and_then(|b| b.record.as_ref()).map(domain_record).transpose()?;
@@ -389,7 +390,7 @@ pub(crate) fn plan(
                 period: Some(key.wire()),
                 record: Some(wire(&op.record)),
             });
-            next += 1;
+            next += c.part.shard.id_step();
         }
         // R5: a wait is reported once when it arises; closed when the record went (at delivery),
         // or here when the period is gone or the record at the server is already what it is.
