@@ -268,6 +268,20 @@ impl Intake {
         }
     }
 
+    /// Waits until the state holds everything a decision for `municipality` reads: its own
+    /// submissions and records, and the calendar. Not the other municipalities' appends: under a
+    /// prefecture's load the stream's head moves on with every one of them, and waiting for it
+    /// made each submission wait for all the others' (issue 14, the steady phase).
+    pub(crate) async fn catch_up_for(&self, municipality: &str) -> Result<(), AppError> {
+        let own = self.inner.bus.last_seq_on(INTAKE.name, &format!("kokuho.intake.*.{municipality}")).await?;
+        let calendar = self.inner.bus.last_subject_seq(INTAKE.name, CALENDAR_SUBJECT).await?;
+        if self.inner.state.wait_for(own.max(calendar), PATIENCE).await {
+            Ok(())
+        } else {
+            Err(AppError::Unavailable("intake's state is catching up with the log".into()))
+        }
+    }
+
     async fn ensure_business_date(&self) -> Result<(), AppError> {
         self.catch_up().await?;
         if state::business_date(self.inner.state.store())?.is_some() {

@@ -95,7 +95,7 @@ impl Intake {
         let _guard = lock.lock().await;
         loop {
             let expected = self.inner.bus.last_subject_seq(INTAKE.name, &submission_subject(&muni)).await?;
-            self.catch_up().await?;
+            self.catch_up_for(&muni).await?;
             let store = self.inner.state.store();
             let facts = state::facts(store, &muni, &lookups)?;
             let business_date = state::business_date(store)?.unwrap_or(0);
