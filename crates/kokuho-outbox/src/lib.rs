@@ -2,8 +2,9 @@
 //!
 //! - A service hands rows to the outbox with [`publish_rows`]: one `ResultRowsAdded` event on
 //!   the results stream, with a deterministic group id so a repeated group counts once.
-//! - The [`Outbox`] projection keeps, per municipality, the rows not yet in a file and the
-//!   files issued and not yet acknowledged.
+//! - The [`Outbox`] projection keeps, per municipality and kind, where the rows are (the
+//!   results stream's sequences of the events that carry them, not the rows) and the files
+//!   issued and not yet acknowledged. A fetch reads a file's rows again from the log.
 //! - [`Outbox::fetch`] cuts the waiting rows of each kind into a file (a `ResultFileIssued`
 //!   event: which rows, which name) and returns every unacknowledged file, rendered in the
 //!   municipality's encoding. [`Outbox::acknowledge`] appends `ResultFilesAcknowledged`.
@@ -22,7 +23,7 @@ use kokuho_bus::event::{self, StreamEvents};
 use kokuho_bus::{Append, Bus, BusErrorKind, StreamDef};
 use kokuho_ids::{LocalGovCode, Registry};
 use kokuho_proto::results::v1 as pb;
-use kokuho_store::{ApplyError, LogEvent, Projection, ProjectionHandle, Read, Tx, u32_of};
+use kokuho_store::{ApplyError, LogEvent, Projection, ProjectionHandle, Read, Tx, u32_of, u64_of};
 use pb::ResultsEvent;
 use pb::results_event::Event;
 use prost::Message as _;
@@ -98,24 +99,71 @@ pub async fn publish_rows(
     Ok(())
 }
 
-// Keys of the projection.
+// Keys of the projection. It keeps where the rows are, not the rows: the results stream holds
+// each row once, and a fetch reads the events a file covers again (issue 14: the rows were
+// written three times — pending, moved into their file, deleted at the acknowledgement).
 fn group_key(group: &str) -> Vec<u8> {
     format!("g/{group}").into_bytes()
 }
-fn pending_prefix(muni: &str) -> String {
-    format!("p/{muni}/")
+fn pending_prefix(muni: &str, kind: &str) -> String {
+    format!("p/{muni}/{kind}/")
 }
-fn pending_key(muni: &str, kind: &str, seq: u64, index: usize) -> Vec<u8> {
-    format!("p/{muni}/{kind}/{seq:020}/{index:06}").into_bytes()
+/// An event of the results stream with rows of `kind` for `muni` → how many.
+fn pending_key(muni: &str, kind: &str, seq: u64) -> Vec<u8> {
+    format!("p/{muni}/{kind}/{seq:020}").into_bytes()
 }
+/// The kinds with rows for `muni`, each → the last sequence of its last file (its cut).
+fn cut_key(muni: &str, kind: &str) -> Vec<u8> {
+    format!("c/{muni}/{kind}").into_bytes()
+}
+/// An issued, unacknowledged file → the cut before it (8 bytes) and the `ResultFileIssued`.
 fn file_key(muni: &str, name: &str) -> Vec<u8> {
     format!("f/{muni}/{name}").into_bytes()
 }
-fn file_rows_prefix(muni: &str, name: &str) -> String {
-    format!("fr/{muni}/{name}/")
-}
 fn file_seq_key(muni: &str) -> Vec<u8> {
     format!("s/{muni}").into_bytes()
+}
+fn seq_of(key: &[u8]) -> Option<u64> {
+    std::str::from_utf8(key.get(key.len().checked_sub(20)?..)?).ok()?.parse().ok()
+}
+
+/// An issued file as the projection keeps it: the rows of its kind after `from`, up to
+/// `issued.upto_sequence`.
+struct Issued {
+    from: u64,
+    issued: pb::ResultFileIssued,
+}
+
+impl Issued {
+    fn encode(&self) -> Vec<u8> {
+        let mut v = self.from.to_be_bytes().to_vec();
+        v.extend(self.issued.encode_to_vec());
+        v
+    }
+
+    fn decode(v: &[u8]) -> Result<Self, String> {
+        let (from, rest) = v.split_first_chunk::<8>().ok_or("a file shorter than its cut")?;
+        let issued = pb::ResultFileIssued::decode(rest).map_err(|e| e.to_string())?;
+        Ok(Self { from: u64::from_be_bytes(*from), issued })
+    }
+}
+
+/// The pending events (sequence, rows) of `kind` for `muni` in `(from, upto]`.
+fn pending_between(
+    view: &dyn Read,
+    muni: &str,
+    kind: &str,
+    from: u64,
+    upto: u64,
+) -> Result<Vec<(u64, u32)>, kokuho_store::StoreError> {
+    let mut out = Vec::new();
+    for (key, value) in view.scan_prefix(pending_prefix(muni, kind).as_bytes())? {
+        let seq = seq_of(&key).ok_or_else(|| kokuho_store::StoreError::Corrupt("outbox key".into()))?;
+        if seq > from && seq <= upto {
+            out.push((seq, u32_of(Some(value))));
+        }
+    }
+    Ok(out)
 }
 
 /// The outbox projection over the results stream.
@@ -123,7 +171,8 @@ pub struct OutboxProjection;
 
 impl Projection for OutboxProjection {
     const NAME: &'static str = "outbox";
-    const VERSION: u32 = 1;
+    // 2: where the rows are, not the rows.
+    const VERSION: u32 = 2;
     const STREAM: &'static str = RESULTS.name;
 
     fn apply(&self, tx: &mut Tx<'_>, ev: &LogEvent<'_>) -> Result<(), ApplyError> {
@@ -134,35 +183,33 @@ impl Projection for OutboxProjection {
                     return Ok(());
                 }
                 tx.put(group_key(&added.group_id), ev.seq.to_be_bytes().to_vec());
-                for (i, row) in added.rows.iter().enumerate() {
-                    tx.put(pending_key(&added.municipality, &row.kind, ev.seq, i), row.encode_to_vec());
+                let mut kinds: BTreeMap<&str, u32> = BTreeMap::new();
+                for row in &added.rows {
+                    *kinds.entry(row.kind.as_str()).or_default() += 1;
+                }
+                for (kind, n) in kinds {
+                    tx.put(pending_key(&added.municipality, kind, ev.seq), n.to_be_bytes().to_vec());
+                    if !tx.contains(&cut_key(&added.municipality, kind))? {
+                        tx.put(cut_key(&added.municipality, kind), 0u64.to_be_bytes().to_vec());
+                    }
                 }
             }
             Event::ResultFileIssued(issued) => {
-                let prefix = format!("{}{}/", pending_prefix(&issued.municipality), issued.kind);
-                for (key, value) in tx.scan_prefix(prefix.as_bytes())? {
-                    let tail = &key[prefix.len()..];
-                    let seq: u64 = std::str::from_utf8(&tail[..20.min(tail.len())])
-                        .ok()
-                        .and_then(|s| s.parse().ok())
-                        .ok_or_else(|| ApplyError::Malformed("pending key".into()))?;
-                    if seq > issued.upto_sequence {
-                        continue;
-                    }
-                    let mut moved = file_rows_prefix(&issued.municipality, &issued.name).into_bytes();
-                    moved.extend_from_slice(tail);
-                    tx.put(moved, value);
-                    tx.delete(key);
-                }
-                tx.put(file_seq_key(&issued.municipality), issued.file_sequence.to_be_bytes().to_vec());
-                tx.put(file_key(&issued.municipality, &issued.name), issued.encode_to_vec());
+                let (muni, kind) = (issued.municipality.clone(), issued.kind.clone());
+                let from = u64_of(tx.get(&cut_key(&muni, &kind))?);
+                tx.put(cut_key(&muni, &kind), issued.upto_sequence.max(from).to_be_bytes().to_vec());
+                tx.put(file_seq_key(&muni), issued.file_sequence.to_be_bytes().to_vec());
+                tx.put(file_key(&muni, &issued.name), Issued { from, issued }.encode());
             }
             Event::ResultFilesAcknowledged(ack) => {
                 for name in &ack.names {
-                    tx.delete(file_key(&ack.municipality, name));
-                    for (key, _) in tx.scan_prefix(file_rows_prefix(&ack.municipality, name).as_bytes())? {
-                        tx.delete(key);
+                    let Some(v) = tx.get(&file_key(&ack.municipality, name))? else { continue };
+                    let file = Issued::decode(&v).map_err(ApplyError::Malformed)?;
+                    let (muni, kind) = (&ack.municipality, &file.issued.kind);
+                    for (seq, _) in pending_between(tx, muni, kind, file.from, file.issued.upto_sequence)? {
+                        tx.delete(pending_key(muni, kind, seq));
                     }
+                    tx.delete(file_key(muni, name));
                 }
             }
         }
@@ -216,16 +263,15 @@ impl Outbox {
         loop {
             self.catch_up().await?;
             let store = self.projection.store();
-            // The highest pending sequence of each kind.
+            // The highest pending sequence of each kind past its cut.
             let mut upto: BTreeMap<String, u64> = BTreeMap::new();
-            for (key, _) in store.scan_prefix(pending_prefix(&muni).as_bytes())? {
-                let key = String::from_utf8_lossy(&key).to_string();
-                let mut parts = key.split('/').skip(2);
-                let (Some(kind), Some(seq)) = (parts.next(), parts.next().and_then(|s| s.parse::<u64>().ok())) else {
-                    return Err(OutboxError::Corrupt(key));
-                };
-                let e = upto.entry(kind.to_string()).or_default();
-                *e = (*e).max(seq);
+            for (key, value) in store.scan_prefix(format!("c/{muni}/").as_bytes())? {
+                let kind = String::from_utf8_lossy(&key[format!("c/{muni}/").len()..]).into_owned();
+                let cut = u64_of(Some(value));
+                let last = store.scan_prefix(pending_prefix(&muni, &kind).as_bytes())?.last().and_then(|(k, _)| seq_of(k));
+                if let Some(last) = last.filter(|l| *l > cut) {
+                    upto.insert(kind, last);
+                }
             }
             if upto.is_empty() {
                 break;
@@ -265,18 +311,42 @@ impl Outbox {
         let store = self.projection.store();
         let mut files = Vec::new();
         for (_, value) in store.scan_prefix(format!("f/{muni}/").as_bytes())? {
-            let issued =
-                pb::ResultFileIssued::decode(value.as_slice()).map_err(|e| OutboxError::Corrupt(e.to_string()))?;
-            let rows: Vec<pb::ResultRow> = store
-                .scan_prefix(file_rows_prefix(&muni, &issued.name).as_bytes())?
-                .into_iter()
-                .map(|(_, v)| pb::ResultRow::decode(v.as_slice()).map_err(|e| OutboxError::Corrupt(e.to_string())))
-                .collect::<Result<_, _>>()?;
-            let content = render(&issued, entry, &rows);
-            files.push(ResultFile { name: issued.name, kind: issued.kind, content, rows: rows.len() as u32 });
+            let file = Issued::decode(&value).map_err(OutboxError::Corrupt)?;
+            let rows = self.rows_of(&muni, &file).await?;
+            let content = render(&file.issued, entry, &rows);
+            files.push(ResultFile {
+                name: file.issued.name,
+                kind: file.issued.kind,
+                content,
+                rows: rows.len() as u32,
+            });
         }
         files.sort_by(|a, b| a.name.rsplit('_').next().cmp(&b.name.rsplit('_').next()).then(a.name.cmp(&b.name)));
         Ok(files)
+    }
+
+    /// The rows of a file, read again from the events of the results stream it covers.
+    async fn rows_of(&self, muni: &str, file: &Issued) -> Result<Vec<pb::ResultRow>, OutboxError> {
+        let kind = &file.issued.kind;
+        let events = pending_between(self.projection.store(), muni, kind, file.from, file.issued.upto_sequence)?;
+        let mut rows = Vec::new();
+        for (seq, n) in events {
+            // The log keeps every message (no delete, no purge); one gone is a fault to report,
+            // never rows to leave out of a file without a word.
+            let payload = self.bus.event_at(RESULTS.name, seq).await?.ok_or_else(|| {
+                OutboxError::Corrupt(format!("results message {seq} of {} is no longer in the log", file.issued.name))
+            })?;
+            let added = match event::decode::<Results>(&payload).map_err(OutboxError::Corrupt)? {
+                (_, Event::ResultRowsAdded(added)) => added,
+                _ => return Err(OutboxError::Corrupt(format!("results message {seq} carries no rows"))),
+            };
+            let before = rows.len();
+            rows.extend(added.rows.into_iter().filter(|r| r.kind == *kind));
+            if rows.len() - before != n as usize {
+                return Err(OutboxError::Corrupt(format!("results message {seq}: {n} {kind} rows expected")));
+            }
+        }
+        Ok(rows)
     }
 
     /// Acknowledges files of `municipality`; names it does not hold are ignored.
