@@ -70,12 +70,15 @@ impl IntakeService for IntakeGrpc {
         if header.file_names.is_empty() || header.file_names.len() > limits.max_files {
             return Err(Status::invalid_argument(format!("a submission holds 1 to {} files", limits.max_files)));
         }
-        // S9: one submission per municipality at a time, then a permit of the global bound, both
-        // before any file is read and held until decided.
+        // S9: one submission per municipality at a time, then a small permit before any file is
+        // read, and a large one once its files grow past a small submission's bytes; held until
+        // decided.
         let slot = self.intake.inner.receiving.lock().await.entry(header.municipality.clone()).or_default().clone();
         let _own = slot.lock_owned().await;
-        let _permit =
-            self.intake.inner.uploads.acquire().await.map_err(|_| Status::unavailable("intake is stopping"))?;
+        let stopping = |_| Status::unavailable("intake is stopping");
+        let _small = self.intake.inner.small.acquire().await.map_err(stopping)?;
+        let mut large = None;
+        let mut received = 0usize;
         let mut files: Vec<SubmitFile> =
             header.file_names.into_iter().map(|name| SubmitFile { name, bytes: Vec::new() }).collect();
         while let Some(part) = stream.next().await {
@@ -89,6 +92,10 @@ impl IntakeService for IntakeGrpc {
                             "file {}: more than the limit of {} bytes",
                             file.name, limits.max_file_bytes
                         )));
+                    }
+                    received += chunk.data.len();
+                    if received > crate::SMALL_BYTES && large.is_none() {
+                        large = Some(self.intake.inner.uploads.acquire().await.map_err(stopping)?);
                     }
                     file.bytes.extend_from_slice(&chunk.data);
                 }

@@ -64,6 +64,11 @@ impl Default for Limits {
     }
 }
 
+/// Small submissions received and decided at a time (S9), beside the large ones.
+pub const SMALL_SUBMISSIONS: usize = 64;
+/// A submission is small up to this many bytes (its files together): 64 of them hold 64 MiB.
+pub const SMALL_BYTES: usize = 1 << 20;
+
 /// The setting of [`Limits::max_submissions`].
 pub const MAX_SUBMISSIONS: &str = "intake_max_submissions";
 
@@ -152,8 +157,12 @@ pub(crate) struct Inner {
     /// One submission of a municipality received and decided at a time (S9): a municipality
     /// that sends many at once cannot take every permit of [`Limits::max_submissions`].
     pub(crate) receiving: Mutex<BTreeMap<String, Arc<Mutex<()>>>>,
-    /// S9: a permit per submission being received or decided (`Limits::max_submissions`), taken
-    /// before its files are read, so that memory is bounded whatever the callers do.
+    /// S9: a permit per submission being received or decided, taken before its files are read,
+    /// so that memory is bounded whatever the callers do: every submission takes a small one
+    /// ([`SMALL_SUBMISSIONS`] of at most [`SMALL_BYTES`]); one that grows past that also takes a
+    /// large one (`Limits::max_submissions`). Always in that order, so no two wait on each other.
+    /// A day's small submissions from many municipalities then never queue behind a register.
+    pub(crate) small: tokio::sync::Semaphore,
     pub(crate) uploads: tokio::sync::Semaphore,
 }
 
@@ -186,6 +195,7 @@ impl App {
                 bus,
                 state,
                 outbox,
+                small: tokio::sync::Semaphore::new(SMALL_SUBMISSIONS),
                 uploads: tokio::sync::Semaphore::new(config.limits.max_submissions.max(1)),
                 config,
                 locks: Mutex::new(BTreeMap::new()),
