@@ -223,24 +223,33 @@ fn file_chunk(data: &[u8]) -> kokuho_proto::intake::v1::SubmitRequest {
     }
 }
 
-/// S9: intake holds at most `intake_max_submissions` submissions in memory; one more waits for
-/// a permit before any of its files is read (here: one at a time, while a slow caller's upload
-/// is still open, another municipality's submission waits, and goes once the first is done).
+/// S9: intake holds at most `intake_small_submissions` small submissions (≤ 1 MiB of files) and
+/// `intake_max_submissions` large ones in memory; one more waits for a permit before more of its
+/// files is read. Here one of each, then two small and one large:
+/// - while a slow caller's small upload is open, another municipality's small submission waits,
+///   and goes once the first is done;
+/// - while a slow caller's large upload holds the large permit, a small submission goes at once
+///   (a day's small submissions never queue behind a register), and another large one waits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn submissions_held_in_memory_are_bounded() {
-    let mut sys = kokuho_e2e::app::spawn_system_with(20260401, &[("intake_max_submissions", "1")]).await;
-    let (_, ks) =
-        kokuho_e2e::input_file("KS", CHIYODA, "130013", 1, &["2,1,1001,20200401,01,100001,0,千代田,1001,09,".into()]);
-    let (tx, rest, slow) = slow_upload(&sys, CHIYODA, ks).await;
-
-    // Another municipality's submission waits for the permit.
+    let ks_of = |muni: &str, insurer: &str, households: u32| {
+        let lines: Vec<String> = (0..households)
+            .map(|i| format!("2,1,{},20200401,01,{},0,町,{},09,", 1001 + i, 100_001 + i, 1001 + i))
+            .collect();
+        kokuho_e2e::input_file("KS", muni, insurer, 1, &lines)
+    };
+    let mut sys = kokuho_e2e::app::spawn_system_with(
+        20260401,
+        &[("intake_max_submissions", "1"), ("intake_small_submissions", "1")],
+    )
+    .await;
+    let (tx, rest, slow) = slow_upload(&sys, CHIYODA, ks_of(CHIYODA, "130013", 1).1).await;
+    // Another municipality's small submission waits for the small permit.
     let mut client = sys.client.clone();
-    let other =
-        kokuho_e2e::input_file("KS", CHUO, "130021", 1, &["2,1,3001,20200401,01,300001,0,中央,3001,09,".into()]);
+    let other = ks_of(CHUO, "130021", 1);
     let waiting = tokio::spawn(async move { client.submit(CHUO, vec![other]).await });
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     assert!(!waiting.is_finished(), "a second submission is not received while the first holds the only permit");
-
     // The slow caller finishes: both are decided.
     tx.send(file_chunk(&rest)).await.unwrap();
     drop(tx);
@@ -249,6 +258,32 @@ async fn submissions_held_in_memory_are_bounded() {
     let second = waiting.await.unwrap().unwrap();
     assert_eq!((second.accepted, second.rejected), (1, 0), "{second:?}");
     sys.settle().await;
+    sys.stop().await;
+
+    // Large submissions: 50,000 households, about 2.3 MiB, half of it sent before the pause.
+    const LARGE: u32 = 50_000;
+    let mut sys = kokuho_e2e::app::spawn_system_with(
+        20260401,
+        &[("intake_max_submissions", "1"), ("intake_small_submissions", "2")],
+    )
+    .await;
+    let large = ks_of(CHIYODA, "130013", LARGE).1;
+    assert!(large.len() / 2 > kokuho_intake::SMALL_BYTES);
+    let (tx, rest, slow) = slow_upload(&sys, CHIYODA, large).await;
+    let mut client = sys.client.clone();
+    let small = client.submit("131032", vec![ks_of("131032", "130039", 1)]).await.unwrap();
+    assert_eq!((small.accepted, small.rejected), (1, 0), "a small submission goes while a large one is read");
+    let mut client = sys.client.clone();
+    let other = ks_of(CHUO, "130021", LARGE);
+    let waiting = tokio::spawn(async move { client.submit(CHUO, vec![other]).await });
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert!(!waiting.is_finished(), "a second large submission waits for the large permit");
+    tx.send(file_chunk(&rest)).await.unwrap();
+    drop(tx);
+    let first = slow.await.unwrap().unwrap();
+    assert_eq!((first.accepted, first.rejected), (LARGE, 0), "{first:?}");
+    let second = waiting.await.unwrap().unwrap();
+    assert_eq!((second.accepted, second.rejected), (LARGE, 0), "{second:?}");
     sys.stop().await;
 }
 

@@ -268,7 +268,8 @@ impl Outbox {
             for (key, value) in store.scan_prefix(format!("c/{muni}/").as_bytes())? {
                 let kind = String::from_utf8_lossy(&key[format!("c/{muni}/").len()..]).into_owned();
                 let cut = u64_of(Some(value));
-                let last = store.scan_prefix(pending_prefix(&muni, &kind).as_bytes())?.last().and_then(|(k, _)| seq_of(k));
+                let last =
+                    store.scan_prefix(pending_prefix(&muni, &kind).as_bytes())?.last().and_then(|(k, _)| seq_of(k));
                 if let Some(last) = last.filter(|l| *l > cut) {
                     upto.insert(kind, last);
                 }
@@ -314,12 +315,7 @@ impl Outbox {
             let file = Issued::decode(&value).map_err(OutboxError::Corrupt)?;
             let rows = self.rows_of(&muni, &file).await?;
             let content = render(&file.issued, entry, &rows);
-            files.push(ResultFile {
-                name: file.issued.name,
-                kind: file.issued.kind,
-                content,
-                rows: rows.len() as u32,
-            });
+            files.push(ResultFile { name: file.issued.name, kind: file.issued.kind, content, rows: rows.len() as u32 });
         }
         files.sort_by(|a, b| a.name.rsplit('_').next().cmp(&b.name.rsplit('_').next()).then(a.name.cmp(&b.name)));
         Ok(files)

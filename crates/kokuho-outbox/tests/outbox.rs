@@ -66,7 +66,10 @@ async fn fetch_offers_files_until_acknowledged() {
     assert_eq!(more.len(), 3);
     assert_eq!(more[2].name, "RE_131016_20260402_000003.csv");
     assert_eq!(more[..2], files[..], "the first files keep their rows");
-    assert!(String::from_utf8_lossy(&more[2].content).contains("2,E,E002\r\n9,1"), "the new file holds the new row only");
+    assert!(
+        String::from_utf8_lossy(&more[2].content).contains("2,E,E002\r\n9,1"),
+        "the new file holds the new row only"
+    );
     // The first two acknowledged: the third is still offered, with its row.
     assert_eq!(outbox.acknowledge(chiyoda, vec![more[0].name.clone(), more[1].name.clone()]).await.unwrap(), 2);
     assert_eq!(outbox.fetch(chiyoda, 20260402).await.unwrap(), more[2..].to_vec());

@@ -50,6 +50,9 @@ pub struct Limits {
     /// Submissions received and decided at a time, across municipalities: what intake holds in
     /// memory is at most this many submissions (`intake_max_submissions`).
     pub max_submissions: usize,
+    /// Small submissions (at most [`SMALL_BYTES`] of files) received and decided at a time,
+    /// beside the large ones (`intake_small_submissions`).
+    pub small_submissions: usize,
 }
 
 impl Default for Limits {
@@ -60,14 +63,15 @@ impl Default for Limits {
             max_line_bytes: 64 << 10,
             max_records: 400_000,
             max_submissions: 4,
+            small_submissions: 64,
         }
     }
 }
 
-/// Small submissions received and decided at a time (S9), beside the large ones.
-pub const SMALL_SUBMISSIONS: usize = 64;
 /// A submission is small up to this many bytes (its files together): 64 of them hold 64 MiB.
 pub const SMALL_BYTES: usize = 1 << 20;
+/// The setting of [`Limits::small_submissions`].
+pub const SMALL_SUBMISSIONS: &str = "intake_small_submissions";
 
 /// The setting of [`Limits::max_submissions`].
 pub const MAX_SUBMISSIONS: &str = "intake_max_submissions";
@@ -159,7 +163,7 @@ pub(crate) struct Inner {
     pub(crate) receiving: Mutex<BTreeMap<String, Arc<Mutex<()>>>>,
     /// S9: a permit per submission being received or decided, taken before its files are read,
     /// so that memory is bounded whatever the callers do: every submission takes a small one
-    /// ([`SMALL_SUBMISSIONS`] of at most [`SMALL_BYTES`]); one that grows past that also takes a
+    /// (`Limits::small_submissions` of at most [`SMALL_BYTES`]); one that grows past that also takes a
     /// large one (`Limits::max_submissions`). Always in that order, so no two wait on each other.
     /// A day's small submissions from many municipalities then never queue behind a register.
     pub(crate) small: tokio::sync::Semaphore,
@@ -195,7 +199,7 @@ impl App {
                 bus,
                 state,
                 outbox,
-                small: tokio::sync::Semaphore::new(SMALL_SUBMISSIONS),
+                small: tokio::sync::Semaphore::new(config.limits.small_submissions.max(1)),
                 uploads: tokio::sync::Semaphore::new(config.limits.max_submissions.max(1)),
                 config,
                 locks: Mutex::new(BTreeMap::new()),
@@ -240,6 +244,9 @@ impl kokuho_runtime::service::Service for App {
         let mut limits = Limits::default();
         if let Some(n) = env.settings.parsed(MAX_SUBMISSIONS, "a number of submissions")? {
             limits.max_submissions = n;
+        }
+        if let Some(n) = env.settings.parsed(SMALL_SUBMISSIONS, "a number of submissions")? {
+            limits.small_submissions = n;
         }
         let config = Config {
             registry: env.registry,

@@ -384,9 +384,14 @@ pub(crate) struct ServeSettings {
     /// The longest a gRPC request may run on the server, in seconds (default 900; S9).
     #[arg(long, env = "KOKUHO_GRPC_TIMEOUT_SECONDS")]
     pub(crate) grpc_timeout_seconds: Option<u64>,
-    /// intake: most submissions received and decided at a time (default 4; S9).
+    /// intake: most large submissions (over 1 MiB of files) received and decided at a time
+    /// (default 4; S9).
     #[arg(long, env = "KOKUHO_INTAKE_MAX_SUBMISSIONS")]
     pub(crate) intake_max_submissions: Option<u32>,
+    /// intake: most small submissions (≤ 1 MiB of files) received and decided at a time,
+    /// beside the large ones (default 64; S9).
+    #[arg(long, env = "KOKUHO_INTAKE_SMALL_SUBMISSIONS")]
+    pub(crate) intake_small_submissions: Option<usize>,
     /// The page cache of the process's stores in MiB (default 256; resident memory is about
     /// three times it).
     #[arg(long, env = "KOKUHO_STORE_CACHE_MIB")]
@@ -446,6 +451,7 @@ impl ServeSettings {
             health_listen: self.health_listen.or(file.health_listen),
             stream_replicas: self.stream_replicas.or(file.stream_replicas),
             intake_max_submissions: self.intake_max_submissions.or(file.intake_max_submissions),
+            intake_small_submissions: self.intake_small_submissions.or(file.intake_small_submissions),
             store_cache_mib: self.store_cache_mib.or(file.store_cache_mib),
             grpc_timeout_seconds: self.grpc_timeout_seconds.or(file.grpc_timeout_seconds),
             identity_endpoint: self.identity_endpoint.or(file.identity_endpoint),

@@ -949,6 +949,7 @@ async fn serve(global: &Global, args: ServeArgs) -> anyhow::Result<u8> {
         (kokuho_system::HEALTH_LISTEN, settings.health_listen.map(|a| a.to_string())),
         (kokuho_system::STREAM_REPLICAS, settings.stream_replicas.map(|n| n.to_string())),
         (kokuho_intake::MAX_SUBMISSIONS, settings.intake_max_submissions.map(|n| n.to_string())),
+        (kokuho_intake::SMALL_SUBMISSIONS, settings.intake_small_submissions.map(|n| n.to_string())),
         (kokuho_system::STORE_CACHE_MIB, settings.store_cache_mib.map(|n| n.to_string())),
         (kokuho_system::GRPC_TIMEOUT_SECONDS, settings.grpc_timeout_seconds.map(|n| n.to_string())),
         (kokuho_relay::IDENTITY_ENDPOINT, settings.identity_endpoint.clone()),
