@@ -179,8 +179,19 @@ async fn submit_all(client: &Client, work: Vec<(String, Vec<Files>)>) -> Vec<Sub
     all
 }
 
+/// Waits until every service has caught up: ten minutes at a time, for as long as the work goes
+/// on (Tokyo's load takes longer than one wait), failing once ten minutes pass with no progress.
 async fn idle(client: &mut Client) {
-    assert!(client.wait_idle(Duration::from_secs(600)).await.unwrap().idle, "the system caught up");
+    let mut last = None;
+    loop {
+        let r = client.wait_idle(Duration::from_secs(600)).await.unwrap();
+        if r.idle {
+            return;
+        }
+        let pending: u64 = r.progress.iter().map(|p| p.pending).sum();
+        assert!(last != Some(pending), "the system made no progress in ten minutes ({pending} pending)");
+        last = Some(pending);
+    }
 }
 
 fn nanos(t: &Option<prost_types::Timestamp>) -> i128 {

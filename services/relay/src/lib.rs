@@ -88,7 +88,7 @@ pub(crate) struct Part {
 }
 
 impl Part {
-    /// Made once per process: the names live as long as it does.
+    /// Made once each time relay starts; the few bytes of its names live as long as the process.
     fn new(shard: kokuho_bus::Shard) -> Self {
         use kokuho_relay_contract::{DELIVERIES_SUBJECT, PLANS_SUBJECT};
         let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
