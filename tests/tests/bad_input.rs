@@ -262,7 +262,7 @@ async fn submissions_held_in_memory_are_bounded() {
 
     // Large submissions: 50,000 households, about 2.3 MiB, half of it sent before the pause.
     const LARGE: u32 = 50_000;
-    let mut sys = kokuho_e2e::app::spawn_system_with(
+    let sys = kokuho_e2e::app::spawn_system_with(
         20260401,
         &[("intake_max_submissions", "1"), ("intake_small_submissions", "2")],
     )
