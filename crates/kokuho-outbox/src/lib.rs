@@ -113,8 +113,11 @@ fn pending_key(muni: &str, kind: &str, seq: u64) -> Vec<u8> {
     format!("p/{muni}/{kind}/{seq:020}").into_bytes()
 }
 /// The kinds with rows for `muni`, each → the last sequence of its last file (its cut).
+fn cut_prefix(muni: &str) -> String {
+    format!("c/{muni}/")
+}
 fn cut_key(muni: &str, kind: &str) -> Vec<u8> {
-    format!("c/{muni}/{kind}").into_bytes()
+    format!("{}{kind}", cut_prefix(muni)).into_bytes()
 }
 /// An issued, unacknowledged file → the cut before it (8 bytes) and the `ResultFileIssued`.
 fn file_key(muni: &str, name: &str) -> Vec<u8> {
@@ -265,8 +268,9 @@ impl Outbox {
             let store = self.projection.store();
             // The highest pending sequence of each kind past its cut.
             let mut upto: BTreeMap<String, u64> = BTreeMap::new();
-            for (key, value) in store.scan_prefix(format!("c/{muni}/").as_bytes())? {
-                let kind = String::from_utf8_lossy(&key[format!("c/{muni}/").len()..]).into_owned();
+            let cuts = cut_prefix(&muni);
+            for (key, value) in store.scan_prefix(cuts.as_bytes())? {
+                let kind = String::from_utf8_lossy(&key[cuts.len()..]).into_owned();
                 let cut = u64_of(Some(value));
                 let last =
                     store.scan_prefix(pending_prefix(&muni, &kind).as_bytes())?.last().and_then(|(k, _)| seq_of(k));

@@ -40,7 +40,7 @@ pub struct Decider<'a, P: Projection> {
     /// expect, when others write the stream's other subjects (relay's shards, each its own):
     /// writers elsewhere in the stream then do not make it decide again, and its projection need
     /// only have applied those subjects' last event. `None`: the whole stream.
-    pub subject: Option<&'a str>,
+    pub scope: Option<&'a str>,
 }
 
 /// Waits until each projection of another service's stream has applied everything its stream
@@ -92,7 +92,7 @@ impl<P: Projection> Decider<'_, P> {
         rejected: &mut BTreeMap<usize, String>,
     ) -> Result<usize, ApplyError> {
         loop {
-            let expected = match self.subject {
+            let expected = match self.scope {
                 Some(filter) => self.bus.last_seq_on(self.stream, filter).await,
                 None => self.bus.last_seq(self.stream).await,
             }
@@ -153,7 +153,7 @@ impl<P: Projection> Decider<'_, P> {
                 (batch, next)
             };
             let Some(first) = batch.first_mut() else { return Ok(next) };
-            match self.subject {
+            match self.scope {
                 Some(filter) => {
                     first.expected_last_subject_seq = Some(expected);
                     first.expected_subjects = Some(filter.to_string());

@@ -58,7 +58,7 @@ impl Workflow for Accumulate {
 
     async fn handle(&self, events: &[LogEvent<'_>]) -> Result<Rejected, ApplyError> {
         let decider =
-            Decider { bus: &self.bus, projection: &Running, state: &self.state, stream: OUTPUT.name, subject: None };
+            Decider { bus: &self.bus, projection: &Running, state: &self.state, stream: OUTPUT.name, scope: None };
         decider
             .run(
                 events,

@@ -33,7 +33,7 @@ impl Workflow for Evaluate {
             projection: &ContinuityState,
             state: &self.state,
             stream: CONTINUITY.name,
-            subject: None,
+            scope: None,
         };
         decider
             .run(

@@ -48,13 +48,8 @@ impl Workflow for LinkRecords {
     async fn handle(&self, events: &[LogEvent<'_>]) -> Result<Rejected, ApplyError> {
         let sealed = self.sealed_numbers(events).await?;
         let projection = IdentityState { vault: self.vault.clone() };
-        let decider = Decider {
-            bus: &self.bus,
-            projection: &projection,
-            state: &self.state,
-            stream: IDENTITY.name,
-            subject: None,
-        };
+        let decider =
+            Decider { bus: &self.bus, projection: &projection, state: &self.state, stream: IDENTITY.name, scope: None };
         decider.run(events, |view| Ok(u64_of(view.get(CURSOR)?)), |view, ev| self.decide(view, ev, &sealed)).await
     }
 }

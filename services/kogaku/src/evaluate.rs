@@ -114,7 +114,7 @@ impl<I: Input> Workflow for Evaluate<I> {
             projection: &candidates::Candidates,
             state: &c.state,
             stream: STREAM.name,
-            subject: None,
+            scope: None,
         };
         decider
             .run(

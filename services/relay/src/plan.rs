@@ -104,7 +104,7 @@ impl<I: Input> Workflow for Plan<I> {
         c.inputs.caught_up(&c.bus).await?;
         let ledger = state::Ledger { part: c.part };
         let decider =
-            Decider { bus: &c.bus, projection: &ledger, state: &c.ledger, stream: STREAM.name, subject: c.part.scope };
+            Decider { bus: &c.bus, projection: &ledger, state: &c.ledger, stream: STREAM.name, scope: c.part.scope };
         decider
             .run(
                 events,
