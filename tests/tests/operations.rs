@@ -77,6 +77,10 @@ async fn metrics_show_progress_lag_and_each_municipalitys_last_submission() {
         assert!(sample(&page, "kokuho_consumer_position", "consumer", consumer).is_some_and(|p| p >= 1));
         assert_eq!(sample(&page, "kokuho_dead_letters_total", "consumer", consumer), Some(0));
     }
+    // Where each runner's time goes: its steps and its commits.
+    let time = |name: &str, consumer: &str| sample(&page, name, "consumer", consumer).unwrap_or(0);
+    assert!(time("kokuho_runner_step_microseconds_total", "identity-link-records") > 0, "{page}");
+    assert!(time("kokuho_store_commit_microseconds_total", "identity-link-records") > 0, "{page}");
     assert_eq!(sample(&page, "kokuho_intake_submissions_total", "municipality", "131016"), Some(1));
     let last = sample(&page, "kokuho_intake_last_submission_seconds", "municipality", "131016").unwrap();
     assert!((before - 5..=before + 120).contains(&last), "last submission at {last}, test started at {before}");

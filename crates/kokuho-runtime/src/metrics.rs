@@ -85,7 +85,8 @@ pub fn counters(
 
 /// Every runner of the process (projections and workflows of every service), by consumer:
 /// `kokuho_events_applied_total`, `kokuho_dead_letters_total`, what its store commits cost
-/// (`kokuho_store_written_keys_total`, `…_written_bytes_total`, `…_commit_microseconds_total`),
+/// (`kokuho_store_written_keys_total`, `…_written_bytes_total`, `…_commit_microseconds_total`,
+/// `kokuho_runner_step_microseconds_total`),
 /// `kokuho_consumer_position`
 /// (the last stream sequence applied) and `kokuho_consumer_lag` (messages its consumer has not
 /// delivered or not had acknowledged: at its last group, and from the server every 5 s, so a
@@ -137,6 +138,13 @@ impl prometheus_client::collector::Collector for RunnerMetrics {
             "Time the runner's store commits took since start",
             "consumer",
             &of(&|s| s.commit_micros.load(Relaxed)),
+        )?;
+        counters(
+            &mut encoder,
+            "kokuho_runner_step_microseconds",
+            "Time the runner's steps (deciding its groups, before the commit) took since start",
+            "consumer",
+            &of(&|s| s.step_micros.load(Relaxed)),
         )?;
         gauges(
             &mut encoder,

@@ -613,20 +613,24 @@ async fn main() {
             })
             .collect()
     };
-    let (micros, keys, bytes) = (
+    let (steps, micros, keys, bytes) = (
+        sample("kokuho_runner_step_microseconds_total"),
         sample("kokuho_store_commit_microseconds_total"),
         sample("kokuho_store_written_keys_total"),
         sample("kokuho_store_written_bytes_total"),
     );
-    let mut costly: Vec<(&String, &f64)> = micros.iter().collect();
-    costly.sort_by(|a, b| b.1.partial_cmp(a.1).unwrap());
+    let time = |consumer: &String| micros.get(consumer).copied().unwrap_or(0.0) + steps.get(consumer).copied().unwrap_or(0.0);
+    let mut costly: Vec<&String> =
+        micros.keys().chain(steps.keys()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+    costly.sort_by(|a, b| time(b).partial_cmp(&time(a)).unwrap());
     println!();
-    println!("| runner (store commits, costliest first) | commit time | keys / record | bytes / record |");
-    println!("| --- | ---: | ---: | ---: |");
-    for (consumer, us) in costly.into_iter().take(12) {
+    println!("| runner (step + commit time, costliest first) | steps | commits | keys / record | bytes / record |");
+    println!("| --- | ---: | ---: | ---: | ---: |");
+    for consumer in costly.into_iter().take(14) {
         println!(
-            "| {consumer} | {:.1} s | {:.1} | {:.0} |",
-            us / 1e6,
+            "| {consumer} | {:.1} s | {:.1} s | {:.1} | {:.0} |",
+            steps.get(consumer).copied().unwrap_or(0.0) / 1e6,
+            micros.get(consumer).copied().unwrap_or(0.0) / 1e6,
             keys.get(consumer).copied().unwrap_or(0.0) / records as f64,
             bytes.get(consumer).copied().unwrap_or(0.0) / records as f64
         );
