@@ -52,8 +52,17 @@ pub type Write = (Vec<u8>, Option<Vec<u8>>);
 /// Reading ordered keys: a store's committed state, or a [`Tx`] (pending writes over it).
 pub trait Read: Send + Sync {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    /// The first `limit` (key, value) whose key starts with `prefix`, in key order: what a
+    /// reader of the head of a long range (a queue) reads, without copying the rest.
+    fn scan_first(&self, prefix: &[u8], limit: usize) -> Result<Vec<Entry>, StoreError>;
     /// Every (key, value) whose key starts with `prefix`, in key order.
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<Entry>, StoreError>;
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<Entry>, StoreError> {
+        self.scan_first(prefix, usize::MAX)
+    }
+    /// How many keys start with `prefix`.
+    fn count_prefix(&self, prefix: &[u8]) -> Result<u64, StoreError> {
+        Ok(self.scan_prefix(prefix)?.len() as u64)
+    }
 }
 
 /// A key-value store with ordered keys and atomic, durable multi-key commits.

@@ -115,8 +115,22 @@ impl Read for SledStore {
         Ok(self.tree.get(key).map_err(map_err)?.map(|v| v.to_vec()))
     }
 
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<Entry>, StoreError> {
-        self.tree.scan_prefix(prefix).map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(map_err)).collect()
+    fn scan_first(&self, prefix: &[u8], limit: usize) -> Result<Vec<Entry>, StoreError> {
+        self.tree
+            .scan_prefix(prefix)
+            .take(limit)
+            .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(map_err))
+            .collect()
+    }
+
+    /// Counts without copying a key or value out of the tree.
+    fn count_prefix(&self, prefix: &[u8]) -> Result<u64, StoreError> {
+        let mut n = 0;
+        for r in self.tree.scan_prefix(prefix) {
+            r.map_err(map_err)?;
+            n += 1;
+        }
+        Ok(n)
     }
 }
 

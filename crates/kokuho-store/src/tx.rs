@@ -36,15 +36,25 @@ impl<'a> Tx<'a> {
 
     /// Every live (key, value) under `prefix`, pending writes merged over the store, in order.
     pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<Entry>, StoreError> {
-        let mut merged: BTreeMap<Vec<u8>, Option<Vec<u8>>> =
-            self.store.scan_prefix(prefix)?.into_iter().map(|(k, v)| (k, Some(v))).collect();
-        for (k, v) in self.writes.range(prefix.to_vec()..) {
-            if !k.starts_with(prefix) {
-                break;
-            }
+        self.scan_first(prefix, usize::MAX)
+    }
+
+    /// The first `limit` live (key, value) under `prefix`, pending writes merged over the store.
+    /// The store's first `limit` + (pending writes under `prefix`) keys are enough: a pending
+    /// delete hides at most one of them, and a later stored key sorts after all of them.
+    pub fn scan_first(&self, prefix: &[u8], limit: usize) -> Result<Vec<Entry>, StoreError> {
+        let pending: Vec<_> =
+            self.writes.range(prefix.to_vec()..).take_while(|(k, _)| k.starts_with(prefix)).collect();
+        let mut merged: BTreeMap<Vec<u8>, Option<Vec<u8>>> = self
+            .store
+            .scan_first(prefix, limit.saturating_add(pending.len()))?
+            .into_iter()
+            .map(|(k, v)| (k, Some(v)))
+            .collect();
+        for (k, v) in pending {
             merged.insert(k.clone(), v.clone());
         }
-        Ok(merged.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect())
+        Ok(merged.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).take(limit).collect())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -62,7 +72,7 @@ impl Read for Tx<'_> {
         Tx::get(self, key)
     }
 
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<Entry>, StoreError> {
-        Tx::scan_prefix(self, prefix)
+    fn scan_first(&self, prefix: &[u8], limit: usize) -> Result<Vec<Entry>, StoreError> {
+        Tx::scan_first(self, prefix, limit)
     }
 }

@@ -202,14 +202,7 @@ pub(crate) fn open_waits(view: &dyn Read, key: &PeriodKey) -> Result<Vec<pb::Ope
 
 /// Operations not yet answered, oldest first, from `after` on (at most `limit`).
 pub(crate) fn pending(view: &dyn Read, limit: usize) -> Result<Vec<pb::Pending>, StoreError> {
-    let mut out = Vec::new();
-    for (_, v) in view.scan_prefix(b"o/")? {
-        out.push(pb::Pending::decode(v.as_slice()).map_err(corrupt)?);
-        if out.len() >= limit {
-            break;
-        }
-    }
-    Ok(out)
+    view.scan_first(b"o/", limit)?.into_iter().map(|(_, v)| pb::Pending::decode(v.as_slice()).map_err(corrupt)).collect()
 }
 
 pub(crate) fn pending_of(view: &dyn Read, id: u64) -> Result<Option<pb::Pending>, StoreError> {
@@ -220,7 +213,7 @@ pub(crate) fn pending_of(view: &dyn Read, id: u64) -> Result<Option<pb::Pending>
 
 /// An R05 alert is open for some partition.
 pub(crate) fn any_stalled(view: &dyn Read) -> Result<bool, StoreError> {
-    Ok(!view.scan_prefix(b"st/")?.is_empty())
+    Ok(!view.scan_first(b"st/", 1)?.is_empty())
 }
 
 /// Liveness of one partition, from the ledger.
@@ -238,17 +231,17 @@ pub(crate) struct Partition {
 }
 
 pub(crate) fn partition(view: &dyn Read, municipality: &str) -> Result<Partition, StoreError> {
-    let ids = view.scan_prefix(format!("om/{municipality}/").as_bytes())?;
-    let oldest = match ids.first() {
+    let undelivered = format!("om/{municipality}/");
+    let oldest = match view.scan_first(undelivered.as_bytes(), 1)?.first() {
         Some((k, _)) => {
             let id: u64 = String::from_utf8_lossy(&k[k.len() - 20..]).parse().map_err(corrupt)?;
             pending_of(view, id)?.map(|p| p.planned_at).unwrap_or(0)
         }
         None => 0,
     };
-    let waiting = view.scan_prefix(format!("w/{municipality}/").as_bytes())?.len() as u64;
+    let waiting = view.count_prefix(format!("w/{municipality}/").as_bytes())?;
     Ok(Partition {
-        undelivered: ids.len() as u64,
+        undelivered: view.count_prefix(undelivered.as_bytes())?,
         oldest,
         last_delivery: i64_of(view.get(format!("ld/{municipality}").as_bytes())?),
         waiting,
