@@ -141,7 +141,8 @@ type Rows = BTreeMap<(String, String), Vec<Vec<String>>>;
 /// Plays the scenario with the municipalities of each phase in an order given by `order_seed`,
 /// with relay run whole (`relay_shards` 1) or as that many shards by municipality.
 async fn play(scenario: &Scenario, order_seed: u64, relay_shards: u32) -> Rows {
-    let mut sys = if relay_shards == 1 { spawn_system(20260401).await } else { spawn_sharded(20260401, relay_shards).await };
+    let mut sys =
+        if relay_shards == 1 { spawn_system(20260401).await } else { spawn_sharded(20260401, relay_shards).await };
     let mut seq: BTreeMap<(&str, &str), u32> = BTreeMap::new();
     let mut rng = Lcg(order_seed);
     for (phase, batches) in scenario.phases.iter().enumerate() {
@@ -394,7 +395,8 @@ async fn generated_scenario_through_two_relay_shards() {
     check(&scenario, &whole);
     let sharded = play(&scenario, 11, 2).await;
     check(&scenario, &sharded);
-    let shards: BTreeSet<bool> = rows_with_records(&sharded).map(|m| kokuho_bus::Shard::new(1, 2).unwrap().owns(m)).collect();
+    let shards: BTreeSet<bool> =
+        rows_with_records(&sharded).map(|m| kokuho_bus::Shard::new(1, 2).unwrap().owns(m)).collect();
     assert_eq!(shards.len(), 2, "both shards relayed records");
     assert_eq!(view(&whole), view(&sharded), "two relay shards changed a result");
 }

@@ -43,8 +43,7 @@ impl<'a> Tx<'a> {
     /// The store's first `limit` + (pending writes under `prefix`) keys are enough: a pending
     /// delete hides at most one of them, and a later stored key sorts after all of them.
     pub fn scan_first(&self, prefix: &[u8], limit: usize) -> Result<Vec<Entry>, StoreError> {
-        let pending: Vec<_> =
-            self.writes.range(prefix.to_vec()..).take_while(|(k, _)| k.starts_with(prefix)).collect();
+        let pending: Vec<_> = self.writes.range(prefix.to_vec()..).take_while(|(k, _)| k.starts_with(prefix)).collect();
         let mut merged: BTreeMap<Vec<u8>, Option<Vec<u8>>> = self
             .store
             .scan_first(prefix, limit.saturating_add(pending.len()))?

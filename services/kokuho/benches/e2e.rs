@@ -619,7 +619,8 @@ async fn main() {
         sample("kokuho_store_written_keys_total"),
         sample("kokuho_store_written_bytes_total"),
     );
-    let time = |consumer: &String| micros.get(consumer).copied().unwrap_or(0.0) + steps.get(consumer).copied().unwrap_or(0.0);
+    let time =
+        |consumer: &String| micros.get(consumer).copied().unwrap_or(0.0) + steps.get(consumer).copied().unwrap_or(0.0);
     let mut costly: Vec<&String> =
         micros.keys().chain(steps.keys()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
     costly.sort_by(|a, b| time(b).partial_cmp(&time(a)).unwrap());

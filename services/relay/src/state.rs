@@ -202,7 +202,10 @@ pub(crate) fn open_waits(view: &dyn Read, key: &PeriodKey) -> Result<Vec<pb::Ope
 
 /// Operations not yet answered, oldest first, from `after` on (at most `limit`).
 pub(crate) fn pending(view: &dyn Read, limit: usize) -> Result<Vec<pb::Pending>, StoreError> {
-    view.scan_first(b"o/", limit)?.into_iter().map(|(_, v)| pb::Pending::decode(v.as_slice()).map_err(corrupt)).collect()
+    view.scan_first(b"o/", limit)?
+        .into_iter()
+        .map(|(_, v)| pb::Pending::decode(v.as_slice()).map_err(corrupt))
+        .collect()
 }
 
 pub(crate) fn pending_of(view: &dyn Read, id: u64) -> Result<Option<pb::Pending>, StoreError> {
