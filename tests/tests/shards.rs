@@ -31,7 +31,7 @@ async fn two_relay_shards_give_what_one_relay_gives() {
     };
     let mut first = spawn_sharded(scenario.first_business_date().unwrap(), 2).await;
     let mut to_second = first.shard(2).1;
-    let config = SystemConfig { services: vec!["relay"], ..first.config().clone() };
+    let config = first.config().clone();
     // A service whose rules look across municipalities refuses to be sharded.
     let refused = System::start(SystemConfig {
         services: vec!["continuity"],

@@ -123,7 +123,7 @@ impl Read for SledStore {
             .collect()
     }
 
-    /// Counts without copying a key or value out of the tree.
+    /// Counts without copying a key or value into a `Vec`.
     fn count_prefix(&self, prefix: &[u8]) -> Result<u64, StoreError> {
         let mut n = 0;
         for r in self.tree.scan_prefix(prefix) {

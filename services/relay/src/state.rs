@@ -200,7 +200,7 @@ pub(crate) fn open_waits(view: &dyn Read, key: &PeriodKey) -> Result<Vec<pb::Ope
         .collect()
 }
 
-/// Operations not yet answered, oldest first, from `after` on (at most `limit`).
+/// Operations not yet answered, oldest first (at most `limit`; only those are read).
 pub(crate) fn pending(view: &dyn Read, limit: usize) -> Result<Vec<pb::Pending>, StoreError> {
     view.scan_first(b"o/", limit)?
         .into_iter()
