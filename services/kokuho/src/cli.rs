@@ -272,6 +272,10 @@ pub(crate) struct UpArgs {
     /// resident memory is about three times it).
     #[arg(long, env = "KOKUHO_STORE_CACHE_MIB")]
     pub(crate) store_cache_mib: Option<u64>,
+    /// Where the clerk console (HTTP) listens; its URL is printed and written to
+    /// `<data dir>/console`.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub(crate) console_listen: SocketAddr,
 }
 
 #[derive(Debug, Args)]
@@ -279,9 +283,13 @@ pub(crate) struct DemoArgs {
     /// Scenario folder (scenario.json and its files); default: the shipped sample.
     #[arg(long)]
     pub(crate) scenario: Option<PathBuf>,
-    /// Keep the temporary data directory.
+    /// After the scenario, leave the system and its console running with the sample data until
+    /// Ctrl-C, and keep the data directory.
     #[arg(long)]
     pub(crate) keep: bool,
+    /// Where the clerk console listens (its URL is printed).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub(crate) console_listen: SocketAddr,
 }
 
 #[derive(Debug, Args)]
@@ -297,7 +305,8 @@ pub(crate) struct SubmitArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
-    /// intake, identity or continuity (kogaku, relay and midserver-sim come with their issues).
+    /// intake, identity, continuity, kogaku, relay, history, midserver-sim, or console (the
+    /// clerk console, HTTP, in front of the others' gRPC API).
     pub(crate) service: String,
     /// A TOML file with any of the settings below (flags and KOKUHO_* variables win over it).
     #[arg(long, env = "KOKUHO_CONFIG")]
@@ -418,6 +427,13 @@ pub(crate) struct ServeSettings {
     /// modulo n is k − 1 (docs/architecture.md, Scaling out); default: the whole.
     #[arg(long, env = "KOKUHO_RELAY_SHARD")]
     pub(crate) relay_shard: Option<String>,
+    /// console: the gRPC endpoint of the services' API it calls with each clerk's credential.
+    #[arg(long, env = "KOKUHO_CONSOLE_API")]
+    pub(crate) console_api: Option<String>,
+    /// console: send the session cookie over HTTPS only (behind a TLS-terminating ingress;
+    /// default true for `serve console`).
+    #[arg(long, env = "KOKUHO_CONSOLE_SECURE_COOKIES")]
+    pub(crate) console_secure_cookies: Option<bool>,
     /// Where the service keeps its stores (default .kokuho).
     #[arg(skip)]
     pub(crate) data_dir: Option<PathBuf>,
@@ -461,6 +477,8 @@ impl ServeSettings {
             relay_stall_seconds: self.relay_stall_seconds.or(file.relay_stall_seconds),
             provision_policy: self.provision_policy.or(file.provision_policy),
             relay_shard: self.relay_shard.or(file.relay_shard),
+            console_api: self.console_api.or(file.console_api),
+            console_secure_cookies: self.console_secure_cookies.or(file.console_secure_cookies),
             data_dir: self.data_dir.or(file.data_dir),
         }
     }

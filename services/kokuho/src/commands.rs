@@ -675,10 +675,11 @@ async fn up(global: &Global, args: UpArgs) -> anyhow::Result<u8> {
         Some(d) => parse_date(d)?,
         None => today(),
     };
+    let municipalities = registry(args.registry.as_deref())?;
     let mut config = SystemConfig {
         nats_url: args.nats.clone(),
         listen: args.listen,
-        ..SystemConfig::embedded(dir.clone(), registry(args.registry.as_deref())?)
+        ..SystemConfig::embedded(dir.clone(), municipalities.clone())
     }
     .with_business_date(business_date);
     if let Some(mib) = args.store_cache_mib {
@@ -689,10 +690,66 @@ async fn up(global: &Global, args: UpArgs) -> anyhow::Result<u8> {
     if let Some(url) = system.metrics_url() {
         output::line(&format!("metrics (Prometheus): {url}"));
     }
+    let console = start_console(&system, &dir, municipalities, args.console_listen).await?;
     let code = run_until_stopped(&system).await;
     output::line("Stopping kokuho");
+    console.stop().await;
     system.stop().await?;
     Ok(code)
+}
+
+/// The clerk console of a system started in this process (`up`, `demo`): it calls the system's
+/// endpoint and checks sign-ins against the system's credentials; its URL is printed and
+/// written to `<data dir>/console`.
+async fn start_console(
+    system: &System,
+    data: &Path,
+    registry: Arc<Registry>,
+    listen: std::net::SocketAddr,
+) -> anyhow::Result<kokuho_console::Console> {
+    let config = kokuho_console::ConsoleConfig {
+        api: system.endpoint().to_string(),
+        client_tls: system.client_tls().cloned(),
+        credentials: kokuho_system::credentials_dir(data),
+        registry,
+        secure_cookies: false,
+    };
+    let console = kokuho_console::Console::start(listen, config).await?;
+    std::fs::write(data.join("console"), console.url()).with_context(|| format!("write {}", data.display()))?;
+    output::line(&format!(
+        "console: {} (sign in with a token file from {})",
+        console.url(),
+        kokuho_system::credentials_dir(data).display()
+    ));
+    Ok(console)
+}
+
+/// `kokuho serve console`: the clerk console alone, in front of the services' API.
+async fn serve_console(settings: ServeSettings) -> anyhow::Result<u8> {
+    let _telemetry =
+        kokuho_runtime::telemetry::init("console", &kokuho_runtime::telemetry::TelemetrySettings::from_env())?;
+    let client_tls = match &settings.tls_ca {
+        Some(ca) => Some(kokuho_runtime::tls::ClientTls::load(
+            ca,
+            settings.tls_client_cert.as_deref().zip(settings.tls_client_key.as_deref()),
+        )?),
+        None => None,
+    };
+    let config = kokuho_console::ConsoleConfig {
+        api: settings.console_api.context("no API: give --console-api or KOKUHO_CONSOLE_API (the services' gRPC endpoint)")?,
+        client_tls,
+        credentials: settings.credentials.context(
+            "no credentials: give --credentials or KOKUHO_CREDENTIALS (the directory with the issuer's public key)",
+        )?,
+        registry: registry(settings.registry.as_deref())?,
+        secure_cookies: settings.console_secure_cookies.unwrap_or(true),
+    };
+    let listen = settings.listen.unwrap_or_else(|| "0.0.0.0:8080".parse().expect("a socket address"));
+    let console = kokuho_console::Console::start(listen, config).await?;
+    output::line(&format!("console: {}", console.url()));
+    kokuho_runtime::shutdown::signal().await;
+    console.stop().await;
+    Ok(EXIT_OK)
 }
 
 /// `kokuho replay`: the projections rebuilt from the log, and with `verify` compared with the
@@ -887,6 +944,16 @@ async fn run_until_stopped(system: &System) -> u8 {
 }
 
 async fn serve(global: &Global, args: ServeArgs) -> anyhow::Result<u8> {
+    if args.service == "console" {
+        let file = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("read config {}", path.display()))?;
+                toml::from_str(&text).with_context(|| format!("config {}", path.display()))?
+            }
+            None => ServeSettings::default(),
+        };
+        return serve_console(args.settings.or(file)).await;
+    }
     let Some(service) = kokuho_system::service_names().into_iter().find(|s| *s == args.service) else {
         anyhow::bail!(
             "service {:?} is not built yet; this binary runs {} (relay comes with its issue)",
@@ -1216,7 +1283,8 @@ async fn demo(out: Out, args: DemoArgs) -> anyhow::Result<u8> {
     let mut settings = kokuho_runtime::telemetry::TelemetrySettings::from_env();
     settings.log_file = Some(dir.join("logs").join("kokuho.log"));
     let _telemetry = kokuho_runtime::telemetry::init("kokuho", &settings)?;
-    let mut config = SystemConfig::embedded(dir.clone(), registry(None)?);
+    let municipalities = registry(None)?;
+    let mut config = SystemConfig::embedded(dir.clone(), municipalities.clone());
     if let Some(d) = scenario.first_business_date() {
         config = config.with_business_date(d);
     }
@@ -1227,6 +1295,7 @@ async fn demo(out: Out, args: DemoArgs) -> anyhow::Result<u8> {
         system.endpoint(),
         scenario.business_date
     ));
+    let console = start_console(&system, &dir, municipalities, args.console_listen).await?;
     let mut client = Client::connect_trusting(system.endpoint(), system.client_tls())
         .await?
         .with_dev_credentials(kokuho_system::credentials_dir(&dir));
@@ -1235,11 +1304,22 @@ async fn demo(out: Out, args: DemoArgs) -> anyhow::Result<u8> {
         show_partitions(&mut client, &scenario).await?;
         show_a_movers_history(&mut client, reports).await?;
     }
+    let mut code = EXIT_OK;
+    if args.keep && played.is_ok() {
+        output::line(&format!(
+            "\nThe system stays up with the sample data: open {} and sign in with a token file from {} \
+             (e.g. 131032.token for a clerk of 131032, operator.token for an operator). Ctrl-C stops it.",
+            console.url(),
+            kokuho_system::credentials_dir(&dir).display()
+        ));
+        code = run_until_stopped(&system).await;
+    }
+    console.stop().await;
     system.stop().await?;
     if args.keep {
         let kept = tmp.keep();
         output::line(&format!("Data kept in {}", kept.display()));
     }
     played?;
-    Ok(EXIT_OK)
+    Ok(code)
 }
