@@ -29,7 +29,24 @@ deps:
     command -v cargo >/dev/null 2>&1 || { echo "cargo is missing: install Rust (rustup) first" >&2; exit 1; }
     rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup component add rustfmt clippy || true
 
-# The embedded default: local nats-server + every service + the sample scenario.
+# Chromium, chromedriver and a Japanese font, from Debian (apt), for the console's browser
+# tests; the tests never download a browser of their own.
+deps-browser:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] && fc-list 2>/dev/null | grep -qi gothic; then exit 0; fi
+    sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+    echo "Installing chromium, chromium-driver and fonts-ipafont-gothic (apt-get)"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium chromium-driver fonts-ipafont-gothic
+
+# The console's browser test alone (installs Chromium if missing); with SHOTS=1 it writes the
+# main pages' screenshots and the print view's PDF to docs/console/.
+test-console SHOTS="": deps deps-browser
+    KOKUHO_BROWSER_TESTS=require KOKUHO_CONSOLE_SCREENSHOTS={{SHOTS}} cargo test -p kokuho-e2e --test console --locked -- --nocapture
+
+# The embedded default: local nats-server + every service + the clerk console + the sample
+# scenario; `just demo --keep` leaves it running with the sample data (Ctrl-C stops it).
 demo *ARGS: deps
     cargo run --release --quiet -p kokuho -- demo {{ARGS}}
 
@@ -37,10 +54,13 @@ demo *ARGS: deps
 up *ARGS: deps
     cargo run --release --quiet -p kokuho -- up {{ARGS}}
 
-# Every test: unit, property, integration (real nats-server per test), end to end, and a
-# smoke run of mutation testing (one small pure crate).
+# Every test: unit, property, integration (real nats-server per test), end to end, the clerk
+# console in Chromium (when Chromium and chromedriver are installed; `KOKUHO_BROWSER=install
+# just test` installs them from Debian first and then requires them), and smoke runs of
+# mutation testing, fuzzing and the end-to-end benchmark.
 test: deps
-    cargo test --workspace --locked
+    if [ "${KOKUHO_BROWSER:-}" = install ]; then just deps-browser; fi
+    if [ "${KOKUHO_BROWSER:-}" = install ]; then export KOKUHO_BROWSER_TESTS=require; fi; cargo test --workspace --locked
     just mutants-smoke
     just fuzz-smoke
     just bench-e2e-smoke

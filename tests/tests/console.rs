@@ -185,7 +185,8 @@ fn fixture_numbers() -> Vec<String> {
         if !path.file_name().unwrap().to_string_lossy().contains("_KK") {
             continue;
         }
-        let text: String = std::fs::read(&path).unwrap().iter().map(|b| if b.is_ascii() { *b as char } else { ' ' }).collect();
+        let text: String =
+            std::fs::read(&path).unwrap().iter().map(|b| if b.is_ascii() { *b as char } else { ' ' }).collect();
         for line in text.lines() {
             let f: Vec<&str> = line.split(',').collect();
             if f.first() == Some(&"2") && f.len() > 5 && f[5].len() == 12 {
@@ -215,7 +216,7 @@ async fn console_plays_the_sample_in_a_browser() {
     let sys = spawn_system(scenario.first_business_date().unwrap()).await;
     let console = start_console(&sys).await;
     let browser = Browser::start(&chromium, &driver).await;
-    let shots = std::env::var_os("KOKUHO_CONSOLE_SCREENSHOTS").map(|_| {
+    let shots = std::env::var_os("KOKUHO_CONSOLE_SCREENSHOTS").filter(|v| !v.is_empty()).map(|_| {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/console");
         std::fs::create_dir_all(&dir).unwrap();
         dir
@@ -290,7 +291,15 @@ async fn console_plays_the_sample_in_a_browser() {
                     .unwrap();
                 clerk.click("#close-day").await;
                 let message = clerk.text("#message").await;
-                assert!(message.contains(&format!("{}年{}月{}日", &date[..4], date[4..6].trim_start_matches('0'), date[6..].trim_start_matches('0'))), "{message}");
+                assert!(
+                    message.contains(&format!(
+                        "{}年{}月{}日",
+                        &date[..4],
+                        date[4..6].trim_start_matches('0'),
+                        date[6..].trim_start_matches('0')
+                    )),
+                    "{message}"
+                );
             }
             Step::Decide { .. } => {}
         }

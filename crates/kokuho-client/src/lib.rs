@@ -23,7 +23,9 @@ use tonic::transport::Channel;
 pub use kokuho_proto::continuity::v1::QueryPersonResponse;
 pub use kokuho_proto::history::v1::{ExplainLinkResponse, Fact, HistoryResponse};
 pub use kokuho_proto::identity::v1::{LookupIdsResponse, ReviewAction, ReviewCase, VerifyAuditResponse};
-pub use kokuho_proto::intake::v1::{GetStatusResponse, SubmissionStatus, SubmitResponse, WaitIdleResponse};
+pub use kokuho_proto::intake::v1::{
+    GetStatusResponse, ServiceProgress, SubmissionStatus, SubmitResponse, WaitIdleResponse,
+};
 use kokuho_proto::kogaku::v1::kogaku_service_client::KogakuServiceClient;
 pub use kokuho_proto::kogaku::v1::{CandidateSummary, CountMonthsResponse, ExplainResponse};
 pub use kokuho_proto::midserver::v1 as midserver;

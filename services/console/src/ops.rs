@@ -97,7 +97,11 @@ pub(crate) async fn close_day(
     check_csrf(&session, &form.csrf).await?;
     let date = view::parse_date(&form.date).ok_or_else(|| Failure::BadRequest("日付は YYYY-MM-DD です".into()))?;
     let closed = signed.client(&state).close_day(date).await?;
-    let message = format!("処理日を {} に進めました（前の処理日 {}）", view::date(closed.business_date), view::date(closed.previous));
+    let message = format!(
+        "処理日を {} に進めました（前の処理日 {}）",
+        view::date(closed.business_date),
+        view::date(closed.previous)
+    );
     Ok(Redirect::to(&format!("/ops?message={}", urlencode(&message))).into_response())
 }
 

@@ -108,7 +108,34 @@ struct ReceiptPage {
     status_name: &'static str,
     columns: &'static [&'static str],
     answer: Option<Answer>,
+    /// Each service's progress: its consumers together.
+    services: Vec<ServiceLine>,
     done: bool,
+}
+
+/// How far one service has got with a submission.
+pub(crate) struct ServiceLine {
+    pub(crate) name: String,
+    pub(crate) done: bool,
+    pub(crate) pending: u64,
+}
+
+/// The per-consumer progress of a status, one line per service (a consumer is named
+/// `<service>-<what it reads>`), in the order the services first appear.
+fn per_service(progress: &[kokuho_client::ServiceProgress]) -> Vec<ServiceLine> {
+    let mut lines: Vec<ServiceLine> = Vec::new();
+    for p in progress {
+        let service = p.service.split('-').next().unwrap_or(&p.service);
+        let name = view::service_name(service);
+        match lines.iter_mut().find(|l| l.name == name) {
+            Some(l) => {
+                l.done &= p.done;
+                l.pending += p.pending;
+            }
+            None => lines.push(ServiceLine { name, done: p.done, pending: p.pending }),
+        }
+    }
+    lines
 }
 
 fn status_name(status: i32) -> &'static str {
@@ -133,7 +160,16 @@ pub(crate) async fn receipt(
     let status = signed.client(&state).status(&receipt).await?;
     let answer = session.get::<Answer>(&receipt_key(&receipt)).await.map_err(internal)?;
     let done = status.progress.iter().all(|p| p.done);
-    render(ReceiptPage { chrome, status_name: status_name(status.status), status, columns: view::columns("RE"), answer, done })
+    let services = per_service(&status.progress);
+    render(ReceiptPage {
+        chrome,
+        status_name: status_name(status.status),
+        status,
+        columns: view::columns("RE"),
+        answer,
+        services,
+        done,
+    })
 }
 
 /// One pending result file as listed.
@@ -187,14 +223,19 @@ pub(crate) async fn acknowledge(
     Ok(Redirect::to("/results").into_response())
 }
 
-async fn pending_file(state: &AppState, session: &Session, name: &str) -> Result<(Chrome, kokuho_client::ResultFile), Failure> {
+async fn pending_file(
+    state: &AppState,
+    session: &Session,
+    name: &str,
+) -> Result<(Chrome, kokuho_client::ResultFile), Failure> {
     let (signed, chrome) = signed(state, session).await?;
     let m = signed.municipality()?.to_string();
     let files = signed.client(state).fetch_files(&m).await?;
-    let file = files
-        .into_iter()
-        .find(|f| f.name == name)
-        .ok_or_else(|| Failure::NotFound(format!("{name} は未受領の結果ファイルにありません（受領済みか、別の市区町村のファイルです）")))?;
+    let file = files.into_iter().find(|f| f.name == name).ok_or_else(|| {
+        Failure::NotFound(format!(
+            "{name} は未受領の結果ファイルにありません（受領済みか、別の市区町村のファイルです）"
+        ))
+    })?;
     Ok((chrome, file))
 }
 
@@ -311,7 +352,11 @@ pub(crate) async fn print(State(state): State<AppState>, session: Session) -> Re
     let m = signed.municipality()?.to_string();
     let list = signed.client(&state).list_candidates(Some(&m), false).await?;
     let rows: Vec<Row> = list.into_iter().filter(|c| !c.withdrawn).map(|c| Row::new(&state, c)).collect();
-    let confirmed = rows.iter().filter(|r| r.c.decision == "1").map(|r| Row { c: r.c.clone(), from_name: r.from_name.clone() }).collect();
+    let confirmed = rows
+        .iter()
+        .filter(|r| r.c.decision == "1")
+        .map(|r| Row { c: r.c.clone(), from_name: r.from_name.clone() })
+        .collect();
     let now = time::OffsetDateTime::now_utc().to_offset(time::UtcOffset::from_hms(9, 0, 0).map_err(internal)?);
     let printed = format!("{}年{}月{}日", now.year(), u8::from(now.month()), now.day());
     render(PrintPage { municipality: chrome.who, printed, candidates: rows, confirmed })
@@ -431,12 +476,7 @@ pub(crate) struct FactRow {
 
 impl FactRow {
     pub(crate) fn from(f: &kokuho_client::Fact) -> Self {
-        Self {
-            date: view::date(f.business_date),
-            kind: f.kind.clone(),
-            rules: f.rules.join(" "),
-            text: f.text.clone(),
-        }
+        Self { date: view::date(f.business_date), kind: f.kind.clone(), rules: f.rules.join(" "), text: f.text.clone() }
     }
 }
 
@@ -462,20 +502,35 @@ pub(crate) async fn resident(
     let (signed, chrome) = signed(&state, &session).await?;
     let m = signed.municipality()?.to_string();
     let resident = q.resident.trim().to_string();
-    let mut page =
-        ResidentPage { chrome, resident: resident.clone(), periods: vec![], anomalies: vec![], link: None, facts: vec![] };
+    let mut page = ResidentPage {
+        chrome,
+        resident: resident.clone(),
+        periods: vec![],
+        anomalies: vec![],
+        link: None,
+        facts: vec![],
+    };
     if resident.is_empty() {
         return render(page);
     }
     let mut api = signed.client(&state);
     let periods = api.explain_periods(&m, &resident, Some(0), None).await?;
-    page.periods = periods.explanations.into_iter().map(|e| Why { subject: e.subject, rules: e.rules.join(" "), lines: e.lines }).collect();
+    page.periods = periods
+        .explanations
+        .into_iter()
+        .map(|e| Why { subject: e.subject, rules: e.rules.join(" "), lines: e.lines })
+        .collect();
     let anomalies = api.explain_periods(&m, &resident, None, Some("all")).await?;
-    page.anomalies =
-        anomalies.explanations.into_iter().map(|e| Why { subject: e.subject, rules: e.rules.join(" "), lines: e.lines }).collect();
+    page.anomalies = anomalies
+        .explanations
+        .into_iter()
+        .map(|e| Why { subject: e.subject, rules: e.rules.join(" "), lines: e.lines })
+        .collect();
     let link = api.explain_link(&m, &resident).await?;
     page.link = Some(Why { subject: link.person.clone(), rules: link.rules.join(" "), lines: link.lines });
-    let history = api.history(kokuho_client::HistorySubject::Resident { municipality: &m, resident: &resident }, 0, false).await?;
+    let history = api
+        .history(kokuho_client::HistorySubject::Resident { municipality: &m, resident: &resident }, 0, false)
+        .await?;
     page.facts = history.facts.iter().map(FactRow::from).collect();
     render(page)
 }

@@ -138,7 +138,10 @@ pub(crate) async fn signin(
     let Some(role) = role else {
         tracing::warn!("Console: a sign-in with an invalid credential was refused");
         let csrf = csrf(&session).await?;
-        let page = SigninPage { csrf, message: "資格情報が無効です（期限切れ・失効・別の発行元、またはコンソールで使えない資格）".into() };
+        let page = SigninPage {
+            csrf,
+            message: "資格情報が無効です（期限切れ・失効・別の発行元、またはコンソールで使えない資格）".into(),
+        };
         let mut r = render(page)?;
         *r.status_mut() = StatusCode::UNAUTHORIZED;
         return Ok(r);
@@ -231,7 +234,11 @@ impl IntoResponse for Failure {
             Failure::Unavailable(m) => (StatusCode::BAD_GATEWAY, "システムに接続できません", m.as_str()),
             Failure::Internal(m) => {
                 tracing::error!(error = %m, "Console: a page failed");
-                (StatusCode::INTERNAL_SERVER_ERROR, "内部エラー", "画面を表示できませんでした。運用担当者に連絡してください")
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "内部エラー",
+                    "画面を表示できませんでした。運用担当者に連絡してください",
+                )
             }
         };
         let body = ErrorPage { title, message }.render().unwrap_or_else(|_| title.to_string());

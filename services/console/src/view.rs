@@ -64,7 +64,16 @@ pub(crate) fn columns(kind: &str) -> &'static [&'static str] {
             "高額該当回数",
             "訂正",
         ],
-        "RG" => &["継続候補番号", "転入世帯番号", "判定", "確定年月日", "引継該当月", "引継後該当回数", "多数回該当", "訂正"],
+        "RG" => &[
+            "継続候補番号",
+            "転入世帯番号",
+            "判定",
+            "確定年月日",
+            "引継該当月",
+            "引継後該当回数",
+            "多数回該当",
+            "訂正",
+        ],
         "RM" => &["宛名番号", "被保険者証記号", "被保険者証番号", "枝番", "処理区分", "結果", "エラーコード", "内容"],
         _ => &[],
     }
@@ -167,6 +176,19 @@ pub(crate) fn former_householder(code: &str) -> &'static str {
 }
 
 /// A date typed in a form (`2026-06-01` from a date input, or `20260601`) as YYYYMMDD.
+/// A service's name as a clerk knows its work.
+pub(crate) fn service_name(service: &str) -> String {
+    match service {
+        "intake" => "受付（intake）".into(),
+        "identity" => "名寄せ・被保険者ID（identity）".into(),
+        "continuity" => "資格期間（continuity）".into(),
+        "kogaku" => "高額該当回数（kogaku）".into(),
+        "relay" => "中間サーバー連携（relay）".into(),
+        "history" => "履歴・監査（history）".into(),
+        other => other.into(),
+    }
+}
+
 pub(crate) fn parse_date(text: &str) -> Option<u32> {
     let digits: String = text.chars().filter(|c| *c != '-').collect();
     if digits.len() != 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {

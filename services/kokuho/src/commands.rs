@@ -736,7 +736,9 @@ async fn serve_console(settings: ServeSettings) -> anyhow::Result<u8> {
         None => None,
     };
     let config = kokuho_console::ConsoleConfig {
-        api: settings.console_api.context("no API: give --console-api or KOKUHO_CONSOLE_API (the services' gRPC endpoint)")?,
+        api: settings
+            .console_api
+            .context("no API: give --console-api or KOKUHO_CONSOLE_API (the services' gRPC endpoint)")?,
         client_tls,
         credentials: settings.credentials.context(
             "no credentials: give --credentials or KOKUHO_CREDENTIALS (the directory with the issuer's public key)",
