@@ -374,6 +374,35 @@ async fn console_plays_the_sample_in_a_browser() {
     clerk.open("/ops").await;
     assert!(clerk.has("#error-title").await, "a clerk opened the operator's board");
 
+    // 中央区's open anomaly (A01 of resident 300001): from its RE row to the resident's page,
+    // which says why (C-rules, in Japanese).
+    clerk.open("/results").await;
+    let mut files = Vec::new();
+    for a in clerk.web.find_all(Locator::Css("tr.file[data-kind=RE] td:first-child a")).await.unwrap() {
+        files.push(a.attr("href").await.unwrap().unwrap());
+    }
+    let mut opened = false;
+    for file in files {
+        clerk.open(&file).await;
+        let mut anomaly = None;
+        for a in clerk.web.find_all(Locator::Css("a.resident")).await.unwrap() {
+            if a.text().await.unwrap() == "300001" {
+                anomaly = Some(a);
+            }
+        }
+        if let Some(a) = anomaly {
+            a.click().await.unwrap();
+            clerk.seen().await;
+            opened = true;
+            break;
+        }
+    }
+    assert!(opened, "no RE row of 中央区 links resident 300001");
+    assert!(!clerk.has("#no-anomalies").await, "the open A01 is not on the resident's page");
+    let why = clerk.text("main").await;
+    assert!(why.contains("A01") && why.contains("131016"), "{why}");
+    clerk.shot("resident").await;
+
     // S1: no 個人番号 of the fixture on any page the browser was shown.
     let numbers = fixture_numbers();
     for (url, html) in &clerk.pages {

@@ -248,6 +248,9 @@ struct ResultFilePage {
     kind_name: &'static str,
     columns: &'static [&'static str],
     rows: Vec<Vec<String>>,
+    /// The column of the 宛名番号, linked to the resident's page (periods, anomalies and why);
+    /// `usize::MAX` when the file has none.
+    resident_col: usize,
 }
 
 pub(crate) async fn result_file(
@@ -257,10 +260,12 @@ pub(crate) async fn result_file(
 ) -> Result<Response, Failure> {
     let (chrome, file) = pending_file(&state, &session, &name).await?;
     let rows = view::data_rows(&view::decode(&file.content));
+    let columns = view::columns(&file.kind);
     render(ResultFilePage {
         chrome,
         kind_name: view::kind_name(&file.kind),
-        columns: view::columns(&file.kind),
+        resident_col: columns.iter().position(|c| *c == "宛名番号").unwrap_or(usize::MAX),
+        columns,
         name: file.name,
         kind: file.kind,
         rows,
