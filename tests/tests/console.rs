@@ -374,6 +374,15 @@ async fn console_plays_the_sample_in_a_browser() {
     clerk.open("/ops").await;
     assert!(clerk.has("#error-title").await, "a clerk opened the operator's board");
 
+    // 中央区's work list of open anomalies: its A01, with the why.
+    clerk.open("/anomalies").await;
+    let listed = clerk.web.find_all(Locator::Css("#anomalies tr.anomaly[data-code=A01]")).await.unwrap();
+    assert_eq!(listed.len(), 1, "中央区's open A01 is not on its list");
+    assert!(clerk.text("#anomalies").await.contains("300001"));
+    let why = clerk.web.find_all(Locator::Css("#anomalies tr.anomaly[data-code=A01] details li")).await.unwrap();
+    assert!(!why.is_empty(), "the A01 is listed without its why");
+    clerk.shot("anomalies").await;
+
     // 中央区's open anomaly (A01 of resident 300001): from its RE row to the resident's page,
     // which says why (C-rules, in Japanese).
     clerk.open("/results").await;

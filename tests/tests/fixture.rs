@@ -18,6 +18,26 @@ async fn the_sample_scenario_gives_the_expected_results() {
         assert_eq!(intake[muni], sections["intake"], "intake results of {muni}");
         assert_eq!(identity[muni], sections["identity"], "identity results of {muni}");
         assert_eq!(continuity[muni], sections["continuity"], "continuity results of {muni}");
+        // continuity's list of the municipality's open anomalies says the same as its RE rows.
+        let listed = sys.client.list_anomalies(muni, 0).await.unwrap();
+        let day = |d: u32| if d == 0 { String::new() } else { d.to_string() };
+        let mut listed: Vec<String> = listed
+            .anomalies
+            .into_iter()
+            .map(|a| {
+                let v = a.anomaly.unwrap();
+                format!(
+                    "{}/{}/{}/{}/{}",
+                    v.code,
+                    a.resident_number,
+                    v.counterpart,
+                    day(v.counterpart_start),
+                    day(v.counterpart_end)
+                )
+            })
+            .collect();
+        listed.sort();
+        assert_eq!(serde_json::json!(listed), sections["continuity"]["open"], "open anomalies listed for {muni}");
         let empty = serde_json::json!({ "RK": {}, "RG": {}, "open": [] });
         let got = if kogaku[muni].is_null() { &empty } else { &kogaku[muni] };
         assert_eq!(*got, sections["kogaku"], "kogaku results of {muni}");

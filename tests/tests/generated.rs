@@ -184,6 +184,19 @@ async fn play(scenario: &Scenario, order_seed: u64, relay_shards: u32) -> Rows {
             })
             .collect();
         rows.insert((muni.to_string(), "partition".to_string()), records);
+        // continuity's own list of the municipality's open anomalies (the console's work list).
+        let listed = sys.client.list_anomalies(muni, 2_000).await.unwrap();
+        let day = |d: u32| if d == 0 { String::new() } else { d.to_string() };
+        let listed = listed
+            .anomalies
+            .into_iter()
+            .map(|a| {
+                let v = a.anomaly.unwrap();
+                assert!(!a.why.unwrap().lines.is_empty(), "an anomaly listed without its why");
+                vec![v.code, a.resident_number, v.counterpart, day(v.counterpart_start), day(v.counterpart_end)]
+            })
+            .collect();
+        rows.insert((muni.to_string(), "listed-anomalies".to_string()), listed);
     }
     sys.stop().await;
     rows
@@ -342,6 +355,15 @@ fn check(scenario: &Scenario, rows: &Rows) {
         let row = rs.get(&(muni.clone(), resident.clone(), start.clone()));
         assert_eq!(row.map(|r| r[8].as_str()), Some("9"), "{muni}/{resident}/{start}: {row:?}");
     }
+    // ListAnomalies lists exactly the anomalies the RE rows left open (C3–C7), through merges,
+    // deletions and late records.
+    let mut listed = BTreeSet::new();
+    for ((muni, kind), list) in rows {
+        if kind == "listed-anomalies" {
+            listed.extend(list.iter().map(|r| [vec![muni.clone()], r.clone()].concat()));
+        }
+    }
+    assert_eq!(listed, open_anomalies(rows), "the listed open anomalies are not the RE rows' open ones");
     for key in &scenario.double_errors {
         let codes: Vec<&str> = errors.get(key).map(|c| c.iter().map(String::as_str).collect()).unwrap_or_default();
         assert_eq!(codes, vec!["E004", "E007"], "{key:?}");

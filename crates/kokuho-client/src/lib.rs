@@ -357,6 +357,21 @@ impl Client {
         Ok(self.continuity.explain(self.request(&Caller::Municipality(municipality.into()), m)).await?.into_inner())
     }
 
+    /// The municipality's open anomalies (first `limit` residents, 宛名番号 order), each with
+    /// its why (C3–C7), and how many residents have one.
+    pub async fn list_anomalies(
+        &mut self,
+        municipality: &str,
+        limit: u32,
+    ) -> Result<cpb::ListAnomaliesResponse, ClientError> {
+        let m = cpb::ListAnomaliesRequest { municipality: municipality.into(), limit };
+        Ok(self
+            .continuity
+            .list_anomalies(self.request(&Caller::Municipality(municipality.into()), m))
+            .await?
+            .into_inner())
+    }
+
     /// Operator: the held records (I6).
     pub async fn list_reviews(&mut self) -> Result<Vec<ipb::ReviewCase>, ClientError> {
         Ok(self

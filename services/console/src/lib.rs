@@ -82,6 +82,7 @@ fn router(state: AppState, secure_cookies: bool) -> Router {
         .route("/candidates/{number}/confirm", get(pages::confirm))
         .route("/candidates/{number}/decide", post(pages::decide))
         .route("/residents", get(pages::resident))
+        .route("/anomalies", get(pages::anomalies))
         .route("/relay", get(pages::relay))
         .route("/ops", get(ops::board))
         .route("/ops/close-day", post(ops::close_day))

@@ -559,3 +559,56 @@ pub(crate) async fn relay(State(state): State<AppState>, session: Session) -> Re
     let status = signed.client(&state).relay_status(Some(&m)).await?;
     render(RelayPage { chrome, status })
 }
+
+/// An open anomaly on the municipality's list.
+pub(crate) struct AnomalyRow {
+    pub(crate) resident: String,
+    pub(crate) code: String,
+    pub(crate) counterpart: String,
+    pub(crate) counterpart_period: String,
+    pub(crate) why: Why,
+}
+
+#[derive(Template)]
+#[template(path = "anomalies.html")]
+struct AnomaliesPage {
+    chrome: Chrome,
+    rows: Vec<AnomalyRow>,
+    /// Residents with open anomalies beyond those listed.
+    more: u64,
+}
+
+/// Residents listed on one page of open anomalies.
+const ANOMALIES_LISTED: u32 = 500;
+
+/// The municipality's open anomalies (A01–A07), each with its why: the clerk's work list.
+pub(crate) async fn anomalies(State(state): State<AppState>, session: Session) -> Result<Response, Failure> {
+    let (signed, chrome) = signed(&state, &session).await?;
+    let m = signed.municipality()?.to_string();
+    let list = signed.client(&state).list_anomalies(&m, ANOMALIES_LISTED).await?;
+    let listed = list.anomalies.iter().map(|a| &a.resident_number).collect::<std::collections::BTreeSet<_>>().len();
+    let rows = list
+        .anomalies
+        .into_iter()
+        .map(|a| {
+            let view = a.anomaly.unwrap_or_default();
+            let why = a.why.unwrap_or_default();
+            let period = match (view.counterpart_start, view.counterpart_end) {
+                (0, _) => String::new(),
+                (s, 0) => format!("{} 〜", view::date(s)),
+                (s, e) => format!("{} 〜 {}", view::date(s), view::date(e)),
+            };
+            AnomalyRow {
+                resident: a.resident_number,
+                counterpart: match view::municipality(&state.registry, &view.counterpart) {
+                    Some(entry) => format!("{} {}", view.counterpart, entry.name),
+                    None => view.counterpart.clone(),
+                },
+                code: view.code,
+                counterpart_period: period,
+                why: Why { subject: why.subject, rules: why.rules.join(" "), lines: why.lines },
+            }
+        })
+        .collect();
+    render(AnomaliesPage { chrome, rows, more: list.residents.saturating_sub(listed as u64) })
+}

@@ -86,6 +86,38 @@ impl ContinuityService for ContinuityGrpc {
         }))
     }
 
+    async fn list_anomalies(
+        &self,
+        request: Request<pb::ListAnomaliesRequest>,
+    ) -> Result<Response<pb::ListAnomaliesResponse>, Status> {
+        const ACTION: &str = "continuity.ListAnomalies";
+        let caller = self.credentials.caller_of(&request)?;
+        let r = request.into_inner();
+        let purpose = r.municipality.clone();
+        let allowed = caller.is_municipality(&r.municipality) || caller.is_operator();
+        self.auditor.require(&caller, allowed, ACTION, &purpose).await?;
+        let store = |e| kokuho_runtime::errors::status(&crate::ContinuityError::from(e));
+        let limit = match r.limit as usize {
+            0 => DEFAULT_LISTED,
+            n => n.min(MAX_LISTED),
+        };
+        let (listed, residents) =
+            crate::state::with_open_anomalies(&self.state, &r.municipality, limit).map_err(store)?;
+        let day = crate::state::business_date(&self.state).map_err(store)?;
+        let mut anomalies = Vec::new();
+        let mut persons = Vec::new();
+        for (resident, pref) in listed {
+            let (Some(person), Some(day)) = (crate::state::person_state(&self.state, &pref).map_err(store)?, day)
+            else {
+                continue;
+            };
+            anomalies.extend(open_anomalies(&person, &r.municipality, &resident, day));
+            persons.push(pref);
+        }
+        self.auditor.answered(&caller, ACTION, persons, &purpose).await?;
+        Ok(Response::new(pb::ListAnomaliesResponse { anomalies, residents }))
+    }
+
     async fn explain(&self, request: Request<pb::ExplainRequest>) -> Result<Response<pb::ExplainResponse>, Status> {
         const ACTION: &str = "continuity.Explain";
         let caller = self.credentials.caller_of(&request)?;
@@ -103,6 +135,43 @@ impl ContinuityService for ContinuityGrpc {
             _ => pb::ExplainResponse::default(),
         }))
     }
+}
+
+/// Most residents one `ListAnomalies` answers, and how many when the caller does not say.
+const MAX_LISTED: usize = 2_000;
+const DEFAULT_LISTED: usize = 500;
+
+/// The open anomalies of `person` sent to `municipality` for `resident`, each with its why.
+fn open_anomalies(
+    person: &PersonState,
+    municipality: &str,
+    resident: &str,
+    day: kokuho_ids::Date,
+) -> Vec<pb::OpenAnomaly> {
+    let request = pb::ExplainRequest {
+        municipality: municipality.into(),
+        resident_number: resident.into(),
+        anomaly: "all".into(),
+        ..Default::default()
+    };
+    let why = explain(person, &request, day).explanations;
+    let date = |d: Option<kokuho_ids::Date>| d.map(kokuho_ids::Date::to_yyyymmdd).unwrap_or(0);
+    person
+        .open
+        .iter()
+        .filter(|a| a.to == municipality && a.resident == resident)
+        .zip(why)
+        .map(|(a, why)| pb::OpenAnomaly {
+            resident_number: resident.into(),
+            anomaly: Some(pb::AnomalyView {
+                code: a.code.code().into(),
+                counterpart: a.counterpart.clone(),
+                counterpart_start: date(a.counterpart_start),
+                counterpart_end: date(a.counterpart_end),
+            }),
+            why: Some(why),
+        })
+        .collect()
 }
 
 /// The explanations `r` asks for, of the resident's periods and open anomalies (C1–C10).

@@ -2,7 +2,8 @@
 //!
 //! Keys: `cursor` → the last identity sequence evaluated; `day` → business date (u32 BE);
 //! `p/<pref id>` → `PersonState`; `w/<pref id>` → present while the person is watched;
-//! `r/<muni>/<宛名番号>` → the person (queries).
+//! `r/<muni>/<宛名番号>` → the person (queries); `a/<muni>/<宛名番号>` → the person, while it
+//! has an anomaly open that was sent to that municipality (its work list, `ListAnomalies`).
 
 use kokuho_bus::event;
 use kokuho_continuity_contract::pb;
@@ -25,6 +26,19 @@ pub(crate) fn person_key(pref: &str) -> Vec<u8> {
 pub(crate) fn resident_key(muni: &str, resident: &str) -> Vec<u8> {
     format!("r/{muni}/{resident}").into_bytes()
 }
+/// `a/<muni>/` + 宛名番号 → 都道府県被保険者ID: the municipality's residents with open anomalies.
+pub(crate) fn anomalies_prefix(muni: &str) -> Vec<u8> {
+    format!("a/{muni}/").into_bytes()
+}
+fn anomaly_key(muni: &str, resident: &str) -> Vec<u8> {
+    [anomalies_prefix(muni), resident.as_bytes().to_vec()].concat()
+}
+/// The anomaly index entries of the stored person `pref` (before this event changes it).
+fn indexed(tx: &Tx<'_>, pref: &str) -> Result<Vec<Vec<u8>>, ApplyError> {
+    let Some(bytes) = tx.get(&person_key(pref))? else { return Ok(Vec::new()) };
+    let old = pb::PersonState::decode(bytes.as_slice()).map_err(|e| ApplyError::Malformed(e.to_string()))?;
+    Ok(old.open.iter().map(|a| anomaly_key(&a.municipality, &a.resident_number)).collect())
+}
 pub(crate) const WATCH_PREFIX: &str = "w/";
 fn watch_key(pref: &str) -> Vec<u8> {
     format!("{WATCH_PREFIX}{pref}").into_bytes()
@@ -33,12 +47,34 @@ fn watch_key(pref: &str) -> Vec<u8> {
 impl Projection for ContinuityState {
     const NAME: &'static str = "state";
     // 2: periods keep the RS row last sent by name, and the record that reported them.
-    const VERSION: u32 = 2;
+    // 3: the index of open anomalies per municipality (`a/`).
+    const VERSION: u32 = 3;
     const STREAM: &'static str = CONTINUITY.name;
 
     fn apply(&self, tx: &mut Tx<'_>, ev: &LogEvent<'_>) -> Result<(), ApplyError> {
         let (_, event) = event::decode::<Events>(ev.payload).map_err(ApplyError::Malformed)?;
         let Event::PersonsEvaluated(e) = event;
+        // The open-anomaly index: every entry of the persons as they were goes, then those of
+        // the persons as they are now come (a merged-away person's resident may be the
+        // survivor's, in this same event).
+        // An entry is removed only by the person it names (a resident relinked to another
+        // person in an earlier event is that person's now).
+        let mut stale = Vec::new();
+        for pref in e.persons.iter().map(|p| &p.pref_id).chain(&e.merged_away) {
+            for key in indexed(tx, pref)? {
+                if tx.get(&key)?.as_deref() == Some(pref.as_bytes()) {
+                    stale.push(key);
+                }
+            }
+        }
+        for key in stale {
+            tx.delete(key);
+        }
+        for p in &e.persons {
+            for a in &p.open {
+                tx.put(anomaly_key(&a.municipality, &a.resident_number), p.pref_id.as_bytes().to_vec());
+            }
+        }
         for p in &e.persons {
             tx.put(person_key(&p.pref_id), p.encode_to_vec());
             for period in &p.periods {
@@ -88,6 +124,25 @@ pub(crate) fn load(store: &dyn Read, pref_id: &str) -> Result<Option<PersonState
             crate::convert::person_of(&stored).map_err(|e| ApplyError::Malformed(format!("person {pref_id}: {e}")))
         })
         .transpose()
+}
+
+/// The first `limit` residents of `municipality` with an open anomaly sent to it (宛名番号
+/// order) and their persons, and how many there are in all.
+pub(crate) fn with_open_anomalies(
+    state: &ProjectionHandle,
+    municipality: &str,
+    limit: usize,
+) -> Result<(Vec<(String, String)>, u64), StoreError> {
+    let prefix = anomalies_prefix(municipality);
+    let store = state.store();
+    let first = store
+        .scan_first(&prefix, limit)?
+        .into_iter()
+        .map(|(k, v)| {
+            (String::from_utf8_lossy(&k[prefix.len()..]).into_owned(), String::from_utf8_lossy(&v).into_owned())
+        })
+        .collect();
+    Ok((first, store.count_prefix(&prefix)?))
 }
 
 pub(crate) fn watched(store: &dyn Read) -> Result<Vec<String>, ApplyError> {
