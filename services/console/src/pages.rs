@@ -545,7 +545,23 @@ pub(crate) async fn resident(
 struct RelayPage {
     chrome: Chrome,
     status: kokuho_client::relay::StatusResponse,
+    waiting: Vec<WaitingRow>,
+    /// Waiting records beyond those listed.
+    more: u64,
 }
+
+/// A record of the partition that waits (an open R row).
+pub(crate) struct WaitingRow {
+    pub(crate) resident: String,
+    pub(crate) start: String,
+    pub(crate) code: String,
+    pub(crate) reason: &'static str,
+    pub(crate) receipt: String,
+    pub(crate) line: u32,
+}
+
+/// Waiting records listed on the relay page.
+const WAITING_LISTED: u32 = 500;
 
 impl RelayPage {
     fn time(&self, seconds: &i64) -> String {
@@ -556,8 +572,25 @@ impl RelayPage {
 pub(crate) async fn relay(State(state): State<AppState>, session: Session) -> Result<Response, Failure> {
     let (signed, chrome) = signed(&state, &session).await?;
     let m = signed.municipality()?.to_string();
-    let status = signed.client(&state).relay_status(Some(&m)).await?;
-    render(RelayPage { chrome, status })
+    let status = signed.client(&state).relay_waiting(&m, WAITING_LISTED).await?;
+    let mut waiting = Vec::new();
+    let mut total = 0;
+    for p in &status.partitions {
+        total += p.waiting;
+        for w in &p.waiting_records {
+            let open = w.wait.clone().unwrap_or_default();
+            waiting.push(WaitingRow {
+                resident: w.resident_number.clone(),
+                start: view::date(w.start),
+                reason: view::wait_reason(&open.code),
+                code: open.code,
+                receipt: open.receipt,
+                line: open.line,
+            });
+        }
+    }
+    let more = total.saturating_sub(waiting.len() as u64);
+    render(RelayPage { chrome, status, waiting, more })
 }
 
 /// An open anomaly on the municipality's list.

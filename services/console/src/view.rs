@@ -176,6 +176,17 @@ pub(crate) fn former_householder(code: &str) -> &'static str {
 }
 
 /// A date typed in a form (`2026-06-01` from a date input, or `20260601`) as YYYYMMDD.
+/// Why a record waits for the intermediate server (formats.md R01–R04).
+pub(crate) fn wait_reason(code: &str) -> &'static str {
+    match code {
+        "R01" => "個人番号が届いていない",
+        "R02" => "名寄せの確認待ち（保留）",
+        "R03" => "中間サーバーが受け付けなかった",
+        "R04" => "枝番を使い切った",
+        _ => "",
+    }
+}
+
 /// A service's name as a clerk knows its work.
 pub(crate) fn service_name(service: &str) -> String {
     match service {

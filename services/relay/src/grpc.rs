@@ -35,6 +35,9 @@ fn unavailable(e: impl std::fmt::Display) -> Status {
     status(RelayError::Unavailable(e.to_string()))
 }
 
+/// Most waiting records one `Status` lists.
+const MAX_WAITING_LISTED: usize = 2_000;
+
 #[tonic::async_trait]
 impl RelayService for RelayGrpc {
     async fn status(&self, request: Request<pb::StatusRequest>) -> Result<Response<pb::StatusResponse>, Status> {
@@ -62,6 +65,13 @@ impl RelayService for RelayGrpc {
         let mut partitions = Vec::new();
         for m in &municipalities {
             partitions.push(liveness::partition_status(c, m, now).map_err(|e| status(e.into()))?);
+        }
+        if r.waiting_records > 0
+            && let [one] = partitions.as_mut_slice()
+        {
+            let limit = (r.waiting_records as usize).min(MAX_WAITING_LISTED);
+            one.waiting_records =
+                state::waiting_records(c.ledger.store(), &one.municipality, limit).map_err(|e| status(e.into()))?;
         }
         let pending = state::pending(c.ledger.store(), 1).map_err(|e| status(e.into()))?;
         let alert_open = partitions.iter().any(|p| p.stalled);

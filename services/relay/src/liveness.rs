@@ -31,6 +31,7 @@ pub(crate) fn partition_status(c: &Context, municipality: &str, now: i64) -> Res
         stalled: p.stalled.is_some(),
         delivered: p.delivered,
         rejected: p.rejected,
+        waiting_records: Vec::new(),
     })
 }
 

@@ -200,6 +200,28 @@ pub(crate) fn open_waits(view: &dyn Read, key: &PeriodKey) -> Result<Vec<pb::Ope
         .collect()
 }
 
+/// The first `limit` waiting records of `municipality` (its open R rows, 宛名番号 order; only
+/// those are read).
+pub(crate) fn waiting_records(
+    view: &dyn Read,
+    municipality: &str,
+    limit: usize,
+) -> Result<Vec<pb::WaitingRecord>, StoreError> {
+    let prefix = format!("w/{municipality}/");
+    view.scan_first(prefix.as_bytes(), limit)?
+        .into_iter()
+        .map(|(k, v)| {
+            // `w/<muni>/<宛名番号>/<開始>/<code>`
+            let key = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+            let mut parts = key.split('/');
+            let resident = parts.next().unwrap_or_default().to_string();
+            let start = parts.next().unwrap_or_default().parse().map_err(corrupt)?;
+            let wait = pb::OpenWait::decode(v.as_slice()).map_err(corrupt)?;
+            Ok(pb::WaitingRecord { resident_number: resident, start, wait: Some(wait) })
+        })
+        .collect()
+}
+
 /// Operations not yet answered, oldest first (at most `limit`; only those are read).
 pub(crate) fn pending(view: &dyn Read, limit: usize) -> Result<Vec<pb::Pending>, StoreError> {
     view.scan_first(b"o/", limit)?
