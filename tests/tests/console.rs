@@ -374,6 +374,12 @@ async fn console_plays_the_sample_in_a_browser() {
     clerk.open("/ops").await;
     assert!(clerk.has("#error-title").await, "a clerk opened the operator's board");
 
+    // 中央区's relay page lists its waiting record: 300009, held for review (R02).
+    clerk.open("/relay").await;
+    let waiting = clerk.text("#waiting").await;
+    assert!(waiting.contains("300009") && waiting.contains("R02"), "{waiting}");
+    clerk.shot("relay").await;
+
     // 中央区's work list of open anomalies: its A01, with the why.
     clerk.open("/anomalies").await;
     let listed = clerk.web.find_all(Locator::Css("#anomalies tr.anomaly[data-code=A01]")).await.unwrap();

@@ -205,6 +205,13 @@ async fn r5_without_a_number_waits_then_goes() {
     assert_eq!(r_rows(&files), vec![("R01".into(), "100001".into(), "1".into())]);
     let status = sys.client.relay_status(Some(CHIYODA)).await.unwrap();
     assert_eq!(status.partitions[0].waiting, 1);
+    assert!(status.partitions[0].waiting_records.is_empty(), "records are listed only when asked");
+    // The clerk's list of waiting records: the resident, its period, R01, the receipt and line.
+    let listed = sys.client.relay_waiting(CHIYODA, 10).await.unwrap();
+    let [w] = listed.partitions[0].waiting_records.as_slice() else { panic!("{listed:?}") };
+    let open = w.wait.clone().unwrap();
+    assert_eq!((w.resident_number.as_str(), w.start, open.code.as_str()), ("100001", 20200401, "R01"));
+    assert!(!open.receipt.is_empty() && open.line > 0, "{open:?}");
     // Another record of the same person without a number: no second R01.
     submit(
         &mut sys,
@@ -228,6 +235,7 @@ async fn r5_without_a_number_waits_then_goes() {
     assert_eq!(r_rows(&files), vec![("R01".into(), "100001".into(), "2".into())]);
     assert!(sys.client.eligibility(asked("1001", 1, 20260401)).await.unwrap().insured);
     assert_eq!(sys.client.relay_status(Some(CHIYODA)).await.unwrap().partitions[0].waiting, 0);
+    assert!(sys.client.relay_waiting(CHIYODA, 10).await.unwrap().partitions[0].waiting_records.is_empty());
     sys.stop().await;
 }
 
