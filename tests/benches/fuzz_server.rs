@@ -269,7 +269,11 @@ async fn send(
         "kogaku.Explain" => {
             call!(KogakuServiceClient, explain, kpb::ExplainRequest { municipality: text(u)?, candidate: text(u)? })
         }
-        "relay.Status" => call!(RelayServiceClient, status, rpb::StatusRequest { municipality: text(u)?, waiting_records: u.arbitrary()? }),
+        "relay.Status" => call!(
+            RelayServiceClient,
+            status,
+            rpb::StatusRequest { municipality: text(u)?, waiting_records: u.arbitrary()? }
+        ),
         "relay.Provide" => call!(
             RelayServiceClient,
             provide,

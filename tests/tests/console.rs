@@ -137,6 +137,14 @@ impl Clerk {
         let token = std::fs::read_to_string(self.credentials.join(format!("{caller}.token"))).unwrap();
         self.web.find(Locator::Id("token")).await.unwrap().send_keys(token.trim()).await.unwrap();
         self.click("#signin").await;
+        // The click returns when the form is sent; the page after it may still be loading.
+        for _ in 0..50 {
+            if self.has("#who").await {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert!(self.has("#who").await, "not signed in as {caller}: {}", self.web.source().await.unwrap());
         assert!(self.text("#who").await.starts_with(if caller == "operator" { "運用" } else { caller }));
     }
 

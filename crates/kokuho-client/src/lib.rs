@@ -504,12 +504,17 @@ impl Client {
     /// relay's liveness per partition (a municipality: its own; the operator: every one).
     pub async fn relay_status(&mut self, municipality: Option<&str>) -> Result<relay::StatusResponse, ClientError> {
         let caller = municipality.map(|m| Caller::Municipality(m.into())).unwrap_or_else(Caller::operator);
-        let request = relay::StatusRequest { municipality: municipality.unwrap_or_default().into(), waiting_records: 0 };
+        let request =
+            relay::StatusRequest { municipality: municipality.unwrap_or_default().into(), waiting_records: 0 };
         Ok(self.relay.status(self.request(&caller, request)).await?.into_inner())
     }
 
     /// A municipality's relay partition with its first `limit` waiting records (R01–R04).
-    pub async fn relay_waiting(&mut self, municipality: &str, limit: u32) -> Result<relay::StatusResponse, ClientError> {
+    pub async fn relay_waiting(
+        &mut self,
+        municipality: &str,
+        limit: u32,
+    ) -> Result<relay::StatusResponse, ClientError> {
         let request = relay::StatusRequest { municipality: municipality.into(), waiting_records: limit };
         Ok(self.relay.status(self.request(&Caller::Municipality(municipality.into()), request)).await?.into_inner())
     }
