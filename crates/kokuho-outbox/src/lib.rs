@@ -9,6 +9,10 @@
 //!   event: which rows, which name) and returns every unacknowledged file, rendered in the
 //!   municipality's encoding. [`Outbox::acknowledge`] appends `ResultFilesAcknowledged`.
 //!   A file is offered again until it is acknowledged: nothing is dropped before that.
+//! - [`Outbox::list`] names the files without their content (the pending ones, and a page of
+//!   the acknowledged ones, newest first); [`Outbox::file`] renders one file by name, pending or
+//!   acknowledged (the console's list and download: a file is not read to be listed). An
+//!   acknowledged file keeps which events hold its rows, so it can be rendered again.
 //!
 //! Everything is a fact in the log, so rebuilding the projection gives the same files with the
 //! same names and rows.
@@ -123,6 +127,10 @@ fn cut_key(muni: &str, kind: &str) -> Vec<u8> {
 fn file_key(muni: &str, name: &str) -> Vec<u8> {
     format!("f/{muni}/{name}").into_bytes()
 }
+/// An acknowledged file, by its sequence → [`Archived`].
+fn archived_key(muni: &str, file_sequence: u32) -> Vec<u8> {
+    format!("k/{muni}/{file_sequence:010}").into_bytes()
+}
 fn file_seq_key(muni: &str) -> Vec<u8> {
     format!("s/{muni}").into_bytes()
 }
@@ -151,6 +159,54 @@ impl Issued {
     }
 }
 
+/// An acknowledged file: the events of the results stream that hold its rows (sequence, rows
+/// of its kind) — their pending keys are gone — and the `ResultFileIssued`. One value per file,
+/// written once at the acknowledgement: sequences as varint deltas.
+struct Archived {
+    events: Vec<(u64, u32)>,
+    issued: pb::ResultFileIssued,
+}
+
+impl Archived {
+    fn encode(&self) -> Vec<u8> {
+        use prost::encoding::encode_varint;
+        let mut v = Vec::with_capacity(8 + self.events.len() * 4);
+        encode_varint(self.events.len() as u64, &mut v);
+        let mut last = 0;
+        for (seq, n) in &self.events {
+            encode_varint(seq - last, &mut v);
+            encode_varint(u64::from(*n), &mut v);
+            last = *seq;
+        }
+        v.extend(self.issued.encode_to_vec());
+        v
+    }
+
+    fn decode(mut v: &[u8]) -> Result<Self, String> {
+        use prost::encoding::decode_varint;
+        let err = |e: prost::DecodeError| format!("an acknowledged file: {e}");
+        let count = decode_varint(&mut v).map_err(err)?;
+        let mut events = Vec::new();
+        let mut last = 0u64;
+        for _ in 0..count {
+            last = last.checked_add(decode_varint(&mut v).map_err(err)?).ok_or("an acknowledged file: sequence")?;
+            let n = u32::try_from(decode_varint(&mut v).map_err(err)?).map_err(|e| e.to_string())?;
+            events.push((last, n));
+        }
+        let issued = pb::ResultFileIssued::decode(v).map_err(err)?;
+        Ok(Self { events, issued })
+    }
+
+    fn info(&self) -> FileInfo {
+        FileInfo::of(&self.issued, self.events.iter().map(|(_, n)| n).sum(), true)
+    }
+}
+
+/// The file sequence a result file's name ends with (`<kind>_<muni>_<date>_<seq>.csv`).
+fn sequence_in(name: &str) -> Option<u32> {
+    name.strip_suffix(".csv")?.rsplit('_').next()?.parse().ok()
+}
+
 /// The pending events (sequence, rows) of `kind` for `muni` in `(from, upto]`.
 fn pending_between(
     view: &dyn Read,
@@ -174,8 +230,8 @@ pub struct OutboxProjection;
 
 impl Projection for OutboxProjection {
     const NAME: &'static str = "outbox";
-    // 2: where the rows are, not the rows.
-    const VERSION: u32 = 2;
+    // 2: where the rows are, not the rows. 3: acknowledged files are kept (where their rows are).
+    const VERSION: u32 = 3;
     const STREAM: &'static str = RESULTS.name;
 
     fn apply(&self, tx: &mut Tx<'_>, ev: &LogEvent<'_>) -> Result<(), ApplyError> {
@@ -209,10 +265,13 @@ impl Projection for OutboxProjection {
                     let Some(v) = tx.get(&file_key(&ack.municipality, name))? else { continue };
                     let file = Issued::decode(&v).map_err(ApplyError::Malformed)?;
                     let (muni, kind) = (&ack.municipality, &file.issued.kind);
-                    for (seq, _) in pending_between(tx, muni, kind, file.from, file.issued.upto_sequence)? {
-                        tx.delete(pending_key(muni, kind, seq));
+                    let events = pending_between(tx, muni, kind, file.from, file.issued.upto_sequence)?;
+                    for (seq, _) in &events {
+                        tx.delete(pending_key(muni, kind, *seq));
                     }
                     tx.delete(file_key(muni, name));
+                    let archived = Archived { events, issued: file.issued };
+                    tx.put(archived_key(muni, archived.issued.file_sequence), archived.encode());
                 }
             }
         }
@@ -227,6 +286,41 @@ pub struct ResultFile {
     pub kind: String,
     pub content: Vec<u8>,
     pub rows: u32,
+}
+
+/// A result file as listed, without its content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileInfo {
+    pub name: String,
+    pub kind: String,
+    pub rows: u32,
+    /// YYYYMMDD, the business date in its name.
+    pub business_date: u32,
+    pub file_sequence: u32,
+    /// Stored by the municipality: no longer offered by [`Outbox::fetch`].
+    pub acknowledged: bool,
+}
+
+impl FileInfo {
+    fn of(issued: &pb::ResultFileIssued, rows: u32, acknowledged: bool) -> Self {
+        Self {
+            name: issued.name.clone(),
+            kind: issued.kind.clone(),
+            rows,
+            business_date: issued.business_date,
+            file_sequence: issued.file_sequence,
+            acknowledged,
+        }
+    }
+}
+
+/// [`Outbox::list`]: the pending files, and one page of the acknowledged ones, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listing {
+    pub pending: Vec<FileInfo>,
+    pub acknowledged: Vec<FileInfo>,
+    /// The file sequence to ask `before` for the next page; 0 when there is none.
+    pub next_before: u32,
 }
 
 /// Fetching and acknowledging, over the projection.
@@ -263,33 +357,108 @@ impl Outbox {
         let entry = self.registry.get(municipality).ok_or_else(|| OutboxError::UnknownMunicipality(muni.clone()))?;
         let lock = self.lock(&muni).await;
         let _guard = lock.lock().await;
+        self.cut(&muni, business_date).await?;
+        let mut files = Vec::new();
+        for file in self.pending(&muni)? {
+            let rows = self.rows_of(&file.issued, self.events_of(&muni, &file)?).await?;
+            let content = render(&file.issued, entry, &rows);
+            files.push(ResultFile { name: file.issued.name, kind: file.issued.kind, content, rows: rows.len() as u32 });
+        }
+        Ok(files)
+    }
+
+    /// The files of `municipality` without their content: every pending one (waiting rows are
+    /// cut first, as [`Outbox::fetch`] would) and up to `limit` acknowledged ones with a file
+    /// sequence below `before` (0: from the newest), newest first. Reads the projection only.
+    pub async fn list(
+        &self,
+        municipality: LocalGovCode,
+        business_date: u32,
+        before: u32,
+        limit: usize,
+    ) -> Result<Listing, OutboxError> {
+        let muni = municipality.to_string();
+        self.registry.get(municipality).ok_or_else(|| OutboxError::UnknownMunicipality(muni.clone()))?;
+        let lock = self.lock(&muni).await;
+        let _guard = lock.lock().await;
+        self.cut(&muni, business_date).await?;
+        let store = self.projection.store();
+        let mut pending = Vec::new();
+        for file in self.pending(&muni)? {
+            let rows = self.events_of(&muni, &file)?.iter().map(|(_, n)| n).sum();
+            pending.push(FileInfo::of(&file.issued, rows, false));
+        }
+        // File sequences are dense (1, 2, …): each is pending (listed above) or acknowledged.
+        let newest = u32_of(store.get(&file_seq_key(&muni))?);
+        let mut seq = if before == 0 { newest } else { before.saturating_sub(1).min(newest) };
+        let mut acknowledged = Vec::new();
+        while seq > 0 && acknowledged.len() < limit {
+            if let Some(v) = store.get(&archived_key(&muni, seq))? {
+                acknowledged.push(Archived::decode(&v).map_err(OutboxError::Corrupt)?.info());
+            }
+            seq -= 1;
+        }
+        let next_before = if seq > 0 && acknowledged.len() == limit { seq + 1 } else { 0 };
+        Ok(Listing { pending, acknowledged, next_before })
+    }
+
+    /// One file of `municipality` by name, pending or acknowledged, rendered in its encoding;
+    /// `None` when it has no such file.
+    pub async fn file(&self, municipality: LocalGovCode, name: &str) -> Result<Option<ResultFile>, OutboxError> {
+        let muni = municipality.to_string();
+        let entry = self.registry.get(municipality).ok_or_else(|| OutboxError::UnknownMunicipality(muni.clone()))?;
+        self.catch_up().await?;
+        let store = self.projection.store();
+        let (issued, events) = if let Some(v) = store.get(&file_key(&muni, name))? {
+            let file = Issued::decode(&v).map_err(OutboxError::Corrupt)?;
+            let events = self.events_of(&muni, &file)?;
+            (file.issued, events)
+        } else {
+            let Some(v) = sequence_in(name).map(|seq| store.get(&archived_key(&muni, seq))).transpose()?.flatten()
+            else {
+                return Ok(None);
+            };
+            let archived = Archived::decode(&v).map_err(OutboxError::Corrupt)?;
+            if archived.issued.name != name {
+                return Ok(None);
+            }
+            (archived.issued, archived.events)
+        };
+        let rows = self.rows_of(&issued, events).await?;
+        let content = render(&issued, entry, &rows);
+        Ok(Some(ResultFile { name: issued.name, kind: issued.kind, content, rows: rows.len() as u32 }))
+    }
+
+    /// Cuts the rows of each kind waiting past its last file into a new file. The caller holds
+    /// the municipality's lock.
+    async fn cut(&self, muni: &str, business_date: u32) -> Result<(), OutboxError> {
         loop {
             self.catch_up().await?;
             let store = self.projection.store();
             // The highest pending sequence of each kind past its cut.
             let mut upto: BTreeMap<String, u64> = BTreeMap::new();
-            let cuts = cut_prefix(&muni);
+            let cuts = cut_prefix(muni);
             for (key, value) in store.scan_prefix(cuts.as_bytes())? {
                 let kind = String::from_utf8_lossy(&key[cuts.len()..]).into_owned();
                 let cut = u64_of(Some(value));
                 let last =
-                    store.scan_prefix(pending_prefix(&muni, &kind).as_bytes())?.last().and_then(|(k, _)| seq_of(k));
+                    store.scan_prefix(pending_prefix(muni, &kind).as_bytes())?.last().and_then(|(k, _)| seq_of(k));
                 if let Some(last) = last.filter(|l| *l > cut) {
                     upto.insert(kind, last);
                 }
             }
             if upto.is_empty() {
-                break;
+                return Ok(());
             }
-            let mut file_seq = u32_of(store.get(&file_seq_key(&muni))?);
-            let subject = files_subject(&muni);
+            let mut file_seq = u32_of(store.get(&file_seq_key(muni))?);
+            let subject = files_subject(muni);
             let expected = self.bus.last_subject_seq(RESULTS.name, &subject).await?;
             let mut batch = Vec::new();
             for (kind, upto_sequence) in upto {
                 file_seq += 1;
                 let name = format!("{kind}_{muni}_{business_date:08}_{file_seq:06}.csv");
                 let issued = pb::ResultFileIssued {
-                    municipality: muni.clone(),
+                    municipality: muni.to_string(),
                     kind,
                     file_sequence: file_seq,
                     name: name.clone(),
@@ -297,7 +466,7 @@ impl Outbox {
                     rows: 0,
                     business_date,
                 };
-                let envelope = event::envelope::<Results>(Event::ResultFileIssued(issued), &muni, &name, "");
+                let envelope = event::envelope::<Results>(Event::ResultFileIssued(issued), muni, &name, "");
                 let mut append =
                     Append::new(subject.clone(), event::encode(&envelope), format!("issue:{muni}:{file_seq}"));
                 if batch.is_empty() {
@@ -312,29 +481,36 @@ impl Outbox {
                 Err(e) => return Err(e.into()),
             }
         }
-        self.catch_up().await?;
-        let store = self.projection.store();
+    }
+
+    /// The unacknowledged files of `muni`, in file order (after catching up with the log).
+    fn pending(&self, muni: &str) -> Result<Vec<Issued>, OutboxError> {
         let mut files = Vec::new();
-        for (_, value) in store.scan_prefix(format!("f/{muni}/").as_bytes())? {
-            let file = Issued::decode(&value).map_err(OutboxError::Corrupt)?;
-            let rows = self.rows_of(&muni, &file).await?;
-            let content = render(&file.issued, entry, &rows);
-            files.push(ResultFile { name: file.issued.name, kind: file.issued.kind, content, rows: rows.len() as u32 });
+        for (_, value) in self.projection.store().scan_prefix(format!("f/{muni}/").as_bytes())? {
+            files.push(Issued::decode(&value).map_err(OutboxError::Corrupt)?);
         }
-        files.sort_by(|a, b| a.name.rsplit('_').next().cmp(&b.name.rsplit('_').next()).then(a.name.cmp(&b.name)));
+        files.sort_by_key(|f| f.issued.file_sequence);
         Ok(files)
     }
 
-    /// The rows of a file, read again from the events of the results stream it covers.
-    async fn rows_of(&self, muni: &str, file: &Issued) -> Result<Vec<pb::ResultRow>, OutboxError> {
-        let kind = &file.issued.kind;
-        let events = pending_between(self.projection.store(), muni, kind, file.from, file.issued.upto_sequence)?;
+    /// The events (sequence, rows) holding a pending file's rows.
+    fn events_of(&self, muni: &str, file: &Issued) -> Result<Vec<(u64, u32)>, OutboxError> {
+        Ok(pending_between(self.projection.store(), muni, &file.issued.kind, file.from, file.issued.upto_sequence)?)
+    }
+
+    /// The rows of a file, read again from the events of the results stream that hold them.
+    async fn rows_of(
+        &self,
+        issued: &pb::ResultFileIssued,
+        events: Vec<(u64, u32)>,
+    ) -> Result<Vec<pb::ResultRow>, OutboxError> {
+        let kind = &issued.kind;
         let mut rows = Vec::new();
         for (seq, n) in events {
             // The log keeps every message (no delete, no purge); one gone is a fault to report,
             // never rows to leave out of a file without a word.
             let payload = self.bus.event_at(RESULTS.name, seq).await?.ok_or_else(|| {
-                OutboxError::Corrupt(format!("results message {seq} of {} is no longer in the log", file.issued.name))
+                OutboxError::Corrupt(format!("results message {seq} of {} is no longer in the log", issued.name))
             })?;
             let added = match event::decode::<Results>(&payload).map_err(OutboxError::Corrupt)? {
                 (_, Event::ResultRowsAdded(added)) => added,

@@ -79,6 +79,36 @@ async fn fetch_offers_files_until_acknowledged() {
     let theirs = outbox.fetch(chuo, 20260402).await.unwrap();
     assert_eq!(theirs.len(), 1);
 
+    // Acknowledged files are listed (newest first, by pages) and rendered again, byte for byte.
+    let listed = outbox.list(chiyoda, 20260402, 0, 10).await.unwrap();
+    assert!(listed.pending.is_empty());
+    let names: Vec<&str> = listed.acknowledged.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, vec![more[2].name.as_str(), more[1].name.as_str(), more[0].name.as_str()]);
+    assert!(listed.acknowledged.iter().all(|f| f.acknowledged && f.rows == 1));
+    assert_eq!(listed.next_before, 0, "one page holds them all");
+    let first = outbox.list(chiyoda, 20260402, 0, 2).await.unwrap();
+    assert_eq!(first.acknowledged, listed.acknowledged[..2]);
+    let second = outbox.list(chiyoda, 20260402, first.next_before, 2).await.unwrap();
+    assert_eq!(second.acknowledged, listed.acknowledged[2..]);
+    assert_eq!(second.next_before, 0);
+    for f in &more {
+        assert_eq!(outbox.file(chiyoda, &f.name).await.unwrap().as_ref(), Some(f), "{} rendered again", f.name);
+    }
+    assert_eq!(outbox.file(chuo, &more[0].name).await.unwrap(), None, "another municipality's file");
+    assert_eq!(outbox.file(chiyoda, "RE_131016_20260401_000009.csv").await.unwrap(), None);
+    // Listing cuts waiting rows (as a fetch would) and names pending files without reading them.
+    publish_rows(&bus, "g4", "131024", vec![re(&["E", "E003"]), re(&["W", "W002"])]).await.unwrap();
+    let chuo_listed = outbox.list(chuo, 20260402, 0, 10).await.unwrap();
+    let pending: Vec<(&str, u32, bool)> =
+        chuo_listed.pending.iter().map(|f| (f.name.as_str(), f.rows, f.acknowledged)).collect();
+    assert_eq!(
+        pending,
+        vec![("RE_131024_20260402_000001.csv", 1, false), ("RE_131024_20260402_000002.csv", 2, false)]
+    );
+    assert!(chuo_listed.acknowledged.is_empty());
+    let theirs = outbox.fetch(chuo, 20260402).await.unwrap();
+    assert_eq!(outbox.file(chuo, &theirs[1].name).await.unwrap().as_ref(), Some(&theirs[1]));
+
     // A rebuild from the log gives the same pending files.
     handle.rebuild().await;
     let last = bus.last_seq(RESULTS.name).await.unwrap();
@@ -88,4 +118,6 @@ async fn fetch_offers_files_until_acknowledged() {
     .await;
     assert_eq!(outbox.fetch(chuo, 20260403).await.unwrap(), theirs);
     assert!(outbox.fetch(chiyoda, 20260403).await.unwrap().is_empty());
+    assert_eq!(outbox.list(chiyoda, 20260403, 0, 10).await.unwrap(), listed, "acknowledged files survive a rebuild");
+    assert_eq!(outbox.file(chiyoda, &more[0].name).await.unwrap().as_ref(), Some(&more[0]));
 }
