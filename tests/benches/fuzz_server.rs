@@ -38,6 +38,8 @@ const METHODS: &[&str] = &[
     "intake.CloseDay",
     "results.FetchFiles",
     "results.AcknowledgeFiles",
+    "results.ListFiles",
+    "results.GetFile",
     "identity.LookupIds",
     "identity.ListReviews",
     "identity.ResolveReview",
@@ -46,6 +48,7 @@ const METHODS: &[&str] = &[
     "identity.VerifyAudit",
     "identity.AuditHeads",
     "continuity.QueryPerson",
+    "continuity.ListAnomalies",
     "kogaku.CountMonths",
     "kogaku.Decide",
     "kogaku.ListCandidates",
@@ -203,6 +206,14 @@ async fn send(
             acknowledge_files,
             spb::AcknowledgeFilesRequest { municipality: text(u)?, names: list(u, text)? }
         ),
+        "results.ListFiles" => call!(
+            ResultServiceClient,
+            list_files,
+            spb::ListFilesRequest { municipality: text(u)?, before: number(u)?, limit: number(u)? }
+        ),
+        "results.GetFile" => {
+            call!(ResultServiceClient, get_file, spb::GetFileRequest { municipality: text(u)?, name: text(u)? })
+        }
         "identity.LookupIds" => call!(
             IdentityServiceClient,
             lookup_ids,
@@ -244,6 +255,11 @@ async fn send(
             ContinuityServiceClient,
             query_person,
             cpb::QueryPersonRequest { municipality: text(u)?, resident_number: text(u)? }
+        ),
+        "continuity.ListAnomalies" => call!(
+            ContinuityServiceClient,
+            list_anomalies,
+            cpb::ListAnomaliesRequest { municipality: text(u)?, limit: number(u)? }
         ),
         "kogaku.CountMonths" => call!(
             KogakuServiceClient,

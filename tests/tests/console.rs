@@ -354,6 +354,27 @@ async fn console_plays_the_sample_in_a_browser() {
     clerk.shot("results").await;
     clerk.click("tr.file[data-kind=RG] a").await;
     assert!(clerk.text("table.rows").await.contains("2001"), "the RG row of household 2001");
+    let rg_page = clerk.web.current_url().await.unwrap().path().to_string();
+
+    // Marked saved, the files leave the pending list and stay under 保存済み, shown and
+    // downloaded again from there.
+    clerk.open("/results").await;
+    clerk.click("#acknowledge").await;
+    assert!(clerk.has("#no-files").await, "the files are still pending after 保存済み");
+    clerk.click("tr.stored[data-kind=RG] td:first-child a").await;
+    assert_eq!(clerk.web.current_url().await.unwrap().path(), rg_page);
+    assert!(clerk.text("table.rows").await.contains("2001"), "the stored RG shows its row again");
+    let download = clerk
+        .web
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             fetch(location.pathname + '/download').then(r => r.text().then(t => done([r.status, t])));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(download[0], json!(200));
+    assert!(download[1].as_str().unwrap_or_default().starts_with("1,RG,"), "{download}");
 
     // A form posted without the session's CSRF token is refused, and nothing is acknowledged.
     let status = clerk

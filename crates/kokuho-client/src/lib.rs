@@ -32,7 +32,7 @@ pub use kokuho_proto::midserver::v1 as midserver;
 use kokuho_proto::midserver::v1::mid_server_service_client::MidServerServiceClient;
 pub use kokuho_proto::relay::v1 as relay;
 use kokuho_proto::relay::v1::relay_service_client::RelayServiceClient;
-pub use kokuho_proto::results::v1::ResultFile;
+pub use kokuho_proto::results::v1::{FileInfo, ListFilesResponse, ResultFile};
 pub use tonic::{Code, Status};
 
 /// Whose history ([`Client::history`]).
@@ -541,6 +541,26 @@ impl Client {
         Ok(r.into_inner().files)
     }
 
+    /// The result files of `municipality` without content: pending ones, and up to `limit`
+    /// acknowledged ones below file sequence `before` (0: the newest), newest first.
+    pub async fn list_files(
+        &mut self,
+        municipality: &str,
+        before: u32,
+        limit: u32,
+    ) -> Result<rpb::ListFilesResponse, ClientError> {
+        let m = rpb::ListFilesRequest { municipality: municipality.to_string(), before, limit };
+        Ok(self.results.list_files(self.request(&Caller::Municipality(municipality.into()), m)).await?.into_inner())
+    }
+
+    /// One result file by name, pending or acknowledged (a stored one again, for a clerk who
+    /// lost it).
+    pub async fn get_file(&mut self, municipality: &str, name: &str) -> Result<ResultFile, ClientError> {
+        let m = rpb::GetFileRequest { municipality: municipality.to_string(), name: name.to_string() };
+        let r = self.results.get_file(self.request(&Caller::Municipality(municipality.into()), m)).await?;
+        r.into_inner().file.ok_or_else(|| ClientError::Status(Status::internal("GetFile answered without a file")))
+    }
+
     pub async fn acknowledge(&mut self, municipality: &str, names: Vec<String>) -> Result<u32, ClientError> {
         let m = rpb::AcknowledgeFilesRequest { municipality: municipality.to_string(), names };
         let r = self.results.acknowledge_files(self.request(&Caller::Municipality(municipality.into()), m)).await?;
@@ -551,20 +571,26 @@ impl Client {
     /// acknowledges them. Returns the files written, in order.
     pub async fn fetch_into(&mut self, municipality: &str, dir: &Path) -> Result<Vec<ResultFile>, ClientError> {
         let files = self.fetch_files(municipality).await?;
-        let io = |path: &Path| {
-            let path = path.display().to_string();
-            move |source| ClientError::Io { path, source }
-        };
-        tokio::fs::create_dir_all(dir).await.map_err(io(dir))?;
-        for f in &files {
-            let path = dir.join(&f.name);
-            let mut out = tokio::fs::File::create(&path).await.map_err(io(&path))?;
-            tokio::io::AsyncWriteExt::write_all(&mut out, &f.content).await.map_err(io(&path))?;
-            out.sync_all().await.map_err(io(&path))?;
-        }
+        save_files(&files, dir).await?;
         if !files.is_empty() {
             self.acknowledge(municipality, files.iter().map(|f| f.name.clone()).collect()).await?;
         }
         Ok(files)
     }
+}
+
+/// Writes result files into `dir` under their names, each synced to disk before returning.
+pub async fn save_files(files: &[ResultFile], dir: &Path) -> Result<(), ClientError> {
+    let io = |path: &Path| {
+        let path = path.display().to_string();
+        move |source| ClientError::Io { path, source }
+    };
+    tokio::fs::create_dir_all(dir).await.map_err(io(dir))?;
+    for f in files {
+        let path = dir.join(&f.name);
+        let mut out = tokio::fs::File::create(&path).await.map_err(io(&path))?;
+        tokio::io::AsyncWriteExt::write_all(&mut out, &f.content).await.map_err(io(&path))?;
+        out.sync_all().await.map_err(io(&path))?;
+    }
+    Ok(())
 }

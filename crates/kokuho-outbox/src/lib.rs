@@ -605,3 +605,34 @@ impl<S: RowSource> kokuho_store::Workflow for ForwardRows<S> {
         Ok(rejected)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// An acknowledged file's record gives back its events (in order) and its issue.
+        #[test]
+        fn archived_round_trips(
+            mut seqs in proptest::collection::btree_set(1u64..u64::MAX / 2, 0..50),
+            counts in proptest::collection::vec(any::<u32>(), 50),
+            name in "[A-Z]{2}_[0-9]{6}_[0-9]{8}_[0-9]{6}\\.csv",
+            file_sequence in any::<u32>(),
+        ) {
+            let events: Vec<(u64, u32)> = std::mem::take(&mut seqs).into_iter().zip(counts).collect();
+            let issued = pb::ResultFileIssued { name, file_sequence, kind: "RS".into(), ..Default::default() };
+            let archived = Archived { events: events.clone(), issued: issued.clone() };
+            let back = Archived::decode(&archived.encode()).unwrap();
+            prop_assert_eq!(back.events, events);
+            prop_assert_eq!(back.issued, issued);
+        }
+
+        /// The file sequence is read back from every name the outbox gives.
+        #[test]
+        fn sequence_from_name(kind in "R[SIEKGM]", muni in "[0-9]{6}", date in 19000101u32..99991231, seq in 1u32..) {
+            let name = format!("{kind}_{muni}_{date:08}_{seq:06}.csv");
+            prop_assert_eq!(sequence_in(&name), Some(seq));
+        }
+    }
+}

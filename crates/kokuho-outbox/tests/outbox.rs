@@ -101,10 +101,7 @@ async fn fetch_offers_files_until_acknowledged() {
     let chuo_listed = outbox.list(chuo, 20260402, 0, 10).await.unwrap();
     let pending: Vec<(&str, u32, bool)> =
         chuo_listed.pending.iter().map(|f| (f.name.as_str(), f.rows, f.acknowledged)).collect();
-    assert_eq!(
-        pending,
-        vec![("RE_131024_20260402_000001.csv", 1, false), ("RE_131024_20260402_000002.csv", 2, false)]
-    );
+    assert_eq!(pending, vec![("RE_131024_20260402_000001.csv", 1, false), ("RE_131024_20260402_000002.csv", 2, false)]);
     assert!(chuo_listed.acknowledged.is_empty());
     let theirs = outbox.fetch(chuo, 20260402).await.unwrap();
     assert_eq!(outbox.file(chuo, &theirs[1].name).await.unwrap().as_ref(), Some(&theirs[1]));

@@ -172,12 +172,25 @@ pub(crate) async fn receipt(
     })
 }
 
-/// One pending result file as listed.
+/// A result file as listed (no content is read to list it).
 struct Listed {
     name: String,
     kind: String,
     kind_name: &'static str,
     rows: u32,
+    date: String,
+}
+
+impl From<kokuho_client::FileInfo> for Listed {
+    fn from(f: kokuho_client::FileInfo) -> Self {
+        Self {
+            kind_name: view::kind_name(&f.kind),
+            date: view::date(f.business_date),
+            name: f.name,
+            kind: f.kind,
+            rows: f.rows,
+        }
+    }
 }
 
 #[derive(Template)]
@@ -185,17 +198,40 @@ struct Listed {
 struct ResultsPage {
     chrome: Chrome,
     files: Vec<Listed>,
+    /// Stored files, newest first, a page at a time.
+    stored: Vec<Listed>,
+    /// The query of the next page of stored files; empty when there is none.
+    older: String,
 }
 
-pub(crate) async fn results(State(state): State<AppState>, session: Session) -> Result<Response, Failure> {
+#[derive(Deserialize)]
+pub(crate) struct ResultsQuery {
+    /// Stored files below this file sequence (the next page).
+    #[serde(default)]
+    before: u32,
+}
+
+/// Stored files a page shows.
+const STORED_PAGE: u32 = 20;
+
+pub(crate) async fn results(
+    State(state): State<AppState>,
+    session: Session,
+    Query(q): Query<ResultsQuery>,
+) -> Result<Response, Failure> {
     let (signed, chrome) = signed(&state, &session).await?;
     let m = signed.municipality()?.to_string();
-    let files = signed.client(&state).fetch_files(&m).await?;
-    let files = files
-        .into_iter()
-        .map(|f| Listed { kind_name: view::kind_name(&f.kind), name: f.name, kind: f.kind, rows: f.rows })
-        .collect();
-    render(ResultsPage { chrome, files })
+    let listing = signed.client(&state).list_files(&m, q.before, STORED_PAGE).await?;
+    let older = match listing.next_before {
+        0 => String::new(),
+        before => format!("?before={before}"),
+    };
+    render(ResultsPage {
+        chrome,
+        files: listing.pending.into_iter().map(Listed::from).collect(),
+        stored: listing.acknowledged.into_iter().map(Listed::from).collect(),
+        older,
+    })
 }
 
 #[derive(Deserialize)]
@@ -223,18 +259,19 @@ pub(crate) async fn acknowledge(
     Ok(Redirect::to("/results").into_response())
 }
 
-async fn pending_file(
+/// One of the municipality's result files, pending or stored (GetFile: audited).
+async fn result_file_named(
     state: &AppState,
     session: &Session,
     name: &str,
 ) -> Result<(Chrome, kokuho_client::ResultFile), Failure> {
     let (signed, chrome) = signed(state, session).await?;
     let m = signed.municipality()?.to_string();
-    let files = signed.client(state).fetch_files(&m).await?;
-    let file = files.into_iter().find(|f| f.name == name).ok_or_else(|| {
-        Failure::NotFound(format!(
-            "{name} は未受領の結果ファイルにありません（受領済みか、別の市区町村のファイルです）"
-        ))
+    let file = signed.client(state).get_file(&m, name).await.map_err(|e| match e {
+        kokuho_client::ClientError::Status(s) if s.code() == kokuho_client::Code::NotFound => {
+            Failure::NotFound(format!("{name} はこの市区町村の結果ファイルにありません"))
+        }
+        e => e.into(),
     })?;
     Ok((chrome, file))
 }
@@ -258,7 +295,7 @@ pub(crate) async fn result_file(
     session: Session,
     Path(name): Path<String>,
 ) -> Result<Response, Failure> {
-    let (chrome, file) = pending_file(&state, &session, &name).await?;
+    let (chrome, file) = result_file_named(&state, &session, &name).await?;
     let rows = view::data_rows(&view::decode(&file.content));
     let columns = view::columns(&file.kind);
     render(ResultFilePage {
@@ -278,7 +315,7 @@ pub(crate) async fn download(
     session: Session,
     Path(name): Path<String>,
 ) -> Result<Response, Failure> {
-    let (_, file) = pending_file(&state, &session, &name).await?;
+    let (_, file) = result_file_named(&state, &session, &name).await?;
     let content_type = format!("text/csv; charset={}", view::charset(&file.content));
     let mut r = file.content.into_response();
     let headers = r.headers_mut();

@@ -175,16 +175,9 @@ pub(crate) fn former_householder(code: &str) -> &'static str {
     }
 }
 
-/// A date typed in a form (`2026-06-01` from a date input, or `20260601`) as YYYYMMDD.
-/// Why a record waits for the intermediate server (formats.md R01–R04).
+/// Why a record waits for the intermediate server: the 内容 of its R row (rules.md R5).
 pub(crate) fn wait_reason(code: &str) -> &'static str {
-    match code {
-        "R01" => "個人番号が届いていない",
-        "R02" => "名寄せの確認待ち（保留）",
-        "R03" => "中間サーバーが受け付けなかった",
-        "R04" => "枝番を使い切った",
-        _ => "",
-    }
+    kokuho_relay_domain::re_text(code).map(|(_, _, text)| text).unwrap_or("")
 }
 
 /// A service's name as a clerk knows its work.
@@ -200,6 +193,7 @@ pub(crate) fn service_name(service: &str) -> String {
     }
 }
 
+/// A date typed in a form (`2026-06-01` from a date input, or `20260601`) as YYYYMMDD.
 pub(crate) fn parse_date(text: &str) -> Option<u32> {
     let digits: String = text.chars().filter(|c| *c != '-').collect();
     if digits.len() != 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {

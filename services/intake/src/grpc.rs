@@ -192,4 +192,52 @@ impl ResultService for ResultGrpc {
         let acknowledged = g.intake.acknowledge(muni, r.names).await?;
         Ok(Response::new(rpb::AcknowledgeFilesResponse { acknowledged }))
     }
+
+    async fn list_files(
+        &self,
+        request: Request<rpb::ListFilesRequest>,
+    ) -> Result<Response<rpb::ListFilesResponse>, Status> {
+        /// How many acknowledged files a page names: by default, and at most.
+        const PAGE: u32 = 50;
+        const MAX_PAGE: u32 = 500;
+        let g = &self.0;
+        let caller = g.credentials.caller_of(&request)?;
+        let r = request.into_inner();
+        g.auditor
+            .require(&caller, caller.is_municipality(&r.municipality), "intake.ListFiles", &r.municipality)
+            .await?;
+        let muni = municipality(&r.municipality)?;
+        let limit = if r.limit == 0 { PAGE } else { r.limit.min(MAX_PAGE) };
+        let listing = g.intake.list_files(muni, r.before, limit as usize).await?;
+        let info = |f: kokuho_outbox::FileInfo| rpb::FileInfo {
+            name: f.name,
+            kind: f.kind,
+            rows: f.rows,
+            business_date: f.business_date,
+            file_sequence: f.file_sequence,
+            acknowledged: f.acknowledged,
+        };
+        Ok(Response::new(rpb::ListFilesResponse {
+            pending: listing.pending.into_iter().map(info).collect(),
+            acknowledged: listing.acknowledged.into_iter().map(info).collect(),
+            next_before: listing.next_before,
+        }))
+    }
+
+    async fn get_file(&self, request: Request<rpb::GetFileRequest>) -> Result<Response<rpb::GetFileResponse>, Status> {
+        const ACTION: &str = "intake.GetFile";
+        let g = &self.0;
+        let caller = g.credentials.caller_of(&request)?;
+        let r = request.into_inner();
+        g.auditor.require(&caller, caller.is_municipality(&r.municipality), ACTION, &r.municipality).await?;
+        let muni = municipality(&r.municipality)?;
+        let f = g
+            .intake
+            .file(muni, &r.name)
+            .await?
+            .ok_or_else(|| Status::not_found(format!("{} has no result file {:?}", r.municipality, r.name)))?;
+        g.auditor.allowed(&caller, ACTION, Vec::new(), &format!("{}: {}", r.municipality, f.name)).await?;
+        let file = rpb::ResultFile { name: f.name, kind: f.kind, content: f.content, rows: f.rows };
+        Ok(Response::new(rpb::GetFileResponse { file: Some(file) }))
+    }
 }

@@ -397,6 +397,27 @@ impl Intake {
         Ok(self.inner.outbox.fetch(municipality, date).await?)
     }
 
+    /// The files of `municipality` without content: pending (cut now if rows are waiting) and
+    /// a page of the acknowledged ones.
+    pub async fn list_files(
+        &self,
+        municipality: kokuho_ids::LocalGovCode,
+        before: u32,
+        limit: usize,
+    ) -> Result<kokuho_outbox::Listing, AppError> {
+        let date = self.business_date().await?;
+        Ok(self.inner.outbox.list(municipality, date, before, limit).await?)
+    }
+
+    /// One result file of `municipality` by name, pending or acknowledged.
+    pub async fn file(
+        &self,
+        municipality: kokuho_ids::LocalGovCode,
+        name: &str,
+    ) -> Result<Option<kokuho_outbox::ResultFile>, AppError> {
+        Ok(self.inner.outbox.file(municipality, name).await?)
+    }
+
     pub async fn acknowledge(
         &self,
         municipality: kokuho_ids::LocalGovCode,

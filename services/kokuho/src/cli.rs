@@ -123,6 +123,29 @@ pub(crate) enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// A municipality's result files without their content: the pending ones and a page of the
+    /// stored (acknowledged) ones; `files get` writes one again by name.
+    Files {
+        #[command(subcommand)]
+        command: FilesCommand,
+    },
+    /// A municipality's open anomalies (rules.md C3–C7), each with why, in 宛名番号 order.
+    Anomalies {
+        #[arg(long)]
+        municipality: String,
+        /// At most this many residents (at most 2000).
+        #[arg(long, default_value_t = 500)]
+        limit: u32,
+    },
+    /// A municipality's records waiting for the intermediate server (rules.md R5: R01, R02,
+    /// R04), in 宛名番号 order, and its partition's state.
+    Waiting {
+        #[arg(long)]
+        municipality: String,
+        /// At most this many records.
+        #[arg(long, default_value_t = 500)]
+        limit: u32,
+    },
     /// 継続世帯確定指示 for a candidate (arrives with the kogaku service).
     Decide {
         #[arg(long)]
@@ -547,6 +570,30 @@ pub(crate) enum AuditCommand {
         /// The anchor file (default: audit-anchors.jsonl in the data directory).
         #[arg(long)]
         anchors: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum FilesCommand {
+    /// The pending files, then the stored ones newest first (name, kind, business date, rows).
+    List {
+        #[arg(long)]
+        municipality: String,
+        /// Stored files below this file sequence (the next page, as the last listing says).
+        #[arg(long, default_value_t = 0)]
+        before: u32,
+        /// At most this many stored files (at most 500).
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Write one file, pending or stored, into a directory again (it is not acknowledged).
+    Get {
+        #[arg(long)]
+        municipality: String,
+        /// The file's name (formats.md), as `files list` shows it.
+        name: String,
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 

@@ -11,8 +11,8 @@ use kokuho_ids::Registry;
 use kokuho_system::{System, SystemConfig};
 
 use crate::cli::{
-    AuditCommand, Cli, Command, DemoArgs, Global, KeysCommand, KogakuCommand, ProvisionCommand, ReviewCommand,
-    ServeArgs, ServeSettings, SubmitArgs, UpArgs,
+    AuditCommand, Cli, Command, DemoArgs, FilesCommand, Global, KeysCommand, KogakuCommand, ProvisionCommand,
+    ReviewCommand, ServeArgs, ServeSettings, SubmitArgs, UpArgs,
 };
 use crate::output::{self, Out};
 use crate::{EXIT_OK, EXIT_REJECTED, EXIT_USAGE};
@@ -70,6 +70,13 @@ pub(crate) async fn run(cli: Cli) -> u8 {
         }
         Command::Fetch { municipality, out: dir } => {
             client_command(&cli.global, out, |c| fetch(c, out, municipality, dir)).await
+        }
+        Command::Files { command } => client_command(&cli.global, out, |c| files(c, out, command)).await,
+        Command::Anomalies { municipality, limit } => {
+            client_command(&cli.global, out, |c| anomalies(c, out, municipality, limit)).await
+        }
+        Command::Waiting { municipality, limit } => {
+            client_command(&cli.global, out, |c| waiting(c, out, municipality, limit)).await
         }
         Command::Review { command } => client_command(&cli.global, out, |c| review(c, out, command)).await,
         Command::Kogaku { command: KogakuCommand::Count { municipality, household, month } } => {
@@ -1183,6 +1190,85 @@ async fn close_day(mut client: Client, out: Out, date: String, anchors: PathBuf)
 async fn fetch(mut client: Client, out: Out, municipality: String, dir: PathBuf) -> Result<u8, ClientError> {
     let files = client.fetch_into(&municipality, &dir).await?;
     out.files(&files, &dir);
+    Ok(EXIT_OK)
+}
+
+async fn files(mut client: Client, out: Out, command: FilesCommand) -> Result<u8, ClientError> {
+    match command {
+        FilesCommand::List { municipality, before, limit } => {
+            let listing = client.list_files(&municipality, before, limit).await?;
+            out.file_listing(&municipality, &listing);
+        }
+        FilesCommand::Get { municipality, name, out: dir } => {
+            let file = client.get_file(&municipality, &name).await?;
+            let files = [file];
+            kokuho_client::save_files(&files, &dir).await?;
+            out.files(&files, &dir);
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+async fn anomalies(mut client: Client, out: Out, municipality: String, limit: u32) -> Result<u8, ClientError> {
+    let list = client.list_anomalies(&municipality, limit).await?;
+    let mut text = format!("{municipality}: {} residents with open anomalies\n", list.residents);
+    let mut json = Vec::new();
+    for a in &list.anomalies {
+        let view = a.anomaly.clone().unwrap_or_default();
+        let why = a.why.clone().unwrap_or_default();
+        text.push_str(&format!("  {} {} [{}]\n", a.resident_number, view.code, why.rules.join(",")));
+        for line in &why.lines {
+            text.push_str(&format!("      {line}\n"));
+        }
+        json.push(serde_json::json!({
+            "resident": a.resident_number, "code": view.code, "counterpart": view.counterpart,
+            "counterpart_start": view.counterpart_start, "counterpart_end": view.counterpart_end,
+            "rules": why.rules, "why": why.lines,
+        }));
+    }
+    let listed: std::collections::BTreeSet<&str> = list.anomalies.iter().map(|a| a.resident_number.as_str()).collect();
+    if (listed.len() as u64) < list.residents {
+        text.push_str(&format!("  … and {} more residents (--limit)\n", list.residents - listed.len() as u64));
+    }
+    out.value(
+        text.trim_end(),
+        serde_json::json!({ "municipality": municipality, "residents": list.residents, "anomalies": json }),
+    );
+    Ok(EXIT_OK)
+}
+
+async fn waiting(mut client: Client, out: Out, municipality: String, limit: u32) -> Result<u8, ClientError> {
+    let status = client.relay_waiting(&municipality, limit).await?;
+    let mut text = String::new();
+    let mut json = Vec::new();
+    for p in &status.partitions {
+        text.push_str(&format!(
+            "{}: {} records waiting; {} records held, {} operations undelivered (lag {} s){}\n",
+            p.municipality,
+            p.waiting,
+            p.records,
+            p.undelivered,
+            p.lag_seconds,
+            if p.stalled { ", STALLED (R05)" } else { "" }
+        ));
+        for w in &p.waiting_records {
+            let open = w.wait.clone().unwrap_or_default();
+            let why = kokuho_relay_domain::re_text(&open.code).map(|(_, _, text)| text).unwrap_or_default();
+            text.push_str(&format!(
+                "  {} {} {} {} (receipt {} line {})\n",
+                w.resident_number, w.start, open.code, why, open.receipt, open.line
+            ));
+            json.push(serde_json::json!({
+                "resident": w.resident_number, "start": w.start, "code": open.code,
+                "receipt": open.receipt, "line": open.line,
+            }));
+        }
+        if (p.waiting_records.len() as u64) < p.waiting {
+            text.push_str(&format!("  … and {} more (--limit)\n", p.waiting - p.waiting_records.len() as u64));
+        }
+    }
+    let total: u64 = status.partitions.iter().map(|p| p.waiting).sum();
+    out.value(text.trim_end(), serde_json::json!({ "municipality": municipality, "waiting": total, "records": json }));
     Ok(EXIT_OK)
 }
 

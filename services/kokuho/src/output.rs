@@ -176,6 +176,30 @@ impl Out {
         }
     }
 
+    pub(crate) fn file_listing(&self, municipality: &str, l: &kokuho_client::ListFilesResponse) {
+        let info = |f: &kokuho_client::FileInfo| {
+            json!({ "name": f.name, "kind": f.kind, "rows": f.rows, "business_date": f.business_date,
+                    "file_sequence": f.file_sequence, "acknowledged": f.acknowledged })
+        };
+        if self.json {
+            let pending: Vec<_> = l.pending.iter().map(info).collect();
+            let stored: Vec<_> = l.acknowledged.iter().map(info).collect();
+            println!(
+                "{}",
+                json!({ "municipality": municipality, "pending": pending, "stored": stored, "next_before": l.next_before })
+            );
+            return;
+        }
+        let row = |f: &kokuho_client::FileInfo| format!("  {}  {} rows", f.name, f.rows);
+        println!("{municipality}: {} pending", l.pending.len());
+        l.pending.iter().for_each(|f| println!("{}", row(f)));
+        println!("stored, newest first: {}", l.acknowledged.len());
+        l.acknowledged.iter().for_each(|f| println!("{}", row(f)));
+        if l.next_before != 0 {
+            println!("older: --before {}", l.next_before);
+        }
+    }
+
     pub(crate) fn step(&self, report: &StepReport) {
         let what = match &report.outcome {
             Outcome::Submitted { municipality, files, response } => format!(

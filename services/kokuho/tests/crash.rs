@@ -7,15 +7,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may panic on what cannot happen.
 
 use std::collections::BTreeMap;
-use std::os::unix::process::CommandExt as _;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use kokuho_client::{Client, ClientError};
 use kokuho_e2e::generate::{Lcg, kk, ks};
 use kokuho_e2e::input_file;
 use kokuho_testkit::individual_number;
+
+mod common;
+use common::{client, start};
 
 const MUNIS: [(&str, &str); 3] = [("131016", "130013"), ("131024", "130021"), ("131032", "130039")];
 
@@ -99,54 +100,6 @@ fn scenario(seed: u64, persons: u64) -> Vec<Step> {
         }
     }
     steps
-}
-
-/// A `kokuho up` of its own process group (kokuho and the nats-server it starts).
-struct Up {
-    child: Child,
-}
-
-fn start(data: &Path) -> Up {
-    let _ = std::fs::remove_file(kokuho_system::endpoint_file(data));
-    let child = Command::new(env!("CARGO_BIN_EXE_kokuho"))
-        .args(["up", "--business-date", "20260401", "--data-dir"])
-        .arg(data)
-        .process_group(0)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start kokuho up");
-    Up { child }
-}
-
-impl Up {
-    /// SIGKILL of the whole tree: no shutdown of any kind.
-    fn kill(mut self) {
-        let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
-        let _ = self.child.wait();
-    }
-}
-
-/// A clerk's client of the system of `data`, once it answers.
-async fn client(data: &Path) -> Client {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        assert!(tokio::time::Instant::now() < deadline, "kokuho up did not come up");
-        if let Ok(endpoint) = std::fs::read_to_string(kokuho_system::endpoint_file(data))
-            && !endpoint.is_empty()
-        {
-            let pki = kokuho_runtime::tls::DevPki { dir: data.join("tls") };
-            let tls = kokuho_runtime::tls::ClientTls::of_dev(&pki).unwrap();
-            if let Ok(mut c) = Client::connect_trusting(endpoint.trim(), Some(&tls)).await {
-                c = c.with_dev_credentials(kokuho_system::credentials_dir(data));
-                if c.wait_idle(Duration::from_secs(1)).await.is_ok() {
-                    return c;
-                }
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 /// Does one step; `Err` when the system did not answer (it is down: restart and retry).
