@@ -90,10 +90,12 @@ fn fresh_token() -> Result<String, Failure> {
     Ok(hex::encode(bytes))
 }
 
-/// Refuses a form whose token is not the session's (a request forged by another site).
+/// Refuses a form whose token is not the session's (a request forged by another site). The
+/// comparison takes the same time wherever the tokens differ (subtle), so timing tells nothing.
 pub(crate) async fn check_csrf(session: &Session, given: &str) -> Result<(), Failure> {
+    use subtle::ConstantTimeEq as _;
     match session.get::<String>(CSRF).await.map_err(internal)? {
-        Some(t) if !given.is_empty() && t.as_bytes() == given.as_bytes() => Ok(()),
+        Some(t) if !given.is_empty() && bool::from(t.as_bytes().ct_eq(given.as_bytes())) => Ok(()),
         _ => {
             tracing::warn!("Console: a form without the session's CSRF token was refused");
             Err(Failure::Forbidden("フォームの有効期限が切れたか、不正な送信です。画面を開き直してください".into()))
