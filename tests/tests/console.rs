@@ -114,8 +114,22 @@ impl Clerk {
         self.pages.push((url, html));
     }
 
+    /// The text of the element, once the page shows it (a form's answer may still be loading
+    /// after the click returns); the page's text in the panic when it never does.
     async fn text(&self, css: &str) -> String {
-        self.web.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).text().await.unwrap()
+        match self.web.wait().at_most(Duration::from_secs(30)).for_element(Locator::Css(css)).await {
+            Ok(element) => element.text().await.unwrap(),
+            Err(e) => {
+                let page = match self.web.find(Locator::Css("body")).await {
+                    Ok(body) => body.text().await.unwrap_or_default(),
+                    Err(_) => String::new(),
+                };
+                panic!(
+                    "{css}: {e}\n{}: {page}",
+                    self.web.current_url().await.map(|u| u.to_string()).unwrap_or_default()
+                )
+            }
+        }
     }
 
     async fn has(&self, css: &str) -> bool {
@@ -347,6 +361,7 @@ async fn console_plays_the_sample_in_a_browser() {
     assert_eq!(clerk.text("#decision").await, "継続");
     assert!(!clerk.text("#inherited").await.is_empty());
     assert_eq!(clerk.text("#handover").await, "3");
+    assert_eq!(clerk.text("#decided-by").await, "市区町村（画面・コマンド）", "判定者 in words, not kogaku's code");
     clerk.shot("candidate-decided").await;
     wait_idle(&sys).await;
     clerk.open("/results").await;

@@ -356,6 +356,9 @@ impl Row {
     pub(crate) fn decided_on(&self) -> String {
         view::date(self.c.decided_on)
     }
+    pub(crate) fn decided_by(&self) -> &'static str {
+        view::decided_by(&self.c.decided_by)
+    }
     pub(crate) fn inherited(&self) -> String {
         self.c.inherited.iter().map(|m| view::month(*m)).collect::<Vec<_>>().join("、")
     }

@@ -79,6 +79,18 @@ pub(crate) fn columns(kind: &str) -> &'static [&'static str] {
     }
 }
 
+/// Who decided a candidate (kogaku's `decided_by`), as the 判定者 column says it. A token names
+/// a municipality, not a clerk: the audit log names the caller.
+pub(crate) fn decided_by(by: &str) -> &'static str {
+    match by {
+        "file" => "KTファイル",
+        "api" => "市区町村（画面・コマンド）",
+        "auto" => "自動確定",
+        "operator" => "連合会（取消・再判定）",
+        _ => "",
+    }
+}
+
 /// The Japanese name of a result kind.
 pub(crate) fn kind_name(kind: &str) -> &'static str {
     match kind {
@@ -231,6 +243,7 @@ mod tests {
         assert_eq!(date(0), "");
         assert_eq!(month(202605), "2026年5月");
         assert_eq!(parse_date("2026-06-01"), Some(20260601));
+        assert_eq!(decided_by("api"), "市区町村（画面・コマンド）");
         assert_eq!(parse_date("20260601"), Some(20260601));
         assert_eq!(parse_date("2026-6-1"), None);
         assert_eq!(decision("1"), "継続");
