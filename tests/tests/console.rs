@@ -251,6 +251,10 @@ async fn console_plays_the_sample_in_a_browser() {
         shots,
     };
 
+    // The probe's page answers without a session (k8s/base/console.yaml).
+    clerk.open("/healthz").await;
+    assert_eq!(clerk.text("body").await, "ok");
+
     // Signed out, every page sends the browser to the sign-in page.
     clerk.open("/candidates").await;
     assert!(clerk.web.current_url().await.unwrap().path().ends_with("/signin"));

@@ -83,6 +83,14 @@ pub struct Client {
     dev_credentials: Option<PathBuf>,
 }
 
+/// Where a deployment's endpoint names the service ([`Client::connect_trusting`]).
+pub const SERVICE_PLACEHOLDER: &str = "{service}";
+
+/// The services a client calls, by the name a deployment gives each (its Kubernetes Service):
+/// intake (which serves the result files too), identity, continuity, kogaku, relay, history,
+/// and the intermediate server's simulator.
+pub const SERVICES: [&str; 7] = ["intake", "identity", "continuity", "kogaku", "relay", "history", "midserver-sim"];
+
 impl Client {
     pub async fn connect(endpoint: &str) -> Result<Self, ClientError> {
         Self::connect_trusting(endpoint, None).await
@@ -90,25 +98,49 @@ impl Client {
 
     /// Connects to `endpoint`; an `https://` endpoint is trusted when its certificate was signed
     /// by the CA of `tls`, and is shown the client certificate of `tls` (mutual TLS).
+    ///
+    /// One endpoint serves every API under `kokuho up`. A deployment has one per service: an
+    /// endpoint with `{service}` in it (`https://{service}.kokuho.svc:50051`) is the endpoint of
+    /// each service with its name there (intake — which serves the result files too —,
+    /// identity, continuity, kogaku, relay, history, midserver-sim: the Kubernetes Services of
+    /// k8s/base). Those channels connect on first use, so a service that is down fails the calls
+    /// made to it (Unavailable), not the client.
     pub async fn connect_trusting(
         endpoint: &str,
         tls: Option<&kokuho_runtime::tls::ClientTls>,
     ) -> Result<Self, ClientError> {
-        let channel = kokuho_runtime::tls::endpoint(endpoint, tls)
-            .map_err(|e| ClientError::Status(Status::invalid_argument(e)))?
-            .connect_timeout(Duration::from_secs(5))
+        let configured = |url: &str| {
+            Ok::<_, ClientError>(
+                kokuho_runtime::tls::endpoint(url, tls)
+                    .map_err(|e| ClientError::Status(Status::invalid_argument(e)))?
+                    .connect_timeout(Duration::from_secs(5)),
+            )
+        };
+        if endpoint.contains(SERVICE_PLACEHOLDER) {
+            return Self::of_channels(|service| {
+                Ok(configured(&endpoint.replace(SERVICE_PLACEHOLDER, service))?.connect_lazy())
+            });
+        }
+        let channel = configured(endpoint)?
             .connect()
             .await
             .map_err(|source| ClientError::Connect { endpoint: endpoint.to_string(), source })?;
+        Self::of_channels(|_| Ok(channel.clone()))
+    }
+
+    /// A client whose API for each service goes over `channel(<service name>)`.
+    fn of_channels(mut channel: impl FnMut(&str) -> Result<Channel, ClientError>) -> Result<Self, ClientError> {
+        let [intake, identity, continuity, kogaku, relay, history, midserver] = SERVICES;
+        let intake = channel(intake)?;
         Ok(Self {
-            intake: IntakeServiceClient::new(channel.clone()).max_decoding_message_size(64 << 20),
-            results: ResultServiceClient::new(channel.clone()).max_decoding_message_size(256 << 20),
-            identity: IdentityServiceClient::new(channel.clone()),
-            continuity: ContinuityServiceClient::new(channel.clone()),
-            kogaku: KogakuServiceClient::new(channel.clone()),
-            midserver: MidServerServiceClient::new(channel.clone()),
-            relay: RelayServiceClient::new(channel.clone()),
-            history: HistoryServiceClient::new(channel).max_decoding_message_size(64 << 20),
+            intake: IntakeServiceClient::new(intake.clone()).max_decoding_message_size(64 << 20),
+            results: ResultServiceClient::new(intake).max_decoding_message_size(256 << 20),
+            identity: IdentityServiceClient::new(channel(identity)?),
+            continuity: ContinuityServiceClient::new(channel(continuity)?),
+            kogaku: KogakuServiceClient::new(channel(kogaku)?),
+            midserver: MidServerServiceClient::new(channel(midserver)?),
+            relay: RelayServiceClient::new(channel(relay)?),
+            history: HistoryServiceClient::new(channel(history)?).max_decoding_message_size(64 << 20),
             token: None,
             dev_credentials: None,
         })
@@ -593,4 +625,52 @@ pub async fn save_files(files: &[ResultFile], dir: &Path) -> Result<(), ClientEr
         out.sync_all().await.map_err(io(&path))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every service a templated endpoint names is a Service of k8s/base with the API port.
+    #[test]
+    fn templated_names_are_the_manifests_services() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../k8s/base");
+        let mut manifests = String::new();
+        for entry in walk(std::path::Path::new(dir)) {
+            manifests.push_str(&std::fs::read_to_string(entry).unwrap());
+            manifests.push_str("\n---\n");
+        }
+        for service in SERVICES {
+            let found = manifests.split("\n---\n").any(|doc| {
+                doc.contains("kind: Service\n")
+                    && doc.contains(&format!("  name: {service}\n"))
+                    && doc.contains("port: 50051")
+            });
+            assert!(found, "no Service {service} with port 50051 in k8s/base");
+        }
+    }
+
+    fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                out.extend(walk(&path));
+            } else if path.extension().is_some_and(|e| e == "yaml") {
+                out.push(path);
+            }
+        }
+        out
+    }
+
+    /// A templated endpoint connects nothing up front: a service that is down fails its calls
+    /// (Unavailable, the CLI's "could not be reached"), not the client.
+    #[tokio::test]
+    async fn a_templated_endpoint_connects_on_use() {
+        let mut client = Client::connect_trusting("http://{service}.invalid:50051", None).await.unwrap();
+        let e = client.list_reviews().await.unwrap_err();
+        assert!(!e.is_answer(), "{e}");
+        let e = Client::connect("http://127.0.0.1:1").await.map(|_| ()).unwrap_err();
+        assert!(matches!(e, ClientError::Connect { .. }), "one endpoint is connected up front: {e}");
+    }
 }

@@ -673,8 +673,9 @@ pub(crate) enum KeysCommand {
         /// The Kubernetes namespace the services' names are in.
         #[arg(long, default_value = "kokuho")]
         namespace: String,
-        /// Callers outside the cluster that get a client certificate (an operator's terminal).
-        #[arg(long = "caller", default_value = "operator")]
+        /// Callers outside the services that get a client certificate (an operator's terminal,
+        /// the console).
+        #[arg(long = "caller", default_values_t = ["operator".to_string(), "console".to_string()])]
         callers: Vec<String>,
     },
 }
