@@ -259,7 +259,7 @@ async fn send(
         "continuity.ListAnomalies" => call!(
             ContinuityServiceClient,
             list_anomalies,
-            cpb::ListAnomaliesRequest { municipality: text(u)?, limit: number(u)? }
+            cpb::ListAnomaliesRequest { municipality: text(u)?, limit: number(u)?, after: text(u)? }
         ),
         "kogaku.CountMonths" => call!(
             KogakuServiceClient,
@@ -288,7 +288,7 @@ async fn send(
         "relay.Status" => call!(
             RelayServiceClient,
             status,
-            rpb::StatusRequest { municipality: text(u)?, waiting_records: u.arbitrary()? }
+            rpb::StatusRequest { municipality: text(u)?, waiting_records: u.arbitrary()?, waiting_after: text(u)? }
         ),
         "relay.Provide" => call!(
             RelayServiceClient,

@@ -19,7 +19,7 @@ async fn the_sample_scenario_gives_the_expected_results() {
         assert_eq!(identity[muni], sections["identity"], "identity results of {muni}");
         assert_eq!(continuity[muni], sections["continuity"], "continuity results of {muni}");
         // continuity's list of the municipality's open anomalies says the same as its RE rows.
-        let listed = sys.client.list_anomalies(muni, 0).await.unwrap();
+        let listed = sys.client.list_anomalies(muni, "", 0).await.unwrap();
         let day = |d: u32| if d == 0 { String::new() } else { d.to_string() };
         let mut listed: Vec<String> = listed
             .anomalies

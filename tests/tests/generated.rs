@@ -184,11 +184,24 @@ async fn play(scenario: &Scenario, order_seed: u64, relay_shards: u32) -> Rows {
             })
             .collect();
         rows.insert((muni.to_string(), "partition".to_string()), records);
-        // continuity's own list of the municipality's open anomalies (the console's work list).
-        let listed = sys.client.list_anomalies(muni, 2_000).await.unwrap();
+        // continuity's own list of the municipality's open anomalies (the console's work list),
+        // read in pages of 3 residents: the pages join up to the whole list.
+        let mut anomalies = Vec::new();
+        let mut after = String::new();
+        loop {
+            let page = sys.client.list_anomalies(muni, &after, 3).await.unwrap();
+            let residents: std::collections::BTreeSet<&str> =
+                page.anomalies.iter().map(|a| a.resident_number.as_str()).collect();
+            assert!(residents.len() <= 3, "a page of more residents than asked");
+            assert!(residents.iter().all(|r| *r > after.as_str()), "a page repeats a resident");
+            anomalies.extend(page.anomalies);
+            if page.next_after.is_empty() {
+                break;
+            }
+            after = page.next_after;
+        }
         let day = |d: u32| if d == 0 { String::new() } else { d.to_string() };
-        let listed = listed
-            .anomalies
+        let listed = anomalies
             .into_iter()
             .map(|a| {
                 let v = a.anomaly.unwrap();

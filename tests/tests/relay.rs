@@ -207,7 +207,7 @@ async fn r5_without_a_number_waits_then_goes() {
     assert_eq!(status.partitions[0].waiting, 1);
     assert!(status.partitions[0].waiting_records.is_empty(), "records are listed only when asked");
     // The clerk's list of waiting records: the resident, its period, R01, the receipt and line.
-    let listed = sys.client.relay_waiting(CHIYODA, 10).await.unwrap();
+    let listed = sys.client.relay_waiting(CHIYODA, "", 10).await.unwrap();
     let [w] = listed.partitions[0].waiting_records.as_slice() else { panic!("{listed:?}") };
     let open = w.wait.clone().unwrap();
     assert_eq!((w.resident_number.as_str(), w.start, open.code.as_str()), ("100001", 20200401, "R01"));
@@ -235,7 +235,37 @@ async fn r5_without_a_number_waits_then_goes() {
     assert_eq!(r_rows(&files), vec![("R01".into(), "100001".into(), "2".into())]);
     assert!(sys.client.eligibility(asked("1001", 1, 20260401)).await.unwrap().insured);
     assert_eq!(sys.client.relay_status(Some(CHIYODA)).await.unwrap().partitions[0].waiting, 0);
-    assert!(sys.client.relay_waiting(CHIYODA, 10).await.unwrap().partitions[0].waiting_records.is_empty());
+    assert!(sys.client.relay_waiting(CHIYODA, "", 10).await.unwrap().partitions[0].waiting_records.is_empty());
+    sys.stop().await;
+}
+
+/// R5: a municipality's waiting records come in pages that join up: each page at most the
+/// size asked, in 宛名番号 order, the last one without a next.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r5_waiting_records_in_pages() {
+    let mut sys = spawn_system(20260401).await;
+    let residents = ["100001", "100002", "100003", "100004", "100005"];
+    let ks_lines: Vec<_> = residents.iter().map(|r| ks("1001", "20200401", "01", r, "")).collect();
+    let kk_lines: Vec<_> = residents.iter().map(|r| person(r, "1001", "", "20200401")).collect();
+    submit(&mut sys, 1, &ks_lines, &kk_lines).await;
+    sys.fetch(CHIYODA).await;
+    let mut seen = Vec::new();
+    let mut after = String::new();
+    let mut pages = 0;
+    loop {
+        let status = sys.client.relay_waiting(CHIYODA, &after, 2).await.unwrap();
+        let p = &status.partitions[0];
+        assert_eq!(p.waiting, 5);
+        assert!(p.waiting_records.len() <= 2, "{p:?}");
+        seen.extend(p.waiting_records.iter().map(|w| w.resident_number.clone()));
+        pages += 1;
+        if p.waiting_next.is_empty() {
+            break;
+        }
+        after = p.waiting_next.clone();
+    }
+    assert_eq!(seen, residents, "every waiting record once, in order");
+    assert_eq!(pages, 3);
     sys.stop().await;
 }
 

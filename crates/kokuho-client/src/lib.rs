@@ -389,14 +389,16 @@ impl Client {
         Ok(self.continuity.explain(self.request(&Caller::Municipality(municipality.into()), m)).await?.into_inner())
     }
 
-    /// The municipality's open anomalies (first `limit` residents, 宛名番号 order), each with
-    /// its why (C3–C7), and how many residents have one.
+    /// The municipality's open anomalies (`limit` residents after 宛名番号 `after` — empty:
+    /// from the first —, 宛名番号 order), each with its why (C3–C7), how many residents have
+    /// one, and where the next page starts.
     pub async fn list_anomalies(
         &mut self,
         municipality: &str,
+        after: &str,
         limit: u32,
     ) -> Result<cpb::ListAnomaliesResponse, ClientError> {
-        let m = cpb::ListAnomaliesRequest { municipality: municipality.into(), limit };
+        let m = cpb::ListAnomaliesRequest { municipality: municipality.into(), limit, after: after.into() };
         Ok(self
             .continuity
             .list_anomalies(self.request(&Caller::Municipality(municipality.into()), m))
@@ -537,17 +539,23 @@ impl Client {
     pub async fn relay_status(&mut self, municipality: Option<&str>) -> Result<relay::StatusResponse, ClientError> {
         let caller = municipality.map(|m| Caller::Municipality(m.into())).unwrap_or_else(Caller::operator);
         let request =
-            relay::StatusRequest { municipality: municipality.unwrap_or_default().into(), waiting_records: 0 };
+            relay::StatusRequest { municipality: municipality.unwrap_or_default().into(), ..Default::default() };
         Ok(self.relay.status(self.request(&caller, request)).await?.into_inner())
     }
 
-    /// A municipality's relay partition with its first `limit` waiting records (R01–R04).
+    /// A municipality's relay partition with `limit` of its waiting records (R01–R04) from
+    /// `after` (a partition's `waiting_next`; empty: the first).
     pub async fn relay_waiting(
         &mut self,
         municipality: &str,
+        after: &str,
         limit: u32,
     ) -> Result<relay::StatusResponse, ClientError> {
-        let request = relay::StatusRequest { municipality: municipality.into(), waiting_records: limit };
+        let request = relay::StatusRequest {
+            municipality: municipality.into(),
+            waiting_records: limit,
+            waiting_after: after.into(),
+        };
         Ok(self.relay.status(self.request(&Caller::Municipality(municipality.into()), request)).await?.into_inner())
     }
 

@@ -52,9 +52,15 @@ pub type Write = (Vec<u8>, Option<Vec<u8>>);
 /// Reading ordered keys: a store's committed state, or a [`Tx`] (pending writes over it).
 pub trait Read: Send + Sync {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    /// The first `limit` (key, value) whose key starts with `prefix` and sorts after the key
+    /// `after` (from the start of the prefix when `None`), in key order: a page of a long
+    /// range, read without copying the rest.
+    fn scan_after(&self, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Vec<Entry>, StoreError>;
     /// The first `limit` (key, value) whose key starts with `prefix`, in key order: what a
     /// reader of the head of a long range (a queue) reads, without copying the rest.
-    fn scan_first(&self, prefix: &[u8], limit: usize) -> Result<Vec<Entry>, StoreError>;
+    fn scan_first(&self, prefix: &[u8], limit: usize) -> Result<Vec<Entry>, StoreError> {
+        self.scan_after(prefix, None, limit)
+    }
     /// Every (key, value) whose key starts with `prefix`, in key order.
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<Entry>, StoreError> {
         self.scan_first(prefix, usize::MAX)

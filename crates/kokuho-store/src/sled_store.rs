@@ -115,12 +115,18 @@ impl Read for SledStore {
         Ok(self.tree.get(key).map_err(map_err)?.map(|v| v.to_vec()))
     }
 
-    fn scan_first(&self, prefix: &[u8], limit: usize) -> Result<Vec<Entry>, StoreError> {
-        self.tree
-            .scan_prefix(prefix)
-            .take(limit)
-            .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(map_err))
-            .collect()
+    fn scan_after(&self, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Vec<Entry>, StoreError> {
+        use std::ops::Bound;
+        let entries: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> = match after {
+            // Past `after` (from the prefix when `after` sorts before it), to the prefix's end.
+            Some(after) if after >= prefix => Box::new(
+                self.tree
+                    .range::<&[u8], _>((Bound::Excluded(after), Bound::Unbounded))
+                    .take_while(move |r| r.as_ref().map_or(true, |(k, _)| k.starts_with(prefix))),
+            ),
+            _ => Box::new(self.tree.scan_prefix(prefix)),
+        };
+        entries.take(limit).map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(map_err)).collect()
     }
 
     /// Counts without copying a key or value into a `Vec`.

@@ -40,13 +40,29 @@ impl<'a> Tx<'a> {
     }
 
     /// The first `limit` live (key, value) under `prefix`, pending writes merged over the store.
-    /// The store's first `limit` + (pending writes under `prefix`) keys are enough: a pending
-    /// delete hides at most one of them, and a later stored key sorts after all of them.
     pub fn scan_first(&self, prefix: &[u8], limit: usize) -> Result<Vec<Entry>, StoreError> {
-        let pending: Vec<_> = self.writes.range(prefix.to_vec()..).take_while(|(k, _)| k.starts_with(prefix)).collect();
+        self.scan_after(prefix, None, limit)
+    }
+
+    /// The first `limit` live (key, value) under `prefix` past `after`, pending writes merged
+    /// over the store. The store's first `limit` + (pending writes in that range) keys are
+    /// enough: a pending delete hides at most one of them, and a later stored key sorts after
+    /// all of them.
+    pub fn scan_after(&self, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Vec<Entry>, StoreError> {
+        use std::ops::Bound;
+        let from = match after {
+            Some(after) => Bound::Excluded(after.to_vec()),
+            None => Bound::Included(prefix.to_vec()),
+        };
+        let pending: Vec<_> = self
+            .writes
+            .range((from, Bound::Unbounded))
+            .skip_while(|(k, _)| k.as_slice() < prefix)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .collect();
         let mut merged: BTreeMap<Vec<u8>, Option<Vec<u8>>> = self
             .store
-            .scan_first(prefix, limit.saturating_add(pending.len()))?
+            .scan_after(prefix, after, limit.saturating_add(pending.len()))?
             .into_iter()
             .map(|(k, v)| (k, Some(v)))
             .collect();
@@ -71,7 +87,7 @@ impl Read for Tx<'_> {
         Tx::get(self, key)
     }
 
-    fn scan_first(&self, prefix: &[u8], limit: usize) -> Result<Vec<Entry>, StoreError> {
-        Tx::scan_first(self, prefix, limit)
+    fn scan_after(&self, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Vec<Entry>, StoreError> {
+        Tx::scan_after(self, prefix, after, limit)
     }
 }

@@ -1,5 +1,6 @@
-//! A bounded scan (`scan_first`) and a count (`count_prefix`) read what the full scan reads:
-//! on a sled store and through a transaction's pending writes (puts and deletes) over it.
+//! A bounded scan (`scan_first`), a page past a key (`scan_after`) and a count (`count_prefix`)
+//! read what the full scan reads: on a sled store and through a transaction's pending writes
+//! (puts and deletes) over it.
 #![allow(clippy::unwrap_used)] // Tests may panic on what cannot happen.
 
 use kokuho_store::{Read, SledDb, Store, Tx};
@@ -18,7 +19,12 @@ proptest! {
         writes in proptest::collection::vec((key(), any::<bool>()), 0..20),
         prefix in proptest::collection::vec(prop_oneof![Just(b'a'), Just(b'b')], 0..2),
         limit in 0usize..12,
+        after in key(),
     ) {
+        // The page past `after`: the full scan's keys after it, the first `limit`.
+        let page = |full: &[(Vec<u8>, Vec<u8>)]| -> Vec<(Vec<u8>, Vec<u8>)> {
+            full.iter().filter(|(k, _)| *k > after).take(limit).cloned().collect()
+        };
         let dir = tempfile::tempdir().unwrap();
         let db = SledDb::open(&dir.path().join("sled")).unwrap();
         let store = db.store("t").unwrap();
@@ -26,6 +32,7 @@ proptest! {
         let full = store.scan_prefix(&prefix).unwrap();
         prop_assert_eq!(store.scan_first(&prefix, limit).unwrap(), full.iter().take(limit).cloned().collect::<Vec<_>>());
         prop_assert_eq!(store.count_prefix(&prefix).unwrap(), full.len() as u64);
+        prop_assert_eq!(store.scan_after(&prefix, Some(&after), limit).unwrap(), page(&full));
 
         let mut tx = Tx::new(&store);
         for (k, put) in &writes {
@@ -41,5 +48,6 @@ proptest! {
         prop_assert_eq!(&full, &expected.into_iter().collect::<Vec<_>>());
         prop_assert_eq!(Read::scan_first(&tx, &prefix, limit).unwrap(), full.iter().take(limit).cloned().collect::<Vec<_>>());
         prop_assert_eq!(Read::count_prefix(&tx, &prefix).unwrap(), full.len() as u64);
+        prop_assert_eq!(Read::scan_after(&tx, &prefix, Some(&after), limit).unwrap(), page(&full));
     }
 }

@@ -586,8 +586,12 @@ struct RelayPage {
     chrome: Chrome,
     status: kokuho_client::relay::StatusResponse,
     waiting: Vec<WaitingRow>,
-    /// Waiting records beyond those listed.
-    more: u64,
+    /// Waiting records in all.
+    total: u64,
+    /// The next page's query (`?after=…`); empty on the last page.
+    next: String,
+    /// This is a later page (a link back to the first).
+    paged: bool,
 }
 
 /// A record of the partition that waits (an open R row).
@@ -600,8 +604,23 @@ pub(crate) struct WaitingRow {
     pub(crate) line: u32,
 }
 
-/// Waiting records listed on the relay page.
-const WAITING_LISTED: u32 = 500;
+/// Waiting records listed on one page of the relay page.
+const WAITING_LISTED: u32 = 100;
+
+/// `?after=…` of a list's next page (a cursor the service gave), or empty on the last page.
+fn next_page(after: &str) -> String {
+    if after.is_empty() {
+        return String::new();
+    }
+    format!("?{}", serde_urlencoded::to_string([("after", after)]).unwrap_or_default())
+}
+
+#[derive(Deserialize)]
+pub(crate) struct PageQuery {
+    /// Where the page starts (the cursor of the previous page's "next" link).
+    #[serde(default)]
+    after: String,
+}
 
 impl RelayPage {
     fn time(&self, seconds: &i64) -> String {
@@ -609,14 +628,20 @@ impl RelayPage {
     }
 }
 
-pub(crate) async fn relay(State(state): State<AppState>, session: Session) -> Result<Response, Failure> {
+pub(crate) async fn relay(
+    State(state): State<AppState>,
+    session: Session,
+    Query(q): Query<PageQuery>,
+) -> Result<Response, Failure> {
     let (signed, chrome) = signed(&state, &session).await?;
     let m = signed.municipality()?.to_string();
-    let status = signed.client(&state).relay_waiting(&m, WAITING_LISTED).await?;
+    let status = signed.client(&state).relay_waiting(&m, &q.after, WAITING_LISTED).await?;
     let mut waiting = Vec::new();
     let mut total = 0;
+    let mut next = String::new();
     for p in &status.partitions {
         total += p.waiting;
+        next = next_page(&p.waiting_next);
         for w in &p.waiting_records {
             let open = w.wait.clone().unwrap_or_default();
             waiting.push(WaitingRow {
@@ -629,8 +654,7 @@ pub(crate) async fn relay(State(state): State<AppState>, session: Session) -> Re
             });
         }
     }
-    let more = total.saturating_sub(waiting.len() as u64);
-    render(RelayPage { chrome, status, waiting, more })
+    render(RelayPage { chrome, status, waiting, total, next, paged: !q.after.is_empty() })
 }
 
 /// An open anomaly on the municipality's list.
@@ -647,19 +671,27 @@ pub(crate) struct AnomalyRow {
 struct AnomaliesPage {
     chrome: Chrome,
     rows: Vec<AnomalyRow>,
-    /// Residents with open anomalies beyond those listed.
-    more: u64,
+    /// Residents with open anomalies in all.
+    residents: u64,
+    /// The next page's query; empty on the last page.
+    next: String,
+    /// This is a later page.
+    paged: bool,
 }
 
 /// Residents listed on one page of open anomalies.
-const ANOMALIES_LISTED: u32 = 500;
+const ANOMALIES_LISTED: u32 = 100;
 
 /// The municipality's open anomalies (A01–A07), each with its why: the clerk's work list.
-pub(crate) async fn anomalies(State(state): State<AppState>, session: Session) -> Result<Response, Failure> {
+pub(crate) async fn anomalies(
+    State(state): State<AppState>,
+    session: Session,
+    Query(q): Query<PageQuery>,
+) -> Result<Response, Failure> {
     let (signed, chrome) = signed(&state, &session).await?;
     let m = signed.municipality()?.to_string();
-    let list = signed.client(&state).list_anomalies(&m, ANOMALIES_LISTED).await?;
-    let listed = list.anomalies.iter().map(|a| &a.resident_number).collect::<std::collections::BTreeSet<_>>().len();
+    let list = signed.client(&state).list_anomalies(&m, &q.after, ANOMALIES_LISTED).await?;
+    let next = next_page(&list.next_after);
     let rows = list
         .anomalies
         .into_iter()
@@ -683,5 +715,5 @@ pub(crate) async fn anomalies(State(state): State<AppState>, session: Session) -
             }
         })
         .collect();
-    render(AnomaliesPage { chrome, rows, more: list.residents.saturating_sub(listed as u64) })
+    render(AnomaliesPage { chrome, rows, residents: list.residents, next, paged: !q.after.is_empty() })
 }

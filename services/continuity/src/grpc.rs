@@ -101,8 +101,8 @@ impl ContinuityService for ContinuityGrpc {
             0 => DEFAULT_LISTED,
             n => n.min(MAX_LISTED),
         };
-        let (listed, residents) =
-            crate::state::with_open_anomalies(&self.state, &r.municipality, limit).map_err(store)?;
+        let crate::state::OpenAnomalies { page: listed, residents, next_after } =
+            crate::state::with_open_anomalies(&self.state, &r.municipality, &r.after, limit).map_err(store)?;
         let day = crate::state::business_date(&self.state).map_err(store)?;
         let mut anomalies = Vec::new();
         let mut persons = Vec::new();
@@ -115,7 +115,7 @@ impl ContinuityService for ContinuityGrpc {
             persons.push(pref);
         }
         self.auditor.answered(&caller, ACTION, persons, &purpose).await?;
-        Ok(Response::new(pb::ListAnomaliesResponse { anomalies, residents }))
+        Ok(Response::new(pb::ListAnomaliesResponse { anomalies, residents, next_after }))
     }
 
     async fn explain(&self, request: Request<pb::ExplainRequest>) -> Result<Response<pb::ExplainResponse>, Status> {

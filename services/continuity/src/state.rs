@@ -131,18 +131,37 @@ pub(crate) fn load(store: &dyn Read, pref_id: &str) -> Result<Option<PersonState
 pub(crate) fn with_open_anomalies(
     state: &ProjectionHandle,
     municipality: &str,
+    after: &str,
     limit: usize,
-) -> Result<(Vec<(String, String)>, u64), StoreError> {
+) -> Result<OpenAnomalies, StoreError> {
     let prefix = anomalies_prefix(municipality);
     let store = state.store();
-    let first = store
-        .scan_first(&prefix, limit)?
+    let after = (!after.is_empty()).then(|| anomaly_key(municipality, after));
+    // One more than asked: whether there is a next page.
+    let mut page: Vec<(String, String)> = store
+        .scan_after(&prefix, after.as_deref(), limit.saturating_add(1))?
         .into_iter()
         .map(|(k, v)| {
             (String::from_utf8_lossy(&k[prefix.len()..]).into_owned(), String::from_utf8_lossy(&v).into_owned())
         })
         .collect();
-    Ok((first, store.count_prefix(&prefix)?))
+    let next_after = if page.len() > limit {
+        page.truncate(limit);
+        page.last().map(|(resident, _)| resident.clone()).unwrap_or_default()
+    } else {
+        String::new()
+    };
+    Ok(OpenAnomalies { page, residents: store.count_prefix(&prefix)?, next_after })
+}
+
+/// A page of a municipality's residents with open anomalies ([`with_open_anomalies`]).
+pub(crate) struct OpenAnomalies {
+    /// (宛名番号, 都道府県被保険者ID), in 宛名番号 order.
+    pub(crate) page: Vec<(String, String)>,
+    /// Residents with open anomalies in all.
+    pub(crate) residents: u64,
+    /// The last resident of the page when more follow; empty otherwise.
+    pub(crate) next_after: String,
 }
 
 pub(crate) fn watched(store: &dyn Read) -> Result<Vec<String>, ApplyError> {

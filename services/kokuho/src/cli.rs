@@ -136,15 +136,21 @@ pub(crate) enum Command {
         /// At most this many residents (at most 2000).
         #[arg(long, default_value_t = 500)]
         limit: u32,
+        /// Residents after this 宛名番号 (the next page, as the last listing says).
+        #[arg(long, default_value = "")]
+        after: String,
     },
     /// A municipality's records waiting for the intermediate server (rules.md R5: R01, R02,
     /// R04), in 宛名番号 order, and its partition's state.
     Waiting {
         #[arg(long)]
         municipality: String,
-        /// At most this many records.
+        /// At most this many records (at most 2000).
         #[arg(long, default_value_t = 500)]
         limit: u32,
+        /// Records after this one (the next page, as the last listing says).
+        #[arg(long, default_value = "")]
+        after: String,
     },
     /// 継続世帯確定指示 for a candidate (arrives with the kogaku service).
     Decide {

@@ -72,11 +72,11 @@ pub(crate) async fn run(cli: Cli) -> u8 {
             client_command(&cli.global, out, |c| fetch(c, out, municipality, dir)).await
         }
         Command::Files { command } => client_command(&cli.global, out, |c| files(c, out, command)).await,
-        Command::Anomalies { municipality, limit } => {
-            client_command(&cli.global, out, |c| anomalies(c, out, municipality, limit)).await
+        Command::Anomalies { municipality, limit, after } => {
+            client_command(&cli.global, out, |c| anomalies(c, out, municipality, after, limit)).await
         }
-        Command::Waiting { municipality, limit } => {
-            client_command(&cli.global, out, |c| waiting(c, out, municipality, limit)).await
+        Command::Waiting { municipality, limit, after } => {
+            client_command(&cli.global, out, |c| waiting(c, out, municipality, after, limit)).await
         }
         Command::Review { command } => client_command(&cli.global, out, |c| review(c, out, command)).await,
         Command::Kogaku { command: KogakuCommand::Count { municipality, household, month } } => {
@@ -1209,8 +1209,14 @@ async fn files(mut client: Client, out: Out, command: FilesCommand) -> Result<u8
     Ok(EXIT_OK)
 }
 
-async fn anomalies(mut client: Client, out: Out, municipality: String, limit: u32) -> Result<u8, ClientError> {
-    let list = client.list_anomalies(&municipality, limit).await?;
+async fn anomalies(
+    mut client: Client,
+    out: Out,
+    municipality: String,
+    after: String,
+    limit: u32,
+) -> Result<u8, ClientError> {
+    let list = client.list_anomalies(&municipality, &after, limit).await?;
     let mut text = format!("{municipality}: {} residents with open anomalies\n", list.residents);
     let mut json = Vec::new();
     for a in &list.anomalies {
@@ -1226,21 +1232,29 @@ async fn anomalies(mut client: Client, out: Out, municipality: String, limit: u3
             "rules": why.rules, "why": why.lines,
         }));
     }
-    let listed: std::collections::BTreeSet<&str> = list.anomalies.iter().map(|a| a.resident_number.as_str()).collect();
-    if (listed.len() as u64) < list.residents {
-        text.push_str(&format!("  … and {} more residents (--limit)\n", list.residents - listed.len() as u64));
+    if !list.next_after.is_empty() {
+        text.push_str(&format!("next: --after {}\n", list.next_after));
     }
     out.value(
         text.trim_end(),
-        serde_json::json!({ "municipality": municipality, "residents": list.residents, "anomalies": json }),
+        serde_json::json!({
+            "municipality": municipality, "residents": list.residents, "anomalies": json, "next_after": list.next_after,
+        }),
     );
     Ok(EXIT_OK)
 }
 
-async fn waiting(mut client: Client, out: Out, municipality: String, limit: u32) -> Result<u8, ClientError> {
-    let status = client.relay_waiting(&municipality, limit).await?;
+async fn waiting(
+    mut client: Client,
+    out: Out,
+    municipality: String,
+    after: String,
+    limit: u32,
+) -> Result<u8, ClientError> {
+    let status = client.relay_waiting(&municipality, &after, limit).await?;
     let mut text = String::new();
     let mut json = Vec::new();
+    let mut next = String::new();
     for p in &status.partitions {
         text.push_str(&format!(
             "{}: {} records waiting; {} records held, {} operations undelivered (lag {} s){}\n",
@@ -1263,12 +1277,16 @@ async fn waiting(mut client: Client, out: Out, municipality: String, limit: u32)
                 "receipt": open.receipt, "line": open.line,
             }));
         }
-        if (p.waiting_records.len() as u64) < p.waiting {
-            text.push_str(&format!("  … and {} more (--limit)\n", p.waiting - p.waiting_records.len() as u64));
+        if !p.waiting_next.is_empty() {
+            text.push_str(&format!("next: --after {}\n", p.waiting_next));
+            next = p.waiting_next.clone();
         }
     }
     let total: u64 = status.partitions.iter().map(|p| p.waiting).sum();
-    out.value(text.trim_end(), serde_json::json!({ "municipality": municipality, "waiting": total, "records": json }));
+    out.value(
+        text.trim_end(),
+        serde_json::json!({ "municipality": municipality, "waiting": total, "records": json, "next_after": next }),
+    );
     Ok(EXIT_OK)
 }
 

@@ -70,8 +70,9 @@ impl RelayService for RelayGrpc {
             && let [one] = partitions.as_mut_slice()
         {
             let limit = (r.waiting_records as usize).min(MAX_WAITING_LISTED);
-            one.waiting_records =
-                state::waiting_records(c.ledger.store(), &one.municipality, limit).map_err(|e| status(e.into()))?;
+            (one.waiting_records, one.waiting_next) =
+                state::waiting_records(c.ledger.store(), &one.municipality, &r.waiting_after, limit)
+                    .map_err(|e| status(e.into()))?;
         }
         let pending = state::pending(c.ledger.store(), 1).map_err(|e| status(e.into()))?;
         let alert_open = partitions.iter().any(|p| p.stalled);

@@ -32,6 +32,7 @@ pub(crate) fn partition_status(c: &Context, municipality: &str, now: i64) -> Res
         delivered: p.delivered,
         rejected: p.rejected,
         waiting_records: Vec::new(),
+        waiting_next: String::new(),
     })
 }
 

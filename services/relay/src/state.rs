@@ -205,10 +205,21 @@ pub(crate) fn open_waits(view: &dyn Read, key: &PeriodKey) -> Result<Vec<pb::Ope
 pub(crate) fn waiting_records(
     view: &dyn Read,
     municipality: &str,
+    after: &str,
     limit: usize,
-) -> Result<Vec<pb::WaitingRecord>, StoreError> {
+) -> Result<(Vec<pb::WaitingRecord>, String), StoreError> {
     let prefix = format!("w/{municipality}/");
-    view.scan_first(prefix.as_bytes(), limit)?
+    let after = (!after.is_empty()).then(|| format!("{prefix}{after}"));
+    // One more than asked: whether there is a next page.
+    let mut entries =
+        view.scan_after(prefix.as_bytes(), after.as_deref().map(str::as_bytes), limit.saturating_add(1))?;
+    let next = if entries.len() > limit {
+        entries.truncate(limit);
+        entries.last().map(|(k, _)| String::from_utf8_lossy(&k[prefix.len()..]).into_owned()).unwrap_or_default()
+    } else {
+        String::new()
+    };
+    let records = entries
         .into_iter()
         .map(|(k, v)| {
             // `w/<muni>/<宛名番号>/<開始>/<code>`
@@ -219,7 +230,8 @@ pub(crate) fn waiting_records(
             let wait = pb::OpenWait::decode(v.as_slice()).map_err(corrupt)?;
             Ok(pb::WaitingRecord { resident_number: resident, start, wait: Some(wait) })
         })
-        .collect()
+        .collect::<Result<_, StoreError>>()?;
+    Ok((records, next))
 }
 
 /// Operations not yet answered, oldest first (at most `limit`; only those are read).
