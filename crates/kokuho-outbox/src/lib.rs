@@ -216,9 +216,14 @@ fn pending_between(
     upto: u64,
 ) -> Result<Vec<(u64, u32)>, kokuho_store::StoreError> {
     let mut out = Vec::new();
-    for (key, value) in view.scan_prefix(pending_prefix(muni, kind).as_bytes())? {
+    // From the cut on: the events of earlier files are not read.
+    let after = pending_key(muni, kind, from);
+    for (key, value) in view.scan_after(pending_prefix(muni, kind).as_bytes(), Some(after.as_slice()), usize::MAX)? {
         let seq = seq_of(&key).ok_or_else(|| kokuho_store::StoreError::Corrupt("outbox key".into()))?;
-        if seq > from && seq <= upto {
+        if seq > upto {
+            break;
+        }
+        if seq > from {
             out.push((seq, u32_of(Some(value))));
         }
     }
@@ -441,8 +446,7 @@ impl Outbox {
             for (key, value) in store.scan_prefix(cuts.as_bytes())? {
                 let kind = String::from_utf8_lossy(&key[cuts.len()..]).into_owned();
                 let cut = u64_of(Some(value));
-                let last =
-                    store.scan_prefix(pending_prefix(muni, &kind).as_bytes())?.last().and_then(|(k, _)| seq_of(k));
+                let last = store.last_under(pending_prefix(muni, &kind).as_bytes())?.and_then(|(k, _)| seq_of(&k));
                 if let Some(last) = last.filter(|l| *l > cut) {
                     upto.insert(kind, last);
                 }

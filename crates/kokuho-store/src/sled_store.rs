@@ -172,6 +172,14 @@ pub struct Digest {
 }
 
 impl SledStore {
+    /// The last (key, value) under `prefix` (the tail of a queue), read without the rest.
+    pub fn last_under(&self, prefix: &[u8]) -> Result<Option<Entry>, StoreError> {
+        match self.tree.scan_prefix(prefix).next_back() {
+            Some(r) => r.map(|(k, v)| Some((k.to_vec(), v.to_vec()))).map_err(map_err),
+            None => Ok(None),
+        }
+    }
+
     /// The store's [`Digest`]. Read twice if a group was committed meanwhile (a live store), so
     /// that the digest is of one position.
     pub fn digest(&self) -> Result<Digest, StoreError> {

@@ -33,6 +33,7 @@ proptest! {
         prop_assert_eq!(store.scan_first(&prefix, limit).unwrap(), full.iter().take(limit).cloned().collect::<Vec<_>>());
         prop_assert_eq!(store.count_prefix(&prefix).unwrap(), full.len() as u64);
         prop_assert_eq!(store.scan_after(&prefix, Some(&after), limit).unwrap(), page(&full));
+        prop_assert_eq!(store.last_under(&prefix).unwrap(), full.last().cloned());
 
         let mut tx = Tx::new(&store);
         for (k, put) in &writes {
