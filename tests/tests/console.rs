@@ -22,6 +22,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use kokuho_client::scenario::{Scenario, Step, SubmitStep};
 use kokuho_console::{Console, ConsoleConfig};
 use kokuho_e2e::app::{CHUO, MINATO, TestSystem, spawn_system};
+use kokuho_e2e::generate::{MUNIS, generate, numbers, submit_all};
 use kokuho_e2e::sample_dir;
 use serde_json::json;
 
@@ -192,6 +193,31 @@ impl Clerk {
         panic!("{css} never appeared: {}", self.web.source().await.unwrap());
     }
 
+    /// S1: none of `numbers` on any page the browser was shown.
+    fn shows_none_of<'a>(&self, numbers: impl IntoIterator<Item = &'a String> + Clone) {
+        for (url, html) in &self.pages {
+            for n in numbers.clone() {
+                assert!(!html.contains(n.as_str()), "a 個人番号 on {url}");
+            }
+        }
+    }
+
+    /// Every page of a paged list from `path`, following 次へ: the text of `cells` (CSS, one
+    /// row each) on each page, in order.
+    async fn all_pages(&mut self, path: &str, cells: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        self.open(path).await;
+        for _ in 0..1_000 {
+            for row in self.web.find_all(Locator::Css(cells)).await.unwrap() {
+                out.push(row.text().await.unwrap());
+            }
+            let Ok(next) = self.web.find(Locator::Id("next")).await else { return out };
+            let href = next.attr("href").await.unwrap().unwrap();
+            self.open(&href).await;
+        }
+        panic!("{path}: more than 1,000 pages");
+    }
+
     async fn shot(&self, name: &str) {
         if let Some(dir) = &self.shots {
             std::fs::write(dir.join(format!("{name}.png")), self.web.screenshot().await.unwrap()).unwrap();
@@ -220,13 +246,15 @@ fn fixture_numbers() -> Vec<String> {
     out
 }
 
-async fn start_console(sys: &TestSystem) -> Console {
+/// The console in front of `sys`, `page_size` rows to a page of its long lists (0: its default).
+async fn start_console(sys: &TestSystem, page_size: u32) -> Console {
     let config = ConsoleConfig {
         api: sys.system().endpoint().to_string(),
         client_tls: sys.system().client_tls().cloned(),
         credentials: kokuho_system::credentials_dir(&sys.data_dir()),
         registry: Arc::new(kokuho_system::default_registry()),
         secure_cookies: false,
+        page_size,
     };
     Console::start("127.0.0.1:0".parse().unwrap(), config).await.unwrap()
 }
@@ -236,7 +264,7 @@ async fn console_plays_the_sample_in_a_browser() {
     let Some((chromium, driver)) = browser() else { return };
     let scenario = Scenario::load(&sample_dir()).unwrap();
     let sys = spawn_system(scenario.first_business_date().unwrap()).await;
-    let console = start_console(&sys).await;
+    let console = start_console(&sys, 0).await;
     let browser = Browser::start(&chromium, &driver).await;
     let shots = std::env::var_os("KOKUHO_CONSOLE_SCREENSHOTS").filter(|v| !v.is_empty()).map(|_| {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/console");
@@ -467,12 +495,7 @@ async fn console_plays_the_sample_in_a_browser() {
     clerk.shot("resident").await;
 
     // S1: no 個人番号 of the fixture on any page the browser was shown.
-    let numbers = fixture_numbers();
-    for (url, html) in &clerk.pages {
-        for n in &numbers {
-            assert!(!html.contains(n.as_str()), "a 個人番号 on {url}");
-        }
-    }
+    clerk.shows_none_of(&fixture_numbers());
     assert!(clerk.pages.len() > 40, "{} pages seen", clerk.pages.len());
 
     browser.stop().await;
@@ -535,4 +558,72 @@ async fn print_view_fits_a4(clerk: &mut Clerk) {
 
 fn count(haystack: &[u8], needle: &[u8]) -> usize {
     haystack.windows(needle.len()).filter(|w| *w == needle).count()
+}
+
+/// A generated scenario (provisional persons and merges, late and deleted records, records
+/// with two errors, three municipalities) through each clerk's long lists, 2 rows to a page:
+/// following 次へ gives exactly what the services list (continuity's open anomalies, relay's
+/// waiting records), each once and in order; every result file the municipality has is listed
+/// and opens; and no 個人番号 of the scenario is on any page (S1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn console_pages_through_a_generated_scenario() {
+    let Some((chromium, driver)) = browser() else { return };
+    let scenario = generate(2, 60);
+    let mut sys = spawn_system(20260401).await;
+    submit_all(&mut sys, &scenario, 7).await;
+    let console = start_console(&sys, 2).await;
+    let browser = Browser::start(&chromium, &driver).await;
+    let mut clerk = Clerk {
+        web: browser.web.clone(),
+        base: console.url().to_string(),
+        credentials: kokuho_system::credentials_dir(&sys.data_dir()),
+        pages: Vec::new(),
+        shots: None,
+    };
+    let (mut paged, mut waiting_paged) = (0, 0);
+    for (muni, _) in MUNIS {
+        clerk.sign_in(muni).await;
+
+        // Open anomalies: (宛名番号, code) of every row of every page.
+        let shown = clerk.all_pages("/anomalies", "#anomalies tr.anomaly td:nth-child(-n+2)").await;
+        let shown: Vec<String> = shown.chunks(2).map(|c| c.join(" ")).collect();
+        let listed = sys.client.list_anomalies(muni, "", 2_000).await.unwrap();
+        let expected: Vec<String> = listed
+            .anomalies
+            .iter()
+            .map(|a| format!("{} {}", a.resident_number, a.anomaly.clone().unwrap_or_default().code))
+            .collect();
+        assert_eq!(shown, expected, "{muni}: the anomaly pages are not the list");
+        paged += usize::from(listed.residents > 2);
+
+        // Waiting records: (宛名番号, code).
+        let shown = clerk.all_pages("/relay", "#waiting tr.waiting td:nth-child(odd)").await;
+        let shown: Vec<String> = shown.chunks(3).map(|c| format!("{} {}", c[0], c[1])).collect();
+        let status = sys.client.relay_waiting(muni, "", 2_000).await.unwrap();
+        let expected: Vec<String> = status.partitions[0]
+            .waiting_records
+            .iter()
+            .map(|w| format!("{} {}", w.resident_number, w.wait.clone().unwrap_or_default().code))
+            .collect();
+        assert_eq!(shown, expected, "{muni}: the waiting pages are not the list");
+        waiting_paged += usize::from(expected.len() > 2);
+
+        // Result files: every one listed opens, with its rows.
+        clerk.open("/results").await;
+        let mut links = Vec::new();
+        for a in clerk.web.find_all(Locator::Css("tr.file td:first-child a")).await.unwrap() {
+            links.push(a.attr("href").await.unwrap().unwrap());
+        }
+        assert!(!links.is_empty(), "{muni} has no result files");
+        for link in links {
+            clerk.open(&link).await;
+            assert!(clerk.has("#rows").await, "{link} did not open");
+        }
+    }
+    assert!(paged > 0, "no municipality had more than one page of anomalies: the pages were not followed");
+    assert!(waiting_paged > 0, "no municipality had more than one page of waiting records");
+    clerk.shows_none_of(&numbers(&scenario));
+    browser.stop().await;
+    console.stop().await;
+    sys.stop().await;
 }

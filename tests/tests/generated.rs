@@ -1,6 +1,7 @@
 //! Generated multi-municipality scenarios through the running system, covering what the
 //! fixture does not: provisional persons whose 個人番号 arrives later (attached, or merged into
-//! the person another municipality knows, I5), late move-ins, and records with several errors.
+//! the person another municipality knows, I5) or never (they wait for the intermediate server,
+//! R01), late move-ins, deleted periods, and records with several errors.
 //! Each scenario is played in two arrival orders of the municipalities' submissions (each
 //! municipality's own order kept, day closes in place) and checked for:
 //! - I2/I5: the latest RS row of every period carries the ID RI last reported for its
@@ -14,126 +15,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use kokuho_e2e::app::{spawn_sharded, spawn_system};
-use kokuho_e2e::generate::{Lcg, kk, ks};
-use kokuho_e2e::input_file as file;
-use kokuho_testkit::individual_number;
-
-const MUNIS: [(&str, &str); 3] = [("131016", "130013"), ("131024", "130021"), ("131032", "130039")];
-const CLOSES: [u32; 3] = [20260501, 20260601, 20260701];
-
-/// Records of one municipality in one phase.
-#[derive(Default, Clone)]
-struct Batch {
-    ks: Vec<String>,
-    kk: Vec<String>,
-}
-
-/// The scenario: per phase, per municipality, its records; and the KK lines expected to get
-/// exactly E004 and E007 (municipality, 宛名番号).
-struct Scenario {
-    phases: Vec<BTreeMap<&'static str, Batch>>,
-    double_errors: BTreeSet<(String, String)>,
-    /// Periods deleted after they were sent: (municipality, 宛名番号, 適用開始年月日).
-    deleted: BTreeSet<(String, String, String)>,
-}
-
-/// `persons` persons, each of one of five kinds, at random municipalities.
-fn generate(seed: u64, persons: u64) -> Scenario {
-    let mut rng = Lcg(seed);
-    let mut phases: Vec<BTreeMap<&'static str, Batch>> = vec![BTreeMap::new(); 3];
-    let mut double_errors = BTreeSet::new();
-    let mut deleted = BTreeSet::new();
-    for i in 0..persons {
-        let a = rng.below(3) as usize;
-        let b = (a + 1 + rng.below(2) as usize) % 3;
-        let (ma, mb) = (MUNIS[a].0, MUNIS[b].0);
-        let number = individual_number(10_000 + seed * 1_000 + i);
-        let (ra, rb) = (format!("{}{i:05}", a + 1), format!("{}{i:05}", b + 4));
-        let (ha, hb) = (format!("{}{i:04}", a + 1), format!("{}{i:04}", b + 4));
-        let birth = "19800707";
-        let mut push = |phase: usize, muni: &'static str, ks_line: Option<String>, kk_line: String| {
-            let batch = phases[phase].entry(muni).or_default();
-            batch.ks.extend(ks_line);
-            batch.kk.push(kk_line);
-        };
-        match rng.below(7) {
-            // Stays, with a number from the start.
-            0 => push(
-                0,
-                ma,
-                Some(ks(&ha, "20200401", "01", &ra, "")),
-                kk(&ra, &ha, &number, birth, "1", "20200401", "03", "", "", "", "", "20200401"),
-            ),
-            // A newborn sent without a number; the number is attached later (I5).
-            1 => {
-                let (born, house) = ("20260405", Some(ks(&ha, "20260405", "01", &ra, "")));
-                push(1, ma, house, kk(&ra, &ha, "", born, "2", born, "04", "", "", "", "", born));
-                push(2, ma, None, kk(&ra, &ha, &number, born, "2", born, "04", "", "", "", "", born));
-            }
-            // Moves A → B; B sends the move-in first without a number (a provisional person
-            // with B's ID), then with it: a merge into A's person, who adopts B's ID (I5).
-            2 | 3 => {
-                let provisional = rng.below(2) == 0;
-                push(
-                    0,
-                    ma,
-                    Some(ks(&ha, "20200401", "01", &ra, "")),
-                    kk(&ra, &ha, &number, birth, "1", "20200401", "03", "", "", "", "", "20200401"),
-                );
-                push(
-                    1,
-                    ma,
-                    None,
-                    kk(&ra, &ha, &number, birth, "1", "20200401", "03", "20260509", "02", "", mb, "20260509"),
-                );
-                let arrival = |n: &str| kk(&rb, &hb, n, birth, "1", "20260510", "02", "", "", ma, "", "20260510");
-                let house_b = Some(ks(&hb, "20260510", "02", &rb, ma));
-                if provisional {
-                    push(1, mb, house_b, arrival(""));
-                    push(2, mb, None, arrival(&number));
-                } else {
-                    // A late move-in: only after the next day close.
-                    push(2, mb, house_b, arrival(&number));
-                }
-            }
-            // Registered, then the period deleted (KK 削除): its RS is withdrawn (判定区分 9).
-            5 => {
-                push(
-                    0,
-                    ma,
-                    Some(ks(&ha, "20200401", "01", &ra, "")),
-                    kk(&ra, &ha, &number, birth, "1", "20200401", "03", "", "", "", "", "20200401"),
-                );
-                push(1, ma, None, delete(&ra, &ha, "20200401"));
-                deleted.insert((ma.to_string(), ra.clone(), "20200401".to_string()));
-            }
-            // Moves A → B; B's arrival is then deleted: A's move-out is unpaired again.
-            6 => {
-                push(
-                    0,
-                    ma,
-                    Some(ks(&ha, "20200401", "01", &ra, "")),
-                    kk(&ra, &ha, &number, birth, "1", "20200401", "03", "20260509", "02", "", mb, "20260509"),
-                );
-                let arrival = kk(&rb, &hb, &number, birth, "1", "20260510", "02", "", "", ma, "", "20260510");
-                push(1, mb, Some(ks(&hb, "20260510", "02", &rb, ma)), arrival);
-                push(2, mb, None, delete(&rb, &hb, "20260510"));
-                deleted.insert((mb.to_string(), rb.clone(), "20260510".to_string()));
-            }
-            // A record with two failing checks: 性別 3 (E004) and an unknown household (E007).
-            _ => {
-                push(0, ma, None, kk(&ra, "9999", &number, birth, "3", "20200401", "03", "", "", "", "", "20200401"));
-                double_errors.insert((ma.to_string(), ra.clone()));
-            }
-        }
-    }
-    Scenario { phases, double_errors, deleted }
-}
-
-/// A KK 削除 of the period (宛名番号, 適用開始年月日).
-fn delete(resident: &str, household: &str, start: &str) -> String {
-    format!("2,3,{resident},{household},1,,,,,,,{start},,,,,,")
-}
+use kokuho_e2e::generate::{MUNIS, Scenario, generate, submit_all};
 
 /// Every data row of every file, per (municipality, kind), in the order they came.
 type Rows = BTreeMap<(String, String), Vec<Vec<String>>>;
@@ -143,30 +25,7 @@ type Rows = BTreeMap<(String, String), Vec<Vec<String>>>;
 async fn play(scenario: &Scenario, order_seed: u64, relay_shards: u32) -> Rows {
     let mut sys =
         if relay_shards == 1 { spawn_system(20260401).await } else { spawn_sharded(20260401, relay_shards).await };
-    let mut seq: BTreeMap<(&str, &str), u32> = BTreeMap::new();
-    let mut rng = Lcg(order_seed);
-    for (phase, batches) in scenario.phases.iter().enumerate() {
-        let mut munis: Vec<&&str> = batches.keys().collect();
-        rng.shuffle(&mut munis);
-        for muni in munis {
-            let batch = &batches[*muni];
-            let insurer = MUNIS.iter().find(|(m, _)| m == muni).unwrap().1;
-            let mut files = Vec::new();
-            for (kind, lines) in [("KS", &batch.ks), ("KK", &batch.kk)] {
-                if lines.is_empty() {
-                    continue;
-                }
-                let n = seq.entry((muni, kind)).or_insert(0);
-                *n += 1;
-                files.push(file(kind, muni, insurer, *n, lines));
-            }
-            let r = sys.client.submit(muni, files).await.unwrap();
-            assert_ne!(r.code, "F08", "{r:?}");
-        }
-        sys.settle().await;
-        sys.client.close_day(CLOSES[phase]).await.unwrap();
-        sys.settle().await;
-    }
+    submit_all(&mut sys, scenario, order_seed).await;
     let mut rows = Rows::new();
     for (muni, _) in MUNIS {
         let files = sys.client.fetch_files(muni).await.unwrap();

@@ -42,7 +42,13 @@ pub struct ConsoleConfig {
     pub registry: Arc<Registry>,
     /// Send the session cookie only over HTTPS (a deployment behind TLS; off on loopback).
     pub secure_cookies: bool,
+    /// Rows on one page of a long list (open anomalies' residents, waiting records, stored
+    /// result files); 0: [`DEFAULT_PAGE`].
+    pub page_size: u32,
 }
+
+/// Rows on a page of a long list unless configured.
+pub const DEFAULT_PAGE: u32 = 100;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -51,6 +57,8 @@ pub(crate) struct AppState {
     api: Client,
     credentials: Credentials,
     registry: Arc<Registry>,
+    /// Rows on one page of a long list.
+    page: u32,
 }
 
 /// A session ends after this long without a request.
@@ -147,7 +155,8 @@ impl Console {
         let api = Client::connect_trusting(&config.api, config.client_tls.as_ref())
             .await
             .with_context(|| format!("the console's API at {}", config.api))?;
-        let state = AppState { api, credentials, registry: config.registry };
+        let page = if config.page_size == 0 { DEFAULT_PAGE } else { config.page_size };
+        let state = AppState { api, credentials, registry: config.registry, page };
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("bind the console's address {listen}"))?;

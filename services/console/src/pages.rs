@@ -211,9 +211,6 @@ pub(crate) struct ResultsQuery {
     before: u32,
 }
 
-/// Stored files a page shows.
-const STORED_PAGE: u32 = 20;
-
 pub(crate) async fn results(
     State(state): State<AppState>,
     session: Session,
@@ -221,7 +218,7 @@ pub(crate) async fn results(
 ) -> Result<Response, Failure> {
     let (signed, chrome) = signed(&state, &session).await?;
     let m = signed.municipality()?.to_string();
-    let listing = signed.client(&state).list_files(&m, q.before, STORED_PAGE).await?;
+    let listing = signed.client(&state).list_files(&m, q.before, state.page).await?;
     let older = match listing.next_before {
         0 => String::new(),
         before => format!("?before={before}"),
@@ -604,9 +601,6 @@ pub(crate) struct WaitingRow {
     pub(crate) line: u32,
 }
 
-/// Waiting records listed on one page of the relay page.
-const WAITING_LISTED: u32 = 100;
-
 /// `?after=…` of a list's next page (a cursor the service gave), or empty on the last page.
 fn next_page(after: &str) -> String {
     if after.is_empty() {
@@ -635,7 +629,7 @@ pub(crate) async fn relay(
 ) -> Result<Response, Failure> {
     let (signed, chrome) = signed(&state, &session).await?;
     let m = signed.municipality()?.to_string();
-    let status = signed.client(&state).relay_waiting(&m, &q.after, WAITING_LISTED).await?;
+    let status = signed.client(&state).relay_waiting(&m, &q.after, state.page).await?;
     let mut waiting = Vec::new();
     let mut total = 0;
     let mut next = String::new();
@@ -679,9 +673,6 @@ struct AnomaliesPage {
     paged: bool,
 }
 
-/// Residents listed on one page of open anomalies.
-const ANOMALIES_LISTED: u32 = 100;
-
 /// The municipality's open anomalies (A01–A07), each with its why: the clerk's work list.
 pub(crate) async fn anomalies(
     State(state): State<AppState>,
@@ -690,7 +681,7 @@ pub(crate) async fn anomalies(
 ) -> Result<Response, Failure> {
     let (signed, chrome) = signed(&state, &session).await?;
     let m = signed.municipality()?.to_string();
-    let list = signed.client(&state).list_anomalies(&m, &q.after, ANOMALIES_LISTED).await?;
+    let list = signed.client(&state).list_anomalies(&m, &q.after, state.page).await?;
     let next = next_page(&list.next_after);
     let rows = list
         .anomalies

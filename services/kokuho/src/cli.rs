@@ -463,6 +463,9 @@ pub(crate) struct ServeSettings {
     /// default true for `serve console`).
     #[arg(long, env = "KOKUHO_CONSOLE_SECURE_COOKIES")]
     pub(crate) console_secure_cookies: Option<bool>,
+    /// console: rows on one page of its long lists (default 100).
+    #[arg(long, env = "KOKUHO_CONSOLE_PAGE_SIZE")]
+    pub(crate) console_page_size: Option<u32>,
     /// Where the service keeps its stores (default .kokuho).
     #[arg(skip)]
     pub(crate) data_dir: Option<PathBuf>,
@@ -508,6 +511,7 @@ impl ServeSettings {
             relay_shard: self.relay_shard.or(file.relay_shard),
             console_api: self.console_api.or(file.console_api),
             console_secure_cookies: self.console_secure_cookies.or(file.console_secure_cookies),
+            console_page_size: self.console_page_size.or(file.console_page_size),
             data_dir: self.data_dir.or(file.data_dir),
         }
     }

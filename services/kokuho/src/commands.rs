@@ -720,6 +720,7 @@ async fn start_console(
         credentials: kokuho_system::credentials_dir(data),
         registry,
         secure_cookies: false,
+        page_size: 0,
     };
     let console = kokuho_console::Console::start(listen, config).await?;
     std::fs::write(data.join("console"), console.url()).with_context(|| format!("write {}", data.display()))?;
@@ -752,6 +753,7 @@ async fn serve_console(settings: ServeSettings) -> anyhow::Result<u8> {
         )?,
         registry: registry(settings.registry.as_deref())?,
         secure_cookies: settings.console_secure_cookies.unwrap_or(true),
+        page_size: settings.console_page_size.unwrap_or(0),
     };
     let listen = settings.listen.unwrap_or_else(|| "0.0.0.0:8080".parse().expect("a socket address"));
     let console = kokuho_console::Console::start(listen, config).await?;
