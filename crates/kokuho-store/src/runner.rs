@@ -691,6 +691,9 @@ fn first_gap(from: u64, seqs: impl IntoIterator<Item = (u64, u64)>) -> Option<(u
     None
 }
 
+/// How long a graceful stop waits for the runners of a service to finish their steps.
+const SHUTDOWN_PATIENCE: Duration = Duration::from_secs(10);
+
 /// The runners of one service, started together and stopped together.
 pub struct Runners {
     service: &'static str,
@@ -789,11 +792,22 @@ impl Runners {
         }
     }
 
-    /// Stops every runner and waits for them.
+    /// Stops every runner and waits for them, at most [`SHUTDOWN_PATIENCE`] in all: a runner
+    /// that cannot finish its step (the log went first — a Ctrl-C reaches the local nats-server
+    /// too) is dropped where it is. Nothing is lost by that: a step commits its writes and its
+    /// position at once, so an unfinished one is done again from the stored position.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_PATIENCE;
         for t in self.tasks {
-            let _ = t.await;
+            let abort = t.abort_handle();
+            if tokio::time::timeout_at(deadline, t).await.is_err() {
+                abort.abort();
+                tracing::warn!(
+                    service = self.service,
+                    "A runner did not stop in time (is the log reachable?); stopped where it was, it resumes from its stored position"
+                );
+            }
         }
     }
 }

@@ -626,20 +626,31 @@ impl System {
     }
 
     /// Stops the server, the consumers, and the local nats-server.
+    /// Each step is bounded: requests under way get a few seconds, runners theirs
+    /// (`Runners::shutdown`), so a stop ends even when the nats-server went first (a Ctrl-C in a
+    /// terminal reaches it too).
     pub async fn stop(mut self) -> anyhow::Result<()> {
+        let patience = std::time::Duration::from_secs(5);
         let _ = self.stop_server.send(());
-        let _ = self.server.await;
-        for (stop, task) in self.side.drain(..) {
+        let server = self.server.abort_handle();
+        if tokio::time::timeout(patience, &mut self.server).await.is_err() {
+            server.abort();
+        }
+        for (stop, mut task) in self.side.drain(..) {
             let _ = stop.send(());
-            let _ = task.await;
+            if tokio::time::timeout(patience, &mut task).await.is_err() {
+                task.abort();
+            }
         }
         while let Some(service) = self.services.pop() {
             service.stop().await;
         }
         // A graceful stop gives the leases up (its workflows have stopped): a standby acts at once.
+        // Briefly: with the log gone the lease simply expires.
         for (bus, _, lease, task) in self.leases.drain(..) {
             task.abort();
-            let _ = bus.release_lease(&lease, &self.holder).await;
+            let _ =
+                tokio::time::timeout(std::time::Duration::from_secs(2), bus.release_lease(&lease, &self.holder)).await;
         }
         if let Some(n) = self.nats.as_mut() {
             n.stop().await?;

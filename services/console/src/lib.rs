@@ -180,8 +180,13 @@ impl Console {
         &self.url
     }
 
+    /// Stops taking requests and lets those under way finish — a few seconds at most: a browser
+    /// holding a connection open does not keep the console up.
     pub async fn stop(self) {
         let _ = self.stop.send(());
-        let _ = self.task.await;
+        let abort = self.task.abort_handle();
+        if tokio::time::timeout(std::time::Duration::from_secs(5), self.task).await.is_err() {
+            abort.abort();
+        }
     }
 }

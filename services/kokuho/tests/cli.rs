@@ -2,7 +2,7 @@
 //! names the stored result files and `files get` writes one again byte for byte (a clerk who
 //! lost a file), `anomalies` lists 中央区's open A01 with why (C3–C7), `waiting` its held
 //! record (R02, rules.md R5); another municipality's token is refused (S5). No 個人番号 in any
-//! output (S1).
+//! output (S1). And Ctrl-C stops `kokuho up`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may panic on what cannot happen.
 
 use std::path::{Path, PathBuf};
@@ -135,4 +135,22 @@ async fn read_commands_after_the_sample() {
     for n in numbers() {
         assert!(!all.contains(&n), "a 個人番号 was printed");
     }
+}
+
+/// Ctrl-C in the terminal of `kokuho up` reaches its nats-server as well (one process group),
+/// which then goes first: the system still stops, in bounded time — it used to wait for the log
+/// forever.
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_stops_up_even_when_its_nats_server_goes_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut up = common::start(&data);
+    let mut client = common::client(&data).await;
+    // Work in the runners, so that they are in steps that need the log.
+    let sample = sample();
+    let files =
+        ["01_131016_KS.csv", "01_131016_KK.csv"].map(|f| (f.to_string(), std::fs::read(sample.join(f)).unwrap()));
+    client.submit("131016", files.to_vec()).await.unwrap();
+    let took = up.interrupt(std::time::Duration::from_secs(60)).await;
+    assert!(took.is_some(), "kokuho up did not stop within a minute of Ctrl-C");
 }

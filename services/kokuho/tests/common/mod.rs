@@ -32,6 +32,21 @@ pub(crate) fn start(data: &Path) -> Up {
 impl Up {
     /// SIGKILL of the whole tree: no shutdown of any kind.
     pub(crate) fn kill(self) {}
+
+    /// Ctrl-C as a terminal sends it: SIGINT to the whole process group (kokuho and its
+    /// nats-server). How long kokuho took to exit, or `None` if it had not within `patience`.
+    pub(crate) async fn interrupt(&mut self, patience: Duration) -> Option<Duration> {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-INT", "--", &group]).status();
+        let started = std::time::Instant::now();
+        while started.elapsed() < patience {
+            if self.child.try_wait().unwrap().is_some() {
+                return Some(started.elapsed());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        None
+    }
 }
 
 impl Drop for Up {
