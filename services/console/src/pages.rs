@@ -641,7 +641,7 @@ pub(crate) async fn relay(
             waiting.push(WaitingRow {
                 resident: w.resident_number.clone(),
                 start: view::date(w.start),
-                reason: view::wait_reason(&open.code),
+                reason: kokuho_relay_domain::wait_reason(&open.code),
                 code: open.code,
                 receipt: open.receipt,
                 line: open.line,

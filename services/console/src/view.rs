@@ -187,11 +187,6 @@ pub(crate) fn former_householder(code: &str) -> &'static str {
     }
 }
 
-/// Why a record waits for the intermediate server: the 内容 of its R row (rules.md R5).
-pub(crate) fn wait_reason(code: &str) -> &'static str {
-    kokuho_relay_domain::re_text(code).map(|(_, _, text)| text).unwrap_or("")
-}
-
 /// A service's name as a clerk knows its work.
 pub(crate) fn service_name(service: &str) -> String {
     match service {

@@ -1269,7 +1269,7 @@ async fn waiting(
         ));
         for w in &p.waiting_records {
             let open = w.wait.clone().unwrap_or_default();
-            let why = kokuho_relay_domain::re_text(&open.code).map(|(_, _, text)| text).unwrap_or_default();
+            let why = kokuho_relay_domain::wait_reason(&open.code);
             text.push_str(&format!(
                 "  {} {} {} {} (receipt {} line {})\n",
                 w.resident_number, w.start, open.code, why, open.receipt, open.line

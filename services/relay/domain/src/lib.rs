@@ -130,6 +130,11 @@ pub fn re_text(code: &str) -> Option<(&'static str, &'static str, &'static str)>
     })
 }
 
+/// Why a record waits, as a clerk reads it: the 内容 of its R row; empty for a code that is none.
+pub fn wait_reason(code: &str) -> &'static str {
+    re_text(code).map(|(_, _, text)| text).unwrap_or("")
+}
+
 /// R2: the card of a period — the household state in force on its last day, or the latest
 /// state for an open period.
 pub fn card_of(states: &CardStates, period: &Period) -> Option<(String, String)> {

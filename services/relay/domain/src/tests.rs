@@ -169,6 +169,8 @@ fn r5_re_texts_are_documented() {
         assert!(row.contains(&format!("| {field} | {message} |")), "{code}: {row}");
     }
     assert_eq!(re_text("R06"), None);
+    assert_eq!(wait_reason("R06"), "");
+    assert_eq!(wait_reason("R02"), re_text("R02").expect("a text").2);
     for w in [Waiting::NoNumber, Waiting::Held] {
         assert!(re_text(w.code().expect("reported")).is_some());
     }
